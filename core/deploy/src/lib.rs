@@ -1,1 +1,115 @@
-//! placeholder
+//! `ferry-deploy`: the deploy-file language. Parsing (with positions), validation and planning,
+//! all pure: no file or network I/O, so the API, the scheduler and the CLI share it and tests
+//! need nothing around it.
+//!
+//! Two phases: [`parse`] turns the YAML text into the raw model ([`DeployFile`], every value with
+//! its line, column and field path) and checks every rule the file alone decides; [`plan`] adds
+//! the caller's manifest sources and overrides and produces the [`Plan`] the scheduler runs.
+//! Every error of a file is reported together as [`Diagnostics`].
+
+mod decode;
+pub mod diagnostics;
+mod file;
+pub mod manifests;
+pub mod node;
+pub mod plan;
+mod planner;
+pub mod raw;
+mod sections;
+mod steps;
+pub mod summary;
+pub mod templates;
+mod validate;
+
+pub use diagnostics::{Diagnostic, Diagnostics};
+pub use file::{is_dns_label, normalize_path};
+pub use manifests::Source;
+pub use plan::*;
+pub use planner::Overrides;
+pub use raw::DeployFile;
+
+use raw::ManifestSource;
+
+/// Parses and validates a deploy file. `file` names it in diagnostics (e.g. `deploy.yml`).
+pub fn parse(file: &str, text: &str) -> Result<DeployFile, Diagnostics> {
+    let mut d = decode::Decoder::new(file);
+    let docs = match node::load(text) {
+        Ok(docs) => docs,
+        Err(e) => {
+            return Err(Diagnostics(vec![Diagnostic {
+                file: file.to_string(),
+                line: e.line,
+                column: e.column,
+                path: "syntax".to_string(),
+                message: e.message,
+                suggestion: None,
+            }]));
+        }
+    };
+    let Some(root) = docs.first().filter(|r| !r.is_null()) else {
+        return Err(Diagnostics(vec![Diagnostic {
+            file: file.to_string(),
+            line: 1,
+            column: 1,
+            path: "file".to_string(),
+            message: "the deploy file is empty".to_string(),
+            suggestion: None,
+        }]));
+    };
+    if let Some(extra) = docs.get(1) {
+        d.error(extra, "file", "a deploy file holds one YAML document");
+    }
+    let parsed = d.deploy_file(root);
+    d.validate(&parsed);
+    if d.diags.is_empty() {
+        Ok(parsed)
+    } else {
+        Err(Diagnostics(d.diags).sorted())
+    }
+}
+
+impl DeployFile {
+    /// The local manifest paths the caller must load (files or directories, normalised,
+    /// relative to the deploy file's folder). URLs and inline manifests are not listed.
+    pub fn manifest_paths(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for m in &self.manifests {
+            if let ManifestSource::Path(p) = &m.source.value
+                && !out.contains(p)
+            {
+                out.push(p.clone());
+            }
+        }
+        out
+    }
+
+    /// The `http(s)` manifest URLs, fetched by the server.
+    pub fn manifest_urls(&self) -> Vec<String> {
+        self.manifests
+            .iter()
+            .filter_map(|m| match &m.source.value {
+                ManifestSource::Url(u) => Some(u.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Builds the plan from a parsed file, the manifest sources the caller loaded and overrides.
+pub fn plan(
+    file: &DeployFile,
+    sources: &[Source],
+    overrides: &Overrides,
+) -> Result<Plan, Diagnostics> {
+    planner::build(file, sources, overrides)
+}
+
+/// [`parse`] then [`plan`].
+pub fn check(
+    file: &str,
+    text: &str,
+    sources: &[Source],
+    overrides: &Overrides,
+) -> Result<Plan, Diagnostics> {
+    plan(&parse(file, text)?, sources, overrides)
+}

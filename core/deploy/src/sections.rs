@@ -1,0 +1,513 @@
+//! Decoding of the definition sections: `analysis` (queries and their judge), `webhooks` and
+//! `trafficManagement`, with their local rules (limits, unique names, template variables).
+
+use std::collections::HashSet;
+
+use crate::decode::{Decoder, pos};
+use crate::node::Node;
+use crate::plan::{
+    AnalysisQuery, DestinationRule, Direction, Header, Istio, Judge, KubernetesServices,
+    NetworkMode, Smi, Webhook,
+};
+use crate::raw::{RawTraffic, Spanned};
+use crate::templates;
+
+const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+
+impl Decoder<'_> {
+    /// Reports unknown `ferry.`/`armory.` variables of a template.
+    pub(crate) fn check_template(&mut self, node: &Node, path: &str, text: &str, webhook: bool) {
+        for var in templates::variables(text) {
+            if let Some((message, suggestion)) = templates::check(&var, webhook) {
+                self.at(&pos(node, path), message, suggestion);
+            }
+        }
+    }
+
+    /// Reports a duplicate name within a section.
+    fn unique(&mut self, seen: &mut HashSet<String>, name: &Spanned<String>, what: &str) -> bool {
+        if seen.insert(name.value.clone()) {
+            return true;
+        }
+        self.at(
+            &name.pos,
+            format!("duplicate {what} name \"{}\"", name.value),
+            None,
+        );
+        false
+    }
+
+    /// `analysis`: the default provider and the queries.
+    pub(crate) fn analysis(
+        &mut self,
+        node: &Node,
+        path: &str,
+    ) -> (Option<String>, Vec<Spanned<AnalysisQuery>>) {
+        let Some(fields) = self.map(node, path, &["defaultMetricProviderName", "queries"]) else {
+            return (None, Vec::new());
+        };
+        let default = fields
+            .get("defaultMetricProviderName")
+            .and_then(|n| self.name(n, &fields.field("defaultMetricProviderName")))
+            .map(|n| n.value);
+        let mut queries = Vec::new();
+        let mut seen = HashSet::new();
+        if let Some(list) = self.require(&fields, "queries") {
+            for (item, item_path) in self.seq(list, &fields.field("queries")) {
+                if let Some(q) = self.query(item, &item_path)
+                    && self.unique(
+                        &mut seen,
+                        &Spanned {
+                            value: q.value.name.clone(),
+                            pos: q.pos.clone(),
+                        },
+                        "query",
+                    )
+                {
+                    queries.push(q);
+                }
+            }
+        }
+        (default, queries)
+    }
+
+    fn query(&mut self, node: &Node, path: &str) -> Option<Spanned<AnalysisQuery>> {
+        let fields = self.map(
+            node,
+            path,
+            &[
+                "name",
+                "queryTemplate",
+                "upperLimit",
+                "lowerLimit",
+                "metricProviderName",
+                "judge",
+            ],
+        )?;
+        let name = self.require(&fields, "name");
+        let template = self.require(&fields, "queryTemplate");
+        let name = name.and_then(|n| self.name(n, &fields.field("name")));
+        let template = template.and_then(|t| {
+            let s = self.name(t, &fields.field("queryTemplate"))?;
+            self.check_template(t, &s.pos.path, &s.value, false);
+            Some(s)
+        });
+        let upper = fields
+            .get("upperLimit")
+            .map(|n| self.number(n, &fields.field("upperLimit")));
+        let lower = fields
+            .get("lowerLimit")
+            .map(|n| self.number(n, &fields.field("lowerLimit")));
+        let judge = fields
+            .get("judge")
+            .map(|j| self.judge(j, &fields.field("judge")));
+        if upper.is_none() && lower.is_none() && judge.is_none() {
+            self.error(
+                node,
+                path,
+                "a query needs upperLimit, lowerLimit or both (or a judge block)",
+            );
+        }
+        if let (Some(Some(u)), Some(Some(l))) = (upper, lower)
+            && l > u
+        {
+            let at = fields.get("lowerLimit").unwrap_or(node);
+            self.error(
+                at,
+                &fields.field("lowerLimit"),
+                format!("lowerLimit {l} is above upperLimit {u}"),
+            );
+        }
+        let provider = fields
+            .get("metricProviderName")
+            .and_then(|n| self.name(n, &fields.field("metricProviderName")))
+            .map(|n| n.value);
+        Some(Spanned {
+            value: AnalysisQuery {
+                name: name?.value,
+                query_template: template?.value,
+                upper_limit: upper.flatten(),
+                lower_limit: lower.flatten(),
+                metric_provider_name: provider,
+                judge: judge.flatten(),
+            },
+            pos: pos(node, path),
+        })
+    }
+
+    fn judge(&mut self, node: &Node, path: &str) -> Option<Judge> {
+        let fields = self.map(
+            node,
+            path,
+            &[
+                "direction",
+                "confidence",
+                "tolerance",
+                "allowedEffectSize",
+                "minSamples",
+                "critical",
+                "mustHaveData",
+                "group",
+                "weight",
+                "pass",
+                "marginal",
+            ],
+        )?;
+        let mut ok = true;
+        let direction = self
+            .optional_choice(
+                &fields,
+                "direction",
+                &[
+                    ("increase", Direction::Increase),
+                    ("decrease", Direction::Decrease),
+                    ("either", Direction::Either),
+                ],
+                &mut ok,
+            )
+            .unwrap_or_default();
+        let mut num =
+            |d: &mut Self, key: &str, default: f64, valid: fn(f64) -> bool, rule: &str| {
+                let Some(n) = fields.get(key) else {
+                    return default;
+                };
+                let p = fields.field(key);
+                match d.number(n, &p) {
+                    Some(v) if valid(v) => v,
+                    Some(v) => {
+                        d.error(n, &p, format!("{v} is out of range: {rule}"));
+                        ok = false;
+                        default
+                    }
+                    None => {
+                        ok = false;
+                        default
+                    }
+                }
+            };
+        let confidence = num(
+            self,
+            "confidence",
+            0.98,
+            |v| v > 0.0 && v < 1.0,
+            "must be between 0 and 1",
+        );
+        let tolerance = num(self, "tolerance", 0.25, |v| v >= 0.0, "must be at least 0");
+        let allowed_effect_size = num(
+            self,
+            "allowedEffectSize",
+            1.0,
+            |v| v > 0.0,
+            "must be above 0",
+        );
+        let weight = num(self, "weight", 1.0, |v| v > 0.0, "must be above 0");
+        let pass = num(
+            self,
+            "pass",
+            95.0,
+            |v| (0.0..=100.0).contains(&v),
+            "must be between 0 and 100",
+        );
+        let marginal = num(
+            self,
+            "marginal",
+            75.0,
+            |v| (0.0..=100.0).contains(&v),
+            "must be between 0 and 100",
+        );
+        if marginal > pass {
+            let at = fields.get("marginal").unwrap_or(node);
+            self.error(
+                at,
+                &fields.field("marginal"),
+                format!("marginal {marginal} is above pass {pass}"),
+            );
+            ok = false;
+        }
+        let min_samples = match fields.get("minSamples") {
+            Some(n) => self
+                .int(n, &fields.field("minSamples"), 1, 1_000_000)
+                .map(|v| u32::try_from(v).unwrap_or(30)),
+            None => Some(30),
+        };
+        let flag = |d: &mut Self, key: &str| match fields.get(key) {
+            Some(n) => d.boolean(n, &fields.field(key)),
+            None => Some(false),
+        };
+        let critical = flag(self, "critical");
+        let must_have_data = flag(self, "mustHaveData");
+        let group = fields
+            .get("group")
+            .and_then(|g| self.name(g, &fields.field("group")))
+            .map(|g| g.value);
+        ok.then_some(Judge {
+            direction,
+            confidence,
+            tolerance,
+            allowed_effect_size,
+            min_samples: min_samples?,
+            critical: critical?,
+            must_have_data: must_have_data?,
+            group,
+            weight,
+            pass,
+            marginal,
+        })
+    }
+
+    /// `webhooks`.
+    pub(crate) fn webhooks(&mut self, node: &Node, path: &str) -> Vec<Spanned<Webhook>> {
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        for (item, item_path) in self.seq(node, path) {
+            if let Some(w) = self.webhook(item, &item_path)
+                && self.unique(
+                    &mut seen,
+                    &Spanned {
+                        value: w.value.name.clone(),
+                        pos: w.pos.clone(),
+                    },
+                    "webhook",
+                )
+            {
+                out.push(w);
+            }
+        }
+        out
+    }
+
+    fn webhook(&mut self, node: &Node, path: &str) -> Option<Spanned<Webhook>> {
+        let fields = self.map(
+            node,
+            path,
+            &[
+                "name",
+                "method",
+                "uriTemplate",
+                "networkMode",
+                "agentIdentifier",
+                "headers",
+                "bodyTemplate",
+                "retryCount",
+                "disableCallback",
+            ],
+        )?;
+        let mut ok = true;
+        let name = self.require(&fields, "name");
+        let uri = self.require(&fields, "uriTemplate");
+        let name = name.and_then(|n| self.name(n, &fields.field("name")));
+        let uri = uri.and_then(|u| {
+            let s = self.name(u, &fields.field("uriTemplate"))?;
+            self.check_template(u, &s.pos.path, &s.value, true);
+            Some(s)
+        });
+        let method = match fields.get("method") {
+            Some(m) => {
+                let choices: Vec<(&str, &str)> = METHODS.iter().map(|m| (*m, *m)).collect();
+                let v = self.choice(m, &fields.field("method"), &choices);
+                ok &= v.is_some();
+                v.unwrap_or("POST").to_string()
+            }
+            None => "POST".to_string(),
+        };
+        let network_mode = self
+            .optional_choice(
+                &fields,
+                "networkMode",
+                &[
+                    ("direct", NetworkMode::Direct),
+                    ("remoteNetworkAgent", NetworkMode::RemoteNetworkAgent),
+                ],
+                &mut ok,
+            )
+            .unwrap_or_default();
+        let agent_identifier = fields
+            .get("agentIdentifier")
+            .and_then(|a| self.name(a, &fields.field("agentIdentifier")))
+            .map(|a| a.value);
+        let mut headers = Vec::new();
+        if let Some(list) = fields.get("headers") {
+            for (item, item_path) in self.seq(list, &fields.field("headers")) {
+                let Some(h) = self.map(item, &item_path, &["key", "value"]) else {
+                    ok = false;
+                    continue;
+                };
+                let key = self.require(&h, "key");
+                let value = self.require(&h, "value");
+                let key = key.and_then(|k| self.name(k, &h.field("key")));
+                let value = value.and_then(|v| {
+                    let s = self.string(v, &h.field("value"))?;
+                    self.check_template(v, &s.pos.path, &s.value, true);
+                    Some(s)
+                });
+                match (key, value) {
+                    (Some(key), Some(value)) => headers.push(Header {
+                        key: key.value,
+                        value: value.value,
+                    }),
+                    _ => ok = false,
+                }
+            }
+        }
+        let body_template = match fields.get("bodyTemplate") {
+            Some(b) => {
+                let body = self.map(b, &fields.field("bodyTemplate"), &["inline"]);
+                let inline = body
+                    .as_ref()
+                    .and_then(|f| self.require(f, "inline").map(|n| (n, f.field("inline"))));
+                match inline.and_then(|(n, p)| self.string(n, &p).map(|s| (n, s))) {
+                    Some((n, s)) => {
+                        self.check_template(n, &s.pos.path, &s.value, true);
+                        Some(s.value)
+                    }
+                    None => {
+                        ok = false;
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        let retry_count = match fields.get("retryCount") {
+            Some(r) => self
+                .int(r, &fields.field("retryCount"), 0, 100)
+                .map(|v| u32::try_from(v).unwrap_or(0)),
+            None => Some(0),
+        };
+        let disable_callback = match fields.get("disableCallback") {
+            Some(d) => self.boolean(d, &fields.field("disableCallback")),
+            None => Some(false),
+        };
+        if !ok {
+            return None;
+        }
+        Some(Spanned {
+            value: Webhook {
+                name: name?.value,
+                method,
+                uri_template: uri?.value,
+                network_mode,
+                agent_identifier,
+                headers,
+                body_template,
+                retry_count: retry_count?,
+                disable_callback: disable_callback?,
+            },
+            pos: pos(node, path),
+        })
+    }
+
+    /// `trafficManagement`.
+    pub(crate) fn traffic(&mut self, node: &Node, path: &str) -> Vec<RawTraffic> {
+        let mut out = Vec::new();
+        for (item, item_path) in self.seq(node, path) {
+            let Some(fields) =
+                self.map(item, &item_path, &["targets", "istio", "smi", "kubernetes"])
+            else {
+                continue;
+            };
+            let targets = fields
+                .get("targets")
+                .map(|t| self.string_list(t, &fields.field("targets")));
+            let mut entry = RawTraffic {
+                targets,
+                istio: Vec::new(),
+                smi: Vec::new(),
+                kubernetes: Vec::new(),
+            };
+            if let Some(list) = fields.get("istio") {
+                for (n, p) in self.seq(list, &fields.field("istio")) {
+                    entry.istio.extend(self.istio(n, &p));
+                }
+            }
+            if let Some(list) = fields.get("smi") {
+                for (n, p) in self.seq(list, &fields.field("smi")) {
+                    entry.smi.extend(self.smi(n, &p));
+                }
+            }
+            if let Some(list) = fields.get("kubernetes") {
+                for (n, p) in self.seq(list, &fields.field("kubernetes")) {
+                    let Some(f) = self.map(n, &p, &["activeService", "previewService"]) else {
+                        continue;
+                    };
+                    let active = self.require(&f, "activeService");
+                    let preview = self.require(&f, "previewService");
+                    let active = active.and_then(|a| self.name(a, &f.field("activeService")));
+                    let preview = preview.and_then(|a| self.name(a, &f.field("previewService")));
+                    if let (Some(a), Some(p)) = (active, preview) {
+                        entry.kubernetes.push(KubernetesServices {
+                            active_service: a.value,
+                            preview_service: p.value,
+                        });
+                    }
+                }
+            }
+            if fields.get_any(&["istio", "smi", "kubernetes"]).is_none() {
+                self.error(item, &item_path, "holds none of istio, smi or kubernetes");
+            }
+            out.push(entry);
+        }
+        out
+    }
+
+    fn istio(&mut self, node: &Node, path: &str) -> Option<Istio> {
+        let f = self.map(node, path, &["virtualService", "destinationRule"])?;
+        let vs = self.require(&f, "virtualService")?;
+        let vsf = self.map(vs, &f.field("virtualService"), &["name", "httpRouteName"])?;
+        let vs_name = self.require(&vsf, "name");
+        let vs_name = vs_name.and_then(|n| self.name(n, &vsf.field("name")))?;
+        let route = vsf
+            .get("httpRouteName")
+            .and_then(|r| self.name(r, &vsf.field("httpRouteName")))
+            .map(|r| r.value);
+        let destination_rule = match f.get("destinationRule") {
+            Some(dr) => {
+                let drf = self.map(
+                    dr,
+                    &f.field("destinationRule"),
+                    &["name", "activeSubsetName", "canarySubsetName"],
+                )?;
+                let name = self.require(&drf, "name");
+                let name = name.and_then(|n| self.name(n, &drf.field("name")))?;
+                let opt = |d: &mut Self, key: &str| {
+                    drf.get(key)
+                        .and_then(|n| d.name(n, &drf.field(key)))
+                        .map(|s| s.value)
+                };
+                Some(DestinationRule {
+                    name: name.value,
+                    active_subset_name: opt(self, "activeSubsetName"),
+                    canary_subset_name: opt(self, "canarySubsetName"),
+                })
+            }
+            None => None,
+        };
+        Some(Istio {
+            virtual_service: vs_name.value,
+            http_route_name: route,
+            destination_rule,
+        })
+    }
+
+    fn smi(&mut self, node: &Node, path: &str) -> Option<Smi> {
+        let f = self.map(
+            node,
+            path,
+            &["rootServiceName", "canaryServiceName", "trafficSplitName"],
+        )?;
+        let root = self.require(&f, "rootServiceName");
+        let root = root.and_then(|r| self.name(r, &f.field("rootServiceName")))?;
+        let opt = |d: &mut Self, key: &str| {
+            f.get(key)
+                .and_then(|n| d.name(n, &f.field(key)))
+                .map(|s| s.value)
+        };
+        let canary = opt(self, "canaryServiceName");
+        let split = opt(self, "trafficSplitName");
+        Some(Smi {
+            canary_service_name: canary.unwrap_or_else(|| format!("{}-canary", root.value)),
+            traffic_split_name: split.unwrap_or_else(|| root.value.clone()),
+            root_service_name: root.value,
+        })
+    }
+}

@@ -1,0 +1,77 @@
+//! The audit log: one row per mutating action (who, what, on which resource, details), written
+//! in the same transaction as the change it records.
+
+use crate::Store;
+use crate::error::{Result, write_error};
+use crate::ids::TenantId;
+use crate::page::clamp_limit;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgConnection;
+use sqlx::types::Json;
+
+/// An audit entry.
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+pub struct AuditEntry {
+    /// Increases with every entry; pass the smallest one seen as `before` for the next page.
+    pub id: i64,
+    pub tenant_id: TenantId,
+    /// Who did it: a user id, a credential's client id, or a service name.
+    pub actor: String,
+    /// What was done, e.g. `deployment.create`.
+    pub action: String,
+    pub resource_kind: String,
+    pub resource_id: String,
+    pub details: Json<serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What [`append`] records.
+#[derive(Clone, Debug)]
+pub struct NewAuditEntry {
+    pub actor: String,
+    pub action: String,
+    pub resource_kind: String,
+    pub resource_id: String,
+    pub details: serde_json::Value,
+}
+
+/// Records an action; returns the entry's id.
+pub async fn append(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    entry: &NewAuditEntry,
+) -> Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO audit_log (tenant_id, actor, action, resource_kind, resource_id, details)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(tenant)
+    .bind(&entry.actor)
+    .bind(&entry.action)
+    .bind(&entry.resource_kind)
+    .bind(&entry.resource_id)
+    .bind(Json(&entry.details))
+    .fetch_one(conn)
+    .await
+    .map_err(write_error("audit entry", "tenant"))
+}
+
+/// Entries newest first, older than `before` when given, at most `limit` (clamped to 1..=200).
+pub async fn list(
+    store: &Store,
+    tenant: TenantId,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<AuditEntry>> {
+    Ok(sqlx::query_as(
+        "SELECT id, tenant_id, actor, action, resource_kind, resource_id, details, created_at
+         FROM audit_log WHERE tenant_id = $1 AND ($2::bigint IS NULL OR id < $2)
+         ORDER BY id DESC LIMIT $3",
+    )
+    .bind(tenant)
+    .bind(before)
+    .bind(clamp_limit(limit))
+    .fetch_all(store.pool())
+    .await?)
+}

@@ -1,0 +1,13 @@
+//! The svc-agent-hub binary: parse settings, start tracing, run until SIGTERM.
+
+use clap::Parser;
+use ferry_svc_agent_hub::{Listeners, Settings, run};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = Settings::parse();
+    ferry_runtime::telemetry::init(&settings.common)?;
+    settings.validate()?;
+    let listeners = Listeners::bind(&settings).await?;
+    run(settings, listeners, ferry_runtime::shutdown::on_signals()).await
+}

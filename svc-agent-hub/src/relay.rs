@@ -1,0 +1,357 @@
+//! The bus side of the hub: this replica's queue on the `ferry.hub` exchange, and for each
+//! request taken off it, the relay to the agent's stream and the replies back to the caller's
+//! reply queue (accepted, head, body chunks, end; or an error).
+
+use crate::agents::{AgentConn, HubState, PENDING_CAPACITY, Pending, split_body};
+use crate::metrics::outcome;
+use ferry_proto::agent::{Cancel, HubMessage, RequestBody, hub_message, response};
+use ferry_proto::tunnel::{
+    Accepted, TunnelErrorCode, TunnelReply, TunnelRequest, tunnel_reply,
+};
+use ferry_proto::{routing, tunnel};
+use futures::StreamExt;
+use lapin::options::{
+    BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, ExchangeKind};
+use prost::Message;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Errors of the relay's bus plumbing.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// A broker operation failed.
+    #[error("RabbitMQ")]
+    Amqp(#[from] lapin::Error),
+    /// The consumer stopped: the connection or channel closed.
+    #[error("the replica queue consumer stopped")]
+    ConsumerEnded,
+}
+
+/// Declares the exchange and this replica's queue and starts consuming it.
+pub async fn consume(
+    channel: &Channel,
+    prefix: &str,
+    replica: &str,
+) -> Result<lapin::Consumer, RelayError> {
+    let exchange = routing::hub_exchange(prefix);
+    let queue = routing::replica_queue(prefix, replica);
+    channel
+        .exchange_declare(
+            exchange.as_str().into(),
+            ExchangeKind::Direct,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    // Exclusive and auto-delete: the queue dies with this replica's connection, so a request
+    // published to a dead replica is returned to its caller at once (mandatory flag).
+    channel
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_bind(
+            queue.as_str().into(),
+            exchange.as_str().into(),
+            replica.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    // No acks: a request lives only as long as this replica anyway (the queue goes with it),
+    // and callers retry what was lost, so acking would only add a round trip.
+    let consumer = channel
+        .basic_consume(
+            queue.as_str().into(),
+            format!("hub-{replica}").as_str().into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                exclusive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(consumer)
+}
+
+/// Takes requests off the queue until it ends, relaying each in its own task.
+pub async fn serve(
+    state: Arc<HubState>,
+    mut consumer: lapin::Consumer,
+    replies: Channel,
+) -> Result<(), RelayError> {
+    while let Some(delivery) = consumer.next().await {
+        let delivery = delivery?;
+        let reply_to = delivery
+            .properties
+            .reply_to()
+            .as_ref()
+            .map(|r| r.to_string());
+        let Some(reply_to) = reply_to else {
+            tracing::warn!("request without reply_to dropped");
+            continue;
+        };
+        let request = match TunnelRequest::decode(delivery.data.as_slice()) {
+            Ok(request) => request,
+            Err(e) => {
+                tracing::warn!(error = %e, "undecodable request");
+                state.metrics.requests.with_label_values(&[outcome::INVALID]).inc();
+                continue;
+            }
+        };
+        let replier = Replier {
+            channel: replies.clone(),
+            reply_to,
+            request_id: request
+                .request
+                .as_ref()
+                .map(|r| r.request_id.clone())
+                .unwrap_or_default(),
+            seq: 0,
+        };
+        state.tasks.spawn(relay(state.clone(), request, replier));
+    }
+    Err(RelayError::ConsumerEnded)
+}
+
+/// Publishes the numbered replies of one request.
+struct Replier {
+    channel: Channel,
+    reply_to: String,
+    request_id: String,
+    seq: u64,
+}
+
+impl Replier {
+    async fn send(&mut self, part: tunnel_reply::Part) -> Result<(), lapin::Error> {
+        let reply = TunnelReply {
+            request_id: self.request_id.clone(),
+            seq: self.seq,
+            part: Some(part),
+        };
+        self.seq += 1;
+        self.channel
+            .basic_publish(
+                "".into(),
+                self.reply_to.as_str().into(),
+                Default::default(),
+                &reply.encode_to_vec(),
+                BasicProperties::default().with_correlation_id(self.request_id.as_str().into()),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn error(&mut self, code: TunnelErrorCode, message: impl Into<String>) {
+        let part = tunnel_reply::Part::Error(tunnel::TunnelError {
+            code: code as i32,
+            agent_code: 0,
+            message: message.into(),
+        });
+        if let Err(e) = self.send(part).await {
+            tracing::warn!(error = %e, "publishing an error reply");
+        }
+    }
+}
+
+/// Relays one request to its agent and the agent's answer back to the caller.
+async fn relay(state: Arc<HubState>, request: TunnelRequest, mut replier: Replier) {
+    let started = Instant::now();
+    let outcome = relay_inner(&state, request, &mut replier).await;
+    state.metrics.requests.with_label_values(&[outcome]).inc();
+    state
+        .metrics
+        .request_seconds
+        .observe(started.elapsed().as_secs_f64());
+}
+
+async fn relay_inner(
+    state: &HubState,
+    request: TunnelRequest,
+    replier: &mut Replier,
+) -> &'static str {
+    let Some(mut agent_request) = request.request else {
+        replier
+            .error(TunnelErrorCode::InvalidRequest, "request without a body")
+            .await;
+        return outcome::INVALID;
+    };
+    let conn = state
+        .agent(&request.tenant, &request.agent_id)
+        .filter(|c| request.session == 0 || c.session == request.session)
+        .filter(|c| !c.closed.is_cancelled());
+    let Some(conn) = conn else {
+        replier
+            .error(
+                TunnelErrorCode::NotConnected,
+                format!(
+                    "agent {} is not connected to replica {}",
+                    request.agent_id, state.replica
+                ),
+            )
+            .await;
+        return outcome::NOT_CONNECTED;
+    };
+    let deadline = deadline_instant(agent_request.deadline_unix_ms);
+    if deadline.is_some_and(|d| d <= Instant::now()) {
+        replier
+            .error(TunnelErrorCode::DeadlineExceeded, "deadline passed before relaying")
+            .await;
+        return outcome::DEADLINE;
+    }
+
+    let request_id = agent_request.request_id.clone();
+    let (parts_tx, mut parts) = tokio::sync::mpsc::channel(PENDING_CAPACITY);
+    let buffered = Arc::new(AtomicUsize::new(0));
+    conn.lock_pending().insert(
+        request_id.clone(),
+        Pending {
+            parts: parts_tx,
+            buffered: buffered.clone(),
+        },
+    );
+    let _forget = Forget {
+        conn: &conn,
+        request_id: &request_id,
+    };
+
+    let (first, rest) = split_body(std::mem::take(&mut agent_request.body));
+    agent_request.body = first;
+    agent_request.body_complete = rest.is_empty();
+    if send(&conn, hub_message::Kind::Request(agent_request)).await.is_err() {
+        replier
+            .error(TunnelErrorCode::AgentDisconnected, "the agent's stream closed")
+            .await;
+        return outcome::DISCONNECTED;
+    }
+    let last = rest.len().saturating_sub(1);
+    for (i, data) in rest.into_iter().enumerate() {
+        let body = RequestBody {
+            request_id: request_id.clone(),
+            data,
+            end: i == last,
+        };
+        if send(&conn, hub_message::Kind::RequestBody(body)).await.is_err() {
+            replier
+                .error(TunnelErrorCode::AgentDisconnected, "the agent's stream closed")
+                .await;
+            return outcome::DISCONNECTED;
+        }
+    }
+    if let Err(e) = replier.send(tunnel_reply::Part::Accepted(Accepted {})).await {
+        tracing::warn!(error = %e, "publishing accepted");
+    }
+
+    loop {
+        let next = match deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline.into(), parts.recv()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    let cancel = Cancel {
+                        request_id: request_id.clone(),
+                    };
+                    let _ = send(&conn, hub_message::Kind::Cancel(cancel)).await;
+                    replier
+                        .error(TunnelErrorCode::DeadlineExceeded, "the agent did not answer in time")
+                        .await;
+                    return outcome::DEADLINE;
+                }
+            },
+            None => parts.recv().await,
+        };
+        let Some(part) = next else {
+            replier
+                .error(
+                    TunnelErrorCode::AgentDisconnected,
+                    "the agent disconnected before answering completely",
+                )
+                .await;
+            return outcome::DISCONNECTED;
+        };
+        let (reply, done, size) = match part {
+            response::Part::Head(head) => (tunnel_reply::Part::Head(head), None, 0),
+            response::Part::Chunk(chunk) => {
+                let size = chunk.data.len();
+                (tunnel_reply::Part::Chunk(chunk), None, size)
+            }
+            response::Part::End(end) => (tunnel_reply::Part::End(end), Some(outcome::OK), 0),
+            response::Part::Error(error) => (
+                tunnel_reply::Part::Error(tunnel::TunnelError {
+                    code: TunnelErrorCode::Remote as i32,
+                    agent_code: error.code,
+                    message: error.message,
+                }),
+                Some(outcome::REMOTE_ERROR),
+                0,
+            ),
+        };
+        let published = replier.send(reply).await;
+        buffered.fetch_sub(size, Ordering::SeqCst);
+        if let Err(e) = published {
+            // The caller's reply queue is unreachable: nobody can use the rest.
+            tracing::warn!(error = %e, "publishing a reply");
+            let cancel = Cancel {
+                request_id: request_id.clone(),
+            };
+            let _ = send(&conn, hub_message::Kind::Cancel(cancel)).await;
+            return outcome::DISCONNECTED;
+        }
+        if let Some(outcome) = done {
+            return outcome;
+        }
+    }
+}
+
+/// Removes the pending entry however the relay ends.
+struct Forget<'a> {
+    conn: &'a AgentConn,
+    request_id: &'a str,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.conn.forget(self.request_id);
+    }
+}
+
+/// Queues a message to the agent, failing when its stream is over.
+async fn send(conn: &AgentConn, kind: hub_message::Kind) -> Result<(), ()> {
+    if conn.closed.is_cancelled() {
+        return Err(());
+    }
+    let message = HubMessage { kind: Some(kind) };
+    tokio::select! {
+        sent = conn.outbound.send(Ok(message)) => sent.map_err(|_| ()),
+        _ = conn.closed.cancelled() => Err(()),
+    }
+}
+
+/// The deadline as a local instant; `None` when the caller set none.
+fn deadline_instant(unix_ms: u64) -> Option<Instant> {
+    if unix_ms == 0 {
+        return None;
+    }
+    let now_ms = crate::routes::unix_ms();
+    let now = Instant::now();
+    Some(if unix_ms <= now_ms {
+        now
+    } else {
+        now + Duration::from_millis(unix_ms - now_ms)
+    })
+}
+

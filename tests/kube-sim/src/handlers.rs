@@ -1,0 +1,314 @@
+//! The resource API: parses `/api/v1/...` and `/apis/{group}/{version}/...` paths and serves
+//! get, list, watch, create, replace, patch (merge, JSON, strategic, apply), delete and
+//! deletecollection, plus the `status` and `scale` subresources.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::objects::{for_version, stale};
+use crate::ops::{self, Propagation};
+use crate::patch::{self, PatchKind};
+use crate::resources::ResourceType;
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::state::SimState;
+use crate::{discovery, table, watch, yaml};
+
+/// A request for a resource (collection, object or subresource).
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The resource.
+    pub rt: ResourceType,
+    /// The version in the path.
+    pub version: String,
+    /// Namespace from the path; empty for cluster-scoped or all-namespaces requests.
+    pub ns: String,
+    /// Object name.
+    pub name: Option<String>,
+    /// Subresource (`status`, `scale`).
+    pub sub: Option<String>,
+}
+
+/// Parses the path after `/api/v1` or `/apis/{group}/{version}`; `Ok(None)` for the group
+/// version's discovery document.
+pub fn parse_target(
+    state: &SimState,
+    group: &str,
+    version: &str,
+    segs: &[&str],
+) -> Result<Option<Target>, ApiError> {
+    if segs.is_empty() {
+        return Ok(None);
+    }
+    let find = |plural: &str| state.registry.find(group, version, plural).cloned();
+    let not_found = || ApiError { code: 404, reason: "NotFound", message: "the server could not find the requested resource".into(), details: None };
+    let namespaced = segs[0] == "namespaces"
+        && segs.len() >= 3
+        && find(segs[2]).is_some_and(|t| t.namespaced);
+    let (ns, rest) = if namespaced { (segs[1].to_string(), &segs[2..]) } else { (String::new(), segs) };
+    let rt = find(rest[0]).ok_or_else(not_found)?;
+    if rest.len() > 3 || (!namespaced && rt.namespaced && rest.len() > 1) {
+        return Err(not_found());
+    }
+    let sub = rest.get(2).map(|s| s.to_string());
+    if let Some(s) = &sub
+        && !((s == "status" && rt.status) || (s == "scale" && rt.scale))
+    {
+        return Err(not_found());
+    }
+    Ok(Some(Target { rt, version: version.to_string(), ns, name: rest.get(1).map(|s| s.to_string()), sub }))
+}
+
+fn ok(v: Value) -> Response {
+    (StatusCode::OK, axum::Json(v)).into_response()
+}
+
+fn created(v: Value) -> Response {
+    (StatusCode::CREATED, axum::Json(v)).into_response()
+}
+
+fn manager(q: &HashMap<String, String>, headers: &HeaderMap) -> String {
+    if let Some(m) = q.get("fieldManager").filter(|m| !m.is_empty()) {
+        return m.clone();
+    }
+    // Like the real server: the default manager is the client binary from the User-Agent.
+    headers
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ua| ua.split('/').next())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("unknown")
+        .to_string()
+}
+
+fn body_json(body: &Bytes) -> Result<Value, ApiError> {
+    yaml::parse(body)
+}
+
+fn scale_of(t: &Target, obj: &Value) -> Value {
+    let meta = &obj["metadata"];
+    let selector = LabelSelector::from_object(&obj["spec"]["selector"]).to_query();
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+                     "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"]},
+        "spec": {"replicas": obj["spec"]["replicas"].as_i64().unwrap_or(0)},
+        "status": {"replicas": obj["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector},
+    })
+    .tap_ns(t)
+}
+
+trait TapNs {
+    fn tap_ns(self, t: &Target) -> Value;
+}
+
+impl TapNs for Value {
+    fn tap_ns(mut self, t: &Target) -> Value {
+        if !t.rt.namespaced
+            && let Some(m) = self["metadata"].as_object_mut()
+        {
+            m.remove("namespace");
+        }
+        self
+    }
+}
+
+/// Serves one resource request.
+pub async fn serve(
+    state: Arc<SimState>,
+    t: Target,
+    method: Method,
+    q: HashMap<String, String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let key = t.rt.key();
+    let show = |obj: Value| for_version(&t.rt, &t.version, obj);
+    let ns = t.ns.clone();
+    match (&method, &t.name) {
+        (&Method::GET, None) => {
+            let labels = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?;
+            let fields = FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str))?;
+            let rv_param = q.get("resourceVersion").filter(|s| !s.is_empty() && *s != "0");
+            let from = match rv_param {
+                Some(s) => Some(s.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {s}")))?),
+                None => None,
+            };
+            if q.get("watch").is_some_and(|w| w == "true" || w == "1") {
+                let req = watch::WatchRequest {
+                    rt: t.rt.clone(),
+                    version: t.version.clone(),
+                    namespace: (!ns.is_empty()).then_some(ns),
+                    labels,
+                    fields,
+                    from: if q.get("sendInitialEvents").is_some_and(|v| v == "true") { None } else { from },
+                    bookmarks: q.get("allowWatchBookmarks").is_some_and(|v| v == "true"),
+                    send_initial: q.get("sendInitialEvents").is_some_and(|v| v == "true"),
+                    timeout: q.get("timeoutSeconds").and_then(|s| s.parse().ok()).map(Duration::from_secs),
+                };
+                return Ok(watch::start(state, req));
+            }
+            if let Some(from) = from
+                && q.get("resourceVersionMatch").is_some_and(|m| m == "Exact")
+                && state.store.compacted_after(&key, from)
+            {
+                return Err(ApiError::gone(from));
+            }
+            let (items, rv) = state.store.list(&key, (!ns.is_empty()).then_some(ns.as_str()));
+            let items: Vec<Value> = items
+                .into_iter()
+                .filter(|o| labels.matches(o) && fields.matches(o))
+                .map(show)
+                .collect();
+            if table::wanted(&headers) {
+                return Ok(ok(table::render(&t.rt, &items, Some(rv))));
+            }
+            Ok(ok(json!({
+                "kind": format!("{}List", t.rt.kind),
+                "apiVersion": t.rt.api_version(&t.version),
+                "metadata": {"resourceVersion": rv.to_string()},
+                "items": items,
+            })))
+        }
+        (&Method::GET, Some(name)) => {
+            let obj = state
+                .store
+                .get(&key, &ns, name)
+                .ok_or_else(|| ApiError::not_found(&t.rt.plural, &t.rt.group, name))?;
+            if t.sub.as_deref() == Some("scale") {
+                return Ok(ok(scale_of(&t, &obj)));
+            }
+            if table::wanted(&headers) {
+                return Ok(ok(table::render(&t.rt, &[show(obj)], None)));
+            }
+            Ok(ok(show(obj)))
+        }
+        (&Method::POST, None) => {
+            let obj = ops::create(&state, &t.rt, &t.version, &ns, body_json(&body)?, Some(&manager(&q, &headers)))?;
+            Ok(created(show(obj)))
+        }
+        (&Method::PUT, Some(name)) => {
+            let new = body_json(&body)?;
+            let mgr = manager(&q, &headers);
+            if t.sub.as_deref() == Some("scale") {
+                return set_scale(&state, &t, name, &mgr, |_| Ok(new));
+            }
+            let obj = ops::update(&state, &t.rt, &t.version, &ns, name, t.sub.as_deref(), Some(&mgr), |_| Ok(new))?;
+            Ok(ok(show(obj)))
+        }
+        (&Method::PATCH, Some(name)) => {
+            let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            let kind = PatchKind::from_content_type(ct).ok_or_else(|| {
+                ApiError::unsupported_media_type(format!("the body of the request was in an unknown format: {ct}"))
+            })?;
+            let p = body_json(&body)?;
+            let mgr = manager(&q, &headers);
+            if kind == PatchKind::Apply {
+                let Some(fm) = q.get("fieldManager").filter(|m| !m.is_empty()) else {
+                    return Err(ApiError::bad_request(
+                        "PATCH requests with apply content type require a field manager",
+                    ));
+                };
+                if t.sub.as_deref() == Some("scale") {
+                    return Err(ApiError::unsupported_media_type("apply is not supported on the scale subresource"));
+                }
+                let force = q.get("force").is_some_and(|f| f == "true");
+                let obj = ops::apply(&state, &t.rt, &t.version, &ns, name, t.sub.as_deref(), p, fm, force)?;
+                return Ok(ok(show(obj)));
+            }
+            let builtin = t.rt.builtin;
+            if t.sub.as_deref() == Some("scale") {
+                return set_scale(&state, &t, name, &mgr, |scale| patch::apply(kind, scale, &p, true));
+            }
+            let obj = ops::update(&state, &t.rt, &t.version, &ns, name, t.sub.as_deref(), Some(&mgr), |cur| {
+                let mut base = for_version(&t.rt, &t.version, cur.clone());
+                if let Some(m) = base["metadata"].as_object_mut() {
+                    // A patch never carries a resourceVersion precondition unless it sets one.
+                    m.remove("resourceVersion");
+                }
+                patch::apply(kind, &base, &p, builtin)
+            })?;
+            Ok(ok(show(obj)))
+        }
+        (&Method::DELETE, Some(name)) => {
+            let opts: Value = if body.is_empty() { json!({}) } else { body_json(&body)? };
+            let policy = q
+                .get("propagationPolicy")
+                .map(String::as_str)
+                .or_else(|| opts["propagationPolicy"].as_str())
+                .or_else(|| (opts["orphanDependents"] == true).then_some("Orphan"))
+                .map(Propagation::parse)
+                .transpose()?
+                .unwrap_or(Propagation::Background);
+            if let Some(rv) = opts["preconditions"]["resourceVersion"].as_str()
+                && let Some(cur) = state.store.get(&key, &ns, name)
+                && cur["metadata"]["resourceVersion"].as_str() != Some(rv)
+            {
+                return Err(stale(&t.rt, name));
+            }
+            let obj = ops::delete(&state, &t.rt, &ns, name, policy)?;
+            Ok(ok(show(obj)))
+        }
+        (&Method::DELETE, None) => {
+            let labels = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?;
+            let fields = FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str))?;
+            let (items, _) = state.store.list(&key, (!ns.is_empty()).then_some(ns.as_str()));
+            let mut deleted = Vec::new();
+            for o in items.into_iter().filter(|o| labels.matches(o) && fields.matches(o)) {
+                let (ons, oname) = crate::objects::name_of(&o);
+                if let Ok(d) = ops::delete(&state, &t.rt, ons, oname, Propagation::Background) {
+                    deleted.push(show(d));
+                }
+            }
+            Ok(ok(json!({"kind": format!("{}List", t.rt.kind), "apiVersion": t.rt.api_version(&t.version),
+                          "metadata": {"resourceVersion": state.store.current_rv().to_string()}, "items": deleted})))
+        }
+        _ => Err(ApiError::method_not_allowed(format!("{method} is not supported here"))),
+    }
+}
+
+/// Writes `.spec.replicas` through the `scale` subresource: `f` turns the current Scale into
+/// the desired one.
+fn set_scale(
+    state: &SimState,
+    t: &Target,
+    name: &str,
+    mgr: &str,
+    f: impl FnOnce(&Value) -> Result<Value, ApiError>,
+) -> Result<Response, ApiError> {
+    let obj = ops::update(state, &t.rt, &t.version, &t.ns, name, None, Some(mgr), |cur| {
+        let scale = scale_of(t, cur);
+        let desired = f(&scale)?;
+        if let Some(rv) = desired["metadata"]["resourceVersion"].as_str()
+            && !rv.is_empty()
+            && Some(rv) != cur["metadata"]["resourceVersion"].as_str()
+        {
+            return Err(stale(&t.rt, name));
+        }
+        let replicas = desired["spec"]["replicas"]
+            .as_i64()
+            .filter(|r| *r >= 0)
+            .ok_or_else(|| ApiError::invalid("spec.replicas: Invalid value: must be a non-negative integer"))?;
+        let mut new = cur.clone();
+        new["spec"]["replicas"] = json!(replicas);
+        Ok(new)
+    })?;
+    Ok(ok(scale_of(t, &obj)))
+}
+
+/// Serves discovery for a group version.
+pub fn group_version_doc(state: &SimState, group: &str, version: &str) -> Result<Response, ApiError> {
+    discovery::resource_list(&state.registry, group, version).map(ok).ok_or_else(|| ApiError {
+        code: 404,
+        reason: "NotFound",
+        message: "the server could not find the requested resource".into(),
+        details: None,
+    })
+}

@@ -1,0 +1,61 @@
+//! The simulator's shared state: store, resource registry, bearer token, ready delay, fault
+//! switches and the shutdown token, handed to handlers and the controller as `Arc<SimState>`.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::faults::Faults;
+use crate::resources::Registry;
+use crate::store::Store;
+
+/// Everything a request handler or the controller needs.
+#[derive(Debug)]
+pub struct SimState {
+    /// Object storage and watch events.
+    pub store: Store,
+    /// Served resources.
+    pub registry: Registry,
+    /// The bearer token every API request must carry.
+    pub token: String,
+    /// How long a Pod takes to turn Ready.
+    pub ready_delay: Duration,
+    /// `host:port` the simulator listens on (for `/api`'s serverAddressByClientCIDRs).
+    pub server_address: String,
+    /// Cancelled on shutdown; ends watches and the controller.
+    pub shutdown: CancellationToken,
+    faults: Mutex<Faults>,
+}
+
+impl SimState {
+    /// New state with the given settings.
+    pub fn new(
+        registry: Registry,
+        history: usize,
+        token: String,
+        ready_delay: Duration,
+        faults: Faults,
+        server_address: String,
+    ) -> SimState {
+        SimState {
+            store: Store::new(history),
+            registry,
+            token,
+            ready_delay,
+            server_address,
+            shutdown: CancellationToken::new(),
+            faults: Mutex::new(faults),
+        }
+    }
+
+    /// The current fault switches.
+    pub fn faults(&self) -> Faults {
+        *self.faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces the fault switches.
+    pub fn set_faults(&self, faults: Faults) {
+        *self.faults.lock().unwrap_or_else(|e| e.into_inner()) = faults;
+    }
+}
