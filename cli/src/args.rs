@@ -52,3 +52,35 @@ pub struct ValidateArgs {
     #[arg(long = "target", value_name = "TARGET")]
     pub targets: Vec<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn grammar_is_consistent_and_parses_validate() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "ferry",
+            "deploy",
+            "validate",
+            "-f",
+            "d.yml",
+            "--target",
+            "a",
+            "--target",
+            "b",
+            "--add-context",
+            "k=v",
+        ])
+        .unwrap();
+        let Command::Deploy(DeployArgs {
+            command: DeployCommand::Validate(v),
+        }) = cli.command;
+        assert_eq!(v.file, PathBuf::from("d.yml"));
+        assert_eq!(v.targets, ["a", "b"]);
+        assert_eq!(v.add_context, ["k=v"]);
+    }
+}

@@ -234,7 +234,9 @@ async fn read_hello(inbound: &mut Streaming<AgentMessage>) -> Result<Hello, Stat
         kind: Some(agent_message::Kind::Hello(hello)),
     }) = first
     else {
-        return Err(Status::invalid_argument("the first message must be a hello"));
+        return Err(Status::invalid_argument(
+            "the first message must be a hello",
+        ));
     };
     if hello.protocol_version < ferry_proto::MIN_PROTOCOL_VERSION {
         return Err(Status::failed_precondition(format!(
@@ -268,7 +270,11 @@ enum End {
 }
 
 /// Reads one agent's messages until the stream ends, then unregisters it.
-async fn read_agent(state: Arc<HubState>, conn: Arc<AgentConn>, mut inbound: Streaming<AgentMessage>) {
+async fn read_agent(
+    state: Arc<HubState>,
+    conn: Arc<AgentConn>,
+    mut inbound: Streaming<AgentMessage>,
+) {
     let end = loop {
         let next = tokio::select! {
             biased;
@@ -285,7 +291,11 @@ async fn read_agent(state: Arc<HubState>, conn: Arc<AgentConn>, mut inbound: Str
         };
         match message {
             agent_message::Kind::Heartbeat(_) => {
-                match state.routes.refresh(&conn.tenant, &conn.agent, conn.session).await {
+                match state
+                    .routes
+                    .refresh(&conn.tenant, &conn.agent, conn.session)
+                    .await
+                {
                     Ok(true) => {}
                     Ok(false) => break End::RouteMoved,
                     // Redis being briefly away is no reason to drop the agent: the lease runs
@@ -416,7 +426,10 @@ mod tests {
         let body = Bytes::from(vec![7u8; max * 2 + 10]);
         let (first, rest) = split_body(body.clone());
         assert_eq!(first.len(), max);
-        assert_eq!(rest.iter().map(Bytes::len).collect::<Vec<_>>(), vec![max, 10]);
+        assert_eq!(
+            rest.iter().map(Bytes::len).collect::<Vec<_>>(),
+            vec![max, 10]
+        );
         let mut joined = first.to_vec();
         rest.iter().for_each(|c| joined.extend_from_slice(c));
         assert_eq!(joined, body.to_vec());

@@ -65,10 +65,12 @@ pub async fn load_verifier(
     jwks_file: Option<&Path>,
 ) -> Result<Verifier, KeysError> {
     let jwks = match jwks_file {
-        Some(path) => tokio::fs::read(path).await.map_err(|source| KeysError::File {
-            path: path.display().to_string(),
-            source,
-        })?,
+        Some(path) => tokio::fs::read(path)
+            .await
+            .map_err(|source| KeysError::File {
+                path: path.display().to_string(),
+                source,
+            })?,
         None => discover_jwks(issuer).await?,
     };
     Ok(Verifier::from_jwks_json(&jwks, issuer, audience)?)

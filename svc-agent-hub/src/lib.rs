@@ -43,9 +43,7 @@ pub struct Listeners {
 impl Listeners {
     /// Binds the addresses of `settings` (the admin address defaults to `0.0.0.0:9090`).
     pub async fn bind(settings: &Settings) -> anyhow::Result<Listeners> {
-        let admin_addr = settings
-            .common
-            .admin_addr_or(([0, 0, 0, 0], 9090).into());
+        let admin_addr = settings.common.admin_addr_or(([0, 0, 0, 0], 9090).into());
         Ok(Listeners {
             hub: TcpListener::bind(settings.hub_addr)
                 .await
@@ -117,7 +115,10 @@ pub async fn run_with_registry(
 
     let metrics = Metrics::register(&registry).context("registering metrics")?;
     let routes = Routes::new(redis.clone(), &prefix, &replica, settings.lease_ttl());
-    routes.mark_alive().await.context("marking the replica alive")?;
+    routes
+        .mark_alive()
+        .await
+        .context("marking the replica alive")?;
     let state = Arc::new(HubState {
         replica: replica.clone(),
         routes: routes.clone(),
@@ -148,7 +149,14 @@ pub async fn run_with_registry(
         consume: consume_channel,
         reply: reply_channel,
     };
-    let work = serve(state, listeners.hub, tls, consumer, channels, shutdown.clone());
+    let work = serve(
+        state,
+        listeners.hub,
+        tls,
+        consumer,
+        channels,
+        shutdown.clone(),
+    );
     ferry_runtime::lifecycle::run(
         "svc-agent-hub",
         listeners.admin,
@@ -191,7 +199,11 @@ async fn serve(
             stop_accepting.clone().cancelled_owned(),
         );
     let grpc = tokio::spawn(grpc);
-    let relay = tokio::spawn(relay::serve(state.clone(), consumer, channels.reply.clone()));
+    let relay = tokio::spawn(relay::serve(
+        state.clone(),
+        consumer,
+        channels.reply.clone(),
+    ));
     let alive = tokio::spawn(keep_alive(state.clone()));
 
     let result = tokio::select! {

@@ -3,9 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Outcome labels of `ferry_hub_requests_total`.
 pub mod outcome {
@@ -52,7 +50,10 @@ impl Metrics {
                 "Agent streams held by this replica",
             )?,
             requests: IntCounterVec::new(
-                Opts::new("ferry_hub_requests_total", "Requests relayed to agents by outcome"),
+                Opts::new(
+                    "ferry_hub_requests_total",
+                    "Requests relayed to agents by outcome",
+                ),
                 &["outcome"],
             )?,
             request_seconds: Histogram::with_opts(
@@ -61,8 +62,8 @@ impl Metrics {
                     "Time from dequeuing a request to publishing its last reply",
                 )
                 .buckets(vec![
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                    5.0, 10.0, 30.0,
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0, 30.0,
                 ]),
             )?,
             stream_errors: IntCounter::new(

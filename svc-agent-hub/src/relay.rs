@@ -5,9 +5,7 @@
 use crate::agents::{AgentConn, HubState, PENDING_CAPACITY, Pending, split_body};
 use crate::metrics::outcome;
 use ferry_proto::agent::{Cancel, HubMessage, RequestBody, hub_message, response};
-use ferry_proto::tunnel::{
-    Accepted, TunnelErrorCode, TunnelReply, TunnelRequest, tunnel_reply,
-};
+use ferry_proto::tunnel::{Accepted, TunnelErrorCode, TunnelReply, TunnelRequest, tunnel_reply};
 use ferry_proto::{routing, tunnel};
 use futures::StreamExt;
 use lapin::options::{
@@ -110,7 +108,11 @@ pub async fn serve(
             Ok(request) => request,
             Err(e) => {
                 tracing::warn!(error = %e, "undecodable request");
-                state.metrics.requests.with_label_values(&[outcome::INVALID]).inc();
+                state
+                    .metrics
+                    .requests
+                    .with_label_values(&[outcome::INVALID])
+                    .inc();
                 continue;
             }
         };
@@ -210,7 +212,10 @@ async fn relay_inner(
     let deadline = deadline_instant(agent_request.deadline_unix_ms);
     if deadline.is_some_and(|d| d <= Instant::now()) {
         replier
-            .error(TunnelErrorCode::DeadlineExceeded, "deadline passed before relaying")
+            .error(
+                TunnelErrorCode::DeadlineExceeded,
+                "deadline passed before relaying",
+            )
             .await;
         return outcome::DEADLINE;
     }
@@ -233,9 +238,15 @@ async fn relay_inner(
     let (first, rest) = split_body(std::mem::take(&mut agent_request.body));
     agent_request.body = first;
     agent_request.body_complete = rest.is_empty();
-    if send(&conn, hub_message::Kind::Request(agent_request)).await.is_err() {
+    if send(&conn, hub_message::Kind::Request(agent_request))
+        .await
+        .is_err()
+    {
         replier
-            .error(TunnelErrorCode::AgentDisconnected, "the agent's stream closed")
+            .error(
+                TunnelErrorCode::AgentDisconnected,
+                "the agent's stream closed",
+            )
             .await;
         return outcome::DISCONNECTED;
     }
@@ -246,14 +257,23 @@ async fn relay_inner(
             data,
             end: i == last,
         };
-        if send(&conn, hub_message::Kind::RequestBody(body)).await.is_err() {
+        if send(&conn, hub_message::Kind::RequestBody(body))
+            .await
+            .is_err()
+        {
             replier
-                .error(TunnelErrorCode::AgentDisconnected, "the agent's stream closed")
+                .error(
+                    TunnelErrorCode::AgentDisconnected,
+                    "the agent's stream closed",
+                )
                 .await;
             return outcome::DISCONNECTED;
         }
     }
-    if let Err(e) = replier.send(tunnel_reply::Part::Accepted(Accepted {})).await {
+    if let Err(e) = replier
+        .send(tunnel_reply::Part::Accepted(Accepted {}))
+        .await
+    {
         tracing::warn!(error = %e, "publishing accepted");
     }
 
@@ -267,7 +287,10 @@ async fn relay_inner(
                     };
                     let _ = send(&conn, hub_message::Kind::Cancel(cancel)).await;
                     replier
-                        .error(TunnelErrorCode::DeadlineExceeded, "the agent did not answer in time")
+                        .error(
+                            TunnelErrorCode::DeadlineExceeded,
+                            "the agent did not answer in time",
+                        )
                         .await;
                     return outcome::DEADLINE;
                 }
@@ -354,4 +377,3 @@ fn deadline_instant(unix_ms: u64) -> Option<Instant> {
         now + Duration::from_millis(unix_ms - now_ms)
     })
 }
-

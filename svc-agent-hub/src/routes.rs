@@ -84,7 +84,12 @@ impl Routes {
 
     /// Extends the lease; `false` when the route moved on (another session holds it, or it
     /// expired), in which case the caller must drop the stream.
-    pub async fn refresh(&self, tenant: &str, agent: &str, session: u64) -> redis::RedisResult<bool> {
+    pub async fn refresh(
+        &self,
+        tenant: &str,
+        agent: &str,
+        session: u64,
+    ) -> redis::RedisResult<bool> {
         let mut conn = self.redis.clone();
         let held: i64 = self
             .refresh
@@ -97,7 +102,12 @@ impl Routes {
     }
 
     /// Deletes the route if this session still holds it.
-    pub async fn release(&self, tenant: &str, agent: &str, session: u64) -> redis::RedisResult<bool> {
+    pub async fn release(
+        &self,
+        tenant: &str,
+        agent: &str,
+        session: u64,
+    ) -> redis::RedisResult<bool> {
         let mut conn = self.redis.clone();
         let released: i64 = self
             .release

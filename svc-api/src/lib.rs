@@ -1,13 +1,32 @@
 //! ferry-svc-api: the REST API, the OAuth2 issuer for machine credentials, server-sent events, and the OpenAPI document.
 //!
-//! Status: no endpoints yet (issue 6). The process starts, connects to Postgres and RabbitMQ (declaring the bus topology), runs the transactional-outbox relay, reports health and metrics on its admin port, and drains and stops on SIGTERM.
+//! Status: the issuer is complete (OIDC discovery, JWKS, the client-credentials token endpoint,
+//! signing keys sealed in Postgres and rotated across replicas, `bootstrap` of the first tenant
+//! and credential), and the bearer-token [`auth::Principal`] extractor guards `/v1` (so far only
+//! `GET /v1/whoami`). The process also runs the transactional-outbox relay, reports health and
+//! metrics on its admin port, and drains and stops on SIGTERM.
 //!
-//! `run` is the whole service; `main.rs` only parses settings and calls it, and tests start it in
-//! process.
+//! `run` is the whole service; `main.rs` only parses settings and calls it (or `bootstrap`), and
+//! tests start it in process.
+
+pub mod auth;
+pub mod error;
+pub mod identity;
+pub mod metrics;
+pub mod settings;
+pub mod state;
+pub mod v1;
+
+pub use settings::{Cli, Command, Settings};
+pub use state::{AppState, IssuerConfig};
 
 use anyhow::Context;
-use clap::Parser;
-use ferry_runtime::{AmqpArgs, CommonArgs, Health, PostgresArgs, ReadinessCheck, checks, lifecycle};
+use axum::Router;
+use ferry_bus::{Bus, Relay, RelayConfig, Topology};
+use ferry_runtime::{Health, ReadinessCheck, checks, lifecycle};
+use futures::future::BoxFuture;
+use identity::bootstrap::BootstrapOutcome;
+use identity::keys::{KeyPolicy, KeyRing};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,52 +37,83 @@ use tokio_util::sync::CancellationToken;
 pub const DEFAULT_ADMIN_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9101);
 
-/// Settings of svc-api, from flags or `FERRY_*` environment variables.
-#[derive(Clone, Debug, Parser)]
-#[command(name = "ferry-svc-api", version, about = "Ferry API service")]
-pub struct Settings {
-    #[command(flatten)]
-    pub common: CommonArgs,
-    #[command(flatten)]
-    pub postgres: PostgresArgs,
-    #[command(flatten)]
-    pub amqp: AmqpArgs,
+/// The public router: the issuer's endpoints and `/v1`, with request ids and problem+json 404s.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(identity::router())
+        .merge(v1::router())
+        .fallback(error::not_found)
+        .layer(axum::middleware::from_fn(error::request_id))
+        .with_state(state)
 }
 
-/// Runs svc-api until `shutdown` fires, serving health and metrics on `admin`.
+/// Runs svc-api until `shutdown` fires: the public API on `http`, health and metrics on `admin`.
 pub async fn run(
     settings: Settings,
     admin: TcpListener,
+    http: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let identity = &settings.identity;
+    let issuer = identity.issuer()?;
+    let token_ttl = identity.token_ttl()?;
+    let policy = KeyPolicy {
+        rotation: identity.key_rotation()?,
+        token_ttl,
+    };
+    let master = identity.master_key()?;
+
     let registry = ferry_runtime::admin::new_registry();
-    let store = ferry_store::Store::connect(
-        &settings.postgres.database_url,
-        settings.postgres.database_max_connections,
+    let metrics = metrics::ApiMetrics::register(&registry).context("registering metrics")?;
+    let store = connect_store(&settings).await?;
+    let bus = Bus::connect(
+        &settings.amqp.amqp_url,
+        "ferry-svc-api",
+        Topology::new(settings.amqp.bus_prefix.clone()),
     )
     .await
     .with_context(|| {
         format!(
-            "connecting to Postgres at {} (FERRY_DATABASE_URL)",
-            ferry_runtime::settings::redact_url(&settings.postgres.database_url)
+            "connecting to RabbitMQ at {} (FERRY_AMQP_URL)",
+            ferry_runtime::settings::redact_url(&settings.amqp.amqp_url)
         )
     })?;
-    let bus = ferry_bus::Bus::connect(&settings.amqp.amqp_url, &settings.amqp.bus_prefix)
+    bus.declare()
         .await
-        .with_context(|| {
-            format!(
-                "connecting to RabbitMQ at {} (FERRY_AMQP_URL)",
-                ferry_runtime::settings::redact_url(&settings.amqp.amqp_url)
-            )
-        })?;
+        .context("declaring the bus topology on RabbitMQ")?;
+    let keys = Arc::new(
+        KeyRing::open(store.pool().clone(), master, issuer.clone(), policy)
+            .await
+            .context("loading the signing keys (is FERRY_MASTER_KEY the one they were sealed with?)")?,
+    );
+    let state = AppState::new(
+        store.clone(),
+        keys.clone(),
+        IssuerConfig { issuer, token_ttl },
+        metrics,
+    );
     let health = Health::new(vec![
         Arc::new(checks::Postgres(store.pool().clone())) as Arc<dyn ReadinessCheck>,
-        Arc::new(checks::RabbitMq(bus.connection().clone())),
+        Arc::new(BusCheck(bus.clone())),
     ]);
+    let http_addr = http.local_addr().context("reading the HTTP address")?;
+    tracing::info!(%http_addr, issuer = keys.issuer(), kid = keys.current_kid(), "serving");
+
     let work_shutdown = shutdown.clone();
+    let relay = Relay::new(store.pool().clone(), bus.clone(), RelayConfig::default());
     let work = async move {
-        RELAY
-        Ok(())
+        let server = axum::serve(http, router(state))
+            .with_graceful_shutdown(work_shutdown.clone().cancelled_owned());
+        let relay_shutdown = work_shutdown.clone();
+        let relay_task = tokio::spawn(async move { relay.run(relay_shutdown).await });
+        let keys_task = tokio::spawn(keys.run(work_shutdown.clone()));
+        let served = server.await.context("serving HTTP");
+        // The server returns early only on an accept error: stop the rest with it.
+        work_shutdown.cancel();
+        let _ = relay_task.await;
+        let _ = keys_task.await;
+        bus.close().await;
+        served
     };
     lifecycle::run(
         "svc-api",
@@ -75,4 +125,46 @@ pub async fn run(
         work,
     )
     .await
+}
+
+/// Creates the tenant and admin credential `args` names, if missing (the `bootstrap` command).
+pub async fn bootstrap(
+    settings: &Settings,
+    args: &settings::BootstrapArgs,
+) -> anyhow::Result<BootstrapOutcome> {
+    let store = connect_store(settings).await?;
+    identity::bootstrap::bootstrap(&store, args)
+        .await
+        .with_context(|| format!("bootstrapping tenant {:?}", args.tenant))
+}
+
+async fn connect_store(settings: &Settings) -> anyhow::Result<ferry_store::Store> {
+    ferry_store::Store::connect(
+        &settings.postgres.database_url,
+        settings.postgres.database_max_connections,
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "connecting to Postgres at {} (FERRY_DATABASE_URL)",
+            ferry_runtime::settings::redact_url(&settings.postgres.database_url)
+        )
+    })
+}
+
+/// Readiness of the broker through the bus (which reconnects), not a fixed connection.
+struct BusCheck(Bus);
+
+impl ReadinessCheck for BusCheck {
+    fn name(&self) -> &'static str {
+        "rabbitmq"
+    }
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            self.0
+                .readiness()
+                .await
+                .map_err(|e| identity::keys::error_chain(&e))
+        })
+    }
 }

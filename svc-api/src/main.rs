@@ -1,10 +1,28 @@
+use anyhow::Context;
 use clap::Parser;
-use ferry_svc_api::{DEFAULT_ADMIN_ADDR, Settings, run};
+use ferry_svc_api::settings::{Cli, Command};
+use ferry_svc_api::{DEFAULT_ADMIN_ADDR, bootstrap, run};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = Settings::parse();
+    let Cli { settings, command } = Cli::parse();
     ferry_runtime::telemetry::init(&settings.common)?;
-    let admin = tokio::net::TcpListener::bind(settings.common.admin_addr_or(DEFAULT_ADMIN_ADDR)).await?;
-    run(settings, admin, ferry_runtime::shutdown::on_signals()).await
+    match command {
+        Some(Command::Bootstrap(args)) => {
+            let outcome = bootstrap(&settings, &args).await?;
+            print!("{}", outcome.render(args.json));
+            Ok(())
+        }
+        None => {
+            let admin_addr = settings.common.admin_addr_or(DEFAULT_ADMIN_ADDR);
+            let admin = tokio::net::TcpListener::bind(admin_addr)
+                .await
+                .with_context(|| format!("binding the admin address {admin_addr} (FERRY_ADMIN_ADDR)"))?;
+            let http_addr = settings.identity.http_addr;
+            let http = tokio::net::TcpListener::bind(http_addr)
+                .await
+                .with_context(|| format!("binding the HTTP address {http_addr} (FERRY_HTTP_ADDR)"))?;
+            run(settings, admin, http, ferry_runtime::shutdown::on_signals()).await
+        }
+    }
 }

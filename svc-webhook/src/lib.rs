@@ -5,22 +5,19 @@
 //! `run` is the whole service; `main.rs` only parses settings and calls it, and tests start it in
 //! process.
 
-use anyhow::Context;
 use clap::Parser;
-use ferry_runtime::{AmqpArgs, CommonArgs, Health, PostgresArgs, ReadinessCheck, checks, lifecycle};
-use std::net::SocketAddr;
-use std::sync::Arc;
+use ferry_runtime::{AmqpArgs, CommonArgs, Health, PostgresArgs, connect, lifecycle};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// The admin address used when `FERRY_ADMIN_ADDR` is not set.
-pub const DEFAULT_ADMIN_ADDR: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9104);
+pub const DEFAULT_ADMIN_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9104);
 
 /// Settings of svc-webhook, from flags or `FERRY_*` environment variables.
 #[derive(Clone, Debug, Parser)]
-#[command(name = "ferry-svc-webhook", version, about = "Ferry webhook service")]
+#[command(name = "ferry-svc-webhook", version, about = "Ferry's webhook service")]
 pub struct Settings {
     #[command(flatten)]
     pub common: CommonArgs,
@@ -37,31 +34,14 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let registry = ferry_runtime::admin::new_registry();
-    let store = ferry_store::Store::connect(
-        &settings.postgres.database_url,
-        settings.postgres.database_max_connections,
-    )
-    .await
-    .with_context(|| {
-        format!(
-            "connecting to Postgres at {} (FERRY_DATABASE_URL)",
-            ferry_runtime::settings::redact_url(&settings.postgres.database_url)
-        )
-    })?;
-    let bus = ferry_bus::Bus::connect(&settings.amqp.amqp_url, &settings.amqp.bus_prefix)
-        .await
-        .with_context(|| {
-            format!(
-                "connecting to RabbitMQ at {} (FERRY_AMQP_URL)",
-                ferry_runtime::settings::redact_url(&settings.amqp.amqp_url)
-            )
-        })?;
-    let health = Health::new(vec![
-        Arc::new(checks::Postgres(store.pool().clone())) as Arc<dyn ReadinessCheck>,
-        Arc::new(checks::RabbitMq(bus.connection().clone())),
-    ]);
+    let pool = connect::postgres(&settings.postgres).await?;
+    let bus = connect::bus(&settings.amqp, "svc-webhook").await?;
+    let health = Health::new(connect::checks(&pool, &bus));
     let work_shutdown = shutdown.clone();
     let work = async move {
+        // Nothing to consume until this service gets its logic: hold the connections until
+        // shutdown so readiness keeps reflecting them.
+        let _connections = (pool, bus);
         work_shutdown.cancelled().await;
         Ok(())
     };

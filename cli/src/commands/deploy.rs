@@ -28,12 +28,13 @@ fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         .map(Path::to_path_buf)
         .unwrap_or_default();
 
-    let file = match ferry_deploy::parse(&label, &text) {
-        Ok(file) => file,
+    // Load the manifests even when the file has errors, so one run reports everything.
+    let file = match ferry_deploy::parse_with_errors(&label, &text) {
+        Ok((file, _)) => file,
         Err(diags) => return Ok(report(&diags, &label, &base)),
     };
     let sources = load_sources(&base, &file.manifest_paths())?;
-    match ferry_deploy::plan(&file, &sources, &overrides) {
+    match ferry_deploy::check(&label, &text, &sources, &overrides) {
         Ok(plan) => {
             println!("OK");
             for url in file.manifest_urls() {
@@ -128,4 +129,34 @@ fn read(path: &Path, rel: &str) -> anyhow::Result<Source> {
         path: rel.to_string(),
         content,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(context: &[&str]) -> ValidateArgs {
+        ValidateArgs {
+            file: PathBuf::from("deploy.yml"),
+            application: None,
+            add_context: context.iter().map(|s| s.to_string()).collect(),
+            targets: vec!["prod".into()],
+        }
+    }
+
+    #[test]
+    fn add_context_splits_pairs_and_keeps_equals_in_values() {
+        let o = overrides(&args(&["a=1,b=x=y", " c = 2 ", ""])).unwrap();
+        assert_eq!(
+            o.context,
+            [
+                ("a".to_string(), "1".to_string()),
+                ("b".to_string(), "x=y".to_string()),
+                ("c".to_string(), " 2".to_string())
+            ]
+        );
+        assert_eq!(o.targets, ["prod"]);
+        assert!(overrides(&args(&["=1"])).is_err());
+        assert!(overrides(&args(&["k"])).is_err());
+    }
 }

@@ -297,7 +297,14 @@ mod tests {
     const ISS: &str = "https://issuer.test";
 
     fn claims(aud: &str, ttl: Duration) -> Claims {
-        Claims::new(ISS, "cred-1", aud, Uuid::new_v4(), vec!["agent".into()], ttl)
+        Claims::new(
+            ISS,
+            "cred-1",
+            aud,
+            Uuid::new_v4(),
+            vec!["agent".into()],
+            ttl,
+        )
     }
 
     #[test]
@@ -336,7 +343,10 @@ mod tests {
         let mut other_issuer = claims("ferry-hub", Duration::from_secs(60));
         other_issuer.iss = "https://evil.test".into();
         let token = signer.sign(&other_issuer).unwrap();
-        assert!(matches!(verifier.verify(&token), Err(AuthError::WrongIssuer)));
+        assert!(matches!(
+            verifier.verify(&token),
+            Err(AuthError::WrongIssuer)
+        ));
 
         let mut expired = claims("ferry-hub", Duration::from_secs(60));
         expired.exp = unix_now() - 3600;

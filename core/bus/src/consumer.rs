@@ -22,10 +22,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
+use lapin::Connection;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::Connection;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -265,7 +265,14 @@ impl<H: Handler> Shared<H> {
                 let text = format!("cannot decode message: {}", error_chain(&error));
                 tracing::warn!(queue = service, error = %text, "dead-lettering undecodable message");
                 return self
-                    .dead_letter(publisher, &delivery, KIND_UNDECODABLE, REASON_UNDECODABLE, &text, attempt)
+                    .dead_letter(
+                        publisher,
+                        &delivery,
+                        KIND_UNDECODABLE,
+                        REASON_UNDECODABLE,
+                        &text,
+                        attempt,
+                    )
                     .await;
             }
         };
@@ -337,7 +344,10 @@ impl<H: Handler> Shared<H> {
         attempt: u32,
     ) -> Result<(), BusError> {
         let mut table = original_headers(delivery);
-        table.insert(headers::ATTEMPTS.into(), AMQPValue::LongLongInt(i64::from(attempt)));
+        table.insert(
+            headers::ATTEMPTS.into(),
+            AMQPValue::LongLongInt(i64::from(attempt)),
+        );
         table.insert(headers::ERROR.into(), headers::long_string(truncate(error)));
         let mut outgoing = self.republish(delivery, &self.retry_queue, kind, table);
         outgoing.expiration = Some(self.config.retry_delay);
@@ -361,10 +371,16 @@ impl<H: Handler> Shared<H> {
         attempt: u32,
     ) -> Result<(), BusError> {
         let mut table = original_headers(delivery);
-        table.insert(headers::ATTEMPTS.into(), AMQPValue::LongLongInt(i64::from(attempt)));
+        table.insert(
+            headers::ATTEMPTS.into(),
+            AMQPValue::LongLongInt(i64::from(attempt)),
+        );
         table.insert(headers::ERROR.into(), headers::long_string(truncate(error)));
         table.insert(headers::REASON.into(), headers::long_string(reason));
-        table.insert(headers::QUEUE.into(), headers::long_string(&self.work_queue));
+        table.insert(
+            headers::QUEUE.into(),
+            headers::long_string(&self.work_queue),
+        );
         let outgoing = self.republish(delivery, &self.dead_letter_queue, kind, table);
         publisher.publish_outgoing(&outgoing).await?;
         delivery.acker.ack(BasicAckOptions::default()).await?;
@@ -376,7 +392,13 @@ impl<H: Handler> Shared<H> {
     }
 
     /// The delivery as a new message to `queue` through the default exchange, body and id intact.
-    fn republish(&self, delivery: &Delivery, queue: &str, kind: &str, table: FieldTable) -> Outgoing {
+    fn republish(
+        &self,
+        delivery: &Delivery,
+        queue: &str,
+        kind: &str,
+        table: FieldTable,
+    ) -> Outgoing {
         let props = &delivery.properties;
         let message_id = props
             .message_id()
@@ -419,7 +441,11 @@ async fn consume<H: Handler>(
             return Err(error);
         }
     };
-    let tag = format!("{}-{}", shared.config.queue.service(), Uuid::new_v4().simple());
+    let tag = format!(
+        "{}-{}",
+        shared.config.queue.service(),
+        Uuid::new_v4().simple()
+    );
     let mut deliveries = match channel
         .basic_consume(
             short(&shared.work_queue),

@@ -84,7 +84,8 @@ mod tests {
             SchedulerMessage::DeploymentStarted(DeploymentStarted { deployment_id }),
         )
         .with_correlation_id(cause);
-        let value: serde_json::Value = serde_json::from_slice(&envelope.to_json().unwrap()).unwrap();
+        let value: serde_json::Value =
+            serde_json::from_slice(&envelope.to_json().unwrap()).unwrap();
         assert_eq!(value["kind"], "deployment.started.v1");
         assert_eq!(value["payload"]["deployment_id"], deployment_id.to_string());
         assert_eq!(value["tenant_id"], tenant_id.to_string());

@@ -38,7 +38,10 @@ pub async fn first_delivery<T>(
 
 /// Forgets inbox entries processed before `cutoff`, returning how many. Keep them longer than
 /// any message can be redelivered or republished (the outbox retention plus retry delays).
-pub async fn forget_processed_before(pool: &PgPool, cutoff: DateTime<Utc>) -> Result<u64, BusError> {
+pub async fn forget_processed_before(
+    pool: &PgPool,
+    cutoff: DateTime<Utc>,
+) -> Result<u64, BusError> {
     Ok(
         sqlx::query("DELETE FROM processed_messages WHERE processed_at < $1")
             .bind(cutoff)

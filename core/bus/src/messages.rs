@@ -34,6 +34,14 @@ impl Route {
         }
     }
 
+    /// A request for the hub replica `replica_id` (which owns the agent's connection).
+    pub fn hub(replica_id: &str) -> Route {
+        Route {
+            exchange: Exchange::Hub,
+            routing_key: replica_id.to_string(),
+        }
+    }
+
     /// A deployment event: routing key `tenant.deployment.kind` on the topic exchange.
     pub fn event(tenant_id: Uuid, deployment_id: Uuid, event: &str) -> Route {
         Route {
@@ -49,7 +57,9 @@ pub fn event_routing_key(tenant_id: Uuid, deployment_id: Uuid, event: &str) -> S
 }
 
 /// A message type the bus can carry: a serde-tagged enum whose tag is [`Message::kind`].
-pub trait Message: Serialize + DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'static {
+pub trait Message:
+    Serialize + DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'static
+{
     /// The versioned kind, equal to the serde tag, e.g. `deployment.started.v1`.
     fn kind(&self) -> &'static str;
 

@@ -74,10 +74,17 @@ mod tests {
     fn registers_once_per_registry() {
         let registry = Registry::new();
         let metrics = ConsumerMetrics::register(&registry).unwrap();
-        metrics.handled.with_label_values(&["scheduler", "x.v1"]).inc();
+        metrics
+            .handled
+            .with_label_values(&["scheduler", "x.v1"])
+            .inc();
         assert_eq!(metrics.handled("scheduler", "x.v1"), 1);
         assert!(ConsumerMetrics::register(&registry).is_err());
-        let names: Vec<_> = registry.gather().iter().map(|f| f.name().to_string()).collect();
+        let names: Vec<_> = registry
+            .gather()
+            .iter()
+            .map(|f| f.name().to_string())
+            .collect();
         assert!(names.contains(&"ferry_bus_messages_handled_total".to_string()));
     }
 }

@@ -145,7 +145,14 @@ impl std::fmt::Debug for Relay {
     }
 }
 
-type OutboxRow = (i64, Uuid, String, String, Json<BTreeMap<String, serde_json::Value>>, Vec<u8>);
+type OutboxRow = (
+    i64,
+    Uuid,
+    String,
+    String,
+    Json<BTreeMap<String, serde_json::Value>>,
+    Vec<u8>,
+);
 
 impl Relay {
     /// A relay publishing the rows of `pool`'s outbox through `bus`.
@@ -325,12 +332,11 @@ async fn notification(listener: &mut Option<PgListener>) -> Result<(), sqlx::Err
 async fn publish_rows(publisher: &Publisher, rows: &[OutboxRow]) -> Result<(), BusError> {
     let mut pending = Vec::with_capacity(rows.len());
     for (seq, message_id, exchange, routing_key, stored_headers, payload) in rows {
-        let exchange = Exchange::from_logical_name(exchange).ok_or_else(|| {
-            BusError::UnknownExchange {
+        let exchange =
+            Exchange::from_logical_name(exchange).ok_or_else(|| BusError::UnknownExchange {
                 seq: *seq,
                 exchange: exchange.clone(),
-            }
-        })?;
+            })?;
         let mut strings = BTreeMap::new();
         for (key, value) in stored_headers.0.iter() {
             match value.as_str() {

@@ -181,7 +181,10 @@ impl Topology {
 
     /// Every exchange [`declare`] creates.
     pub fn exchange_names(&self) -> Vec<String> {
-        Exchange::ALL.into_iter().map(|e| self.exchange(e)).collect()
+        Exchange::ALL
+            .into_iter()
+            .map(|e| self.exchange(e))
+            .collect()
     }
 
     /// Declares everything; see [`declare`].
@@ -243,7 +246,10 @@ pub async fn declare(channel: &Channel, topology: &Topology) -> Result<(), BusEr
             .await?;
 
         let mut work_args = quorum_args(Some(&dead));
-        work_args.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(DELIVERY_LIMIT));
+        work_args.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongLongInt(DELIVERY_LIMIT),
+        );
         channel
             .queue_declare(work.as_str().into(), durable, work_args)
             .await?;
@@ -274,7 +280,10 @@ fn quorum_args(dead_letter_to: Option<&str>) -> FieldTable {
     if let Some(target) = dead_letter_to {
         args.insert("x-dead-letter-exchange".into(), long_string(""));
         args.insert("x-dead-letter-routing-key".into(), long_string(target));
-        args.insert("x-dead-letter-strategy".into(), long_string("at-least-once"));
+        args.insert(
+            "x-dead-letter-strategy".into(),
+            long_string("at-least-once"),
+        );
         args.insert("x-overflow".into(), long_string("reject-publish"));
     }
     args
@@ -299,9 +308,15 @@ mod tests {
         assert_eq!(t.exchange(Exchange::Work), "t_1.ferry.work");
         assert_eq!(t.work_queue(WorkQueue::Canary), "t_1.ferry.work.canary");
         assert_eq!(t.retry_queue(WorkQueue::Canary), "t_1.ferry.retry.canary");
-        assert_eq!(t.dead_letter_queue(WorkQueue::Canary), "t_1.ferry.dead.canary");
+        assert_eq!(
+            t.dead_letter_queue(WorkQueue::Canary),
+            "t_1.ferry.dead.canary"
+        );
         assert_eq!(t.hub_queue("hub-7"), "t_1.ferry.hub.hub-7");
-        assert_eq!(Topology::production().exchange(Exchange::Events), "ferry.events");
+        assert_eq!(
+            Topology::production().exchange(Exchange::Events),
+            "ferry.events"
+        );
         assert_eq!(t.queue_names().len(), 12);
         assert!(t.queue_names().iter().all(|q| q.starts_with("t_1.")));
     }
@@ -309,7 +324,10 @@ mod tests {
     #[test]
     fn logical_names_round_trip() {
         for exchange in Exchange::ALL {
-            assert_eq!(Exchange::from_logical_name(exchange.logical_name()), Some(exchange));
+            assert_eq!(
+                Exchange::from_logical_name(exchange.logical_name()),
+                Some(exchange)
+            );
         }
         assert_eq!(Exchange::from_logical_name("ferry.nope"), None);
     }

@@ -24,6 +24,9 @@ pub(crate) fn index(path: &str, i: usize) -> String {
 pub(crate) struct Decoder<'f> {
     pub file: &'f str,
     pub diags: Vec<Diagnostic>,
+    /// `(section, name)` of every strategy, query and webhook written, decodable or not, so a
+    /// reference to a broken definition does not add a misleading "unknown" error.
+    pub declared: std::collections::HashSet<(&'static str, String)>,
 }
 
 /// The fields of a mapping node, after unknown and duplicate keys were reported.
@@ -71,6 +74,7 @@ impl<'f> Decoder<'f> {
         Self {
             file,
             diags: Vec::new(),
+            declared: Default::default(),
         }
     }
 
@@ -156,6 +160,13 @@ impl<'f> Decoder<'f> {
                 (spanned, *value)
             })
             .collect()
+    }
+
+    /// Records a definition's name from its `name` key, before decoding it.
+    pub fn declare(&mut self, section: &'static str, item: &Node) {
+        if let Some(name) = item.get("name").and_then(Node::scalar) {
+            self.declared.insert((section, name.to_string()));
+        }
     }
 
     /// Reports a missing required key at its parent mapping.

@@ -36,9 +36,19 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// Every problem found, in file order; never empty when returned as an error.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// Every problem found, in file order; never empty when returned as an error. Displayed one
+/// diagnostic per line.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, thiserror::Error)]
+#[error("{}", lines(.0))]
 pub struct Diagnostics(pub Vec<Diagnostic>);
+
+fn lines(items: &[Diagnostic]) -> String {
+    items
+        .iter()
+        .map(Diagnostic::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
 
 impl Diagnostics {
     /// The diagnostics as a slice.
@@ -65,20 +75,6 @@ impl Diagnostics {
         self
     }
 }
-
-impl fmt::Display for Diagnostics {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, d) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{d}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for Diagnostics {}
 
 impl IntoIterator for Diagnostics {
     type Item = Diagnostic;

@@ -336,6 +336,7 @@ impl Decoder<'_> {
     fn strategies(&mut self, node: &Node) -> Vec<RawStrategy> {
         let mut out = Vec::new();
         for (name, value) in self.named_map(node, "strategies") {
+            self.declared.insert(("strategy", name.value.clone()));
             let path = name.pos.path.clone();
             let Some(fields) = self.map(value, &path, &["canary", "blueGreen"]) else {
                 continue;

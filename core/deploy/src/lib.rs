@@ -32,6 +32,23 @@ use raw::ManifestSource;
 
 /// Parses and validates a deploy file. `file` names it in diagnostics (e.g. `deploy.yml`).
 pub fn parse(file: &str, text: &str) -> Result<DeployFile, Diagnostics> {
+    let (parsed, diags) = parse_partial(file, text)?;
+    if diags.is_empty() {
+        Ok(parsed)
+    } else {
+        Err(Diagnostics(diags).sorted())
+    }
+}
+
+/// Like [`parse`], but returns the model even when it has errors, with those errors, for a
+/// caller that goes on (loads the manifests, then calls [`check`]) to report everything at
+/// once. `Err` when there is no model at all (a syntax error, an empty file).
+pub fn parse_with_errors(file: &str, text: &str) -> Result<(DeployFile, Diagnostics), Diagnostics> {
+    let (parsed, diags) = parse_partial(file, text)?;
+    Ok((parsed, Diagnostics(diags).sorted()))
+}
+
+fn parse_partial(file: &str, text: &str) -> Result<(DeployFile, Vec<Diagnostic>), Diagnostics> {
     let mut d = decode::Decoder::new(file);
     let docs = match node::load(text) {
         Ok(docs) => docs,
@@ -61,11 +78,7 @@ pub fn parse(file: &str, text: &str) -> Result<DeployFile, Diagnostics> {
     }
     let parsed = d.deploy_file(root);
     d.validate(&parsed);
-    if d.diags.is_empty() {
-        Ok(parsed)
-    } else {
-        Err(Diagnostics(d.diags).sorted())
-    }
+    Ok((parsed, d.diags))
 }
 
 impl DeployFile {
@@ -104,12 +117,21 @@ pub fn plan(
     planner::build(file, sources, overrides)
 }
 
-/// [`parse`] then [`plan`].
+/// [`parse`] then [`plan`], reporting the problems of both together: the planner also runs on
+/// a file with errors (over the parts that decoded), so one run shows every problem.
 pub fn check(
     file: &str,
     text: &str,
     sources: &[Source],
     overrides: &Overrides,
 ) -> Result<Plan, Diagnostics> {
-    plan(&parse(file, text)?, sources, overrides)
+    let (parsed, mut diags) = parse_partial(file, text)?;
+    match plan(&parsed, sources, overrides) {
+        Ok(plan) if diags.is_empty() => Ok(plan),
+        Ok(_) => Err(Diagnostics(diags).sorted()),
+        Err(more) => {
+            diags.extend(more);
+            Err(Diagnostics(diags).sorted())
+        }
+    }
 }

@@ -54,6 +54,7 @@ impl Decoder<'_> {
         let mut seen = HashSet::new();
         if let Some(list) = self.require(&fields, "queries") {
             for (item, item_path) in self.seq(list, &fields.field("queries")) {
+                self.declare("query", item);
                 if let Some(q) = self.query(item, &item_path)
                     && self.unique(
                         &mut seen,
@@ -260,6 +261,7 @@ impl Decoder<'_> {
         let mut out = Vec::new();
         let mut seen = HashSet::new();
         for (item, item_path) in self.seq(node, path) {
+            self.declare("webhook", item);
             if let Some(w) = self.webhook(item, &item_path)
                 && self.unique(
                     &mut seen,

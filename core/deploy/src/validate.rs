@@ -108,6 +108,13 @@ impl Decoder<'_> {
 
     /// Reports an unknown name with the nearest existing one.
     pub(crate) fn unknown(&mut self, name: &Spanned<String>, what: &str, known: &[&str]) {
+        if self
+            .declared
+            .contains(&(what_section(what), name.value.clone()))
+        {
+            // Defined but broken: its own errors are already reported.
+            return;
+        }
         let suggestion = suggest(&name.value, known.iter().copied());
         let message = if known.is_empty() {
             format!("unknown {what} \"{}\": none is defined", name.value)
@@ -242,6 +249,16 @@ impl Decoder<'_> {
                 }
             }
         }
+    }
+}
+
+/// The section a reference kind lives in, for [`Decoder::declared`].
+fn what_section(what: &str) -> &'static str {
+    match what {
+        "strategy" => "strategy",
+        "webhook" => "webhook",
+        "query" => "query",
+        _ => "",
     }
 }
 

@@ -152,7 +152,11 @@ async fn metrics(State(state): State<AdminState>) -> Response {
     let encoder = TextEncoder::new();
     let mut body = Vec::new();
     match encoder.encode(&state.registry.gather(), &mut body) {
-        Ok(()) => ([(header::CONTENT_TYPE, encoder.format_type().to_string())], body).into_response(),
+        Ok(()) => (
+            [(header::CONTENT_TYPE, encoder.format_type().to_string())],
+            body,
+        )
+            .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "encoding metrics");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
@@ -207,7 +211,10 @@ mod tests {
         ]);
         let (status, body) = get(router(failing, new_registry()), "/readyz").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(body.contains(r#""rabbitmq":"connection refused""#), "{body}");
+        assert!(
+            body.contains(r#""rabbitmq":"connection refused""#),
+            "{body}"
+        );
     }
 
     #[tokio::test]

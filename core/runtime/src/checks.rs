@@ -36,7 +36,10 @@ impl ReadinessCheck for RabbitMq {
                 return Err("connection to the broker is not open".to_string());
             }
             let channel = self.0.create_channel().await.map_err(|e| e.to_string())?;
-            channel.close(200, "readiness check".into()).await.map_err(|e| e.to_string())
+            channel
+                .close(200, "readiness check".into())
+                .await
+                .map_err(|e| e.to_string())
         })
     }
 }
@@ -61,5 +64,32 @@ impl ReadinessCheck for Redis {
                 Err(format!("PING answered {pong:?}"))
             }
         })
+    }
+}
+
+/// A check made of a name and a closure, for dependencies reached through a wrapper of their own
+/// (e.g. `ferry_bus::Bus::readiness`).
+pub struct FromFn<F> {
+    name: &'static str,
+    check: F,
+}
+
+/// Builds a [`ReadinessCheck`] from a closure returning the check's future.
+pub fn from_fn<F>(name: &'static str, check: F) -> FromFn<F>
+where
+    F: Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync + 'static,
+{
+    FromFn { name, check }
+}
+
+impl<F> ReadinessCheck for FromFn<F>
+where
+    F: Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync + 'static,
+{
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        (self.check)()
     }
 }

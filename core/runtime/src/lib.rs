@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod checks;
+pub mod connect;
 pub mod lifecycle;
 pub mod settings;
 pub mod shutdown;

@@ -96,7 +96,11 @@ impl std::fmt::Debug for AmqpArgs {
 #[derive(Clone, Args)]
 pub struct RedisArgs {
     /// Redis connection string. Secret: never logged.
-    #[arg(long, env = "FERRY_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    #[arg(
+        long,
+        env = "FERRY_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
     pub redis_url: String,
 }
 
@@ -136,7 +140,10 @@ mod tests {
             redact_url("postgres://postgres@127.0.0.1/ferry"),
             "postgres://postgres@127.0.0.1/ferry"
         );
-        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
         assert_eq!(redact_url("p://u:a@b@h/x"), "p://u:***@h/x");
     }
 }

@@ -16,6 +16,13 @@ pub enum StoreError {
         /// What conflicted, for logs and problem details.
         what: String,
     },
+    /// A value the schema refuses (a CHECK constraint, e.g. a malformed tenant slug). The
+    /// caller's input was wrong; retrying will not help.
+    #[error("invalid value: {what}")]
+    Invalid {
+        /// The constraint that refused it.
+        what: String,
+    },
     /// Postgres or the connection failed.
     #[error("database error")]
     Database(#[from] sqlx::Error),
@@ -61,7 +68,8 @@ impl StoreError {
 }
 
 /// Maps a failed write: a unique violation becomes a conflict naming `what`, a foreign-key
-/// violation means the parent row is missing for this tenant (`NotFound` of `parent`).
+/// violation means the parent row is missing for this tenant (`NotFound` of `parent`), a CHECK
+/// violation is `Invalid`.
 pub(crate) fn write_error(
     what: &'static str,
     parent: &'static str,
@@ -72,6 +80,9 @@ pub(crate) fn write_error(
             StoreError::conflict(format!("{what} already exists ({constraint})"))
         }
         sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::not_found(parent),
+        sqlx::Error::Database(db) if db.is_check_violation() => StoreError::Invalid {
+            what: format!("{what} ({})", db.constraint().unwrap_or("check")),
+        },
         _ => StoreError::Database(err),
     }
 }

@@ -181,16 +181,17 @@ pub async fn list(store: &Store, tenant: TenantId) -> Result<Vec<Role>> {
 
 /// Deletes a custom role and its bindings. Built-in roles cannot be deleted (conflict).
 pub async fn delete(conn: &mut PgConnection, tenant: TenantId, name: &str) -> Result<()> {
-    let built_in: Option<bool> = sqlx::query_scalar(
-        "DELETE FROM roles WHERE tenant_id = $1 AND name = $2 AND NOT built_in RETURNING false",
+    let deleted: Option<bool> = sqlx::query_scalar(
+        "DELETE FROM roles WHERE tenant_id = $1 AND name = $2 AND NOT built_in RETURNING true",
     )
     .bind(tenant)
     .bind(name)
     .fetch_optional(&mut *conn)
     .await?;
-    if built_in.is_some() {
+    if deleted.is_some() {
         return Ok(());
     }
+    // Nothing deleted: either there is no such role (NotFound) or it is built in.
     role_id(conn, tenant, name).await?;
     Err(StoreError::conflict(format!("role {name:?} is built in")))
 }

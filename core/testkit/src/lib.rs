@@ -1,9 +1,11 @@
 //! ferry-testkit: helpers shared by integration tests: a fresh Postgres database per test,
-//! unique RabbitMQ and Redis prefixes, and `eventually` for waiting on a condition with a deadline.
+//! unique RabbitMQ and Redis prefixes, `eventually` for waiting on a condition with a deadline, and
+//! running a service binary as a child process (readiness, SIGTERM, exit status).
 
 pub mod amqp;
 pub mod eventually;
 pub mod pg;
+pub mod process;
 
 pub use eventually::eventually;
 pub use pg::TestDb;

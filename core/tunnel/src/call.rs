@@ -8,8 +8,8 @@ use ferry_proto::agent::{self, Header};
 use ferry_proto::routing::{self, Route};
 use ferry_proto::tunnel::{TunnelErrorCode, TunnelReply, TunnelRequest, tunnel_reply};
 use lapin::BasicProperties;
-use lapin::options::BasicPublishOptions;
 use lapin::Confirmation;
+use lapin::options::BasicPublishOptions;
 use prost::Message;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -286,7 +286,10 @@ pub(crate) async fn send(
             )
             .await?
             .await?;
-        if matches!(&confirmation, Confirmation::Ack(Some(_)) | Confirmation::Nack(_)) {
+        if matches!(
+            &confirmation,
+            Confirmation::Ack(Some(_)) | Confirmation::Nack(_)
+        ) {
             // Returned: the replica's queue is gone, the replica with it.
             tracing::debug!(replica = %route.replica, "request returned by the broker");
             forget_route(inner, tenant, agent);

@@ -21,9 +21,7 @@ pub use service::{Deadline, TunnelBody, TunnelService};
 use ferry_proto::routing::{self, Route};
 use ferry_proto::tunnel::TunnelReply;
 use futures::StreamExt;
-use lapin::options::{
-    BasicConsumeOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
-};
+use lapin::options::{BasicConsumeOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ExchangeKind};
 use prost::Message;
@@ -104,7 +102,9 @@ impl AgentTunnel {
     ) -> Result<AgentTunnel, TunnelError> {
         let channel = amqp.create_channel().await?;
         // Confirms carry back requests the broker could not route (their replica is gone).
-        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
         channel
             .exchange_declare(
                 routing::hub_exchange(prefix).as_str().into(),

@@ -3,9 +3,7 @@
 //! messages and the stream of hub messages.
 
 use ferry_proto::agent::agent_hub_client::AgentHubClient;
-use ferry_proto::agent::{
-    AgentMessage, Hello, HubMessage, Welcome, agent_message, hub_message,
-};
+use ferry_proto::agent::{AgentMessage, Hello, HubMessage, Welcome, agent_message, hub_message};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -45,6 +43,9 @@ pub enum DialError {
     /// The token cannot be sent as metadata.
     #[error("the token is not valid metadata")]
     BadToken,
+    /// No hub address was given.
+    #[error("no hub address given")]
+    NoEndpoint,
     /// The hub ended the stream before welcoming the agent.
     #[error("the hub closed the stream before its welcome")]
     NoWelcome,

@@ -77,6 +77,7 @@ impl std::fmt::Debug for SimAgent {
 struct Shared {
     options: SimOptions,
     requests: AtomicU64,
+    received: AtomicU64,
     connects: AtomicU64,
     welcome: watch::Sender<Option<Welcome>>,
 }
@@ -94,10 +95,14 @@ impl SimAgent {
 
     /// Connects with explicit options; fails if the first connection fails or is refused.
     pub async fn start(options: SimOptions) -> Result<SimAgent, DialError> {
+        if options.endpoints.is_empty() {
+            return Err(DialError::NoEndpoint);
+        }
         let (welcome_tx, welcome) = watch::channel(None);
         let shared = Arc::new(Shared {
             options,
             requests: AtomicU64::new(0),
+            received: AtomicU64::new(0),
             connects: AtomicU64::new(0),
             welcome: welcome_tx,
         });
@@ -116,7 +121,12 @@ impl SimAgent {
         self.welcome.borrow().clone()
     }
 
-    /// Requests answered so far.
+    /// Requests received so far (answered or not).
+    pub fn requests_received(&self) -> u64 {
+        self.shared.received.load(Ordering::SeqCst)
+    }
+
+    /// Requests answered completely so far.
     pub fn requests_handled(&self) -> u64 {
         self.shared.requests.load(Ordering::SeqCst)
     }
@@ -301,6 +311,7 @@ fn spawn_handler(
     stream_done: &CancellationToken,
     request: ferry_proto::agent::Request,
 ) {
+    shared.received.fetch_add(1, Ordering::SeqCst);
     let cancel = stream_done.child_token();
     lock(cancels).insert(request.request_id.clone(), cancel.clone());
     let shared = shared.clone();
@@ -322,7 +333,10 @@ async fn answer(
     outbound: &mpsc::Sender<AgentMessage>,
     request: ferry_proto::agent::Request,
 ) {
-    let reply = shared.options.script.reply(&request.method, &request.target);
+    let reply = shared
+        .options
+        .script
+        .reply(&request.method, &request.target);
     if let Some(delay) = reply.delay {
         tokio::time::sleep(delay).await;
     }
@@ -330,11 +344,13 @@ async fn answer(
     let mut seq = 0u64;
     let mut send = |part: response::Part| {
         let message = AgentMessage {
-            kind: Some(agent_message::Kind::Response(ferry_proto::agent::Response {
-                request_id: id.clone(),
-                seq,
-                part: Some(part),
-            })),
+            kind: Some(agent_message::Kind::Response(
+                ferry_proto::agent::Response {
+                    request_id: id.clone(),
+                    seq,
+                    part: Some(part),
+                },
+            )),
         };
         seq += 1;
         let outbound = outbound.clone();

@@ -7,7 +7,10 @@ use ferry_agent_sim::{Script, SimAgent, SimOptions, SimReply};
 
 /// Flags of the simulator.
 #[derive(Debug, Parser)]
-#[command(name = "ferry-agent-sim", about = "Simulated Ferry agents for load tests")]
+#[command(
+    name = "ferry-agent-sim",
+    about = "Simulated Ferry agents for load tests"
+)]
 struct Args {
     /// Hub address, e.g. `https://hub.example:7443` (repeat for several replicas).
     #[arg(long, required = true)]
@@ -40,7 +43,9 @@ async fn main() -> anyhow::Result<()> {
         .trim()
         .to_string();
     let ca_pem = match &args.ca_file {
-        Some(path) => Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?),
+        Some(path) => {
+            Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+        }
         None => None,
     };
     let script = Script::new()

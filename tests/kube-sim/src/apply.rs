@@ -40,7 +40,9 @@ const SERVER_METADATA: &[&str] = &[
 /// Every leaf (and associative-list item) of `obj` with its value.
 pub fn leaves(obj: &Value, builtin: bool) -> BTreeMap<FieldPath, Value> {
     let mut out = BTreeMap::new();
-    let Some(top) = obj.as_object() else { return out };
+    let Some(top) = obj.as_object() else {
+        return out;
+    };
     for (k, v) in top {
         if k == "apiVersion" || k == "kind" {
             continue;
@@ -118,7 +120,11 @@ pub fn to_fields_v1(set: &BTreeSet<FieldPath>) -> Value {
                 .as_object_mut()
                 .expect("field tree nodes are objects");
         }
-        if !node.is_empty() || set.iter().any(|p| p.len() > path.len() && p.starts_with(path)) {
+        if !node.is_empty()
+            || set
+                .iter()
+                .any(|p| p.len() > path.len() && p.starts_with(path))
+        {
             node.insert(".".to_string(), json!({}));
         }
     }
@@ -233,14 +239,17 @@ fn display(path: &FieldPath) -> String {
 
 /// Removes the field at `path` from `obj` (missing paths are ignored).
 fn remove_path(obj: &mut Value, path: &[String]) {
-    let Some((last, parents)) = path.split_last() else { return };
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
     let mut cur = obj;
     for seg in parents {
         let next = if let Some(f) = seg.strip_prefix("f:") {
             cur.get_mut(f)
         } else if let Some(k) = seg.strip_prefix("k:") {
             let id: Value = serde_json::from_str(k).unwrap_or(Value::Null);
-            cur.as_array_mut().and_then(|items| items.iter_mut().find(|i| item_matches(i, &id)))
+            cur.as_array_mut()
+                .and_then(|items| items.iter_mut().find(|i| item_matches(i, &id)))
         } else {
             None
         };
@@ -262,7 +271,8 @@ fn remove_path(obj: &mut Value, path: &[String]) {
 }
 
 fn item_matches(item: &Value, id: &Value) -> bool {
-    id.as_object().is_some_and(|m| m.iter().all(|(k, v)| item.get(k) == Some(v)))
+    id.as_object()
+        .is_some_and(|m| m.iter().all(|(k, v)| item.get(k) == Some(v)))
 }
 
 /// What a server-side apply request asks for.
@@ -291,12 +301,18 @@ pub fn server_side_apply(
     let live_leaves = live.map(|l| leaves(l, req.builtin)).unwrap_or_default();
     let mut entries = read_entries(live);
     let is_mine = |e: &Entry| {
-        e.manager == req.manager && e.operation == "Apply" && e.subresource.as_deref() == req.subresource
+        e.manager == req.manager
+            && e.operation == "Apply"
+            && e.subresource.as_deref() == req.subresource
     };
 
     let mut conflicts: Vec<(usize, FieldPath)> = Vec::new();
     for (i, entry) in entries.iter().enumerate().filter(|(_, e)| !is_mine(e)) {
-        for path in entry.fields.iter().filter(|p| applied_leaves.contains_key(*p)) {
+        for path in entry
+            .fields
+            .iter()
+            .filter(|p| applied_leaves.contains_key(*p))
+        {
             if live_leaves.get(path) != applied_leaves.get(path) {
                 conflicts.push((i, path.clone()));
             }
@@ -313,9 +329,19 @@ pub fn server_side_apply(
             .collect();
         let lines: Vec<String> = conflicts
             .iter()
-            .map(|(i, p)| format!("- {}: conflict with \"{}\"", display(p), entries[*i].manager))
+            .map(|(i, p)| {
+                format!(
+                    "- {}: conflict with \"{}\"",
+                    display(p),
+                    entries[*i].manager
+                )
+            })
             .collect();
-        let noun = if conflicts.len() == 1 { "conflict" } else { "conflicts" };
+        let noun = if conflicts.len() == 1 {
+            "conflict"
+        } else {
+            "conflicts"
+        };
         return Err(ApiError::conflict(format!(
             "Apply failed with {} {noun}: {}",
             conflicts.len(),
@@ -327,8 +353,11 @@ pub fn server_side_apply(
         entries[*i].fields.remove(path);
     }
 
-    let previous: BTreeSet<FieldPath> =
-        entries.iter().filter(|e| is_mine(e)).flat_map(|e| e.fields.iter().cloned()).collect();
+    let previous: BTreeSet<FieldPath> = entries
+        .iter()
+        .filter(|e| is_mine(e))
+        .flat_map(|e| e.fields.iter().cloned())
+        .collect();
     let mut merged = live.cloned().unwrap_or_else(|| json!({}));
     let mut dropped: Vec<&FieldPath> = previous
         .iter()
@@ -379,11 +408,14 @@ pub fn track_update(
         .collect();
     let mut entries = read_entries(old);
     for e in &mut entries {
-        e.fields.retain(|p| new_leaves.contains_key(p) && !changed.contains(p));
+        e.fields
+            .retain(|p| new_leaves.contains_key(p) && !changed.contains(p));
     }
     if !changed.is_empty() {
         let pos = entries.iter().position(|e| {
-            e.manager == manager && e.operation == "Update" && e.subresource.as_deref() == subresource
+            e.manager == manager
+                && e.operation == "Update"
+                && e.subresource.as_deref() == subresource
         });
         let entry = match pos {
             Some(i) => &mut entries[i],
@@ -410,7 +442,13 @@ mod tests {
     use super::*;
 
     fn req(manager: &str, force: bool) -> ApplyRequest<'_> {
-        ApplyRequest { manager, force, api_version: "apps/v1", builtin: true, subresource: None }
+        ApplyRequest {
+            manager,
+            force,
+            api_version: "apps/v1",
+            builtin: true,
+            subresource: None,
+        }
     }
 
     #[test]
@@ -419,7 +457,10 @@ mod tests {
                          "spec": {"containers": [{"name": "app", "image": "i"}]}});
         let set: BTreeSet<FieldPath> = leaves(&obj, true).into_keys().collect();
         let tree = to_fields_v1(&set);
-        assert_eq!(tree["f:spec"]["f:containers"]["k:{\"name\":\"app\"}"]["."], json!({}));
+        assert_eq!(
+            tree["f:spec"]["f:containers"]["k:{\"name\":\"app\"}"]["."],
+            json!({})
+        );
         assert_eq!(from_fields_v1(&tree), set);
     }
 
@@ -436,7 +477,8 @@ mod tests {
         let forced = server_side_apply(Some(&live), &b, &req("bob", true)).unwrap();
         assert_eq!(forced["spec"]["replicas"], 3);
         // alice stops applying `paused`: nobody else owns it, so it goes away.
-        let again = server_side_apply(Some(&forced), &json!({"spec": {}}), &req("alice", false)).unwrap();
+        let again =
+            server_side_apply(Some(&forced), &json!({"spec": {}}), &req("alice", false)).unwrap();
         assert!(again["spec"].get("paused").is_none());
         assert_eq!(again["spec"]["replicas"], 3);
     }

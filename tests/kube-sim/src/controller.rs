@@ -26,10 +26,15 @@ const HASH_LABEL: &str = "pod-template-hash";
 
 /// Runs the controller until shutdown.
 pub async fn run(state: Arc<SimState>) {
-    let mut ctl = Controller { state: state.clone(), first_seen: HashMap::new() };
+    let mut ctl = Controller {
+        state: state.clone(),
+        first_seen: HashMap::new(),
+    };
     loop {
         let next = ctl.reconcile();
-        let wait = next.map(|t| t.saturating_duration_since(Instant::now())).unwrap_or(Duration::from_secs(1));
+        let wait = next
+            .map(|t| t.saturating_duration_since(Instant::now()))
+            .unwrap_or(Duration::from_secs(1));
         tokio::select! {
             _ = state.shutdown.cancelled() => return,
             _ = state.store.changed() => {}
@@ -114,7 +119,11 @@ impl Controller {
     }
 
     fn rt(&self, group: &str, plural: &str) -> crate::resources::ResourceType {
-        self.state().registry.by_plural(group, plural).expect("built-in resource").clone()
+        self.state()
+            .registry
+            .by_plural(group, plural)
+            .expect("built-in resource")
+            .clone()
     }
 
     /// Writes `status` through the status path when it differs (no-op writes are skipped).
@@ -126,11 +135,20 @@ impl Controller {
         let (ns, name) = name_of(obj);
         let version = rt.versions[0].clone();
         // The object may have been deleted since it was listed; the next pass sees that.
-        let _ = ops::update(self.state(), &rt, &version, ns, name, Some("status"), None, |cur| {
-            let mut new = cur.clone();
-            new["status"] = status;
-            Ok(new)
-        });
+        let _ = ops::update(
+            self.state(),
+            &rt,
+            &version,
+            ns,
+            name,
+            Some("status"),
+            None,
+            |cur| {
+                let mut new = cur.clone();
+                new["status"] = status;
+                Ok(new)
+            },
+        );
     }
 
     fn set_spec_replicas(&self, rs: &Value, replicas: i64) {
@@ -176,7 +194,10 @@ impl Controller {
                 }
             }
             let (all_rs, _) = self.state().store.list(REPLICASETS, Some(ns));
-            let owned: Vec<&Value> = all_rs.iter().filter(|rs| controller_of(rs) == Some(uid)).collect();
+            let owned: Vec<&Value> = all_rs
+                .iter()
+                .filter(|rs| controller_of(rs) == Some(uid))
+                .collect();
             let template = &d["spec"]["template"];
             let desired = d["spec"]["replicas"].as_i64().unwrap_or(1);
             let current = owned
@@ -195,13 +216,19 @@ impl Controller {
             };
             let new_available = new_rs["status"]["availableReplicas"].as_i64().unwrap_or(0);
             let recreate = d["spec"]["strategy"]["type"] == "Recreate";
-            for old in owned.iter().filter(|rs| rs["metadata"]["uid"] != new_rs["metadata"]["uid"]) {
+            for old in owned
+                .iter()
+                .filter(|rs| rs["metadata"]["uid"] != new_rs["metadata"]["uid"])
+            {
                 if recreate || new_available >= desired {
                     self.set_spec_replicas(old, 0);
                 }
             }
             let sum = |field: &str| -> i64 {
-                owned.iter().map(|rs| rs["status"][field].as_i64().unwrap_or(0)).sum()
+                owned
+                    .iter()
+                    .map(|rs| rs["status"][field].as_i64().unwrap_or(0))
+                    .sum()
             };
             let available = sum("availableReplicas");
             let updated = new_rs["status"]["replicas"].as_i64().unwrap_or(0);
@@ -225,7 +252,13 @@ impl Controller {
             });
             // Keep old timestamps when the conditions did not change, so status is stable.
             if let Some(old) = d["status"]["conditions"].as_array() {
-                for (i, c) in status["conditions"].clone().as_array().into_iter().flatten().enumerate() {
+                for (i, c) in status["conditions"]
+                    .clone()
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                {
                     if let Some(prev) = old.iter().find(|p| p["type"] == c["type"])
                         && prev["status"] == c["status"]
                         && prev["reason"] == c["reason"]
@@ -274,7 +307,10 @@ impl Controller {
                 }
             }
             let (pods, _) = self.state().store.list(PODS, Some(ns));
-            let mut owned: Vec<Value> = pods.into_iter().filter(|p| controller_of(p) == Some(uid)).collect();
+            let mut owned: Vec<Value> = pods
+                .into_iter()
+                .filter(|p| controller_of(p) == Some(uid))
+                .collect();
             let desired = rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
             let pod_rt = self.rt("", "pods");
             while owned.len() < desired {
@@ -296,7 +332,15 @@ impl Controller {
             if owned.len() > desired {
                 // Delete not-ready Pods first, then the newest, as the real controller does.
                 owned.sort_by_key(|p| {
-                    (is_ready(p), std::cmp::Reverse(p["metadata"]["creationTimestamp"].as_str().unwrap_or_default().to_string()))
+                    (
+                        is_ready(p),
+                        std::cmp::Reverse(
+                            p["metadata"]["creationTimestamp"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_string(),
+                        ),
+                    )
                 });
                 for pod in owned.drain(..owned.len() - desired) {
                     let (pns, pname) = name_of(&pod);
@@ -304,9 +348,15 @@ impl Controller {
                 }
             }
             let ready = owned.iter().filter(|p| is_ready(p)).count();
-            let labeled = owned.iter().filter(|p| {
-                LabelSelector::from_object(&json!({"matchLabels": rs["spec"]["template"]["metadata"]["labels"]})).matches(p)
-            }).count();
+            let labeled = owned
+                .iter()
+                .filter(|p| {
+                    LabelSelector::from_object(
+                        &json!({"matchLabels": rs["spec"]["template"]["metadata"]["labels"]}),
+                    )
+                    .matches(p)
+                })
+                .count();
             let status = json!({
                 "replicas": owned.len(),
                 "fullyLabeledReplicas": labeled,
@@ -324,9 +374,22 @@ impl Controller {
         let mut next: Option<Instant> = None;
         let mut seen = HashMap::new();
         for pod in pods {
-            let containers: Vec<&Value> = pod["spec"]["containers"].as_array().into_iter().flatten().collect();
-            let images: Vec<&str> = containers.iter().map(|c| c["image"].as_str().unwrap_or_default()).collect();
-            let key = (pod["metadata"]["uid"].as_str().unwrap_or_default().to_string(), images.join(","));
+            let containers: Vec<&Value> = pod["spec"]["containers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .collect();
+            let images: Vec<&str> = containers
+                .iter()
+                .map(|c| c["image"].as_str().unwrap_or_default())
+                .collect();
+            let key = (
+                pod["metadata"]["uid"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                images.join(","),
+            );
             let since = *self.first_seen.get(&key).unwrap_or(&now);
             seen.insert(key, since);
             let bad = images.iter().any(|i| image_tag(i) == Some("bad"));
@@ -351,15 +414,30 @@ fn status_signature(status: &Value) -> Value {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|c| json!([c["name"], c["image"], c["ready"], c["state"]["waiting"]["reason"]]))
+        .map(|c| {
+            json!([
+                c["name"],
+                c["image"],
+                c["ready"],
+                c["state"]["waiting"]["reason"]
+            ])
+        })
         .collect();
     json!([status["phase"], states])
 }
 
 fn pod_status(pod: &Value, containers: &[&Value], ready: bool) -> Value {
     let ts = now_ts();
-    let uid = pod["metadata"]["uid"].as_str().unwrap_or_default().as_bytes().to_vec();
-    let pod_ip = format!("10.244.{}.{}", uid.first().copied().unwrap_or(0), uid.get(1).copied().unwrap_or(1).max(1));
+    let uid = pod["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .as_bytes()
+        .to_vec();
+    let pod_ip = format!(
+        "10.244.{}.{}",
+        uid.first().copied().unwrap_or(0),
+        uid.get(1).copied().unwrap_or(1).max(1)
+    );
     let statuses: Vec<Value> = containers
         .iter()
         .map(|c| {

@@ -21,7 +21,12 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(code: u16, reason: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { code, reason, message: message.into(), details: None }
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
     }
 
     /// `404 NotFound` for a named object of a resource, worded as the real API server does.
@@ -34,8 +39,12 @@ impl ApiError {
     /// `409 AlreadyExists` on create.
     pub fn already_exists(resource: &str, group: &str, name: &str) -> ApiError {
         let gr = qualified(resource, group);
-        ApiError::new(409, "AlreadyExists", format!("{gr} \"{name}\" already exists"))
-            .with_details(json!({"name": name, "group": group, "kind": resource}))
+        ApiError::new(
+            409,
+            "AlreadyExists",
+            format!("{gr} \"{name}\" already exists"),
+        )
+        .with_details(json!({"name": name, "group": group, "kind": resource}))
     }
 
     /// `409 Conflict` for a stale `resourceVersion` or an apply conflict.
@@ -103,7 +112,11 @@ impl ApiError {
 }
 
 fn qualified(resource: &str, group: &str) -> String {
-    if group.is_empty() { resource.to_string() } else { format!("{resource}.{group}") }
+    if group.is_empty() {
+        resource.to_string()
+    } else {
+        format!("{resource}.{group}")
+    }
 }
 
 impl std::fmt::Display for ApiError {

@@ -52,13 +52,18 @@ pub async fn apply(State(state): State<Arc<SimState>>, req: Request, next: Next)
     }
     let (fail, drop) = {
         let mut rng = rand::rng();
-        (rng.random_bool(faults.error_rate.clamp(0.0, 1.0)), rng.random_bool(faults.drop_rate.clamp(0.0, 1.0)))
+        (
+            rng.random_bool(faults.error_rate.clamp(0.0, 1.0)),
+            rng.random_bool(faults.drop_rate.clamp(0.0, 1.0)),
+        )
     };
     if drop {
         // A body that fails makes hyper abort the connection mid-response: the client sees a
         // dropped connection, not an HTTP error.
         let failing = futures::stream::once(async {
-            Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other("fault: dropped connection"))
+            Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other(
+                "fault: dropped connection",
+            ))
         });
         return Response::builder()
             .header("content-type", "application/json")
@@ -66,7 +71,8 @@ pub async fn apply(State(state): State<Arc<SimState>>, req: Request, next: Next)
             .unwrap_or_else(|_| ApiError::internal("fault").into_response());
     }
     if fail {
-        return ApiError::internal("kube-sim fault injection: simulated internal error").into_response();
+        return ApiError::internal("kube-sim fault injection: simulated internal error")
+            .into_response();
     }
     next.run(req).await
 }

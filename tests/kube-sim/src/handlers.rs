@@ -47,11 +47,19 @@ pub fn parse_target(
         return Ok(None);
     }
     let find = |plural: &str| state.registry.find(group, version, plural).cloned();
-    let not_found = || ApiError { code: 404, reason: "NotFound", message: "the server could not find the requested resource".into(), details: None };
-    let namespaced = segs[0] == "namespaces"
-        && segs.len() >= 3
-        && find(segs[2]).is_some_and(|t| t.namespaced);
-    let (ns, rest) = if namespaced { (segs[1].to_string(), &segs[2..]) } else { (String::new(), segs) };
+    let not_found = || ApiError {
+        code: 404,
+        reason: "NotFound",
+        message: "the server could not find the requested resource".into(),
+        details: None,
+    };
+    let namespaced =
+        segs[0] == "namespaces" && segs.len() >= 3 && find(segs[2]).is_some_and(|t| t.namespaced);
+    let (ns, rest) = if namespaced {
+        (segs[1].to_string(), &segs[2..])
+    } else {
+        (String::new(), segs)
+    };
     let rt = find(rest[0]).ok_or_else(not_found)?;
     if rest.len() > 3 || (!namespaced && rt.namespaced && rest.len() > 1) {
         return Err(not_found());
@@ -62,7 +70,13 @@ pub fn parse_target(
     {
         return Err(not_found());
     }
-    Ok(Some(Target { rt, version: version.to_string(), ns, name: rest.get(1).map(|s| s.to_string()), sub }))
+    Ok(Some(Target {
+        rt,
+        version: version.to_string(),
+        ns,
+        name: rest.get(1).map(|s| s.to_string()),
+        sub,
+    }))
 }
 
 fn ok(v: Value) -> Response {
@@ -136,11 +150,16 @@ pub async fn serve(
         (&Method::GET, None) => {
             let labels = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?;
             let fields = FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str))?;
-            let rv_param = q.get("resourceVersion").filter(|s| !s.is_empty() && *s != "0");
-            let from = match rv_param {
-                Some(s) => Some(s.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {s}")))?),
-                None => None,
-            };
+            let rv_param = q
+                .get("resourceVersion")
+                .filter(|s| !s.is_empty() && *s != "0");
+            let from =
+                match rv_param {
+                    Some(s) => Some(s.parse::<u64>().map_err(|_| {
+                        ApiError::bad_request(format!("invalid resourceVersion {s}"))
+                    })?),
+                    None => None,
+                };
             if q.get("watch").is_some_and(|w| w == "true" || w == "1") {
                 let req = watch::WatchRequest {
                     rt: t.rt.clone(),
@@ -148,10 +167,17 @@ pub async fn serve(
                     namespace: (!ns.is_empty()).then_some(ns),
                     labels,
                     fields,
-                    from: if q.get("sendInitialEvents").is_some_and(|v| v == "true") { None } else { from },
+                    from: if q.get("sendInitialEvents").is_some_and(|v| v == "true") {
+                        None
+                    } else {
+                        from
+                    },
                     bookmarks: q.get("allowWatchBookmarks").is_some_and(|v| v == "true"),
                     send_initial: q.get("sendInitialEvents").is_some_and(|v| v == "true"),
-                    timeout: q.get("timeoutSeconds").and_then(|s| s.parse().ok()).map(Duration::from_secs),
+                    timeout: q
+                        .get("timeoutSeconds")
+                        .and_then(|s| s.parse().ok())
+                        .map(Duration::from_secs),
                 };
                 return Ok(watch::start(state, req));
             }
@@ -161,7 +187,9 @@ pub async fn serve(
             {
                 return Err(ApiError::gone(from));
             }
-            let (items, rv) = state.store.list(&key, (!ns.is_empty()).then_some(ns.as_str()));
+            let (items, rv) = state
+                .store
+                .list(&key, (!ns.is_empty()).then_some(ns.as_str()));
             let items: Vec<Value> = items
                 .into_iter()
                 .filter(|o| labels.matches(o) && fields.matches(o))
@@ -191,7 +219,14 @@ pub async fn serve(
             Ok(ok(show(obj)))
         }
         (&Method::POST, None) => {
-            let obj = ops::create(&state, &t.rt, &t.version, &ns, body_json(&body)?, Some(&manager(&q, &headers)))?;
+            let obj = ops::create(
+                &state,
+                &t.rt,
+                &t.version,
+                &ns,
+                body_json(&body)?,
+                Some(&manager(&q, &headers)),
+            )?;
             Ok(created(show(obj)))
         }
         (&Method::PUT, Some(name)) => {
@@ -200,13 +235,27 @@ pub async fn serve(
             if t.sub.as_deref() == Some("scale") {
                 return set_scale(&state, &t, name, &mgr, |_| Ok(new));
             }
-            let obj = ops::update(&state, &t.rt, &t.version, &ns, name, t.sub.as_deref(), Some(&mgr), |_| Ok(new))?;
+            let obj = ops::update(
+                &state,
+                &t.rt,
+                &t.version,
+                &ns,
+                name,
+                t.sub.as_deref(),
+                Some(&mgr),
+                |_| Ok(new),
+            )?;
             Ok(ok(show(obj)))
         }
         (&Method::PATCH, Some(name)) => {
-            let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            let ct = headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
             let kind = PatchKind::from_content_type(ct).ok_or_else(|| {
-                ApiError::unsupported_media_type(format!("the body of the request was in an unknown format: {ct}"))
+                ApiError::unsupported_media_type(format!(
+                    "the body of the request was in an unknown format: {ct}"
+                ))
             })?;
             let p = body_json(&body)?;
             let mgr = manager(&q, &headers);
@@ -217,28 +266,55 @@ pub async fn serve(
                     ));
                 };
                 if t.sub.as_deref() == Some("scale") {
-                    return Err(ApiError::unsupported_media_type("apply is not supported on the scale subresource"));
+                    return Err(ApiError::unsupported_media_type(
+                        "apply is not supported on the scale subresource",
+                    ));
                 }
                 let force = q.get("force").is_some_and(|f| f == "true");
-                let obj = ops::apply(&state, &t.rt, &t.version, &ns, name, t.sub.as_deref(), p, fm, force)?;
+                let obj = ops::apply(
+                    &state,
+                    &t.rt,
+                    &t.version,
+                    &ns,
+                    name,
+                    t.sub.as_deref(),
+                    p,
+                    fm,
+                    force,
+                )?;
                 return Ok(ok(show(obj)));
             }
             let builtin = t.rt.builtin;
             if t.sub.as_deref() == Some("scale") {
-                return set_scale(&state, &t, name, &mgr, |scale| patch::apply(kind, scale, &p, true));
+                return set_scale(&state, &t, name, &mgr, |scale| {
+                    patch::apply(kind, scale, &p, true)
+                });
             }
-            let obj = ops::update(&state, &t.rt, &t.version, &ns, name, t.sub.as_deref(), Some(&mgr), |cur| {
-                let mut base = for_version(&t.rt, &t.version, cur.clone());
-                if let Some(m) = base["metadata"].as_object_mut() {
-                    // A patch never carries a resourceVersion precondition unless it sets one.
-                    m.remove("resourceVersion");
-                }
-                patch::apply(kind, &base, &p, builtin)
-            })?;
+            let obj = ops::update(
+                &state,
+                &t.rt,
+                &t.version,
+                &ns,
+                name,
+                t.sub.as_deref(),
+                Some(&mgr),
+                |cur| {
+                    let mut base = for_version(&t.rt, &t.version, cur.clone());
+                    if let Some(m) = base["metadata"].as_object_mut() {
+                        // A patch never carries a resourceVersion precondition unless it sets one.
+                        m.remove("resourceVersion");
+                    }
+                    patch::apply(kind, &base, &p, builtin)
+                },
+            )?;
             Ok(ok(show(obj)))
         }
         (&Method::DELETE, Some(name)) => {
-            let opts: Value = if body.is_empty() { json!({}) } else { body_json(&body)? };
+            let opts: Value = if body.is_empty() {
+                json!({})
+            } else {
+                body_json(&body)?
+            };
             let policy = q
                 .get("propagationPolicy")
                 .map(String::as_str)
@@ -259,18 +335,27 @@ pub async fn serve(
         (&Method::DELETE, None) => {
             let labels = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?;
             let fields = FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str))?;
-            let (items, _) = state.store.list(&key, (!ns.is_empty()).then_some(ns.as_str()));
+            let (items, _) = state
+                .store
+                .list(&key, (!ns.is_empty()).then_some(ns.as_str()));
             let mut deleted = Vec::new();
-            for o in items.into_iter().filter(|o| labels.matches(o) && fields.matches(o)) {
+            for o in items
+                .into_iter()
+                .filter(|o| labels.matches(o) && fields.matches(o))
+            {
                 let (ons, oname) = crate::objects::name_of(&o);
                 if let Ok(d) = ops::delete(&state, &t.rt, ons, oname, Propagation::Background) {
                     deleted.push(show(d));
                 }
             }
-            Ok(ok(json!({"kind": format!("{}List", t.rt.kind), "apiVersion": t.rt.api_version(&t.version),
-                          "metadata": {"resourceVersion": state.store.current_rv().to_string()}, "items": deleted})))
+            Ok(ok(
+                json!({"kind": format!("{}List", t.rt.kind), "apiVersion": t.rt.api_version(&t.version),
+                          "metadata": {"resourceVersion": state.store.current_rv().to_string()}, "items": deleted}),
+            ))
         }
-        _ => Err(ApiError::method_not_allowed(format!("{method} is not supported here"))),
+        _ => Err(ApiError::method_not_allowed(format!(
+            "{method} is not supported here"
+        ))),
     }
 }
 
@@ -283,32 +368,51 @@ fn set_scale(
     mgr: &str,
     f: impl FnOnce(&Value) -> Result<Value, ApiError>,
 ) -> Result<Response, ApiError> {
-    let obj = ops::update(state, &t.rt, &t.version, &t.ns, name, None, Some(mgr), |cur| {
-        let scale = scale_of(t, cur);
-        let desired = f(&scale)?;
-        if let Some(rv) = desired["metadata"]["resourceVersion"].as_str()
-            && !rv.is_empty()
-            && Some(rv) != cur["metadata"]["resourceVersion"].as_str()
-        {
-            return Err(stale(&t.rt, name));
-        }
-        let replicas = desired["spec"]["replicas"]
-            .as_i64()
-            .filter(|r| *r >= 0)
-            .ok_or_else(|| ApiError::invalid("spec.replicas: Invalid value: must be a non-negative integer"))?;
-        let mut new = cur.clone();
-        new["spec"]["replicas"] = json!(replicas);
-        Ok(new)
-    })?;
+    let obj = ops::update(
+        state,
+        &t.rt,
+        &t.version,
+        &t.ns,
+        name,
+        None,
+        Some(mgr),
+        |cur| {
+            let scale = scale_of(t, cur);
+            let desired = f(&scale)?;
+            if let Some(rv) = desired["metadata"]["resourceVersion"].as_str()
+                && !rv.is_empty()
+                && Some(rv) != cur["metadata"]["resourceVersion"].as_str()
+            {
+                return Err(stale(&t.rt, name));
+            }
+            let replicas = desired["spec"]["replicas"]
+                .as_i64()
+                .filter(|r| *r >= 0)
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "spec.replicas: Invalid value: must be a non-negative integer",
+                    )
+                })?;
+            let mut new = cur.clone();
+            new["spec"]["replicas"] = json!(replicas);
+            Ok(new)
+        },
+    )?;
     Ok(ok(scale_of(t, &obj)))
 }
 
 /// Serves discovery for a group version.
-pub fn group_version_doc(state: &SimState, group: &str, version: &str) -> Result<Response, ApiError> {
-    discovery::resource_list(&state.registry, group, version).map(ok).ok_or_else(|| ApiError {
-        code: 404,
-        reason: "NotFound",
-        message: "the server could not find the requested resource".into(),
-        details: None,
-    })
+pub fn group_version_doc(
+    state: &SimState,
+    group: &str,
+    version: &str,
+) -> Result<Response, ApiError> {
+    discovery::resource_list(&state.registry, group, version)
+        .map(ok)
+        .ok_or_else(|| ApiError {
+            code: 404,
+            reason: "NotFound",
+            message: "the server could not find the requested resource".into(),
+            details: None,
+        })
 }

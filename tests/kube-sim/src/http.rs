@@ -92,7 +92,17 @@ async fn dispatch(
             .ok_or_else(not_found),
         ["api", "v1", rest @ ..] => resource(state, "", "v1", rest, method, q, headers, body).await,
         ["apis", group, version, rest @ ..] => {
-            resource(state.clone(), group, version, rest, method, q, headers, body).await
+            resource(
+                state.clone(),
+                group,
+                version,
+                rest,
+                method,
+                q,
+                headers,
+                body,
+            )
+            .await
         }
         _ => Err(not_found()),
     };
@@ -112,7 +122,9 @@ async fn resource(
 ) -> Result<Response, ApiError> {
     match handlers::parse_target(&state, group, version, rest)? {
         None if method == Method::GET => handlers::group_version_doc(&state, group, version),
-        None => Err(ApiError::method_not_allowed("discovery documents are read-only")),
+        None => Err(ApiError::method_not_allowed(
+            "discovery documents are read-only",
+        )),
         Some(target) => {
             tracing::debug!(%method, resource = %target.rt.plural, ns = %target.ns, name = ?target.name, "request");
             handlers::serve(state, target, method, q, headers, body).await

@@ -41,7 +41,11 @@ mod tests {
 
     #[test]
     fn kubeconfig_parses_with_kube_rs() {
-        let text = render("https://127.0.0.1:6443", Some("-----BEGIN CERTIFICATE-----\n"), "t0k");
+        let text = render(
+            "https://127.0.0.1:6443",
+            Some("-----BEGIN CERTIFICATE-----\n"),
+            "t0k",
+        );
         let kc = kube::config::Kubeconfig::from_yaml(&text).unwrap();
         assert_eq!(kc.current_context.as_deref(), Some("kube-sim"));
         let cluster = kc.clusters[0].cluster.as_ref().unwrap();

@@ -100,7 +100,10 @@ pub struct RunningSim {
 pub async fn start(config: SimConfig) -> Result<RunningSim, SimError> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, config.port)).await?;
     let addr = listener.local_addr()?;
-    let token = config.token.clone().unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let token = config
+        .token
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let state = Arc::new(SimState::new(
         resources::Registry::new(&config.custom_resources),
         config.watch_history,
@@ -109,10 +112,24 @@ pub async fn start(config: SimConfig) -> Result<RunningSim, SimError> {
         config.faults,
         addr.to_string(),
     ));
-    let ns_type = state.registry.by_plural("", "namespaces").expect("namespaces are built in").clone();
+    let ns_type = state
+        .registry
+        .by_plural("", "namespaces")
+        .expect("namespaces are built in")
+        .clone();
     for ns in &config.namespaces {
-        ops::create(&state, &ns_type, "v1", "", json!({"metadata": {"name": ns}}), None).map_err(|e| {
-            SimError::Io(std::io::Error::other(format!("creating namespace {ns}: {e}")))
+        ops::create(
+            &state,
+            &ns_type,
+            "v1",
+            "",
+            json!({"metadata": {"name": ns}}),
+            None,
+        )
+        .map_err(|e| {
+            SimError::Io(std::io::Error::other(format!(
+                "creating namespace {ns}: {e}"
+            )))
         })?;
     }
     let app = http::router(state.clone());
@@ -120,27 +137,44 @@ pub async fn start(config: SimConfig) -> Result<RunningSim, SimError> {
     let (base_url, kubeconfig, server) = if config.plain_http {
         let base_url = format!("http://{addr}");
         let server = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
+            let serve =
+                axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "kube-sim server failed");
             }
         });
-        (base_url.clone(), kubeconfig::render(&base_url, None, &token), server)
+        (
+            base_url.clone(),
+            kubeconfig::render(&base_url, None, &token),
+            server,
+        )
     } else {
         let certs = tls::generate()?;
         let base_url = format!("https://{addr}");
         let tls_listener = tls::TlsListener::new(listener, certs.server.clone(), shutdown.clone())?;
         let server = tokio::spawn(async move {
-            let serve = axum::serve(tls_listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
+            let serve =
+                axum::serve(tls_listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "kube-sim server failed");
             }
         });
-        (base_url.clone(), kubeconfig::render(&base_url, Some(&certs.ca_pem), &token), server)
+        (
+            base_url.clone(),
+            kubeconfig::render(&base_url, Some(&certs.ca_pem), &token),
+            server,
+        )
     };
     let controller = tokio::spawn(controller::run(state.clone()));
     tracing::info!(%base_url, "kube-sim (Kubernetes API simulator) listening");
-    Ok(RunningSim { state, addr, base_url, kubeconfig, server, controller })
+    Ok(RunningSim {
+        state,
+        addr,
+        base_url,
+        kubeconfig,
+        server,
+        controller,
+    })
 }
 
 impl RunningSim {
@@ -175,7 +209,9 @@ impl RunningSim {
         // kube-rs with the `ring` feature expects a process-wide rustls provider.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let kc = kube::config::Kubeconfig::from_yaml(&self.kubeconfig)?;
-        let config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?;
+        let config =
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await?;
         Ok(kube::Client::try_from(config)?)
     }
 
@@ -200,14 +236,20 @@ impl RunningSim {
 /// Parses a duration such as `500ms`, `2s`, `1m` or a bare number of seconds (for flags).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let (num, unit) = s.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((s, "s"), |i| s.split_at(i));
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| s.split_at(i));
     let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "s" => n,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        _ => return Err(format!("invalid duration unit in {s:?} (use ms, s, m or h)")),
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {s:?} (use ms, s, m or h)"
+            ));
+        }
     };
     Ok(Duration::from_secs_f64(secs))
 }

@@ -44,7 +44,9 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .init();
     let args = Args::parse();
     let faults = Faults {
@@ -52,7 +54,10 @@ async fn main() -> anyhow::Result<()> {
         error_rate: args.error_rate,
         drop_rate: args.drop_rate,
     };
-    faults.validate().map_err(anyhow::Error::msg).context("invalid fault switches")?;
+    faults
+        .validate()
+        .map_err(anyhow::Error::msg)
+        .context("invalid fault switches")?;
     let sim = ferry_kube_sim::start(SimConfig {
         port: args.port,
         plain_http: args.plain_http,
@@ -66,8 +71,14 @@ async fn main() -> anyhow::Result<()> {
     .context("starting the Kubernetes API simulator")?;
     sim.write_kubeconfig(&args.kubeconfig)
         .with_context(|| format!("writing the kubeconfig to {}", args.kubeconfig.display()))?;
-    println!("kube-sim (Kubernetes API simulator) serving {} ; kubeconfig: {}", sim.base_url(), args.kubeconfig.display());
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    println!(
+        "kube-sim (Kubernetes API simulator) serving {} ; kubeconfig: {}",
+        sim.base_url(),
+        args.kubeconfig.display()
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     sim.shutdown().await;
     Ok(())
 }

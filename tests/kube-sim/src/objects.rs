@@ -20,13 +20,17 @@ pub fn now_ts() -> String {
 pub fn random_suffix(len: usize) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();
-    (0..len).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..len)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 253
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
@@ -41,12 +45,20 @@ pub fn for_version(rt: &ResourceType, version: &str, mut obj: Value) -> Value {
 /// The name and namespace of an object, as stored.
 pub fn name_of(obj: &Value) -> (&str, &str) {
     let meta = &obj["metadata"];
-    (meta["namespace"].as_str().unwrap_or_default(), meta["name"].as_str().unwrap_or_default())
+    (
+        meta["namespace"].as_str().unwrap_or_default(),
+        meta["name"].as_str().unwrap_or_default(),
+    )
 }
 
 /// Prepares a new object for storage: identity, timestamps, generation, defaults, validation.
 /// `ns` is the namespace from the request path (empty for cluster-scoped resources).
-pub fn prepare_create(rt: &ResourceType, version: &str, ns: &str, obj: Value) -> Result<Value, ApiError> {
+pub fn prepare_create(
+    rt: &ResourceType,
+    version: &str,
+    ns: &str,
+    obj: Value,
+) -> Result<Value, ApiError> {
     if !obj.is_object() {
         return Err(ApiError::bad_request("the request body is not an object"));
     }
@@ -54,7 +66,9 @@ pub fn prepare_create(rt: &ResourceType, version: &str, ns: &str, obj: Value) ->
     if !obj["metadata"].is_object() {
         obj["metadata"] = json!({});
     }
-    let meta = obj["metadata"].as_object_mut().expect("metadata is an object");
+    let meta = obj["metadata"]
+        .as_object_mut()
+        .expect("metadata is an object");
     let name = match meta.get("name").and_then(Value::as_str) {
         Some(n) if !n.is_empty() => n.to_string(),
         _ => match meta.get("generateName").and_then(Value::as_str) {
@@ -90,7 +104,10 @@ pub fn prepare_create(rt: &ResourceType, version: &str, ns: &str, obj: Value) ->
     } else {
         meta.remove("namespace");
     }
-    meta.insert("uid".into(), Value::String(uuid::Uuid::new_v4().to_string()));
+    meta.insert(
+        "uid".into(),
+        Value::String(uuid::Uuid::new_v4().to_string()),
+    );
     meta.insert("creationTimestamp".into(), Value::String(now_ts()));
     meta.insert("generation".into(), json!(1));
     meta.remove("resourceVersion");
@@ -108,7 +125,11 @@ pub fn prepare_create(rt: &ResourceType, version: &str, ns: &str, obj: Value) ->
 
 /// The stale-`resourceVersion` conflict, worded as the real API server does.
 pub fn stale(rt: &ResourceType, name: &str) -> ApiError {
-    let gr = if rt.group.is_empty() { rt.plural.clone() } else { format!("{}.{}", rt.plural, rt.group) };
+    let gr = if rt.group.is_empty() {
+        rt.plural.clone()
+    } else {
+        format!("{}.{}", rt.plural, rt.group)
+    };
     ApiError::conflict(format!(
         "Operation cannot be fulfilled on {gr} \"{name}\": the object has been modified; please \
          apply your changes to the latest version and try again"
@@ -190,7 +211,11 @@ pub fn prepare_update(
         meta[keep] = old["metadata"][keep].clone();
     }
     let generation = old["metadata"]["generation"].as_i64().unwrap_or(1);
-    let bumped = if spec_part(old) != spec_part(&out) { generation + 1 } else { generation };
+    let bumped = if spec_part(old) != spec_part(&out) {
+        generation + 1
+    } else {
+        generation
+    };
     out["metadata"]["generation"] = json!(bumped);
     apply_defaults(rt, &mut out);
     validate(rt, &out)?;
@@ -217,10 +242,8 @@ fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
                 obj["status"]["phase"] = json!("Pending");
             }
         }
-        "Deployment" | "ReplicaSet" | "StatefulSet" => {
-            if obj["spec"]["replicas"].is_null() {
-                obj["spec"]["replicas"] = json!(1);
-            }
+        "Deployment" | "ReplicaSet" | "StatefulSet" if obj["spec"]["replicas"].is_null() => {
+            obj["spec"]["replicas"] = json!(1);
         }
         "Service" => {
             let spec = &mut obj["spec"];
@@ -228,8 +251,15 @@ fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
                 spec["type"] = json!("ClusterIP");
             }
             if spec["clusterIP"].is_null() && spec["type"] != "ExternalName" {
-                let uid = obj["metadata"]["uid"].as_str().unwrap_or_default().as_bytes().to_vec();
-                let (a, b) = (uid.first().copied().unwrap_or(1), uid.get(1).copied().unwrap_or(1));
+                let uid = obj["metadata"]["uid"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .as_bytes()
+                    .to_vec();
+                let (a, b) = (
+                    uid.first().copied().unwrap_or(1),
+                    uid.get(1).copied().unwrap_or(1),
+                );
                 let ip = format!("10.96.{a}.{}", b.max(1));
                 obj["spec"]["clusterIP"] = json!(ip);
                 obj["spec"]["clusterIPs"] = json!([ip]);
@@ -250,12 +280,20 @@ fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
 }
 
 fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
-    if !rt.builtin || !matches!(rt.kind.as_str(), "Deployment" | "ReplicaSet" | "StatefulSet") {
+    if !rt.builtin
+        || !matches!(
+            rt.kind.as_str(),
+            "Deployment" | "ReplicaSet" | "StatefulSet"
+        )
+    {
         return Ok(());
     }
     let name = obj["metadata"]["name"].as_str().unwrap_or_default();
     let invalid = |field: &str, why: &str| {
-        ApiError::invalid(format!("{}.apps \"{name}\" is invalid: {field}: {why}", rt.kind))
+        ApiError::invalid(format!(
+            "{}.apps \"{name}\" is invalid: {field}: {why}",
+            rt.kind
+        ))
     };
     let selector = &obj["spec"]["selector"];
     if !selector.is_object() {
@@ -263,7 +301,10 @@ fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
     }
     let sel = LabelSelector::from_object(selector);
     if sel.is_empty() {
-        return Err(invalid("spec.selector", "Invalid value: empty selector is invalid for deployment"));
+        return Err(invalid(
+            "spec.selector",
+            "Invalid value: empty selector is invalid for deployment",
+        ));
     }
     if !sel.matches(&obj["spec"]["template"]) {
         return Err(invalid(
@@ -272,7 +313,10 @@ fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
         ));
     }
     if obj["spec"]["replicas"].as_i64().is_some_and(|r| r < 0) {
-        return Err(invalid("spec.replicas", "Invalid value: must be greater than or equal to 0"));
+        return Err(invalid(
+            "spec.replicas",
+            "Invalid value: must be greater than or equal to 0",
+        ));
     }
     Ok(())
 }
@@ -300,12 +344,22 @@ mod tests {
         let updated = prepare_update(rt, "v1", &stored, new, None).unwrap();
         assert_eq!(updated["metadata"]["generation"], 2);
         assert_eq!(updated["status"]["replicas"], 1);
-        let status_only = prepare_update(rt, "v1", &stored, json!({"spec": {}, "status": {"replicas": 5}}), Some("status")).unwrap();
+        let status_only = prepare_update(
+            rt,
+            "v1",
+            &stored,
+            json!({"spec": {}, "status": {"replicas": 5}}),
+            Some("status"),
+        )
+        .unwrap();
         assert_eq!(status_only["spec"]["replicas"], 1);
         assert_eq!(status_only["status"]["replicas"], 5);
         assert_eq!(status_only["metadata"]["generation"], 1);
         let bad = json!({"metadata": {"name": "x"}, "spec": {"selector": {"matchLabels": {"app": "a"}},
             "template": {"metadata": {"labels": {"app": "b"}}}}});
-        assert_eq!(prepare_create(rt, "v1", "default", bad).unwrap_err().code, 422);
+        assert_eq!(
+            prepare_create(rt, "v1", "default", bad).unwrap_err().code,
+            422
+        );
     }
 }

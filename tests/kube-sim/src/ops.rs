@@ -27,7 +27,9 @@ impl Propagation {
             "Orphan" => Ok(Propagation::Orphan),
             "Background" => Ok(Propagation::Background),
             "Foreground" => Ok(Propagation::Foreground),
-            other => Err(ApiError::bad_request(format!("invalid propagationPolicy: {other}"))),
+            other => Err(ApiError::bad_request(format!(
+                "invalid propagationPolicy: {other}"
+            ))),
         }
     }
 }
@@ -54,11 +56,22 @@ pub fn create(
         m.remove("managedFields");
     }
     if let Some(manager) = manager {
-        track_update(None, &mut obj, manager, &rt.api_version(version), rt.builtin, None);
+        track_update(
+            None,
+            &mut obj,
+            manager,
+            &rt.api_version(version),
+            rt.builtin,
+            None,
+        );
     }
     let (plural, group) = (rt.plural.clone(), rt.group.clone());
     state.store.create(&rt.key(), obj, |o| {
-        ApiError::already_exists(&plural, &group, o["metadata"]["name"].as_str().unwrap_or_default())
+        ApiError::already_exists(
+            &plural,
+            &group,
+            o["metadata"]["name"].as_str().unwrap_or_default(),
+        )
     })
 }
 
@@ -80,9 +93,14 @@ pub fn update(
         let desired = f(current)?;
         let mut new = prepare_update(rt, version, current, desired, subresource)?;
         match manager {
-            Some(manager) => {
-                track_update(Some(current), &mut new, manager, &rt.api_version(version), rt.builtin, subresource)
-            }
+            Some(manager) => track_update(
+                Some(current),
+                &mut new,
+                manager,
+                &rt.api_version(version),
+                rt.builtin,
+                subresource,
+            ),
             None => new["metadata"]["managedFields"] = current["metadata"]["managedFields"].clone(),
         }
         if new["metadata"]["managedFields"].is_null()
@@ -108,8 +126,13 @@ pub fn apply(
     manager: &str,
     force: bool,
 ) -> Result<Value, ApiError> {
-    if config["metadata"]["name"].as_str().is_some_and(|n| n != name) {
-        return Err(ApiError::bad_request("the name of the object does not match the name on the URL"));
+    if config["metadata"]["name"]
+        .as_str()
+        .is_some_and(|n| n != name)
+    {
+        return Err(ApiError::bad_request(
+            "the name of the object does not match the name on the URL",
+        ));
     }
     let api_version = rt.api_version(version);
     if let Some(body_version) = config["apiVersion"].as_str()
@@ -126,7 +149,13 @@ pub fn apply(
             m.remove("status");
         }
     }
-    let req = ApplyRequest { manager, force, api_version: &api_version, builtin: rt.builtin, subresource };
+    let req = ApplyRequest {
+        manager,
+        force,
+        api_version: &api_version,
+        builtin: rt.builtin,
+        subresource,
+    };
     if state.store.get(&rt.key(), ns, name).is_none() {
         if subresource.is_some() {
             return Err(ApiError::not_found(&rt.plural, &rt.group, name));
@@ -140,10 +169,24 @@ pub fn apply(
         obj["metadata"]["managedFields"] = managed;
         let (plural, group) = (rt.plural.clone(), rt.group.clone());
         return match state.store.create(&rt.key(), obj, |o| {
-            ApiError::already_exists(&plural, &group, o["metadata"]["name"].as_str().unwrap_or_default())
+            ApiError::already_exists(
+                &plural,
+                &group,
+                o["metadata"]["name"].as_str().unwrap_or_default(),
+            )
         }) {
             // Lost a race with a concurrent create: apply onto what is there now.
-            Err(e) if e.reason == "AlreadyExists" => apply(state, rt, version, ns, name, subresource, config, manager, force),
+            Err(e) if e.reason == "AlreadyExists" => apply(
+                state,
+                rt,
+                version,
+                ns,
+                name,
+                subresource,
+                config,
+                manager,
+                force,
+            ),
             other => other,
         };
     }
@@ -170,7 +213,10 @@ pub fn delete(
         .store
         .get(&rt.key(), ns, name)
         .ok_or_else(|| ApiError::not_found(&rt.plural, &rt.group, name))?;
-    let uid = obj["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+    let uid = obj["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     match policy {
         Propagation::Orphan => {
             for (res, dep) in state.store.dependents(&uid) {
@@ -178,7 +224,9 @@ pub fn delete(
                 let (dns, dname) = (dns.to_string(), dname.to_string());
                 // Missing dependents were deleted concurrently; nothing to orphan then.
                 let _ = state.store.modify(&res, &dns, &dname, |cur| {
-                    let mut cur = cur.cloned().ok_or_else(|| ApiError::not_found(&res, "", &dname))?;
+                    let mut cur = cur
+                        .cloned()
+                        .ok_or_else(|| ApiError::not_found(&res, "", &dname))?;
                     if let Some(refs) = cur["metadata"]["ownerReferences"].as_array_mut() {
                         refs.retain(|r| r["uid"].as_str() != Some(uid.as_str()));
                         if refs.is_empty()

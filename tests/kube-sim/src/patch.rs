@@ -38,15 +38,21 @@ impl PatchKind {
 }
 
 /// Applies a merge, JSON or strategic merge patch to `target`.
-pub fn apply(kind: PatchKind, target: &Value, patch: &Value, builtin: bool) -> Result<Value, ApiError> {
+pub fn apply(
+    kind: PatchKind,
+    target: &Value,
+    patch: &Value,
+    builtin: bool,
+) -> Result<Value, ApiError> {
     let mut out = target.clone();
     match kind {
         PatchKind::Merge => json_patch::merge(&mut out, patch),
         PatchKind::Json => {
             let ops: json_patch::Patch = serde_json::from_value(patch.clone())
                 .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-            json_patch::patch(&mut out, &ops)
-                .map_err(|e| ApiError::invalid(format!("the JSON patch could not be applied: {e}")))?;
+            json_patch::patch(&mut out, &ops).map_err(|e| {
+                ApiError::invalid(format!("the JSON patch could not be applied: {e}"))
+            })?;
         }
         PatchKind::Strategic => {
             if !builtin {
@@ -59,7 +65,9 @@ pub fn apply(kind: PatchKind, target: &Value, patch: &Value, builtin: bool) -> R
             strategic_merge(&mut out, patch, true);
         }
         PatchKind::Apply => {
-            return Err(ApiError::bad_request("apply patches go through server-side apply"));
+            return Err(ApiError::bad_request(
+                "apply patches go through server-side apply",
+            ));
         }
     }
     Ok(out)
@@ -72,7 +80,11 @@ pub fn merge_key(field: &str, items: &[Value], builtin: bool) -> Option<&'static
     }
     let has = |k: &str| items.iter().any(|i| i.get(k).is_some());
     match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "env" | "volumes"
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "env"
+        | "volumes"
         | "imagePullSecrets" => Some("name"),
         "ports" if has("containerPort") => Some("containerPort"),
         "ports" => Some("port"),
@@ -90,10 +102,16 @@ pub fn merge_key(field: &str, items: &[Value], builtin: bool) -> Option<&'static
 fn clean(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
-            m.iter().filter(|(k, _)| !k.starts_with('$')).map(|(k, v)| (k.clone(), clean(v))).collect(),
+            m.iter()
+                .filter(|(k, _)| !k.starts_with('$'))
+                .map(|(k, v)| (k.clone(), clean(v)))
+                .collect(),
         ),
         Value::Array(a) => Value::Array(
-            a.iter().filter(|i| i.get("$patch").is_none()).map(clean).collect(),
+            a.iter()
+                .filter(|i| i.get("$patch").is_none())
+                .map(clean)
+                .collect(),
         ),
         other => other.clone(),
     }
@@ -155,8 +173,14 @@ fn merge_map(t: &mut Map<String, Value>, p: &Map<String, Value>, builtin: bool) 
 }
 
 fn merge_list(t: &mut Vec<Value>, p: &[Value], key: &str, builtin: bool) {
-    if p.iter().any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace")) {
-        *t = p.iter().filter(|i| i.get("$patch").is_none()).map(clean).collect();
+    if p.iter()
+        .any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace"))
+    {
+        *t = p
+            .iter()
+            .filter(|i| i.get("$patch").is_none())
+            .map(clean)
+            .collect();
         return;
     }
     for item in p {
@@ -206,14 +230,29 @@ mod tests {
     #[test]
     fn merge_patch_replaces_lists_and_json_patch_applies_ops() {
         let obj = json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}], "replicas": 1}});
-        let merged =
-            apply(PatchKind::Merge, &obj, &json!({"spec": {"containers": [{"name": "c"}], "replicas": null}}), true)
-                .unwrap();
+        let merged = apply(
+            PatchKind::Merge,
+            &obj,
+            &json!({"spec": {"containers": [{"name": "c"}], "replicas": null}}),
+            true,
+        )
+        .unwrap();
         assert_eq!(merged, json!({"spec": {"containers": [{"name": "c"}]}}));
         let ops = json!([{"op": "replace", "path": "/spec/replicas", "value": 3}]);
-        assert_eq!(apply(PatchKind::Json, &obj, &ops, true).unwrap()["spec"]["replicas"], 3);
+        assert_eq!(
+            apply(PatchKind::Json, &obj, &ops, true).unwrap()["spec"]["replicas"],
+            3
+        );
         let bad = json!([{"op": "test", "path": "/spec/replicas", "value": 9}]);
-        assert_eq!(apply(PatchKind::Json, &obj, &bad, true).unwrap_err().code, 422);
-        assert_eq!(apply(PatchKind::Strategic, &obj, &json!({}), false).unwrap_err().code, 415);
+        assert_eq!(
+            apply(PatchKind::Json, &obj, &bad, true).unwrap_err().code,
+            422
+        );
+        assert_eq!(
+            apply(PatchKind::Strategic, &obj, &json!({}), false)
+                .unwrap_err()
+                .code,
+            415
+        );
     }
 }

@@ -56,7 +56,12 @@ impl CustomResource {
                 "TrafficSplit",
                 &["ts"],
             ),
-            Self::namespaced("gateway.networking.k8s.io", &["v1", "v1beta1"], "HTTPRoute", &[]),
+            Self::namespaced(
+                "gateway.networking.k8s.io",
+                &["v1", "v1beta1"],
+                "HTTPRoute",
+                &[],
+            ),
         ]
     }
 }
@@ -92,7 +97,11 @@ impl ResourceType {
 
     /// `apiVersion` for a served version.
     pub fn api_version(&self, version: &str) -> String {
-        if self.group.is_empty() { version.to_string() } else { format!("{}/{version}", self.group) }
+        if self.group.is_empty() {
+            version.to_string()
+        } else {
+            format!("{}/{version}", self.group)
+        }
     }
 
     /// The lower-case singular name.
@@ -137,16 +146,79 @@ impl Registry {
     /// The built-in kinds plus the given custom resources.
     pub fn new(custom: &[CustomResource]) -> Registry {
         let mut types = vec![
-            builtin("", "v1", "Namespace", "namespaces", false, &["ns"], true, false),
+            builtin(
+                "",
+                "v1",
+                "Namespace",
+                "namespaces",
+                false,
+                &["ns"],
+                true,
+                false,
+            ),
             builtin("", "v1", "Pod", "pods", true, &["po"], true, false),
             builtin("", "v1", "Service", "services", true, &["svc"], true, false),
-            builtin("", "v1", "Endpoints", "endpoints", true, &["ep"], false, false),
-            builtin("", "v1", "ConfigMap", "configmaps", true, &["cm"], false, false),
+            builtin(
+                "",
+                "v1",
+                "Endpoints",
+                "endpoints",
+                true,
+                &["ep"],
+                false,
+                false,
+            ),
+            builtin(
+                "",
+                "v1",
+                "ConfigMap",
+                "configmaps",
+                true,
+                &["cm"],
+                false,
+                false,
+            ),
             builtin("", "v1", "Secret", "secrets", true, &[], false, false),
-            builtin("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"], false, false),
-            builtin("apps", "v1", "Deployment", "deployments", true, &["deploy"], true, true),
-            builtin("apps", "v1", "ReplicaSet", "replicasets", true, &["rs"], true, true),
-            builtin("apps", "v1", "StatefulSet", "statefulsets", true, &["sts"], true, true),
+            builtin(
+                "",
+                "v1",
+                "ServiceAccount",
+                "serviceaccounts",
+                true,
+                &["sa"],
+                false,
+                false,
+            ),
+            builtin(
+                "apps",
+                "v1",
+                "Deployment",
+                "deployments",
+                true,
+                &["deploy"],
+                true,
+                true,
+            ),
+            builtin(
+                "apps",
+                "v1",
+                "ReplicaSet",
+                "replicasets",
+                true,
+                &["rs"],
+                true,
+                true,
+            ),
+            builtin(
+                "apps",
+                "v1",
+                "StatefulSet",
+                "statefulsets",
+                true,
+                &["sts"],
+                true,
+                true,
+            ),
             builtin(
                 "autoscaling",
                 "v2",
@@ -190,11 +262,6 @@ impl Registry {
         Some(&self.types[*self.by_key.get(&(group.to_string(), plural.to_string()))?])
     }
 
-    /// All served resources.
-    pub fn all(&self) -> &[ResourceType] {
-        &self.types
-    }
-
     /// Served groups with their versions (preferred first), core group excluded, in a stable order.
     pub fn groups(&self) -> Vec<(String, Vec<String>)> {
         let mut out: Vec<(String, Vec<String>)> = Vec::new();
@@ -229,13 +296,24 @@ mod tests {
     #[test]
     fn custom_resources_share_storage_across_versions() {
         let r = Registry::new(&CustomResource::ferry_defaults());
-        let v1 = r.find("networking.istio.io", "v1", "virtualservices").unwrap();
-        let beta = r.find("networking.istio.io", "v1beta1", "virtualservices").unwrap();
+        let v1 = r
+            .find("networking.istio.io", "v1", "virtualservices")
+            .unwrap();
+        let beta = r
+            .find("networking.istio.io", "v1beta1", "virtualservices")
+            .unwrap();
         assert_eq!(v1.key(), beta.key());
-        assert!(r.find("networking.istio.io", "v2", "virtualservices").is_none());
+        assert!(
+            r.find("networking.istio.io", "v2", "virtualservices")
+                .is_none()
+        );
         assert!(r.find("apps", "v1", "deployments").unwrap().scale);
         let groups = r.groups();
         assert_eq!(groups[0].0, "apps");
-        assert!(groups.iter().any(|(g, v)| g == "networking.istio.io" && v[0] == "v1"));
+        assert!(
+            groups
+                .iter()
+                .any(|(g, v)| g == "networking.istio.io" && v[0] == "v1")
+        );
     }
 }

@@ -35,7 +35,10 @@ fn split_top(s: &str) -> Vec<&str> {
         }
     }
     out.push(&s[start..]);
-    out.into_iter().map(str::trim).filter(|p| !p.is_empty()).collect()
+    out.into_iter()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect()
 }
 
 fn set_values(s: &str) -> Result<Vec<String>, ApiError> {
@@ -44,7 +47,11 @@ fn set_values(s: &str) -> Result<Vec<String>, ApiError> {
         .strip_prefix('(')
         .and_then(|s| s.strip_suffix(')'))
         .ok_or_else(|| ApiError::bad_request(format!("invalid label selector set: {s}")))?;
-    Ok(inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
+    Ok(inner
+        .split(',')
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect())
 }
 
 impl LabelSelector {
@@ -66,7 +73,9 @@ impl LabelSelector {
             } else if let Some((k, v)) = part.split_once(" in ") {
                 LabelReq::In(k.trim().to_string(), set_values(v)?)
             } else if part.contains(|c: char| c.is_whitespace() || c == '(') {
-                return Err(ApiError::bad_request(format!("invalid label selector: {part}")));
+                return Err(ApiError::bad_request(format!(
+                    "invalid label selector: {part}"
+                )));
             } else {
                 LabelReq::Exists(part.to_string())
             };
@@ -81,10 +90,18 @@ impl LabelSelector {
         let mut reqs = Vec::new();
         if let Some(labels) = sel.get("matchLabels").and_then(Value::as_object) {
             for (k, v) in labels {
-                reqs.push(LabelReq::Eq(k.clone(), v.as_str().unwrap_or_default().to_string()));
+                reqs.push(LabelReq::Eq(
+                    k.clone(),
+                    v.as_str().unwrap_or_default().to_string(),
+                ));
             }
         }
-        for expr in sel.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
+        for expr in sel
+            .get("matchExpressions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let key = expr["key"].as_str().unwrap_or_default().to_string();
             let values: Vec<String> = expr["values"]
                 .as_array()
@@ -158,7 +175,9 @@ impl FieldSelector {
             } else if let Some((k, v)) = part.split_once('=') {
                 (k, true, v)
             } else {
-                return Err(ApiError::bad_request(format!("invalid field selector: {part}")));
+                return Err(ApiError::bad_request(format!(
+                    "invalid field selector: {part}"
+                )));
             };
             terms.push((path.trim().to_string(), eq, value.trim().to_string()));
         }

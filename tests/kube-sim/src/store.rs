@@ -85,7 +85,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("history", &self.history).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("history", &self.history)
+            .finish_non_exhaustive()
     }
 }
 
@@ -99,7 +101,10 @@ impl Store {
     /// An empty store keeping `history` events per resource for watch resumption.
     pub fn new(history: usize) -> Store {
         Store {
-            inner: Mutex::new(Inner { rv: 1, buckets: HashMap::new() }),
+            inner: Mutex::new(Inner {
+                rv: 1,
+                buckets: HashMap::new(),
+            }),
             history: history.max(1),
             changed: Notify::new(),
         }
@@ -124,7 +129,12 @@ impl Store {
     /// One object.
     pub fn get(&self, res: &str, ns: &str, name: &str) -> Option<Value> {
         let inner = self.lock();
-        inner.buckets.get(res)?.objects.get(&(ns.to_string(), name.to_string())).cloned()
+        inner
+            .buckets
+            .get(res)?
+            .objects
+            .get(&(ns.to_string(), name.to_string()))
+            .cloned()
     }
 
     /// All objects of a resource, in one namespace or all, with the resourceVersion of the list.
@@ -142,20 +152,11 @@ impl Store {
         (items, inner.rv)
     }
 
-    /// Finds an object of a resource by uid (owner lookups).
-    pub fn find_uid(&self, res: &str, uid: &str) -> Option<Value> {
-        let inner = self.lock();
-        inner
-            .buckets
-            .get(res)?
-            .objects
-            .values()
-            .find(|o| o["metadata"]["uid"].as_str() == Some(uid))
-            .cloned()
-    }
-
     fn record(&self, inner: &mut Inner, res: &str, event: Event) {
-        let bucket = inner.buckets.entry(res.to_string()).or_insert_with(Bucket::new);
+        let bucket = inner
+            .buckets
+            .entry(res.to_string())
+            .or_insert_with(Bucket::new);
         let event = Arc::new(event);
         bucket.log.push_back(event.clone());
         while bucket.log.len() > self.history {
@@ -197,7 +198,12 @@ impl Store {
         self.record(
             &mut inner,
             res,
-            Event { kind: EventType::Added, rv, object: obj.clone(), previous: None },
+            Event {
+                kind: EventType::Added,
+                rv,
+                object: obj.clone(),
+                previous: None,
+            },
         );
         Ok(obj)
     }
@@ -214,7 +220,11 @@ impl Store {
     ) -> Result<(Value, bool), ApiError> {
         let mut inner = self.lock();
         let key = (ns.to_string(), name.to_string());
-        let current = inner.buckets.get(res).and_then(|b| b.objects.get(&key)).cloned();
+        let current = inner
+            .buckets
+            .get(res)
+            .and_then(|b| b.objects.get(&key))
+            .cloned();
         let mut new = f(current.as_ref())?;
         if let Some(cur) = &current {
             let mut probe = new.clone();
@@ -232,8 +242,21 @@ impl Store {
             .or_insert_with(Bucket::new)
             .objects
             .insert(key, new.clone());
-        let kind = if current.is_some() { EventType::Modified } else { EventType::Added };
-        self.record(&mut inner, res, Event { kind, rv, object: new.clone(), previous: current });
+        let kind = if current.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
+        self.record(
+            &mut inner,
+            res,
+            Event {
+                kind,
+                rv,
+                object: new.clone(),
+                previous: current,
+            },
+        );
         Ok((new, true))
     }
 
@@ -248,7 +271,12 @@ impl Store {
         self.record(
             &mut inner,
             res,
-            Event { kind: EventType::Deleted, rv, object: obj.clone(), previous: None },
+            Event {
+                kind: EventType::Deleted,
+                rv,
+                object: obj.clone(),
+                previous: None,
+            },
         );
         Some(obj)
     }
@@ -260,7 +288,11 @@ impl Store {
         for (res, b) in &inner.buckets {
             for obj in b.objects.values() {
                 let refs = obj["metadata"]["ownerReferences"].as_array();
-                if refs.into_iter().flatten().any(|r| r["uid"].as_str() == Some(uid)) {
+                if refs
+                    .into_iter()
+                    .flatten()
+                    .any(|r| r["uid"].as_str() == Some(uid))
+                {
                     out.push((res.clone(), obj.clone()));
                 }
             }
@@ -281,8 +313,14 @@ impl Store {
         let mut out = Vec::new();
         for (res, b) in &inner.buckets {
             for obj in b.objects.values() {
-                let Some(refs) = obj["metadata"]["ownerReferences"].as_array() else { continue };
-                if !refs.is_empty() && refs.iter().all(|r| !r["uid"].as_str().is_some_and(|u| uids.contains(u))) {
+                let Some(refs) = obj["metadata"]["ownerReferences"].as_array() else {
+                    continue;
+                };
+                if !refs.is_empty()
+                    && refs
+                        .iter()
+                        .all(|r| !r["uid"].as_str().is_some_and(|u| uids.contains(u)))
+                {
                     out.push((res.clone(), obj.clone()));
                 }
             }
@@ -309,7 +347,10 @@ impl Store {
     pub fn subscribe(&self, res: &str, from: Option<u64>) -> Result<Subscription, ApiError> {
         let mut inner = self.lock();
         let rv = inner.rv;
-        let bucket = inner.buckets.entry(res.to_string()).or_insert_with(Bucket::new);
+        let bucket = inner
+            .buckets
+            .entry(res.to_string())
+            .or_insert_with(Bucket::new);
         let rx = bucket.tx.subscribe();
         match from {
             None => Ok(Subscription {
@@ -357,10 +398,20 @@ mod tests {
         let store = Store::new(2);
         let conflict = |_: &Value| ApiError::conflict("exists");
         let first = store.create("/pods", obj("a"), conflict).unwrap();
-        let first_rv: u64 = first["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
+        let first_rv: u64 = first["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         store.create("/pods", obj("b"), conflict).unwrap();
         store.create("/pods", obj("c"), conflict).unwrap();
-        assert_eq!(store.subscribe("/pods", Some(first_rv - 1)).unwrap_err().code, 410);
+        assert_eq!(
+            store
+                .subscribe("/pods", Some(first_rv - 1))
+                .unwrap_err()
+                .code,
+            410
+        );
         let sub = store.subscribe("/pods", Some(first_rv)).unwrap();
         assert_eq!(sub.backlog.len(), 2);
         assert!(store.create("/pods", obj("a"), conflict).is_err());
@@ -369,9 +420,13 @@ mod tests {
     #[test]
     fn no_op_modify_keeps_the_resource_version() {
         let store = Store::new(10);
-        store.create("/cm", obj("a"), |_| ApiError::conflict("x")).unwrap();
+        store
+            .create("/cm", obj("a"), |_| ApiError::conflict("x"))
+            .unwrap();
         let rv = store.current_rv();
-        let (_, changed) = store.modify("/cm", "default", "a", |cur| Ok(cur.unwrap().clone())).unwrap();
+        let (_, changed) = store
+            .modify("/cm", "default", "a", |cur| Ok(cur.unwrap().clone()))
+            .unwrap();
         assert!(!changed);
         assert_eq!(store.current_rv(), rv);
     }

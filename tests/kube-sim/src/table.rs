@@ -17,9 +17,15 @@ pub fn wanted(headers: &HeaderMap) -> bool {
 }
 
 fn age(obj: &Value) -> String {
-    let Some(created) = obj["metadata"]["creationTimestamp"].as_str() else { return "<unknown>".into() };
-    let Ok(t) = chrono::DateTime::parse_from_rfc3339(created) else { return "<unknown>".into() };
-    let secs = (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds().max(0);
+    let Some(created) = obj["metadata"]["creationTimestamp"].as_str() else {
+        return "<unknown>".into();
+    };
+    let Ok(t) = chrono::DateTime::parse_from_rfc3339(created) else {
+        return "<unknown>".into();
+    };
+    let secs = (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+        .num_seconds()
+        .max(0);
     match secs {
         s if s < 120 => format!("{s}s"),
         s if s < 7200 => format!("{}m", s / 60),
@@ -51,17 +57,29 @@ fn cells(kind: &str, o: &Value) -> Vec<Value> {
         "Pod" => {
             let total = spec["containers"].as_array().map_or(0, Vec::len);
             let statuses = status["containerStatuses"].as_array();
-            let ready = statuses.into_iter().flatten().filter(|c| c["ready"] == true).count();
+            let ready = statuses
+                .into_iter()
+                .flatten()
+                .filter(|c| c["ready"] == true)
+                .count();
             let waiting = statuses
                 .into_iter()
                 .flatten()
                 .find_map(|c| c["state"]["waiting"]["reason"].as_str())
                 .map(str::to_string);
             let phase = status["phase"].as_str().unwrap_or("Pending").to_string();
-            vec![json!(format!("{ready}/{total}")), json!(waiting.unwrap_or(phase)), json!(0)]
+            vec![
+                json!(format!("{ready}/{total}")),
+                json!(waiting.unwrap_or(phase)),
+                json!(0),
+            ]
         }
         "Deployment" => vec![
-            json!(format!("{}/{}", int(&status["readyReplicas"]), int(&spec["replicas"]))),
+            json!(format!(
+                "{}/{}",
+                int(&status["readyReplicas"]),
+                int(&spec["replicas"])
+            )),
             json!(int(&status["updatedReplicas"])),
             json!(int(&status["availableReplicas"])),
         ],
@@ -71,19 +89,33 @@ fn cells(kind: &str, o: &Value) -> Vec<Value> {
             json!(int(&status["readyReplicas"])),
         ],
         "StatefulSet" => {
-            vec![json!(format!("{}/{}", int(&status["readyReplicas"]), int(&spec["replicas"])))]
+            vec![json!(format!(
+                "{}/{}",
+                int(&status["readyReplicas"]),
+                int(&spec["replicas"])
+            ))]
         }
         "Service" => {
             let ports: Vec<String> = spec["ports"]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|p| format!("{}/{}", int(&p["port"]), p["protocol"].as_str().unwrap_or("TCP")))
+                .map(|p| {
+                    format!(
+                        "{}/{}",
+                        int(&p["port"]),
+                        p["protocol"].as_str().unwrap_or("TCP")
+                    )
+                })
                 .collect();
             vec![
                 spec["type"].clone(),
                 spec["clusterIP"].clone(),
-                json!(if ports.is_empty() { "<none>".to_string() } else { ports.join(",") }),
+                json!(if ports.is_empty() {
+                    "<none>".to_string()
+                } else {
+                    ports.join(",")
+                }),
             ]
         }
         "Namespace" => vec![status["phase"].clone()],

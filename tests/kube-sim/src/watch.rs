@@ -50,7 +50,9 @@ pub struct WatchRequest {
 
 impl WatchRequest {
     fn matches(&self, obj: &Value) -> bool {
-        self.namespace.as_deref().is_none_or(|ns| obj["metadata"]["namespace"].as_str() == Some(ns))
+        self.namespace
+            .as_deref()
+            .is_none_or(|ns| obj["metadata"]["namespace"].as_str() == Some(ns))
             && self.labels.matches(obj)
             && self.fields.matches(obj)
     }
@@ -113,9 +115,17 @@ pub fn start(state: Arc<SimState>, req: WatchRequest) -> Response {
             }
         };
         let mut initial: Vec<&Value> = sub.initial.iter().filter(|o| req.matches(o)).collect();
-        initial.sort_by_key(|o| o["metadata"]["resourceVersion"].as_str().and_then(|s| s.parse::<u64>().ok()));
+        initial.sort_by_key(|o| {
+            o["metadata"]["resourceVersion"]
+                .as_str()
+                .and_then(|s| s.parse::<u64>().ok())
+        });
         for obj in initial {
-            if tx.send(line(&req.event("ADDED", obj.clone()))).await.is_err() {
+            if tx
+                .send(line(&req.event("ADDED", obj.clone())))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -126,7 +136,10 @@ pub fn start(state: Arc<SimState>, req: WatchRequest) -> Response {
                 return;
             }
         }
-        if req.send_initial && req.bookmarks && tx.send(line(&req.bookmark(sub.rv, true))).await.is_err() {
+        if req.send_initial
+            && req.bookmarks
+            && tx.send(line(&req.bookmark(sub.rv, true))).await.is_err()
+        {
             return;
         }
         let deadline = tokio::time::sleep(req.timeout.unwrap_or(DEFAULT_TIMEOUT));
@@ -170,5 +183,7 @@ pub fn start(state: Arc<SimState>, req: WatchRequest) -> Response {
         .header("content-type", "application/json")
         .header("cache-control", "no-cache")
         .body(body)
-        .unwrap_or_else(|_| axum::response::IntoResponse::into_response(ApiError::internal("watch")))
+        .unwrap_or_else(|_| {
+            axum::response::IntoResponse::into_response(ApiError::internal("watch"))
+        })
 }

@@ -11,11 +11,15 @@ pub fn parse(body: &[u8]) -> Result<Value, ApiError> {
     if let Ok(v) = serde_json::from_slice(body) {
         return Ok(v);
     }
-    let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the request body is not UTF-8"))?;
-    let docs = Yaml::load_from_str(text).map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?;
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::bad_request("the request body is not UTF-8"))?;
+    let docs = Yaml::load_from_str(text)
+        .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?;
     match docs.as_slice() {
         [doc] => to_json(doc),
-        _ => Err(ApiError::bad_request("the request body must hold exactly one document")),
+        _ => Err(ApiError::bad_request(
+            "the request body must hold exactly one document",
+        )),
     }
 }
 
@@ -23,7 +27,9 @@ fn to_json(y: &Yaml<'_>) -> Result<Value, ApiError> {
     Ok(match y {
         Yaml::Value(s) => scalar(s),
         Yaml::Representation(..) => {
-            return Err(ApiError::bad_request("unresolved YAML scalar in the request body"));
+            return Err(ApiError::bad_request(
+                "unresolved YAML scalar in the request body",
+            ));
         }
         Yaml::Sequence(items) => Value::Array(items.iter().map(to_json).collect::<Result<_, _>>()?),
         Yaml::Mapping(m) => {
@@ -42,7 +48,11 @@ fn to_json(y: &Yaml<'_>) -> Result<Value, ApiError> {
             Value::Object(out)
         }
         Yaml::Tagged(_, inner) => to_json(inner)?,
-        _ => return Err(ApiError::bad_request("unsupported YAML in the request body")),
+        _ => {
+            return Err(ApiError::bad_request(
+                "unsupported YAML in the request body",
+            ));
+        }
     })
 }
 
@@ -51,7 +61,9 @@ fn scalar(s: &Scalar<'_>) -> Value {
         Scalar::Null => Value::Null,
         Scalar::Boolean(b) => Value::Bool(*b),
         Scalar::Integer(i) => Value::Number((*i).into()),
-        Scalar::FloatingPoint(f) => Number::from_f64(f.into_inner()).map_or(Value::Null, Value::Number),
+        Scalar::FloatingPoint(f) => {
+            Number::from_f64(f.into_inner()).map_or(Value::Null, Value::Number)
+        }
         Scalar::String(s) => Value::String(s.to_string()),
     }
 }
@@ -63,7 +75,8 @@ mod tests {
 
     #[test]
     fn yaml_and_json_bodies() {
-        let y = b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: \"1\"\n  n: 2\n";
+        let y =
+            b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: \"1\"\n  n: 2\n";
         assert_eq!(
             parse(y).unwrap(),
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "1", "n": 2}})

@@ -45,7 +45,10 @@ async fn undecodable_message_is_dead_lettered_with_reason() {
     stop.cancel();
     consumer.await.unwrap();
 
-    assert_eq!(dead.delivery.data, body, "the dead letter keeps the original body");
+    assert_eq!(
+        dead.delivery.data, body,
+        "the dead letter keeps the original body"
+    );
     assert_eq!(header(&dead, REASON).as_deref(), Some(REASON_UNDECODABLE));
     assert_eq!(header(&dead, ATTEMPTS).as_deref(), Some("1"));
     assert_eq!(
@@ -55,12 +58,27 @@ async fn undecodable_message_is_dead_lettered_with_reason() {
     let error = header(&dead, ERROR).unwrap();
     assert!(error.contains("cannot decode message"), "{error}");
     assert_eq!(
-        dead.delivery.properties.message_id().as_ref().map(|m| m.to_string()).as_deref(),
+        dead.delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|m| m.to_string())
+            .as_deref(),
         Some("not-an-envelope")
     );
-    assert_eq!(handler.call_count(), 0, "the handler never sees an undecodable message");
-    assert_eq!(metrics.dead_lettered("scheduler", "undecodable", REASON_UNDECODABLE), 1);
-    assert_eq!(f.depth(&f.topology.work_queue(WorkQueue::Scheduler)).await, 0);
+    assert_eq!(
+        handler.call_count(),
+        0,
+        "the handler never sees an undecodable message"
+    );
+    assert_eq!(
+        metrics.dead_lettered("scheduler", "undecodable", REASON_UNDECODABLE),
+        1
+    );
+    assert_eq!(
+        f.depth(&f.topology.work_queue(WorkQueue::Scheduler)).await,
+        0
+    );
 }
 
 #[tokio::test]
@@ -91,9 +109,16 @@ async fn permanent_error_is_dead_lettered_at_once() {
     assert_eq!(header(&dead, KIND).as_deref(), Some(KIND_STARTED));
     let error = header(&dead, ERROR).unwrap();
     assert!(error.contains("deployment 42 does not exist"), "{error}");
-    assert_eq!(handler.attempts(), vec![1], "a permanent error is not retried");
+    assert_eq!(
+        handler.attempts(),
+        vec![1],
+        "a permanent error is not retried"
+    );
     assert_eq!(f.effects(envelope.id).await, 0);
-    assert_eq!(metrics.dead_lettered("scheduler", KIND_STARTED, REASON_PERMANENT), 1);
+    assert_eq!(
+        metrics.dead_lettered("scheduler", KIND_STARTED, REASON_PERMANENT),
+        1
+    );
     assert_eq!(metrics.retried("scheduler", KIND_STARTED), 0);
 }
 
@@ -122,16 +147,26 @@ async fn retryable_forever_is_dead_lettered_after_max_attempts() {
         Envelope::<SchedulerMessage>::from_json(&dead.delivery.data).unwrap(),
         envelope
     );
-    assert_eq!(header(&dead, REASON).as_deref(), Some(REASON_RETRIES_EXHAUSTED));
+    assert_eq!(
+        header(&dead, REASON).as_deref(),
+        Some(REASON_RETRIES_EXHAUSTED)
+    );
     assert_eq!(header(&dead, ATTEMPTS).as_deref(), Some("3"));
-    assert!(header(&dead, ERROR).unwrap().contains("cluster did not answer"));
+    assert!(
+        header(&dead, ERROR)
+            .unwrap()
+            .contains("cluster did not answer")
+    );
     assert_eq!(handler.attempts(), vec![1, 2, 3]);
     assert_eq!(metrics.retried("scheduler", KIND_STARTED), 2);
     assert_eq!(
         metrics.dead_lettered("scheduler", KIND_STARTED, REASON_RETRIES_EXHAUSTED),
         1
     );
-    assert_eq!(f.depth(&f.topology.retry_queue(WorkQueue::Scheduler)).await, 0);
+    assert_eq!(
+        f.depth(&f.topology.retry_queue(WorkQueue::Scheduler)).await,
+        0
+    );
 }
 
 /// A message that fails transiently once is retried after the delay, keeps its trace context, and
@@ -148,7 +183,8 @@ async fn retry_then_success_is_processed_once() {
     });
     let metrics = metrics();
     let envelope = started();
-    let trace = MessageHeaders::with_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    let trace =
+        MessageHeaders::with_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
     f.bus
         .publisher()
         .await
@@ -172,10 +208,70 @@ async fn retry_then_success_is_processed_once() {
     assert_eq!(handler.attempts(), vec![1, 2]);
     let calls = handler.calls.lock().unwrap().clone();
     assert!(calls.iter().all(|c| c.envelope == envelope));
-    assert!(calls.iter().all(|c| c.headers == trace), "trace context survives the retry");
+    assert!(
+        calls.iter().all(|c| c.headers == trace),
+        "trace context survives the retry"
+    );
     assert_eq!(metrics.retried("scheduler", KIND_STARTED), 1);
     assert_eq!(f.effects(envelope.id).await, 1);
-    assert_eq!(f.depth(&f.topology.dead_letter_queue(WorkQueue::Scheduler)).await, 0);
-    assert_eq!(f.depth(&f.topology.work_queue(WorkQueue::Scheduler)).await, 0);
-    assert_eq!(f.depth(&f.topology.retry_queue(WorkQueue::Scheduler)).await, 0);
+    assert_eq!(
+        f.depth(&f.topology.dead_letter_queue(WorkQueue::Scheduler))
+            .await,
+        0
+    );
+    assert_eq!(
+        f.depth(&f.topology.work_queue(WorkQueue::Scheduler)).await,
+        0
+    );
+    assert_eq!(
+        f.depth(&f.topology.retry_queue(WorkQueue::Scheduler)).await,
+        0
+    );
+}
+
+/// A consumer whose connection is lost reconnects (with backoff) and carries on.
+#[tokio::test]
+async fn consumer_resumes_after_connection_loss() {
+    let f = fixture().await;
+    let handler = Recorder::new(f.db.pool.clone(), |_| Ok(()));
+    let metrics = metrics();
+    let (stop, consumer) = f.start_consumer(config(3), handler.clone(), metrics.clone());
+
+    let first = started();
+    f.bus
+        .publisher()
+        .await
+        .unwrap()
+        .publish(&first, &MessageHeaders::default())
+        .await
+        .unwrap();
+    eventually("the first message applied", DEADLINE, || async {
+        (f.effects(first.id).await == 1).then_some(())
+    })
+    .await;
+
+    // Kill the shared connection under the consumer.
+    let connection = f.bus.connection().await.unwrap();
+    connection
+        .close(320, "test: connection lost".into())
+        .await
+        .unwrap();
+    assert!(!connection.status().connected());
+
+    // Publishing reconnects the bus; the consumer re-subscribes on its own.
+    let second = started();
+    f.bus
+        .publisher()
+        .await
+        .unwrap()
+        .publish(&second, &MessageHeaders::default())
+        .await
+        .unwrap();
+    eventually("the second message applied", DEADLINE, || async {
+        (f.effects(second.id).await == 1).then_some(())
+    })
+    .await;
+    stop.cancel();
+    consumer.await.unwrap();
+    assert_eq!(metrics.handled("scheduler", KIND_STARTED), 2);
 }

@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use ferry_bus::{ConsumerMetrics, Envelope, Relay, RelayConfig, SchedulerMessage, WorkQueue, enqueue};
+use ferry_bus::inbox::forget_processed_before;
+use ferry_bus::{
+    ConsumerMetrics, Envelope, Relay, RelayConfig, SchedulerMessage, WorkQueue, enqueue,
+};
 use ferry_testkit::eventually;
 use tokio_util::sync::CancellationToken;
 
@@ -32,11 +35,19 @@ async fn relay_crash_republishes_and_inbox_applies_once() {
 
     // The first relay publishes, the broker confirms, and the relay dies before mark_sent.
     let first = Relay::new(pool.clone(), f.bus.clone(), RelayConfig::default());
-    let batch = first.publish_batch().await.unwrap().expect("one row to publish");
+    let batch = first
+        .publish_batch()
+        .await
+        .unwrap()
+        .expect("one row to publish");
     assert_eq!(batch.message_ids(), &[envelope.id]);
     drop(batch);
     drop(first);
-    assert_eq!(unsent(&pool).await, 1, "the row must still be unsent after the crash");
+    assert_eq!(
+        unsent(&pool).await,
+        1,
+        "the row must still be unsent after the crash"
+    );
     eventually("the first copy in the work queue", DEADLINE, || async {
         (f.depth(&work).await == 1).then_some(())
     })
@@ -73,7 +84,11 @@ async fn relay_crash_republishes_and_inbox_applies_once() {
     let calls = handler.calls.lock().unwrap().clone();
     assert_eq!(calls.len(), 2, "the duplicate must have been delivered");
     assert!(calls.iter().all(|c| c.envelope == envelope));
-    assert_eq!(f.effects(envelope.id).await, 1, "the effect must happen exactly once");
+    assert_eq!(
+        f.effects(envelope.id).await,
+        1,
+        "the effect must happen exactly once"
+    );
     assert_eq!(f.depth(&work).await, 0);
 }
 
@@ -91,7 +106,11 @@ async fn rolled_back_transaction_sends_nothing() {
     tx.rollback().await.unwrap();
 
     let relay = Relay::new(pool.clone(), f.bus.clone(), RelayConfig::default());
-    assert_eq!(relay.relay_once().await.unwrap(), 0, "nothing to relay after a rollback");
+    assert_eq!(
+        relay.relay_once().await.unwrap(),
+        0,
+        "nothing to relay after a rollback"
+    );
     assert_eq!(f.depth(&work).await, 0);
 
     let real = started();
@@ -100,14 +119,26 @@ async fn rolled_back_transaction_sends_nothing() {
     tx.commit().await.unwrap();
     assert_eq!(relay.relay_once().await.unwrap(), 1);
 
-    let message = eventually("the committed message", DEADLINE, || async { f.get(&work).await }).await;
+    let message = eventually("the committed message", DEADLINE, || async {
+        f.get(&work).await
+    })
+    .await;
     let got = Envelope::<SchedulerMessage>::from_json(&message.delivery.data).unwrap();
     assert_eq!(got, real);
     assert_eq!(
-        message.delivery.properties.message_id().as_ref().map(|m| m.to_string()),
+        message
+            .delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|m| m.to_string()),
         Some(real.id.to_string())
     );
-    assert_eq!(f.depth(&work).await, 0, "only the committed message was published");
+    assert_eq!(
+        f.depth(&work).await,
+        0,
+        "only the committed message was published"
+    );
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
         .fetch_one(&pool)
         .await
@@ -161,6 +192,18 @@ async fn relay_wakes_on_notify_and_deletes_old_rows() {
     task.await.unwrap();
 
     let now = chrono::Utc::now();
-    assert_eq!(relay.delete_sent_before(now - chrono::Duration::hours(1)).await.unwrap(), 0);
-    assert_eq!(relay.delete_sent_before(now + chrono::Duration::seconds(1)).await.unwrap(), 3);
+    assert_eq!(
+        relay
+            .delete_sent_before(now - chrono::Duration::hours(1))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        relay
+            .delete_sent_before(now + chrono::Duration::seconds(1))
+            .await
+            .unwrap(),
+        3
+    );
 }

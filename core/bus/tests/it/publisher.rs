@@ -40,7 +40,10 @@ async fn unroutable_work_is_an_error() {
         .publish(&envelope, &MessageHeaders::default())
         .await
         .unwrap();
-    assert_eq!(f.depth(&f.topology.work_queue(WorkQueue::Scheduler)).await, 1);
+    assert_eq!(
+        f.depth(&f.topology.work_queue(WorkQueue::Scheduler)).await,
+        1
+    );
 
     // Events are not mandatory: nobody listening is fine.
     let event = Envelope::new(

@@ -74,9 +74,11 @@ async fn shutdown_drains_in_flight_and_takes_nothing_new() {
         .publish(&later, &MessageHeaders::default())
         .await
         .unwrap();
-    eventually("the second message waiting in the queue", DEADLINE, || async {
-        (f.depth(&work).await == 1).then_some(())
-    })
+    eventually(
+        "the second message waiting in the queue",
+        DEADLINE,
+        || async { (f.depth(&work).await == 1).then_some(()) },
+    )
     .await;
 
     stop.cancel();
@@ -94,14 +96,26 @@ async fn shutdown_drains_in_flight_and_takes_nothing_new() {
     handler.release.add_permits(10);
     consumer.await.unwrap();
 
-    assert_eq!(f.effects(in_flight.id).await, 1, "the in-flight message was applied");
+    assert_eq!(
+        f.effects(in_flight.id).await,
+        1,
+        "the in-flight message was applied"
+    );
     assert_eq!(metrics.handled("scheduler", "deployment.started.v1"), 1);
-    assert_eq!(handler.started.load(Ordering::SeqCst), 1, "nothing new was taken");
+    assert_eq!(
+        handler.started.load(Ordering::SeqCst),
+        1,
+        "nothing new was taken"
+    );
     assert_eq!(f.effects(later.id).await, 0);
     // The queue holds exactly the later message: the in-flight one was acked, not requeued.
     let left = f.get(&work).await.expect("the later message");
     assert_eq!(
-        left.delivery.properties.message_id().as_ref().map(|m| m.to_string()),
+        left.delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|m| m.to_string()),
         Some(later.id.to_string())
     );
     assert!(f.get(&work).await.is_none());

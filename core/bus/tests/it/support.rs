@@ -48,7 +48,12 @@ impl Drop for Cleanup {
                 return;
             };
             rt.block_on(async move {
-                if let Ok(bus) = Bus::connect(&amqp::amqp_url(), "ferry-bus-test-cleanup", topology.clone()).await
+                if let Ok(bus) = Bus::connect(
+                    &amqp::amqp_url(),
+                    "ferry-bus-test-cleanup",
+                    topology.clone(),
+                )
+                .await
                     && let Ok(channel) = bus.channel().await
                 {
                     let _ = topology.delete(&channel).await;
@@ -117,10 +122,7 @@ impl Fixture {
     pub async fn get(&self, queue: &str) -> Option<BasicGetMessage> {
         let channel = self.bus.channel().await.expect("channel");
         let message = channel
-            .basic_get(
-                queue.into(),
-                BasicGetOptions { no_ack: true },
-            )
+            .basic_get(queue.into(), BasicGetOptions { no_ack: true })
             .await
             .expect("basic.get");
         let _ = channel.close(200, "done".into()).await;
@@ -146,7 +148,8 @@ impl Fixture {
         let shutdown = CancellationToken::new();
         let bus = self.bus.clone();
         let token = shutdown.clone();
-        let task = tokio::spawn(async move { run_consumer(&bus, config, handler, metrics, token).await });
+        let task =
+            tokio::spawn(async move { run_consumer(&bus, config, handler, metrics, token).await });
         (shutdown, task)
     }
 }
@@ -195,7 +198,12 @@ impl Recorder {
 
     /// The attempts seen, in call order.
     pub fn attempts(&self) -> Vec<u32> {
-        self.calls.lock().unwrap().iter().map(|c| c.attempt).collect()
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|c| c.attempt)
+            .collect()
     }
 
     pub fn call_count(&self) -> usize {
@@ -225,7 +233,14 @@ impl Handler for Recorder {
 /// A string header of a fetched message.
 pub fn header(message: &BasicGetMessage, key: &str) -> Option<String> {
     use lapin::types::AMQPValue;
-    match message.delivery.properties.headers().as_ref()?.inner().get(key)? {
+    match message
+        .delivery
+        .properties
+        .headers()
+        .as_ref()?
+        .inner()
+        .get(key)?
+    {
         AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
         AMQPValue::ShortString(s) => Some(s.to_string()),
         AMQPValue::LongLongInt(n) => Some(n.to_string()),

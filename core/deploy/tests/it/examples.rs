@@ -3,9 +3,7 @@
 
 use std::fs;
 
-use ferry_deploy::{
-    InProgressPolicy, LookbackMethod, NetworkMode, Pause, Plan, Step, Strategy,
-};
+use ferry_deploy::{InProgressPolicy, LookbackMethod, NetworkMode, Pause, Plan, Step, Strategy};
 
 use crate::support::{check_path, deploy_files, examples_dir};
 
@@ -34,7 +32,10 @@ fn every_hello_ferry_example_validates() {
             // The target's namespace is forced onto every namespaced object.
             for m in &t.manifests {
                 assert_eq!(m.namespace, t.namespace);
-                assert_eq!(m.object["metadata"]["namespace"].as_str(), t.namespace.as_deref());
+                assert_eq!(
+                    m.object["metadata"]["namespace"].as_str(),
+                    t.namespace.as_deref()
+                );
             }
         }
         // The plan survives the JSON round trip the scheduler does through Postgres.
@@ -83,9 +84,15 @@ fn canary_example_orders_four_targets_and_normalises_steps() {
     // Deployment + ConfigMap + Service.
     assert_eq!(prod_us.manifests.len(), 3);
     let summary = plan.summary();
-    assert!(summary.contains("25% → pause 30s → 50% → approval → 100%"), "{summary}");
+    assert!(
+        summary.contains("25% → pause 30s → 50% → approval → 100%"),
+        "{summary}"
+    );
     assert!(summary.contains("dependsOn: staging"), "{summary}");
-    assert!(summary.contains("before: approval (Release Manager)"), "{summary}");
+    assert!(
+        summary.contains("before: approval (Release Manager)"),
+        "{summary}"
+    );
 }
 
 #[test]
@@ -179,8 +186,14 @@ fn mesh_examples_carry_their_traffic_management() {
     let smi = example("deploy-smi.yml");
     let t = &smi.targets[0];
     assert_eq!(t.traffic_management.smi.len(), 1);
-    assert_eq!(t.traffic_management.smi[0].canary_service_name, "hello-ferry-canary");
-    assert_eq!(t.traffic_management.smi[0].traffic_split_name, "hello-ferry");
+    assert_eq!(
+        t.traffic_management.smi[0].canary_service_name,
+        "hello-ferry-canary"
+    );
+    assert_eq!(
+        t.traffic_management.smi[0].traffic_split_name,
+        "hello-ferry"
+    );
     let Strategy::Canary { steps } = &t.strategy else {
         panic!("canary")
     };
@@ -234,9 +247,10 @@ fn every_invalid_example_is_rejected_where_its_header_says() {
         };
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         assert!(
-            diags.items().iter().any(|d| d.file == name
-                && paths.contains(&d.path)
-                && lines.contains(&d.line)),
+            diags
+                .items()
+                .iter()
+                .any(|d| d.file == name && paths.contains(&d.path) && lines.contains(&d.line)),
             "{name}: expected one of {paths:?} at one of lines {lines:?}, got:\n{diags}"
         );
     }

@@ -77,17 +77,31 @@ strategies:
     let kinds: Vec<&str> = t.manifests.iter().map(|m| m.kind.as_str()).collect();
     assert_eq!(
         kinds,
-        ["Namespace", "CustomResourceDefinition", "Deployment", "ConfigMap", "Service", "ConfigMap"]
+        [
+            "Namespace",
+            "CustomResourceDefinition",
+            "Deployment",
+            "ConfigMap",
+            "Service",
+            "ConfigMap"
+        ]
     );
     // Cluster-scoped kinds get no namespace; namespaced ones get the target's, forced.
     assert_eq!(t.manifests[0].namespace, None);
     assert!(t.manifests[1].object["metadata"].get("namespace").is_none());
-    let inline = t.manifests.iter().find(|m| m.name == "inline-config").unwrap();
+    let inline = t
+        .manifests
+        .iter()
+        .find(|m| m.name == "inline-config")
+        .unwrap();
     assert_eq!(inline.source, "manifests[2].inline");
     assert_eq!(inline.object["metadata"]["namespace"], "hello-dev");
     assert_eq!(t.remote_manifests, ["https://example.com/extra.yaml"]);
     assert!(matches!(t.strategy, Strategy::Canary { .. }));
-    assert!(plan.summary().contains("manifests: 6 (+1 fetched by the server)"));
+    assert!(
+        plan.summary()
+            .contains("manifests: 6 (+1 fetched by the server)")
+    );
 }
 
 #[test]
@@ -102,8 +116,18 @@ manifests:
   - path: charts
 ",
     );
-    assert_error(&d, "manifests[1].path", 6, "manifest file \"manifests/missing.yaml\" does not exist");
-    assert_error(&d, "manifests[2].path", 7, "manifest path \"charts\" holds no .yaml or .yml file");
+    assert_error(
+        &d,
+        "manifests[1].path",
+        6,
+        "manifest file \"manifests/missing.yaml\" does not exist",
+    );
+    assert_error(
+        &d,
+        "manifests[2].path",
+        7,
+        "manifest path \"charts\" holds no .yaml or .yml file",
+    );
 }
 
 #[test]
@@ -128,7 +152,12 @@ manifests:
         3,
         "manifest manifests/app.yaml (Deployment hello-ferry) sets none",
     );
-    assert_error(&d, "targets.dev", 3, "manifest manifests/app.yaml (ConfigMap hello-ferry-config)");
+    assert_error(
+        &d,
+        "targets.dev",
+        3,
+        "manifest manifests/app.yaml (ConfigMap hello-ferry-config)",
+    );
     assert_eq!(d.len(), 2, "the Secret has its own namespace:\n{d}");
 }
 
@@ -147,7 +176,12 @@ manifests:
     let d = ferry_deploy::check("deploy.yml", text, &sources, &Overrides::default()).unwrap_err();
     assert_eq!(d.items()[0].file, "bad.yaml");
     assert_error(&d, "documents[0].kind", 2, "bare Pod manifests are refused");
-    assert_error(&d, "documents[1].kind", 6, "bare ReplicaSet manifests are refused");
+    assert_error(
+        &d,
+        "documents[1].kind",
+        6,
+        "bare ReplicaSet manifests are refused",
+    );
 }
 
 #[test]
@@ -159,9 +193,16 @@ manifests:
   - path: broken.yaml
   - inline: \"kind: [\"
 ";
-    let sources = [source("./broken.yaml", "apiVersion: v1\nkind: Service\n  metadata: x\n")];
+    let sources = [source(
+        "./broken.yaml",
+        "apiVersion: v1\nkind: Service\n  metadata: x\n",
+    )];
     let d = ferry_deploy::check("deploy.yml", text, &sources, &Overrides::default()).unwrap_err();
-    let broken = d.items().iter().find(|x| x.file == "broken.yaml").expect("names the manifest");
+    let broken = d
+        .items()
+        .iter()
+        .find(|x| x.file == "broken.yaml")
+        .expect("names the manifest");
     assert_eq!(broken.path, "syntax");
     assert_eq!(broken.line, 3);
     assert!(broken.column > 0);
@@ -229,7 +270,11 @@ fn targets_come_in_dependency_order_and_manifests_per_target() {
     assert_eq!(order, ["dev", "staging", "prod", "other"]);
     assert_eq!(plan.targets[2].depends_on, ["staging", "dev"]);
     assert_eq!(plan.targets[0].manifests.len(), 3);
-    assert_eq!(plan.targets[3].manifests.len(), 1, "app.yaml is not for other");
+    assert_eq!(
+        plan.targets[3].manifests.len(),
+        1,
+        "app.yaml is not for other"
+    );
 }
 
 #[test]
@@ -254,7 +299,12 @@ fn target_filters_drop_dependencies_on_filtered_out_targets() {
         ..Default::default()
     };
     let d = ferry_deploy::check("deploy.yml", FOUR, &app_sources(), &overrides).unwrap_err();
-    assert_error(&d, "targetFilters", 1, "unknown target (from the caller) \"prd\"");
+    assert_error(
+        &d,
+        "targetFilters",
+        1,
+        "unknown target (from the caller) \"prd\"",
+    );
     assert_eq!(d.items()[0].suggestion.as_deref(), Some("prod"));
 }
 
@@ -288,7 +338,12 @@ manifests:
         ..Default::default()
     };
     let d = ferry_deploy::check("deploy.yml", text, &app_sources(), &overrides).unwrap_err();
-    assert_error(&d, "application", 1, "invalid application name \"Not A Label\" (from the caller)");
+    assert_error(
+        &d,
+        "application",
+        1,
+        "invalid application name \"Not A Label\" (from the caller)",
+    );
 }
 
 #[test]
@@ -310,4 +365,36 @@ manifests:
     );
     assert_eq!(plan.targets[0].name, "prod-eu (blue-green)");
     assert!(plan.summary().contains("dependsOn: prod-eu (blue-green)"));
+}
+
+#[test]
+fn check_reports_file_and_manifest_problems_together() {
+    let d = errors(
+        "application: a
+targets:
+  dev:
+    account: c
+    namespace: n
+    strategy: canery
+manifests:
+  - path: manifests/gone.yaml
+strategies:
+  canary:
+    canary:
+      steps:
+        - setWeight: 50
+",
+    );
+    assert_error(&d, "targets.dev.strategy", 6, "unknown strategy \"canery\"");
+    assert_error(&d, "manifests[0].path", 8, "does not exist");
+    assert_eq!(d.len(), 2, "{d}");
+    // `parse` alone sees only the first; `parse_with_errors` keeps the model for the caller.
+    let text = "application: a\ntargets:\n  dev: {account: c, namespace: n, strategy: x}\nmanifests:\n  - path: m.yaml\n";
+    assert_eq!(
+        ferry_deploy::parse("deploy.yml", text).unwrap_err().len(),
+        1
+    );
+    let (file, diags) = ferry_deploy::parse_with_errors("deploy.yml", text).unwrap();
+    assert_eq!(diags.len(), 1);
+    assert_eq!(file.manifest_paths(), ["m.yaml"]);
 }

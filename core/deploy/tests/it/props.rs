@@ -24,7 +24,10 @@ fn positions_are_sane(text: &str, diags: &Diagnostics) {
         assert!(!d.path.is_empty(), "{d}");
         assert!(d.column >= 1, "{d}");
         if d.file == "deploy.yml" && d.path != "syntax" && !d.path.contains(".inline") {
-            assert!(d.line >= 1 && d.line <= lines + 1, "{d} (file has {lines} lines)");
+            assert!(
+                d.line >= 1 && d.line <= lines + 1,
+                "{d} (file has {lines} lines)"
+            );
         }
     }
 }
@@ -50,7 +53,10 @@ enum Mutation {
 
 fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
-        (any::<usize>(), prop::sample::select(b" :-[]{}\"'#&*!|>\n\tax0.".to_vec()))
+        (
+            any::<usize>(),
+            prop::sample::select(b" :-[]{}\"'#&*!|>\n\tax0.".to_vec())
+        )
             .prop_map(|(i, b)| Mutation::SetByte(i, b)),
         any::<usize>().prop_map(Mutation::DeleteLine),
         any::<usize>().prop_map(Mutation::DuplicateLine),
@@ -88,8 +94,6 @@ fn apply(text: &str, m: &Mutation) -> String {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
-
     #[test]
     fn never_panics_on_arbitrary_text(text in "\\PC{0,300}") {
         run(&text);

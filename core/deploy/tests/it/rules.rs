@@ -42,7 +42,12 @@ manifests:
     );
     assert_error(&d, "version", 1, "unsupported version \"v2\"");
     assert_error(&d, "kind", 2, "unsupported kind \"ecs\"");
-    assert_error(&d, "application", 3, "invalid application name \"Hello_Ferry\"");
+    assert_error(
+        &d,
+        "application",
+        3,
+        "invalid application name \"Hello_Ferry\"",
+    );
     assert_eq!(d.len(), 3, "all three errors together:\n{d}");
 
     let long = "a".repeat(64);
@@ -66,15 +71,26 @@ fn targets_and_manifests_are_required_and_non_empty() {
 #[test]
 fn target_account_is_required() {
     let d = errors(&BASE.replace("    account: dev-cluster\n", ""));
-    assert_error(&d, "targets.dev.account", 6, "missing required key \"account\"");
+    assert_error(
+        &d,
+        "targets.dev.account",
+        6,
+        "missing required key \"account\"",
+    );
 }
 
 #[test]
 fn unknown_keys_suggest_the_nearest_known_key() {
-    let d = errors(&with("stratgies: {}\ndeploymentConfig:\n  timout: {duration: 2, unit: minutes}\n"));
+    let d = errors(&with(
+        "stratgies: {}\ndeploymentConfig:\n  timout: {duration: 2, unit: minutes}\n",
+    ));
     assert_error(&d, "stratgies", 10, "unknown key \"stratgies\"");
     assert_error(&d, "deploymentConfig.timout", 12, "unknown key \"timout\"");
-    let s: Vec<_> = d.items().iter().filter_map(|d| d.suggestion.clone()).collect();
+    let s: Vec<_> = d
+        .items()
+        .iter()
+        .filter_map(|d| d.suggestion.clone())
+        .collect();
     assert_eq!(s, ["strategies", "timeout"]);
 }
 
@@ -84,7 +100,12 @@ fn duplicate_keys_are_reported() {
         "    namespace: hello-dev\n",
         "    namespace: hello-dev\n    namespace: other\n",
     ));
-    assert_error(&d, "targets.dev.namespace", 8, "duplicate key \"namespace\"");
+    assert_error(
+        &d,
+        "targets.dev.namespace",
+        8,
+        "duplicate key \"namespace\"",
+    );
 }
 
 #[test]
@@ -117,13 +138,19 @@ manifests:
   - path: manifests/app.yaml
 ";
     let d = errors(text);
-    assert_error(&d, "targets.a.constraints.dependsOn[0]", 7, "target \"a\" depends on itself");
-    assert_error(&d, "targets.a.constraints.dependsOn[1]", 7, "unknown target \"stagin\"");
-    assert_eq!(
-        d.items()[1].suggestion.as_deref(),
-        Some("staging"),
-        "{d}"
+    assert_error(
+        &d,
+        "targets.a.constraints.dependsOn[0]",
+        7,
+        "target \"a\" depends on itself",
     );
+    assert_error(
+        &d,
+        "targets.a.constraints.dependsOn[1]",
+        7,
+        "unknown target \"stagin\"",
+    );
+    assert_eq!(d.items()[1].suggestion.as_deref(), Some("staging"), "{d}");
 }
 
 #[test]
@@ -151,7 +178,12 @@ manifests:
 ";
     let d = errors(text);
     assert_eq!(d.len(), 3, "{d}");
-    assert_error(&d, "targets.x.constraints.dependsOn", 7, "dependsOn cycle: x → z → y → x");
+    assert_error(
+        &d,
+        "targets.x.constraints.dependsOn",
+        7,
+        "dependsOn cycle: x → z → y → x",
+    );
     assert_error(&d, "targets.y.constraints.dependsOn", 12, "dependsOn cycle");
     assert_error(&d, "targets.z.constraints.dependsOn", 18, "dependsOn cycle");
 }
@@ -190,8 +222,18 @@ fn weights_must_be_in_range_and_not_decrease() {
         15,
         "weight 20 is below the previous weight 50",
     );
-    assert_error(&d, "strategies.s.canary.steps[2].setWeight", 16, "101 is out of range");
-    assert_error(&d, "strategies.s.canary.steps[3].setWeight", 17, "-1 is out of range");
+    assert_error(
+        &d,
+        "strategies.s.canary.steps[2].setWeight",
+        16,
+        "101 is out of range",
+    );
+    assert_error(
+        &d,
+        "strategies.s.canary.steps[3].setWeight",
+        17,
+        "-1 is out of range",
+    );
 }
 
 #[test]
@@ -220,11 +262,36 @@ fn pause_forms() {
             approvalExpiration: {duration: 1, unit: hours}
 ",
     ));
-    assert_error(&d, "strategies.s.canary.steps[0].pause", 14, "give either duration+unit or untilApproved: true");
-    assert_error(&d, "strategies.s.canary.steps[1].pause.unit", 16, "missing required key \"unit\"");
-    assert_error(&d, "strategies.s.canary.steps[2].pause.unit", 19, "unknown value \"fortnights\"");
-    assert_error(&d, "strategies.s.canary.steps[3].pause.unit", 22, "unknown value \"secnds\"");
-    assert!(d.items().iter().any(|x| x.suggestion.as_deref() == Some("seconds")), "{d}");
+    assert_error(
+        &d,
+        "strategies.s.canary.steps[0].pause",
+        14,
+        "give either duration+unit or untilApproved: true",
+    );
+    assert_error(
+        &d,
+        "strategies.s.canary.steps[1].pause.unit",
+        16,
+        "missing required key \"unit\"",
+    );
+    assert_error(
+        &d,
+        "strategies.s.canary.steps[2].pause.unit",
+        19,
+        "unknown value \"fortnights\"",
+    );
+    assert_error(
+        &d,
+        "strategies.s.canary.steps[3].pause.unit",
+        22,
+        "unknown value \"secnds\"",
+    );
+    assert!(
+        d.items()
+            .iter()
+            .any(|x| x.suggestion.as_deref() == Some("seconds")),
+        "{d}"
+    );
     assert_error(
         &d,
         "strategies.s.canary.steps[4].pause.approvalExpiration",
@@ -268,9 +335,19 @@ fn steps_have_exactly_one_known_kind_allowed_in_their_place() {
           pause: {duration: 1, unit: seconds}
 ",
     ));
-    assert_error(&d, "strategies.s.canary.steps[0].pase", 13, "unknown key \"pase\"");
+    assert_error(
+        &d,
+        "strategies.s.canary.steps[0].pase",
+        13,
+        "unknown key \"pase\"",
+    );
     assert_eq!(d.items()[0].suggestion.as_deref(), Some("pause"));
-    assert_error(&d, "strategies.s.canary.steps[1]", 14, "exactly one kind, found setWeight and pause");
+    assert_error(
+        &d,
+        "strategies.s.canary.steps[1]",
+        14,
+        "exactly one kind, found setWeight and pause",
+    );
 
     let d = errors(&with(
         "strategies:
@@ -302,17 +379,28 @@ fn steps_have_exactly_one_known_kind_allowed_in_their_place() {
 
 #[test]
 fn timeout_and_ttl_bounds() {
-    let d = errors(&with("deploymentConfig:\n  timeout: {duration: 30, unit: seconds}\n"));
+    let d = errors(&with(
+        "deploymentConfig:\n  timeout: {duration: 30, unit: seconds}\n",
+    ));
     assert_error(&d, "deploymentConfig.timeout", 11, "at least 60 seconds");
-    let plan = valid(&with("deploymentConfig:\n  timeout: {duration: 1, unit: minutes}\n  keepDeploymentObject: true\n  ifDeploymentInProgress:\n    strategy: ENQUEUEONE\n"));
+    let plan = valid(&with(
+        "deploymentConfig:\n  timeout: {duration: 1, unit: minutes}\n  keepDeploymentObject: true\n  ifDeploymentInProgress:\n    strategy: ENQUEUEONE\n",
+    ));
     assert_eq!(plan.deployment_config.timeout_secs, 60);
     assert!(plan.deployment_config.keep_deployment_object);
     assert_eq!(
         plan.deployment_config.if_deployment_in_progress,
         ferry_deploy::InProgressPolicy::EnqueueOne
     );
-    let d = errors(&with("deploymentConfig:\n  ifDeploymentInProgress:\n    strategy: queue\n"));
-    assert_error(&d, "deploymentConfig.ifDeploymentInProgress.strategy", 12, "expected one of reject, enqueueOne");
+    let d = errors(&with(
+        "deploymentConfig:\n  ifDeploymentInProgress:\n    strategy: queue\n",
+    ));
+    assert_error(
+        &d,
+        "deploymentConfig.ifDeploymentInProgress.strategy",
+        12,
+        "expected one of reject, enqueueOne",
+    );
 
     let d = errors(&canary(
         "        - exposeServices: {services: [web], ttl: {duration: 30, unit: seconds}}
@@ -320,9 +408,24 @@ fn timeout_and_ttl_bounds() {
         - exposeServices: {services: []}
 ",
     ));
-    assert_error(&d, "strategies.s.canary.steps[0].exposeServices.ttl", 13, "between 1 minute and 24 hours");
-    assert_error(&d, "strategies.s.canary.steps[1].exposeServices.ttl", 14, "between 1 minute and 24 hours");
-    assert_error(&d, "strategies.s.canary.steps[2].exposeServices.services", 15, "at least one Service");
+    assert_error(
+        &d,
+        "strategies.s.canary.steps[0].exposeServices.ttl",
+        13,
+        "between 1 minute and 24 hours",
+    );
+    assert_error(
+        &d,
+        "strategies.s.canary.steps[1].exposeServices.ttl",
+        14,
+        "between 1 minute and 24 hours",
+    );
+    assert_error(
+        &d,
+        "strategies.s.canary.steps[2].exposeServices.services",
+        15,
+        "at least one Service",
+    );
     let plan = valid(&canary("        - exposeServices: {services: [web]}\n"));
     let ferry_deploy::Strategy::Canary { steps } = &plan.targets[0].strategy else {
         panic!()
@@ -346,7 +449,12 @@ fn strategies_are_exactly_one_kind() {
   neither: {}
 ",
     ));
-    assert_error(&d, "strategies.both", 12, "exactly one of canary or blueGreen");
+    assert_error(
+        &d,
+        "strategies.both",
+        12,
+        "exactly one of canary or blueGreen",
+    );
     assert_error(&d, "strategies.neither", 14, "needs canary or blueGreen");
 }
 
@@ -369,7 +477,12 @@ strategies:
         - pause: {duration: 5, unit: minutes}
 ";
     let d = errors(text);
-    assert_error(&d, "strategies.bg.blueGreen", 12, "needs activeService and previewService");
+    assert_error(
+        &d,
+        "strategies.bg.blueGreen",
+        12,
+        "needs activeService and previewService",
+    );
     let plan = valid(&text.replace(
         "    blueGreen:\n",
         "    blueGreen:\n      activeService: web\n      previewService: web-preview\n",
@@ -383,7 +496,11 @@ strategies:
         panic!("{:?}", plan.targets[0].strategy)
     };
     assert_eq!(active_service, "web");
-    assert_eq!(shut_down_old_version_after.len(), 1, "shutdownOldVersionAfter is accepted");
+    assert_eq!(
+        shut_down_old_version_after.len(),
+        1,
+        "shutdownOldVersionAfter is accepted"
+    );
 }
 
 #[test]
@@ -414,5 +531,8 @@ webhooks:
     assert_eq!(lines, [6, 9, 12, 17], "{d}");
     let text_out = d.to_string();
     assert!(text_out.contains("deploy.yml:6:15: targets.dev.strategy: unknown strategy \"canery\"; did you mean \"canary\"?"), "{text_out}");
-    assert!(text_out.contains("unknown webhook \"smok\"; did you mean \"smoke\"?"), "{text_out}");
+    assert!(
+        text_out.contains("unknown webhook \"smok\"; did you mean \"smoke\"?"),
+        "{text_out}"
+    );
 }

@@ -51,7 +51,9 @@ fn analysis_step_fields_are_decoded_and_defaulted() {
     let Strategy::Canary { steps } = &plan.targets[0].strategy else {
         panic!()
     };
-    let Step::Analysis(a) = &steps[0] else { panic!() };
+    let Step::Analysis(a) = &steps[0] else {
+        panic!()
+    };
     assert_eq!(a.interval_secs, 120);
     assert_eq!(a.number_of_judgment_runs, 4);
     assert_eq!(a.lookback_method, LookbackMethod::Sliding);
@@ -59,8 +61,13 @@ fn analysis_step_fields_are_decoded_and_defaulted() {
     assert_eq!(a.roll_forward_mode, Mode::Automatic);
     assert!(a.abort_on_failed_judgment);
     // The step's provider beats the default; the query has none of its own.
-    assert_eq!(a.queries[0].metric_provider_name.as_deref(), Some("datadog"));
-    let Step::Analysis(b) = &steps[1] else { panic!() };
+    assert_eq!(
+        a.queries[0].metric_provider_name.as_deref(),
+        Some("datadog")
+    );
+    let Step::Analysis(b) = &steps[1] else {
+        panic!()
+    };
     assert_eq!(b.number_of_judgment_runs, 1);
     assert_eq!(b.lookback_method, LookbackMethod::Growing);
     assert_eq!(b.queries[0].metric_provider_name.as_deref(), Some("prom"));
@@ -80,13 +87,43 @@ fn analysis_step_field_errors() {
         QUERIES,
     ));
     let p = "strategies.s.canary.steps[0].analysis";
-    assert_error(&d, &format!("{p}.interval"), 14, "missing required key \"interval\"");
-    assert_error(&d, &format!("{p}.numberOfJudgmentRuns"), 15, "0 is out of range");
-    assert_error(&d, &format!("{p}.lookbackMethod"), 16, "unknown value \"growin\"");
-    assert_error(&d, &format!("{p}.rollForwardMode"), 17, "expected one of automatic, manual");
-    assert_error(&d, &format!("{p}.abortOnFailedJudgment"), 18, "expected true or false");
+    assert_error(
+        &d,
+        &format!("{p}.interval"),
+        14,
+        "missing required key \"interval\"",
+    );
+    assert_error(
+        &d,
+        &format!("{p}.numberOfJudgmentRuns"),
+        15,
+        "0 is out of range",
+    );
+    assert_error(
+        &d,
+        &format!("{p}.lookbackMethod"),
+        16,
+        "unknown value \"growin\"",
+    );
+    assert_error(
+        &d,
+        &format!("{p}.rollForwardMode"),
+        17,
+        "expected one of automatic, manual",
+    );
+    assert_error(
+        &d,
+        &format!("{p}.abortOnFailedJudgment"),
+        18,
+        "expected true or false",
+    );
     assert_error(&d, &format!("{p}.queries"), 19, "name at least one query");
-    assert!(d.items().iter().any(|x| x.suggestion.as_deref() == Some("growing")), "{d}");
+    assert!(
+        d.items()
+            .iter()
+            .any(|x| x.suggestion.as_deref() == Some("growing")),
+        "{d}"
+    );
 }
 
 #[test]
@@ -99,7 +136,10 @@ fn analysis_needs_a_section_and_a_provider() {
         13,
         "needs an analysis section",
     );
-    let d = errors(&file(step, &QUERIES.replace("  defaultMetricProviderName: prom\n", "")));
+    let d = errors(&file(
+        step,
+        &QUERIES.replace("  defaultMetricProviderName: prom\n", ""),
+    ));
     assert_error(
         &d,
         "strategies.s.canary.steps[0].analysis.queries[0]",
@@ -109,11 +149,12 @@ fn analysis_needs_a_section_and_a_provider() {
     // A provider on the query itself is enough.
     valid(&file(
         step,
-        &QUERIES.replace(
-            "  defaultMetricProviderName: prom\n",
-            "",
-        )
-        .replace("      upperLimit: 1\n", "      upperLimit: 1\n      metricProviderName: nr\n"),
+        &QUERIES
+            .replace("  defaultMetricProviderName: prom\n", "")
+            .replace(
+                "      upperLimit: 1\n",
+                "      upperLimit: 1\n      metricProviderName: nr\n",
+            ),
     ));
 }
 
@@ -137,10 +178,25 @@ fn query_rules() {
       upperLimit: 1
 ",
     ));
-    assert_error(&d, "analysis.queries[0]", 17, "needs upperLimit, lowerLimit or both");
-    assert_error(&d, "analysis.queries[1].lowerLimit", 21, "lowerLimit 5 is above upperLimit 1");
+    assert_error(
+        &d,
+        "analysis.queries[0]",
+        17,
+        "needs upperLimit, lowerLimit or both",
+    );
+    assert_error(
+        &d,
+        "analysis.queries[1].lowerLimit",
+        21,
+        "lowerLimit 5 is above upperLimit 1",
+    );
     assert_error(&d, "analysis.queries[2]", 23, "duplicate query name \"r\"");
-    assert_error(&d, "analysis.queries[3].queryTemplate", 26, "missing required key \"queryTemplate\"");
+    assert_error(
+        &d,
+        "analysis.queries[3].queryTemplate",
+        26,
+        "missing required key \"queryTemplate\"",
+    );
 }
 
 #[test]
@@ -177,8 +233,18 @@ fn judge_block_replaces_limits_and_is_checked() {
         directon: increase
 ",
     ));
-    assert_error(&d, "analysis.queries[0].judge.confidence", 19, "must be between 0 and 1");
-    assert_error(&d, "analysis.queries[0].judge.marginal", 20, "marginal 99 is above pass 95");
+    assert_error(
+        &d,
+        "analysis.queries[0].judge.confidence",
+        19,
+        "must be between 0 and 1",
+    );
+    assert_error(
+        &d,
+        "analysis.queries[0].judge.marginal",
+        20,
+        "marginal 99 is above pass 95",
+    );
     assert_error(&d, "analysis.queries[0].judge.directon", 21, "unknown key");
 }
 
@@ -234,13 +300,38 @@ fn webhook_fields_and_defaults() {
     uriTemplate: https://x
 "
     ));
-    assert_error(&d, "webhooks[0].uriTemplate", 15, "missing required key \"uriTemplate\"");
+    assert_error(
+        &d,
+        "webhooks[0].uriTemplate",
+        15,
+        "missing required key \"uriTemplate\"",
+    );
     assert_error(&d, "webhooks[0].method", 16, "unknown value \"fetch\"");
-    assert_error(&d, "webhooks[0].networkMode", 17, "expected one of direct, remoteNetworkAgent");
-    assert_error(&d, "webhooks[0].headers[0].value", 19, "missing required key \"value\"");
-    assert_error(&d, "webhooks[0].bodyTemplate.text", 21, "unknown key \"text\"");
+    assert_error(
+        &d,
+        "webhooks[0].networkMode",
+        17,
+        "expected one of direct, remoteNetworkAgent",
+    );
+    assert_error(
+        &d,
+        "webhooks[0].headers[0].value",
+        19,
+        "missing required key \"value\"",
+    );
+    assert_error(
+        &d,
+        "webhooks[0].bodyTemplate.text",
+        21,
+        "unknown key \"text\"",
+    );
     assert_error(&d, "webhooks[0].retryCount", 22, "-1 is out of range");
-    assert_error(&d, "webhooks[0].disableCallback", 23, "expected true or false");
+    assert_error(
+        &d,
+        "webhooks[0].disableCallback",
+        23,
+        "expected true or false",
+    );
     // The first `hook` failed to decode, so the second is not a duplicate; two valid ones are.
     let d = errors(&format!(
         "{HOOK_TARGET}  - name: hook\n    uriTemplate: https://a\n  - name: hook\n    uriTemplate: https://b\n"
@@ -257,13 +348,30 @@ fn template_variables_are_checked() {
       inline: '{{{{armory.nope}}}} {{{{context.missing}}}} {{{{vars.x}}}}'
 "
     ));
-    assert_error(&d, "webhooks[0].uriTemplate", 16, "unknown variable {{ferry.replicaSetNam}}");
+    assert_error(
+        &d,
+        "webhooks[0].uriTemplate",
+        16,
+        "unknown variable {{ferry.replicaSetNam}}",
+    );
     assert!(
-        d.items().iter().any(|x| x.suggestion.as_deref() == Some("{{ferry.replicaSetName}}")),
+        d.items()
+            .iter()
+            .any(|x| x.suggestion.as_deref() == Some("{{ferry.replicaSetName}}")),
         "{d}"
     );
-    assert_error(&d, "webhooks[0].bodyTemplate.inline", 18, "unknown variable {{armory.nope}}");
-    assert_error(&d, "webhooks[0].bodyTemplate.inline", 18, "unknown variable {{vars.x}}");
+    assert_error(
+        &d,
+        "webhooks[0].bodyTemplate.inline",
+        18,
+        "unknown variable {{armory.nope}}",
+    );
+    assert_error(
+        &d,
+        "webhooks[0].bodyTemplate.inline",
+        18,
+        "unknown variable {{vars.x}}",
+    );
 
     // Context variables are checked against file, step and caller context by the planner.
     let text = format!(
@@ -311,9 +419,24 @@ trafficManagement:
   - {}
 ";
     let d = errors(text);
-    assert_error(&d, "trafficManagement[0].targets[0]", 9, "unknown target \"prd\"");
-    assert_error(&d, "trafficManagement[2].kubernetes[0].previewService", 17, "missing required key");
-    assert_error(&d, "trafficManagement[3]", 18, "holds none of istio, smi or kubernetes");
+    assert_error(
+        &d,
+        "trafficManagement[0].targets[0]",
+        9,
+        "unknown target \"prd\"",
+    );
+    assert_error(
+        &d,
+        "trafficManagement[2].kubernetes[0].previewService",
+        17,
+        "missing required key",
+    );
+    assert_error(
+        &d,
+        "trafficManagement[3]",
+        18,
+        "holds none of istio, smi or kubernetes",
+    );
 
     let plan = valid(&text.replace("[prd]", "[dev]").replace(
         "      - activeService: web\n  - {}\n",
@@ -322,7 +445,15 @@ trafficManagement:
     let tm = &plan.targets[0].traffic_management;
     assert_eq!(tm.smi[0].canary_service_name, "web-new");
     assert_eq!(tm.smi[0].traffic_split_name, "web");
-    assert_eq!(tm.istio[0].destination_rule.as_ref().unwrap().canary_subset_name.as_deref(), Some("c"));
+    assert_eq!(
+        tm.istio[0]
+            .destination_rule
+            .as_ref()
+            .unwrap()
+            .canary_subset_name
+            .as_deref(),
+        Some("c")
+    );
     assert_eq!(tm.kubernetes[0].preview_service, "web-preview");
 }
 
@@ -331,6 +462,64 @@ fn target_filters_name_existing_targets() {
     let d = errors(&format!(
         "{HEAD}        - setWeight: 10\ntargetFilters:\n  - includeTarget: deev\n"
     ));
-    assert_error(&d, "targetFilters[0].includeTarget", 15, "unknown target \"deev\"");
+    assert_error(
+        &d,
+        "targetFilters[0].includeTarget",
+        15,
+        "unknown target \"deev\"",
+    );
     assert_eq!(d.items()[0].suggestion.as_deref(), Some("dev"));
+}
+
+#[test]
+fn query_templates_see_file_step_and_caller_context() {
+    let queries = "analysis:
+  defaultMetricProviderName: prom
+  queries:
+    - name: error-rate
+      upperLimit: 1
+      queryTemplate: x{slo='{{context.slo}}', team='{{context.team}}'}
+    - name: bad
+      upperLimit: 1
+      queryTemplate: x{cb='{{ferry.callbackUri}}'}
+";
+    let text = format!(
+        "{}{}{queries}",
+        HEAD.replace("application: a\n", "application: a\ncontext:\n  team: t\n"),
+        "        - analysis:
+            interval: 1
+            units: minutes
+            context: {slo: '99'}
+            queries: [error-rate]
+        - analysis: {interval: 1, units: minutes, queries: [error-rate]}
+"
+    );
+    let d = errors(&text);
+    assert_error(
+        &d,
+        "strategies.s.canary.steps[1].analysis.queries[0]",
+        20,
+        "query \"error-rate\" uses {{context.slo}}, which no context defines",
+    );
+    assert_error(
+        &d,
+        "analysis.queries[1].queryTemplate",
+        29,
+        "{{ferry.callbackUri}} is only available in webhooks",
+    );
+    assert_eq!(
+        d.len(),
+        2,
+        "the first step defines slo, the file defines team:\n{d}"
+    );
+}
+
+#[test]
+fn references_to_broken_definitions_add_no_unknown_error() {
+    let d = errors(&format!(
+        "{HOOK_TARGET}  - name: hook\n    retryCount: many\n"
+    ));
+    assert_eq!(d.len(), 2, "{d}");
+    assert_error(&d, "webhooks[0].uriTemplate", 15, "missing required key");
+    assert_error(&d, "webhooks[0].retryCount", 16, "expected an integer");
 }

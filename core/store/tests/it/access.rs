@@ -24,6 +24,15 @@ async fn tenants_come_with_built_in_roles_and_custom_roles_bind_to_users() {
         Some(org.id)
     );
     assert_conflict(attempt!(store, |c| tenants::create(c, &new)));
+    let bad_slug = NewTenant {
+        slug: "Not A Slug".into(),
+        ..new.clone()
+    };
+    let refused = attempt!(store, |c| tenants::create(c, &bad_slug));
+    assert!(
+        matches!(refused, Err(ferry_store::StoreError::Invalid { .. })),
+        "{refused:?}"
+    );
     let names: Vec<_> = roles::list(&store, t.id)
         .await
         .unwrap()
@@ -365,4 +374,18 @@ async fn purge_removes_only_old_processed_messages() {
         .await
         .unwrap();
     assert_eq!(left, 2);
+}
+
+#[tokio::test]
+async fn connect_runs_migrations_idempotently() {
+    let (db, _store) = setup().await;
+    // The database is already migrated; connecting again re-checks and applies nothing new.
+    let store = ferry_store::Store::connect(&db.url, 2).await.unwrap();
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(applied as usize, ferry_store::MIGRATOR.iter().count());
+    assert!(applied >= 3);
+    tenant(&store, "after-reconnect").await;
 }

@@ -393,3 +393,73 @@ async fn listing_pages_newest_first_without_gaps_or_repeats() {
             .all(|d| d.status == DeploymentStatus::Failed)
     );
 }
+
+#[tokio::test]
+async fn create_composes_with_the_callers_transaction() {
+    let (_db, store) = setup().await;
+    let t = tenant(&store, "acme").await;
+    let running = start(&store, t, "web").await;
+
+    // Busy: nothing is written and the transaction stays usable for the caller's other writes.
+    let mut tx = store.begin().await.unwrap();
+    let busy = deployments::create(
+        &mut tx,
+        t,
+        &new_deployment("web", &["prod"]),
+        OnBusy::Reject,
+    )
+    .await
+    .unwrap();
+    assert!(matches!(busy, Created::Busy { running: id } if id == running.id));
+    let entry = ferry_store::audit::NewAuditEntry {
+        actor: "alice".into(),
+        action: "deployment.rejected".into(),
+        resource_kind: "application".into(),
+        resource_id: "web".into(),
+        details: serde_json::json!({ "running": running.id }),
+    };
+    ferry_store::audit::append(&mut tx, t, &entry)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        ferry_store::audit::list(&store, t, None, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // A create whose transaction rolls back (say the outbox write failed) leaves no trace.
+    let new = new_deployment("api", &["prod"]);
+    let mut tx = store.begin().await.unwrap();
+    deployments::create(&mut tx, t, &new, OnBusy::Reject)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO outbox (message_id, tenant_id, exchange, routing_key, payload)
+         VALUES ($1, $2, 'ferry.work', 'scheduler', '\\x00')",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(t)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+    assert!(
+        deployments::get(&store, t, new.id)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    let outbox: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(outbox, 0);
+    // The application's slot was not taken by the rolled-back create.
+    assert!(matches!(
+        create(&store, t, "api", OnBusy::Reject).await,
+        Created::Started(_)
+    ));
+}

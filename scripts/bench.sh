@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs one named benchmark (not a timed test) and prints its table, then one JSON line last.
+#
+#   scripts/bench.sh hub     # agent hub: tunnel round trip vs raw RabbitMQ, idle streams' memory
+#
+# Needs Redis and RabbitMQ (scripts/deps.sh starts them). Extra arguments go to the benchmark.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ferry/target}"
+
+name="${1:-}"
+shift || true
+case "$name" in
+  hub) exec scripts/bench/hub.sh "$@" ;;
+  *)
+    echo "usage: scripts/bench.sh NAME [ARGS...]" >&2
+    echo "benchmarks: hub" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,154 @@
+//! Who may register agents: tokens are checked for signature, issuer, audience and expiry, and
+//! the token's tenant owns the agent, so one tenant can neither register nor reach another's.
+
+use crate::harness::{AUDIENCE, Env, ISSUER, get};
+use ferry_agent_sim::{DialError, Script, SimAgent, SimOptions, SimReply};
+use ferry_auth::{Claims, Signer};
+use std::time::Duration;
+use uuid::Uuid;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_wrong_audience_and_foreign_tokens_are_refused() {
+    let env = Env::new();
+    let hub = env.replica("r1").await;
+    let tenant = Uuid::new_v4();
+
+    let mut expired = Claims::new(
+        ISSUER,
+        "c",
+        AUDIENCE,
+        tenant,
+        vec![],
+        Duration::from_secs(60),
+    );
+    expired.exp -= 3600;
+    expired.iat -= 3600;
+    let expired = env.signer.sign(&expired).unwrap();
+    let wrong_audience = env.token_with(tenant, "ferry-api", Duration::from_secs(60));
+    let foreign = Signer::generate_es256("other-issuer-key")
+        .unwrap()
+        .sign(&Claims::new(
+            ISSUER,
+            "c",
+            AUDIENCE,
+            tenant,
+            vec![],
+            Duration::from_secs(60),
+        ))
+        .unwrap();
+
+    for (what, token) in [
+        ("expired", expired),
+        ("wrong audience", wrong_audience),
+        ("unknown key", foreign),
+        ("garbage", "not-a-jwt".to_string()),
+    ] {
+        let mut options = SimOptions::new(&hub.url, &token, "cluster-1", Script::new());
+        options.reconnect = false;
+        let err = SimAgent::start(options).await.unwrap_err();
+        match err {
+            DialError::Refused(status) => {
+                assert_eq!(
+                    status.code(),
+                    tonic::Code::Unauthenticated,
+                    "{what}: {status:?}"
+                )
+            }
+            other => panic!("{what}: expected a refusal, got {other:?}"),
+        }
+    }
+    assert_eq!(env.route_replica(tenant, "cluster-1").await, None);
+    assert_eq!(hub.metric("ferry_hub_refused_streams_total", None), 4.0);
+    assert_eq!(hub.metric("ferry_hub_connected_agents", None), 0.0);
+
+    // The same agent with a good token is welcome.
+    let good = env.agent(&[&hub], tenant, "cluster-1", Script::new()).await;
+    assert_eq!(good.welcome().unwrap().replica, "r1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_can_neither_register_nor_reach_another_tenants_agent() {
+    let env = Env::new();
+    let hub = env.replica("r1").await;
+    let tenant_a = Uuid::new_v4();
+    let tenant_b = Uuid::new_v4();
+    let script =
+        |name: &str| Script::new().on("GET", "/whoami", SimReply::text(200, name.to_string()));
+
+    let b_agent = env.agent(&[&hub], tenant_b, "prod", script("b")).await;
+    let b_route = env.route_replica(tenant_b, "prod").await.unwrap();
+
+    // Tenant A's credential says hello as "prod": that registers tenant A's own "prod",
+    // and tenant B's route and stream are untouched.
+    let a_agent = env.agent(&[&hub], tenant_a, "prod", script("a")).await;
+    assert_eq!(env.route_replica(tenant_b, "prod").await.unwrap(), b_route);
+    assert!(env.route_replica(tenant_a, "prod").await.is_some());
+    assert_eq!(b_agent.welcome().unwrap().session, b_route.1);
+    assert_eq!(hub.metric("ferry_hub_connected_agents", None), 2.0);
+
+    let tunnel = env.tunnel().await;
+    let whoami = |tenant: Uuid| {
+        let tunnel = tunnel.clone();
+        async move {
+            tunnel
+                .kubernetes(&tenant.to_string(), "prod", get("/whoami"))
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(whoami(tenant_b).await, "b");
+    assert_eq!(whoami(tenant_a).await, "a");
+    assert_eq!(
+        (a_agent.requests_handled(), b_agent.requests_handled()),
+        (1, 1)
+    );
+
+    // Tenant A addressing an agent only tenant B has gets nothing.
+    let _b_only = env.agent(&[&hub], tenant_b, "b-only", script("b")).await;
+    let err = tunnel
+        .kubernetes(&tenant_a.to_string(), "b-only", get("/whoami"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ferry_tunnel::TunnelError::AgentNotConnected { .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_found_by_oidc_discovery() {
+    let signer = Signer::generate_es256("discovered").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let jwks = serde_json::to_string(&signer.jwk_set()).unwrap();
+    let config = serde_json::json!({ "issuer": issuer, "jwks_uri": format!("{issuer}/keys") });
+    let app = axum::Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            axum::routing::get(move || async move { axum::Json(config) }),
+        )
+        .route("/keys", axum::routing::get(move || async move { jwks }));
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let verifier = ferry_svc_agent_hub::keys::load_verifier(&issuer, AUDIENCE, None)
+        .await
+        .unwrap();
+    let tenant = Uuid::new_v4();
+    let claims = Claims::new(
+        &issuer,
+        "c",
+        AUDIENCE,
+        tenant,
+        vec![],
+        Duration::from_secs(60),
+    );
+    let verified = verifier.verify(&signer.sign(&claims).unwrap()).unwrap();
+    assert_eq!(verified.tenant, tenant);
+    // A key the issuer does not publish is refused.
+    let stranger = Signer::generate_es256("stranger").unwrap();
+    assert!(verifier.verify(&stranger.sign(&claims).unwrap()).is_err());
+    server.abort();
+}

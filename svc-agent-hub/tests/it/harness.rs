@@ -1,0 +1,303 @@
+//! Test environment: an issuer key, a name prefix, hub replicas on their own runtimes, tokens,
+//! tunnels and metric readers.
+
+use ferry_agent_sim::{Script, SimAgent, SimOptions};
+use ferry_auth::{Claims, Signer};
+use ferry_runtime::{AmqpArgs, CommonArgs, LogFormat, RedisArgs};
+use ferry_svc_agent_hub::{Listeners, Settings};
+use ferry_tunnel::{AgentTunnel, TunnelConfig};
+use prometheus::Registry;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub const ISSUER: &str = "https://issuer.ferry.test";
+pub const AUDIENCE: &str = "ferry-hub";
+
+/// One test's world: its own prefix for queues and keys, its own issuer key.
+pub struct Env {
+    pub prefix: String,
+    pub signer: Signer,
+    pub jwks_file: PathBuf,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let signer = Signer::generate_es256(ferry_testkit::unique("kid")).unwrap();
+        let jwks_file =
+            std::env::temp_dir().join(format!("{}.jwks.json", ferry_testkit::unique("hub")));
+        std::fs::write(&jwks_file, serde_json::to_vec(&signer.jwk_set()).unwrap()).unwrap();
+        Env {
+            prefix: ferry_testkit::amqp::prefix(),
+            signer,
+            jwks_file,
+        }
+    }
+
+    /// A token of `tenant` for the hub, valid for an hour.
+    pub fn token(&self, tenant: Uuid) -> String {
+        self.token_with(tenant, AUDIENCE, Duration::from_secs(3600))
+    }
+
+    pub fn token_with(&self, tenant: Uuid, audience: &str, ttl: Duration) -> String {
+        let claims = Claims::new(
+            ISSUER,
+            "agent-credential",
+            audience,
+            tenant,
+            vec!["agent".into()],
+            ttl,
+        );
+        self.signer.sign(&claims).unwrap()
+    }
+
+    pub fn settings(&self, replica: &str) -> Settings {
+        Settings {
+            common: CommonArgs {
+                admin_addr: None,
+                log_format: LogFormat::Text,
+                log: "info".into(),
+                shutdown_grace_secs: 10,
+            },
+            amqp: AmqpArgs {
+                amqp_url: ferry_testkit::amqp::amqp_url(),
+                bus_prefix: self.prefix.clone(),
+            },
+            redis: RedisArgs {
+                redis_url: redis_url(),
+            },
+            hub_addr: "127.0.0.1:0".parse().unwrap(),
+            tls_cert: None,
+            tls_key: None,
+            insecure_plaintext: true,
+            replica_id: Some(replica.to_string()),
+            lease_ttl_ms: 1_000,
+            heartbeat_interval_ms: 200,
+            issuer: ISSUER.into(),
+            jwks_file: Some(self.jwks_file.clone()),
+            audience: AUDIENCE.into(),
+        }
+    }
+
+    /// Starts a plaintext replica.
+    pub async fn replica(&self, id: &str) -> Replica {
+        Replica::start(self.settings(id), "http").await
+    }
+
+    pub async fn redis(&self) -> redis::aio::ConnectionManager {
+        let client = redis::Client::open(redis_url()).unwrap();
+        redis::aio::ConnectionManager::new(client).await.unwrap()
+    }
+
+    /// A caller's tunnel with quick silence checks.
+    pub async fn tunnel(&self) -> AgentTunnel {
+        let amqp = lapin::Connection::connect(
+            &ferry_testkit::amqp::amqp_url(),
+            lapin::ConnectionProperties::default(),
+        )
+        .await
+        .unwrap();
+        let config = TunnelConfig {
+            default_timeout: Duration::from_secs(10),
+            silence_check: Duration::from_millis(200),
+            reconnect_poll: Duration::from_millis(20),
+        };
+        let tunnel = AgentTunnel::connect_with(&amqp, self.redis().await, &self.prefix, config)
+            .await
+            .unwrap();
+        // The tunnel's channel lives on the connection; keep it open for the test's duration.
+        std::mem::forget(amqp);
+        tunnel
+    }
+
+    /// An agent connected to `endpoints` (tried in turn on reconnects).
+    pub async fn agent(
+        &self,
+        endpoints: &[&Replica],
+        tenant: Uuid,
+        agent_id: &str,
+        script: Script,
+    ) -> SimAgent {
+        let mut options = SimOptions::new(&endpoints[0].url, &self.token(tenant), agent_id, script);
+        options.endpoints = endpoints.iter().map(|r| r.url.clone()).collect();
+        SimAgent::start(options).await.unwrap()
+    }
+
+    /// The replica an agent's route names in Redis, if any.
+    pub async fn route_replica(&self, tenant: Uuid, agent: &str) -> Option<(String, u64)> {
+        let tunnel = self.tunnel().await;
+        tunnel
+            .lookup(&tenant.to_string(), agent)
+            .await
+            .unwrap()
+            .map(|r| (r.replica, r.session))
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.jwks_file);
+    }
+}
+
+pub fn redis_url() -> String {
+    std::env::var("FERRY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A hub replica running on its own runtime and thread.
+pub struct Replica {
+    pub id: String,
+    pub url: String,
+    pub registry: Registry,
+    shutdown: CancellationToken,
+    kill: Option<tokio::sync::oneshot::Sender<()>>,
+    finished: Option<tokio::sync::oneshot::Receiver<Result<(), String>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Replica {
+    pub async fn start(settings: Settings, scheme: &str) -> Replica {
+        let hub = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        hub.set_nonblocking(true).unwrap();
+        admin.set_nonblocking(true).unwrap();
+        let port = hub.local_addr().unwrap().port();
+        let host = if scheme == "https" {
+            "localhost"
+        } else {
+            "127.0.0.1"
+        };
+        let url = format!("{scheme}://{host}:{port}");
+        let id = settings.replica_id.clone().unwrap();
+        let registry = Registry::new();
+        let shutdown = CancellationToken::new();
+        let (kill, kill_rx) = tokio::sync::oneshot::channel::<()>();
+        let (done_tx, finished) = tokio::sync::oneshot::channel();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = {
+            let registry = registry.clone();
+            let shutdown = shutdown.clone();
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let outcome = rt.block_on(async move {
+                    let listeners = Listeners {
+                        hub: tokio::net::TcpListener::from_std(hub).unwrap(),
+                        admin: tokio::net::TcpListener::from_std(admin).unwrap(),
+                    };
+                    let _ = ready_tx.send(());
+                    tokio::select! {
+                        result = ferry_svc_agent_hub::run_with_registry(settings, listeners, registry, shutdown) => {
+                            Some(result.map_err(|e| format!("{e:#}")))
+                        }
+                        _ = kill_rx => None,
+                    }
+                });
+                // A kill drops every task of the replica at once: sockets close, nothing
+                // cleans up in Redis.
+                rt.shutdown_background();
+                if let Some(outcome) = outcome {
+                    let _ = done_tx.send(outcome);
+                }
+            })
+        };
+        ready_rx.await.unwrap();
+        let replica = Replica {
+            id,
+            url,
+            registry,
+            shutdown,
+            kill: Some(kill),
+            finished: Some(finished),
+            thread: Some(thread),
+        };
+        // Ready once the replica's queue exists and its liveness key is written.
+        let redis = {
+            let client = redis::Client::open(redis_url()).unwrap();
+            redis::aio::ConnectionManager::new(client).await.unwrap()
+        };
+        replica.wait_ready(redis).await;
+        replica
+    }
+
+    async fn wait_ready(&self, redis: redis::aio::ConnectionManager) {
+        ferry_testkit::eventually("the replica to be ready", Duration::from_secs(10), || {
+            let mut redis = redis.clone();
+            async move {
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg(format!("*ferry:hub:{}", self.id))
+                    .query_async(&mut redis)
+                    .await
+                    .ok()?;
+                (!keys.is_empty()).then_some(())
+            }
+        })
+        .await;
+    }
+
+    /// SIGTERM: the replica drains and exits; returns its outcome.
+    pub async fn stop(mut self) -> Result<(), String> {
+        self.shutdown.cancel();
+        let finished = self.finished.take().unwrap();
+        let outcome = tokio::time::timeout(Duration::from_secs(15), finished)
+            .await
+            .expect("the replica drains within 15s")
+            .expect("the replica reports its outcome");
+        if let Some(t) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+        outcome
+    }
+
+    /// Kills the replica outright: no go-away, no route release, sockets just close.
+    pub async fn kill(mut self) {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+    }
+
+    /// A counter or gauge of this replica, summed over labels matching `label`.
+    pub fn metric(&self, name: &str, label: Option<(&str, &str)>) -> f64 {
+        metric(&self.registry, name, label)
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+    }
+}
+
+pub fn metric(registry: &Registry, name: &str, label: Option<(&str, &str)>) -> f64 {
+    registry
+        .gather()
+        .iter()
+        .filter(|f| f.name() == name)
+        .flat_map(|f| f.get_metric().iter())
+        .filter(|m| match label {
+            None => true,
+            Some((k, v)) => m
+                .get_label()
+                .iter()
+                .any(|l| l.name() == k && l.value() == v),
+        })
+        // A family is either counters or gauges; the other field reads as zero.
+        .map(|m| m.get_counter().get_value() + m.get_gauge().get_value())
+        .sum()
+}
+
+/// A GET request for the tunnel.
+pub fn get(target: &str) -> http::Request<bytes::Bytes> {
+    http::Request::get(target)
+        .body(bytes::Bytes::new())
+        .unwrap()
+}

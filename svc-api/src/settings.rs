@@ -1,0 +1,276 @@
+//! svc-api's settings: every field a flag or a `FERRY_*` environment variable, checked at start,
+//! and the master key that encrypts the issuer's signing keys at rest.
+
+use crate::identity::crypto::MasterKey;
+use clap::{Args, Parser, Subcommand};
+use ferry_runtime::{AmqpArgs, CommonArgs, PostgresArgs};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The public HTTP address used when `FERRY_HTTP_ADDR` is not set.
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
+
+/// The command line: the service's settings, and an optional one-shot subcommand.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "ferry-svc-api", version, about = "Ferry API service")]
+pub struct Cli {
+    /// Settings of the service (also used by the subcommands).
+    #[command(flatten)]
+    pub settings: Settings,
+    /// A one-shot command instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// One-shot commands.
+#[derive(Clone, Debug, Subcommand)]
+pub enum Command {
+    /// Creates (idempotently) a tenant and an admin credential, and prints the credential's
+    /// client id and secret once. Needs only the database: it is how the first token is obtained.
+    Bootstrap(BootstrapArgs),
+}
+
+/// Arguments of `bootstrap`.
+#[derive(Clone, Debug, Args)]
+pub struct BootstrapArgs {
+    /// The tenant's slug (`[a-z0-9-]`, also used as its display name when created).
+    #[arg(long)]
+    pub tenant: String,
+    /// The credential's name inside the tenant.
+    #[arg(long)]
+    pub client_name: String,
+    /// Roles bound to the credential when it is created.
+    #[arg(long, value_delimiter = ',', default_value = "Tenant Admin")]
+    pub roles: Vec<String>,
+    /// Print the result as one JSON object.
+    #[arg(long, default_value_t = false)]
+    pub json: bool,
+}
+
+/// Settings of svc-api, from flags or `FERRY_*` environment variables.
+#[derive(Clone, Debug, Parser)]
+pub struct Settings {
+    /// Admin port and logging.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Where Postgres is.
+    #[command(flatten)]
+    pub postgres: PostgresArgs,
+    /// Where RabbitMQ is.
+    #[command(flatten)]
+    pub amqp: AmqpArgs,
+    /// Identity: issuer URL, token lifetime, signing keys.
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+}
+
+/// The public server and the token issuer.
+#[derive(Clone, Args)]
+pub struct IdentityArgs {
+    /// Address of the public HTTP server (API and OAuth2 issuer). Port 0 picks a free port.
+    #[arg(long, env = "FERRY_HTTP_ADDR", default_value = DEFAULT_HTTP_ADDR)]
+    pub http_addr: SocketAddr,
+
+    /// The issuer's public URL: the `iss` of every token and the base of the OIDC discovery
+    /// document. Must be the URL clients reach this service at.
+    #[arg(long, env = "FERRY_ISSUER_URL", default_value = "http://127.0.0.1:8080")]
+    pub issuer_url: String,
+
+    /// Lifetime of issued access tokens, in seconds.
+    #[arg(long, env = "FERRY_TOKEN_TTL_SECS", default_value_t = 3600)]
+    pub token_ttl_secs: u64,
+
+    /// How old the newest signing key may get before a replica creates a new one, in seconds.
+    #[arg(long, env = "FERRY_KEY_ROTATION_SECS", default_value_t = 30 * 24 * 3600)]
+    pub key_rotation_secs: u64,
+
+    /// The master key (32 bytes, base64) that encrypts signing keys at rest. Secret: prefer
+    /// `FERRY_MASTER_KEY_FILE`; never logged.
+    #[arg(long, env = "FERRY_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+
+    /// A file holding the master key (base64).
+    #[arg(long, env = "FERRY_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+
+    /// Development mode: without a master key, derive a fixed, publicly known one (and warn).
+    #[arg(long, env = "FERRY_DEV", default_value_t = false)]
+    pub dev: bool,
+}
+
+impl std::fmt::Debug for IdentityArgs {
+    // The master key is a secret: show only whether it is set.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityArgs")
+            .field("http_addr", &self.http_addr)
+            .field("issuer_url", &self.issuer_url)
+            .field("token_ttl_secs", &self.token_ttl_secs)
+            .field("key_rotation_secs", &self.key_rotation_secs)
+            .field("master_key", &self.master_key.as_ref().map(|_| "***"))
+            .field("master_key_file", &self.master_key_file)
+            .field("dev", &self.dev)
+            .finish()
+    }
+}
+
+/// A setting that cannot work, named by its environment variable.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// No master key outside development mode.
+    #[error("FERRY_MASTER_KEY or FERRY_MASTER_KEY_FILE is required unless FERRY_DEV is set")]
+    MasterKeyRequired,
+    /// Both master key sources were given.
+    #[error("set only one of FERRY_MASTER_KEY and FERRY_MASTER_KEY_FILE")]
+    MasterKeyTwice,
+    /// The master key file could not be read.
+    #[error("reading FERRY_MASTER_KEY_FILE {path}")]
+    MasterKeyFile {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The master key is not 32 bytes of base64.
+    #[error("{variable} must be 32 bytes encoded in base64")]
+    MasterKeyInvalid {
+        /// The variable the key came from.
+        variable: &'static str,
+    },
+    /// The issuer URL is not an absolute http(s) URL.
+    #[error("FERRY_ISSUER_URL must be an absolute http:// or https:// URL, got {0:?}")]
+    IssuerUrl(String),
+    /// A duration setting is zero.
+    #[error("{0} must be greater than zero")]
+    Zero(&'static str),
+}
+
+impl IdentityArgs {
+    /// The issuer URL without a trailing slash, as it appears in `iss` and discovery.
+    pub fn issuer(&self) -> Result<String, SettingsError> {
+        let issuer = self.issuer_url.trim_end_matches('/');
+        let rest = issuer
+            .strip_prefix("https://")
+            .or_else(|| issuer.strip_prefix("http://"));
+        match rest {
+            Some(host) if !host.is_empty() && !host.contains(['?', '#']) => Ok(issuer.to_string()),
+            _ => Err(SettingsError::IssuerUrl(self.issuer_url.clone())),
+        }
+    }
+
+    /// Lifetime of issued tokens.
+    pub fn token_ttl(&self) -> Result<Duration, SettingsError> {
+        nonzero(self.token_ttl_secs, "FERRY_TOKEN_TTL_SECS")
+    }
+
+    /// Maximum age of the newest signing key.
+    pub fn key_rotation(&self) -> Result<Duration, SettingsError> {
+        nonzero(self.key_rotation_secs, "FERRY_KEY_ROTATION_SECS")
+    }
+
+    /// The master key from `FERRY_MASTER_KEY` or `FERRY_MASTER_KEY_FILE`, or in development
+    /// mode a derived one.
+    pub fn master_key(&self) -> Result<MasterKey, SettingsError> {
+        match (&self.master_key, &self.master_key_file) {
+            (Some(_), Some(_)) => Err(SettingsError::MasterKeyTwice),
+            (Some(text), None) => MasterKey::from_base64(text).ok_or(
+                SettingsError::MasterKeyInvalid {
+                    variable: "FERRY_MASTER_KEY",
+                },
+            ),
+            (None, Some(path)) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| SettingsError::MasterKeyFile {
+                        path: path.clone(),
+                        source,
+                    })?;
+                MasterKey::from_base64(&text).ok_or(SettingsError::MasterKeyInvalid {
+                    variable: "FERRY_MASTER_KEY_FILE",
+                })
+            }
+            (None, None) if self.dev => {
+                tracing::warn!(
+                    "development mode: signing keys are encrypted with a publicly known master \
+                     key; set FERRY_MASTER_KEY or FERRY_MASTER_KEY_FILE in production"
+                );
+                Ok(MasterKey::development())
+            }
+            (None, None) => Err(SettingsError::MasterKeyRequired),
+        }
+    }
+}
+
+fn nonzero(secs: u64, variable: &'static str) -> Result<Duration, SettingsError> {
+    if secs == 0 {
+        Err(SettingsError::Zero(variable))
+    } else {
+        Ok(Duration::from_secs(secs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        let mut all = vec!["ferry-svc-api"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).unwrap()
+    }
+
+    #[test]
+    fn issuer_is_normalised_and_checked() {
+        let mut cli = parse(&["--issuer-url", "https://ferry.example/"]);
+        assert_eq!(
+            cli.settings.identity.issuer().unwrap(),
+            "https://ferry.example"
+        );
+        cli.settings.identity.issuer_url = "ferry.example".into();
+        assert!(matches!(
+            cli.settings.identity.issuer(),
+            Err(SettingsError::IssuerUrl(_))
+        ));
+    }
+
+    #[test]
+    fn a_master_key_is_required_outside_dev_mode_and_never_printed() {
+        let cli = parse(&[]);
+        assert!(matches!(
+            cli.settings.identity.master_key(),
+            Err(SettingsError::MasterKeyRequired)
+        ));
+        let dev = parse(&["--dev"]);
+        assert!(dev.settings.identity.master_key().is_ok());
+
+        let key = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [7u8; 32]);
+        let given = parse(&["--master-key", &key]);
+        assert!(given.settings.identity.master_key().is_ok());
+        assert!(!format!("{given:?}").contains(&key));
+
+        let short = parse(&["--master-key", "c2hvcnQ="]);
+        assert!(matches!(
+            short.settings.identity.master_key(),
+            Err(SettingsError::MasterKeyInvalid { .. })
+        ));
+    }
+
+    #[test]
+    fn bootstrap_parses_roles() {
+        let cli = parse(&[
+            "bootstrap",
+            "--tenant",
+            "acme",
+            "--client-name",
+            "ci",
+            "--roles",
+            "Deployer,Viewer",
+            "--json",
+        ]);
+        let Some(Command::Bootstrap(args)) = cli.command else {
+            panic!("expected bootstrap");
+        };
+        assert_eq!(args.roles, ["Deployer", "Viewer"]);
+        assert!(args.json);
+    }
+}

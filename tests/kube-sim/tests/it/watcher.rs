@@ -1,0 +1,253 @@
+//! `kube::runtime::watcher` against the simulator's controller: Pods of a ReplicaSet turn
+//! Ready, an image tagged `bad` never does, scaling down deletes Pods, and a watch resumed
+//! from a compacted resourceVersion gets 410 and the watcher recovers by relisting.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ferry_kube_sim::SimConfig;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::json;
+
+use crate::util::{DEADLINE, eventually, sim, sim_with, workload};
+
+fn ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn waiting_reason(pod: &Pod) -> Option<String> {
+    pod.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .first()?
+        .state
+        .as_ref()?
+        .waiting
+        .as_ref()?
+        .reason
+        .clone()
+}
+
+#[tokio::test]
+async fn replicaset_pods_turn_ready_then_scale_down_deletes_pods() {
+    let (sim, client) = sim("ready").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "ready");
+    let sets: Api<ReplicaSet> = Api::namespaced(client, "ready");
+    let mut events = watcher(pods.clone(), watcher::Config::default().labels("app=web"))
+        .applied_objects()
+        .boxed();
+    let started = std::time::Instant::now();
+    sets.create(
+        &PostParams::default(),
+        &serde_json::from_value(workload("web", "web", 3, "web:1")).unwrap(),
+    )
+    .await
+    .unwrap();
+
+    let mut seen: BTreeMap<String, bool> = BTreeMap::new();
+    tokio::time::timeout(DEADLINE, async {
+        while let Some(pod) = events.try_next().await.unwrap() {
+            seen.insert(pod.metadata.name.clone().unwrap(), ready(&pod));
+            if seen.len() == 3 && seen.values().all(|r| *r) {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("three pods turn Ready");
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "Ready only after the ready delay"
+    );
+    let rs = eventually("ReplicaSet status", DEADLINE, || async {
+        let rs = sets.get("web").await.unwrap();
+        let st = rs.status.clone()?;
+        (st.ready_replicas == Some(3) && st.available_replicas == Some(3)).then_some(rs)
+    })
+    .await;
+    assert_eq!(
+        rs.status.unwrap().observed_generation,
+        rs.metadata.generation
+    );
+
+    sets.patch_scale(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 1}})),
+    )
+    .await
+    .unwrap();
+    eventually("scale down to one pod", DEADLINE, || async {
+        let left = pods
+            .list(&ListParams::default().labels("app=web"))
+            .await
+            .unwrap()
+            .items;
+        (left.len() == 1).then_some(())
+    })
+    .await;
+    eventually("status follows the scale down", DEADLINE, || async {
+        let st = sets.get("web").await.unwrap().status?;
+        (st.replicas == 1 && st.ready_replicas == Some(1)).then_some(())
+    })
+    .await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_image_never_turns_ready_and_shows_image_pull_backoff() {
+    let (sim, client) = sim("bad").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "bad");
+    let sets: Api<ReplicaSet> = Api::namespaced(client, "bad");
+    let pp = PostParams::default();
+    sets.create(
+        &pp,
+        &serde_json::from_value(workload("broken", "broken", 1, "registry:5000/web:bad")).unwrap(),
+    )
+    .await
+    .unwrap();
+    let broken = eventually("ImagePullBackOff", DEADLINE, || async {
+        let items = pods
+            .list(&ListParams::default().labels("app=broken"))
+            .await
+            .unwrap()
+            .items;
+        items
+            .into_iter()
+            .find(|p| waiting_reason(p).as_deref() == Some("ImagePullBackOff"))
+    })
+    .await;
+    // A good pod created after the bad one turning Ready proves the delay has passed.
+    sets.create(
+        &pp,
+        &serde_json::from_value(workload("fine", "fine", 1, "web:1")).unwrap(),
+    )
+    .await
+    .unwrap();
+    eventually("the good pod is Ready", DEADLINE, || async {
+        let items = pods
+            .list(&ListParams::default().labels("app=fine"))
+            .await
+            .unwrap()
+            .items;
+        items.iter().any(ready).then_some(())
+    })
+    .await;
+    let again = pods
+        .get(broken.metadata.name.as_deref().unwrap())
+        .await
+        .unwrap();
+    assert!(!ready(&again));
+    assert_eq!(again.status.unwrap().phase.as_deref(), Some("Pending"));
+    assert_eq!(
+        sets.get("broken")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .ready_replicas
+            .unwrap_or(0),
+        0
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn watch_from_compacted_version_gets_410_and_watcher_recovers() {
+    let config = SimConfig {
+        watch_history: 5,
+        ..SimConfig::default()
+    };
+    let (sim, client) = sim_with(config, "resume").await;
+    let api: Api<ConfigMap> = Api::namespaced(client, "resume");
+    let pp = PostParams::default();
+    let first = api
+        .create(
+            &pp,
+            &serde_json::from_value(json!({"metadata": {"name": "first"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let old_rv = first.metadata.resource_version.unwrap();
+
+    // The watcher lists, then watches with a 1s server timeout and no bookmarks, so after the
+    // flood below its next watch resumes from a compacted version.
+    let mut stream = watcher(
+        api.clone(),
+        watcher::Config::default()
+            .labels("app=w")
+            .timeout(1)
+            .disable_bookmarks(),
+    )
+    .boxed();
+    assert!(matches!(
+        stream.next().await,
+        Some(Ok(watcher::Event::Init))
+    ));
+    assert!(matches!(
+        stream.next().await,
+        Some(Ok(watcher::Event::InitDone))
+    ));
+    for i in 0..10 {
+        let name = format!("noise-{i}");
+        api.create(
+            &pp,
+            &serde_json::from_value(json!({"metadata": {"name": name}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+
+    let mut raw = api
+        .watch(&WatchParams::default(), &old_rv)
+        .await
+        .unwrap()
+        .boxed();
+    match raw.try_next().await.unwrap() {
+        Some(WatchEvent::Error(e)) => assert_eq!(e.code, 410),
+        other => panic!("expected a 410 ERROR event, got {other:?}"),
+    }
+
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            match stream.next().await {
+                Some(Err(watcher::Error::WatchError(e))) if e.code == 410 => break,
+                Some(_) => {}
+                None => panic!("watcher ended"),
+            }
+        }
+    })
+    .await
+    .expect("the watcher meets 410 when it resumes");
+    api.create(
+        &pp,
+        &serde_json::from_value(json!({"metadata": {"name": "target", "labels": {"app": "w"}}}))
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            match stream.next().await {
+                Some(Ok(watcher::Event::Apply(cm) | watcher::Event::InitApply(cm)))
+                    if cm.metadata.name.as_deref() == Some("target") =>
+                {
+                    break;
+                }
+                Some(_) => {}
+                None => panic!("watcher ended"),
+            }
+        }
+    })
+    .await
+    .expect("the watcher recovers and sees new objects");
+    sim.shutdown().await;
+}
