@@ -261,9 +261,7 @@ where
     let headers = parts
         .headers
         .iter()
-        .filter(|(name, _)| {
-            !HOP_BY_HOP.contains(name) || *name == header::CONTENT_LENGTH
-        })
+        .filter(|(name, _)| !HOP_BY_HOP.contains(name) || *name == header::CONTENT_LENGTH)
         .map(|(name, value)| Header {
             name: name.as_str().to_string(),
             value: Bytes::copy_from_slice(value.as_bytes()),
@@ -334,18 +332,16 @@ mod tests {
 
     #[test]
     fn hop_by_hop_headers_are_dropped_and_bad_input_refused() {
-        let built = build(
-            &request(
-                "PATCH",
-                "/api/v1/namespaces/default/pods/p",
-                &[
-                    ("content-type", "application/merge-patch+json"),
-                    ("connection", "keep-alive"),
-                    ("host", "evil.test"),
-                    ("content-length", "9999"),
-                ],
-            ),
-        )
+        let built = build(&request(
+            "PATCH",
+            "/api/v1/namespaces/default/pods/p",
+            &[
+                ("content-type", "application/merge-patch+json"),
+                ("connection", "keep-alive"),
+                ("host", "evil.test"),
+                ("content-length", "9999"),
+            ],
+        ))
         .ok()
         .unwrap();
         assert_eq!(built.method(), http::Method::PATCH);

@@ -6,8 +6,8 @@
 use crate::metrics::Metrics;
 use crate::session::{self, SessionEnd, Shared};
 use crate::token::{TokenError, TokenProvider};
-use ferry_agent_sim::connection::{self, Dial, DialError};
 use ferry_agent_sim::AgentStream;
+use ferry_agent_sim::connection::{self, Dial, DialError};
 use ferry_proto::agent::Hello;
 use rand::Rng;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -230,7 +230,10 @@ pub async fn maintain(mut link: Link, shutdown: CancellationToken) {
             }
         }
         let wait = link.backoff.delay();
-        tracing::debug!(wait_ms = wait.as_millis() as u64, "reconnecting after a pause");
+        tracing::debug!(
+            wait_ms = wait.as_millis() as u64,
+            "reconnecting after a pause"
+        );
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
@@ -305,7 +308,11 @@ mod tests {
         let bases = [100u64, 200, 400, 800, 800];
         for base in bases {
             let d = b.delay().as_millis() as u64;
-            assert!(d >= base / 2 && d <= base, "{d} outside [{}, {base}]", base / 2);
+            assert!(
+                d >= base / 2 && d <= base,
+                "{d} outside [{}, {base}]",
+                base / 2
+            );
         }
         b.reset();
         assert!(b.delay() <= Duration::from_millis(100));

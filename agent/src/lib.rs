@@ -90,9 +90,7 @@ pub async fn run_with_registry(
     };
     let grace = Duration::from_secs(settings.common.shutdown_grace_secs);
     // Leave the end of the grace period for closing the stream and the admin server.
-    let drain = grace
-        .saturating_sub(Duration::from_secs(2))
-        .max(grace / 2);
+    let drain = grace.saturating_sub(Duration::from_secs(2)).max(grace / 2);
     let connected = Arc::new(AtomicBool::new(false));
     let kubernetes_version = Arc::new(Mutex::new(String::new()));
     let link = Link {
@@ -128,7 +126,9 @@ pub async fn run_with_registry(
         "agent starting"
     );
 
-    let health = Health::new(vec![Arc::new(HubStream(connected)) as Arc<dyn ReadinessCheck>]);
+    let health = Health::new(vec![
+        Arc::new(HubStream(connected)) as Arc<dyn ReadinessCheck>
+    ]);
     let work_shutdown = shutdown.clone();
     let work = async move {
         let helpers = CancellationToken::new();

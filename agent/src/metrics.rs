@@ -53,7 +53,10 @@ impl Metrics {
     pub fn register(registry: &Registry) -> Result<Metrics, prometheus::Error> {
         let metrics = Metrics {
             requests: IntCounterVec::new(
-                Opts::new("ferry_agent_requests_total", "Relayed requests by kind and outcome"),
+                Opts::new(
+                    "ferry_agent_requests_total",
+                    "Relayed requests by kind and outcome",
+                ),
                 &["kind", "outcome"],
             )?,
             request_seconds: HistogramVec::new(
@@ -64,10 +67,7 @@ impl Metrics {
                 .buckets(exponential_buckets(0.005, 2.0, 14)?),
                 &["kind"],
             )?,
-            in_flight: IntGauge::new(
-                "ferry_agent_requests_in_flight",
-                "Requests executing now",
-            )?,
+            in_flight: IntGauge::new("ferry_agent_requests_in_flight", "Requests executing now")?,
             queued: IntGauge::new(
                 "ferry_agent_requests_queued",
                 "Requests waiting for an execution slot",

@@ -80,8 +80,14 @@ pub async fn serve(
     // Cancels every task of this stream when it ends.
     let done = CancellationToken::new();
     let (nonce_tx, nonce_rx) = watch::channel(0u64);
-    let interval = Duration::from_millis(u64::from(welcome.heartbeat_interval_ms)).max(MIN_HEARTBEAT);
-    tokio::spawn(heartbeats(outbound.clone(), interval, nonce_rx, done.clone()));
+    let interval =
+        Duration::from_millis(u64::from(welcome.heartbeat_interval_ms)).max(MIN_HEARTBEAT);
+    tokio::spawn(heartbeats(
+        outbound.clone(),
+        interval,
+        nonce_rx,
+        done.clone(),
+    ));
 
     let mut session = Session {
         shared,
@@ -197,7 +203,12 @@ impl Session {
             "the request body exceeds FERRY_AGENT_MAX_REQUEST_BODY_BYTES ({})",
             self.shared.max_body
         );
-        self.refuse(request, ErrorCode::InvalidRequest, outcome::INVALID, message);
+        self.refuse(
+            request,
+            ErrorCode::InvalidRequest,
+            outcome::INVALID,
+            message,
+        );
     }
 
     /// Answers with an error without executing, from a task so the reader never waits.
@@ -254,7 +265,12 @@ enum Ended {
 
 /// Waits for a slot, executes, and records the outcome; the deadline and a cancel stop it
 /// wherever it is (waiting, connecting, streaming).
-async fn run_request(shared: &Shared, request: Request, mut sink: ResponseSink, cancel: &CancellationToken) {
+async fn run_request(
+    shared: &Shared,
+    request: Request,
+    mut sink: ResponseSink,
+    cancel: &CancellationToken,
+) {
     let started = Instant::now();
     let kind = kind_label(request.kind);
     let deadline = deadline_instant(request.deadline_unix_ms);
@@ -398,6 +414,9 @@ mod tests {
         assert!(past <= Instant::now());
         let soon = deadline_instant(unix_ms() + 60_000).unwrap();
         let left = soon - Instant::now();
-        assert!(left > Duration::from_secs(58) && left <= Duration::from_secs(60), "{left:?}");
+        assert!(
+            left > Duration::from_secs(58) && left <= Duration::from_secs(60),
+            "{left:?}"
+        );
     }
 }

@@ -63,7 +63,11 @@ pub struct Settings {
 
     /// How often a token file is re-read at most, in seconds, when its token's expiry does not
     /// call for an earlier renewal.
-    #[arg(long, env = "FERRY_AGENT_TOKEN_FILE_REFRESH_SECS", default_value_t = 60)]
+    #[arg(
+        long,
+        env = "FERRY_AGENT_TOKEN_FILE_REFRESH_SECS",
+        default_value_t = 60
+    )]
     pub token_file_refresh_secs: u64,
 
     /// A kubeconfig file to reach Kubernetes with. Without it the configuration is inferred
@@ -185,8 +189,14 @@ impl Settings {
                 "FERRY_AGENT_MAX_REQUEST_BODY_BYTES",
                 self.max_request_body_bytes as u64,
             ),
-            ("FERRY_AGENT_RECONNECT_INITIAL_MS", self.reconnect_initial_ms),
-            ("FERRY_AGENT_CONNECT_TIMEOUT_SECS", self.connect_timeout_secs),
+            (
+                "FERRY_AGENT_RECONNECT_INITIAL_MS",
+                self.reconnect_initial_ms,
+            ),
+            (
+                "FERRY_AGENT_CONNECT_TIMEOUT_SECS",
+                self.connect_timeout_secs,
+            ),
             (
                 "FERRY_AGENT_TOKEN_FILE_REFRESH_SECS",
                 self.token_file_refresh_secs,

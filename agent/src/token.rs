@@ -93,9 +93,10 @@ impl std::fmt::Debug for TokenSource {
                 .field("issuer", issuer)
                 .field("client_id", client_id)
                 .finish_non_exhaustive(),
-            TokenSource::File { path, .. } => {
-                f.debug_struct("File").field("path", path).finish_non_exhaustive()
-            }
+            TokenSource::File { path, .. } => f
+                .debug_struct("File")
+                .field("path", path)
+                .finish_non_exhaustive(),
         }
     }
 }
@@ -356,12 +357,7 @@ mod tests {
             provider.token().await,
             Err(TokenError::EmptyFile(_))
         ));
-        let renewals = |outcome: &str| {
-            metrics
-                .token_renewals
-                .with_label_values(&[outcome])
-                .get()
-        };
+        let renewals = |outcome: &str| metrics.token_renewals.with_label_values(&[outcome]).get();
         assert_eq!((renewals("ok"), renewals("failed")), (2, 1));
         std::fs::remove_file(&path).unwrap();
     }

@@ -48,8 +48,8 @@ pub struct ValidateArgs {
     /// Adds or overrides context variables: `k=v,k2=v2` (repeatable).
     #[arg(long = "add-context", value_name = "K=V,...")]
     pub add_context: Vec<String>,
-    /// Deploys only these targets (repeatable); fills `targetFilters`.
-    #[arg(long = "target", value_name = "TARGET")]
+    /// Deploys only these targets (`--target a b` or repeated); fills `targetFilters`.
+    #[arg(long = "target", value_name = "TARGET", num_args = 1..)]
     pub targets: Vec<String>,
 }
 
@@ -70,8 +70,9 @@ mod tests {
             "d.yml",
             "--target",
             "a",
-            "--target",
             "b",
+            "--target",
+            "c",
             "--add-context",
             "k=v",
         ])
@@ -80,7 +81,7 @@ mod tests {
             command: DeployCommand::Validate(v),
         }) = cli.command;
         assert_eq!(v.file, PathBuf::from("d.yml"));
-        assert_eq!(v.targets, ["a", "b"]);
+        assert_eq!(v.targets, ["a", "b", "c"]);
         assert_eq!(v.add_context, ["k=v"]);
     }
 }

@@ -84,7 +84,9 @@ pub async fn run(
     let keys = Arc::new(
         KeyRing::open(store.pool().clone(), master, issuer.clone(), policy)
             .await
-            .context("loading the signing keys (is FERRY_MASTER_KEY the one they were sealed with?)")?,
+            .context(
+                "loading the signing keys (is FERRY_MASTER_KEY the one they were sealed with?)",
+            )?,
     );
     let state = AppState::new(
         store.clone(),

@@ -17,11 +17,15 @@ async fn main() -> anyhow::Result<()> {
             let admin_addr = settings.common.admin_addr_or(DEFAULT_ADMIN_ADDR);
             let admin = tokio::net::TcpListener::bind(admin_addr)
                 .await
-                .with_context(|| format!("binding the admin address {admin_addr} (FERRY_ADMIN_ADDR)"))?;
+                .with_context(|| {
+                    format!("binding the admin address {admin_addr} (FERRY_ADMIN_ADDR)")
+                })?;
             let http_addr = settings.identity.http_addr;
             let http = tokio::net::TcpListener::bind(http_addr)
                 .await
-                .with_context(|| format!("binding the HTTP address {http_addr} (FERRY_HTTP_ADDR)"))?;
+                .with_context(|| {
+                    format!("binding the HTTP address {http_addr} (FERRY_HTTP_ADDR)")
+                })?;
             run(settings, admin, http, ferry_runtime::shutdown::on_signals()).await
         }
     }

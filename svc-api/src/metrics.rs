@@ -24,7 +24,10 @@ impl ApiMetrics {
             &["outcome"],
         )?;
         let tokens_issued = IntCounterVec::new(
-            Opts::new("ferry_api_tokens_issued_total", "Tokens issued by audience."),
+            Opts::new(
+                "ferry_api_tokens_issued_total",
+                "Tokens issued by audience.",
+            ),
             &["audience"],
         )?;
         registry.register(Box::new(token_requests.clone()))?;

@@ -74,7 +74,11 @@ pub struct IdentityArgs {
 
     /// The issuer's public URL: the `iss` of every token and the base of the OIDC discovery
     /// document. Must be the URL clients reach this service at.
-    #[arg(long, env = "FERRY_ISSUER_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "FERRY_ISSUER_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub issuer_url: String,
 
     /// Lifetime of issued access tokens, in seconds.
@@ -174,17 +178,18 @@ impl IdentityArgs {
     pub fn master_key(&self) -> Result<MasterKey, SettingsError> {
         match (&self.master_key, &self.master_key_file) {
             (Some(_), Some(_)) => Err(SettingsError::MasterKeyTwice),
-            (Some(text), None) => MasterKey::from_base64(text).ok_or(
-                SettingsError::MasterKeyInvalid {
+            (Some(text), None) => {
+                MasterKey::from_base64(text).ok_or(SettingsError::MasterKeyInvalid {
                     variable: "FERRY_MASTER_KEY",
-                },
-            ),
+                })
+            }
             (None, Some(path)) => {
-                let text =
-                    std::fs::read_to_string(path).map_err(|source| SettingsError::MasterKeyFile {
+                let text = std::fs::read_to_string(path).map_err(|source| {
+                    SettingsError::MasterKeyFile {
                         path: path.clone(),
                         source,
-                    })?;
+                    }
+                })?;
                 MasterKey::from_base64(&text).ok_or(SettingsError::MasterKeyInvalid {
                     variable: "FERRY_MASTER_KEY_FILE",
                 })

@@ -31,7 +31,11 @@ async fn a_deadline_stops_the_work_on_a_slow_api() {
     let started = Instant::now();
     let err = world
         .tunnel
-        .kubernetes(&tenant, "cluster-d", get("/api/v1/namespaces", Duration::from_millis(800)))
+        .kubernetes(
+            &tenant,
+            "cluster-d",
+            get("/api/v1/namespaces", Duration::from_millis(800)),
+        )
         .await
         .expect_err("the API is slower than the deadline");
     assert!(
@@ -55,8 +59,7 @@ async fn a_deadline_stops_the_work_on_a_slow_api() {
             "ferry_agent_requests_total",
             &[("kind", "kubernetes"), ("outcome", "cancelled")],
         );
-        (stopped >= 1.0 && agent.metric("ferry_agent_requests_in_flight", &[]) == 0.0)
-            .then_some(())
+        (stopped >= 1.0 && agent.metric("ferry_agent_requests_in_flight", &[]) == 0.0).then_some(())
     })
     .await;
     assert!(
@@ -73,12 +76,19 @@ async fn a_deadline_stops_the_work_on_a_slow_api() {
     world.sim.set_faults(Faults::default());
     let response = world
         .tunnel
-        .kubernetes(&tenant, "cluster-d", get("/api/v1/namespaces", Duration::from_secs(10)))
+        .kubernetes(
+            &tenant,
+            "cluster-d",
+            get("/api/v1/namespaces", Duration::from_secs(10)),
+        )
         .await
         .expect("answered");
     assert_eq!(response.head.status, 200);
     assert_eq!(
-        agent.metric("ferry_agent_hub_connects_total", &[("outcome", "connected")]),
+        agent.metric(
+            "ferry_agent_hub_connects_total",
+            &[("outcome", "connected")]
+        ),
         1.0
     );
     agent.stop().await.unwrap();
@@ -112,7 +122,11 @@ async fn the_concurrency_bound_holds() {
             let tenant = tenant.clone();
             tokio::spawn(async move {
                 let response = tunnel
-                    .kubernetes(&tenant, "cluster-c", get("/api/v1/namespaces", Duration::from_secs(15)))
+                    .kubernetes(
+                        &tenant,
+                        "cluster-c",
+                        get("/api/v1/namespaces", Duration::from_secs(15)),
+                    )
                     .await?;
                 let status = response.head.status;
                 response.bytes().await?;
@@ -173,7 +187,12 @@ async fn a_failing_api_returns_errors_without_dropping_the_stream() {
         .await;
     world.connected_to("cluster-f", &hub.replica).await;
     let tenant = world.tenant.to_string();
-    let route = world.tunnel.lookup(&tenant, "cluster-f").await.unwrap().unwrap();
+    let route = world
+        .tunnel
+        .lookup(&tenant, "cluster-f")
+        .await
+        .unwrap()
+        .unwrap();
 
     // The API answers 500: relayed as an answer, status and body intact.
     world.sim.set_faults(Faults {
@@ -182,7 +201,11 @@ async fn a_failing_api_returns_errors_without_dropping_the_stream() {
     });
     let response = world
         .tunnel
-        .kubernetes(&tenant, "cluster-f", get("/api/v1/namespaces", Duration::from_secs(10)))
+        .kubernetes(
+            &tenant,
+            "cluster-f",
+            get("/api/v1/namespaces", Duration::from_secs(10)),
+        )
         .await
         .expect("an answer");
     assert_eq!(response.head.status, 500);
@@ -197,7 +220,11 @@ async fn a_failing_api_returns_errors_without_dropping_the_stream() {
     let outcome = async {
         let response = world
             .tunnel
-            .kubernetes(&tenant, "cluster-f", get("/api/v1/namespaces", Duration::from_secs(10)))
+            .kubernetes(
+                &tenant,
+                "cluster-f",
+                get("/api/v1/namespaces", Duration::from_secs(10)),
+            )
             .await?;
         response.bytes().await
     }
@@ -234,7 +261,10 @@ async fn a_failing_api_returns_errors_without_dropping_the_stream() {
         Some(route)
     );
     assert_eq!(
-        agent.metric("ferry_agent_hub_connects_total", &[("outcome", "connected")]),
+        agent.metric(
+            "ferry_agent_hub_connects_total",
+            &[("outcome", "connected")]
+        ),
         1.0
     );
     assert!(agent.metric("ferry_agent_requests_total", &[("outcome", "unreachable")]) >= 1.0);

@@ -155,7 +155,10 @@ async fn a_control_plane_client_manages_a_replicaset_through_the_agent() {
     );
     assert!(ok >= 6.0, "requests counted as ok: {ok}");
     assert_eq!(agent.readyz().await, 200);
-    agent.stop().await.expect("the agent drains and stops cleanly");
+    agent
+        .stop()
+        .await
+        .expect("the agent drains and stops cleanly");
     hub.stop().await;
 }
 
@@ -249,14 +252,14 @@ async fn http_requests_reach_the_agents_network() {
         "{err:?}"
     );
     assert_eq!(
-        agent.metric(
-            "ferry_agent_response_bytes_total",
-            &[("kind", "http")]
-        ) as usize,
+        agent.metric("ferry_agent_response_bytes_total", &[("kind", "http")]) as usize,
         big.len() + b"hello:payload".len()
     );
     assert_eq!(
-        agent.metric("ferry_agent_hub_connects_total", &[("outcome", "connected")]),
+        agent.metric(
+            "ferry_agent_hub_connects_total",
+            &[("outcome", "connected")]
+        ),
         1.0
     );
     agent.stop().await.unwrap();

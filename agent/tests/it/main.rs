@@ -2,6 +2,7 @@
 //! API simulator), the real hub on real Redis and RabbitMQ, the control plane's tunnel.
 
 mod faults;
+mod issuer;
 mod kubernetes;
 mod reconnect;
 mod support;

@@ -50,7 +50,10 @@ async fn the_agent_reconnects_after_the_hub_restarts() {
     let after = namespaces.list(&ListParams::default()).await.unwrap();
     assert_eq!(after.items.len(), before.items.len());
     assert_eq!(
-        agent.metric("ferry_agent_hub_connects_total", &[("outcome", "connected")]),
+        agent.metric(
+            "ferry_agent_hub_connects_total",
+            &[("outcome", "connected")]
+        ),
         2.0
     );
     ferry_testkit::eventually("ready again", WAIT, || async {

@@ -95,23 +95,32 @@ impl World {
         path
     }
 
-    /// Starts a hub replica on `port` (0 for any).
+    /// Starts a hub replica on `port` (0 for any) trusting this world's test key.
     pub async fn hub(&self, port: u16) -> Hub {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("hub port");
+        let jwks = self.jwks_file.to_str().unwrap().to_string();
+        self.hub_trusting(port, ISSUER, Some(&jwks)).await
+    }
+
+    /// Starts a hub replica on `port` trusting `issuer`, with its keys from `jwks_file` or, when
+    /// none, found by OIDC discovery.
+    pub async fn hub_trusting(&self, port: u16, issuer: &str, jwks_file: Option<&str>) -> Hub {
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("hub port");
         let addr = listener.local_addr().unwrap();
         let replica = ferry_testkit::unique("hub").replace('_', "-");
-        let settings = ferry_svc_agent_hub::Settings::try_parse_from_args(&[
+        let redis = redis_url();
+        let amqp = ferry_testkit::amqp::amqp_url();
+        let mut args = vec![
             "--insecure-plaintext",
             "--issuer",
-            ISSUER,
-            "--jwks-file",
-            self.jwks_file.to_str().unwrap(),
+            issuer,
             "--bus-prefix",
             &self.prefix,
             "--redis-url",
-            &redis_url(),
+            &redis,
             "--amqp-url",
-            &ferry_testkit::amqp::amqp_url(),
+            &amqp,
             "--replica-id",
             &replica,
             "--heartbeat-interval-ms",
@@ -120,7 +129,11 @@ impl World {
             "3000",
             "--shutdown-grace-secs",
             "5",
-        ]);
+        ];
+        if let Some(jwks) = jwks_file {
+            args.extend(["--jwks-file", jwks]);
+        }
+        let settings = ferry_svc_agent_hub::Settings::try_parse_from_args(&args);
         let listeners = ferry_svc_agent_hub::Listeners {
             hub: listener,
             admin: TcpListener::bind("127.0.0.1:0").await.unwrap(),
@@ -137,7 +150,13 @@ impl World {
     }
 
     /// Starts an agent with a token file, the simulator's kubeconfig and `extra` flags.
-    pub async fn agent(&self, agent_id: &str, hub_url: &str, token_file: &str, extra: &[&str]) -> Agent {
+    pub async fn agent(
+        &self,
+        agent_id: &str,
+        hub_url: &str,
+        token_file: &str,
+        extra: &[&str],
+    ) -> Agent {
         let mut args = vec![
             "ferry-agent",
             "--hub-url",
@@ -260,7 +279,10 @@ impl Agent {
     /// The status of the agent's `/readyz`.
     pub async fn readyz(&self) -> u16 {
         let url = format!("http://{}/readyz", self.admin_addr);
-        reqwest::get(url).await.map(|r| r.status().as_u16()).unwrap_or(0)
+        reqwest::get(url)
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
     }
 
     /// Shuts the agent down and returns how `run` ended.

@@ -1,6 +1,7 @@
 //! Tokens: a refused token is replaced by reading the token file again; a token is renewed
 //! before it expires.
 
+use crate::issuer::Issuer;
 use crate::support::{ISSUER, WAIT, World};
 use ferry_auth::{Claims, Signer};
 use std::time::Duration;
@@ -60,9 +61,92 @@ async fn a_token_is_renewed_before_it_expires() {
     .await;
     // Renewal does not disturb the open stream.
     assert_eq!(
-        agent.metric("ferry_agent_hub_connects_total", &[("outcome", "connected")]),
+        agent.metric(
+            "ferry_agent_hub_connects_total",
+            &[("outcome", "connected")]
+        ),
         1.0
     );
     agent.stop().await.unwrap();
     hub.stop().await;
+}
+
+#[tokio::test]
+async fn the_agent_gets_and_renews_its_token_from_the_real_issuer() {
+    // Tokens live 3s: renewed after 2.4s, so several renewals happen within the test.
+    let issuer = Issuer::start(3).await;
+    let credential = issuer.credential().await;
+    let secret = credential.client_secret.clone().expect("a new secret");
+    let mut world = World::new().await;
+    world.tenant = credential.tenant_id.as_uuid();
+    // The hub finds the issuer's keys by discovery too.
+    let hub = world.hub_trusting(0, &issuer.base, None).await;
+    let agent = world
+        .agent_with(vec![
+            "ferry-agent",
+            "--hub-url",
+            &hub.url,
+            "--agent-id",
+            "cluster-o",
+            "--issuer-url",
+            &issuer.base,
+            "--client-id",
+            &credential.client_id,
+            "--client-secret",
+            &secret,
+            "--kubeconfig",
+            world.kubeconfig.to_str().unwrap(),
+            "--reconnect-initial-ms",
+            "50",
+            "--reconnect-max-ms",
+            "400",
+        ])
+        .await;
+    world.connected_to("cluster-o", &hub.replica).await;
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+        kube::Api::all(world.client("cluster-o"));
+    assert!(namespaces.get("default").await.is_ok());
+
+    ferry_testkit::eventually("renewals before expiry", WAIT, || async {
+        let ok = agent.metric("ferry_agent_token_renewals_total", &[("outcome", "ok")]);
+        (ok >= 3.0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        agent.metric("ferry_agent_token_renewals_total", &[("outcome", "failed")]),
+        0.0
+    );
+    assert_eq!(
+        agent.metric("ferry_agent_hub_connects_total", &[("outcome", "connected")]),
+        1.0
+    );
+
+    // A wrong secret gets no token, so no stream.
+    let intruder = world
+        .agent_with(vec![
+            "ferry-agent",
+            "--hub-url",
+            &hub.url,
+            "--agent-id",
+            "cluster-x",
+            "--issuer-url",
+            &issuer.base,
+            "--client-id",
+            &credential.client_id,
+            "--client-secret",
+            "not-the-secret",
+            "--kubeconfig",
+            world.kubeconfig.to_str().unwrap(),
+        ])
+        .await;
+    ferry_testkit::eventually("the grant to be refused", WAIT, || async {
+        let failed = intruder.metric("ferry_agent_token_renewals_total", &[("outcome", "failed")]);
+        (failed >= 1.0).then_some(())
+    })
+    .await;
+    assert_eq!(intruder.metric("ferry_agent_hub_connected", &[]), 0.0);
+    intruder.stop().await.unwrap();
+    agent.stop().await.unwrap();
+    hub.stop().await;
+    issuer.stop().await;
 }

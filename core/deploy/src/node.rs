@@ -12,6 +12,9 @@ use serde_json::Value;
 
 /// Upper bound on nodes produced by expanding aliases; far beyond any real deploy file.
 const MAX_NODES: usize = 200_000;
+/// Upper bound on nesting; the tree is walked recursively (conversion, drop), so a hostile
+/// document must not be able to exhaust the stack.
+const MAX_DEPTH: usize = 200;
 
 /// One YAML node with the 1-based line and column where it starts.
 #[derive(Debug, Clone, PartialEq)]
@@ -232,6 +235,13 @@ pub fn load(text: &str) -> Result<Vec<Node>, SyntaxError> {
                 node.column = column;
                 Some(node)
             }
+            Event::SequenceStart(..) | Event::MappingStart(..) if stack.len() >= MAX_DEPTH => {
+                return Err(SyntaxError {
+                    line,
+                    column,
+                    message: format!("nesting deeper than {MAX_DEPTH} levels"),
+                });
+            }
             Event::SequenceStart(anchor, _) => {
                 stack.push(Frame::Seq {
                     items: Vec::new(),
@@ -381,5 +391,16 @@ mod tests {
             ));
         }
         assert!(load(&bomb).is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let huge = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(load(&huge).is_err());
+        let deep = format!("{}{}", "[".repeat(210), "]".repeat(210));
+        let err = load(&deep).unwrap_err();
+        assert!(err.message.contains("nesting deeper"), "{err:?}");
+        let ok = format!("{}{}", "[".repeat(50), "]".repeat(50));
+        assert!(load(&ok).is_ok());
     }
 }

@@ -10,3 +10,62 @@ pub fn amqp_url() -> String {
 pub fn prefix() -> String {
     format!("{}.", crate::unique("t"))
 }
+
+/// Deletes the named queues and exchanges when dropped, even when the test panicked, so unique
+/// per-test names do not pile up in the broker. Build it right after choosing the names (before
+/// declaring), e.g. `Cleanup::new(topology.queue_names(), topology.exchange_names())`.
+pub struct Cleanup {
+    queues: Vec<String>,
+    exchanges: Vec<String>,
+}
+
+impl Cleanup {
+    /// A guard for these queues and exchanges.
+    pub fn new(
+        queues: impl IntoIterator<Item = String>,
+        exchanges: impl IntoIterator<Item = String>,
+    ) -> Cleanup {
+        Cleanup {
+            queues: queues.into_iter().collect(),
+            exchanges: exchanges.into_iter().collect(),
+        }
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let queues = std::mem::take(&mut self.queues);
+        let exchanges = std::mem::take(&mut self.exchanges);
+        // Its own thread and runtime: Drop cannot await, and the test's runtime may be gone.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                let props = lapin::ConnectionProperties::default();
+                let Ok(conn) = lapin::Connection::connect(&amqp_url(), props).await else {
+                    return;
+                };
+                if let Ok(channel) = conn.create_channel().await {
+                    // Best effort: deleting a missing queue or exchange is not an error in
+                    // RabbitMQ, and a failure here must not hide the test's own result.
+                    for queue in &queues {
+                        let _ = channel
+                            .queue_delete(queue.as_str().into(), Default::default())
+                            .await;
+                    }
+                    for exchange in &exchanges {
+                        let _ = channel
+                            .exchange_delete(exchange.as_str().into(), Default::default())
+                            .await;
+                    }
+                }
+                let _ = conn.close(200, "test cleanup".into()).await;
+            });
+        })
+        .join();
+    }
+}

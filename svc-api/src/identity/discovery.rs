@@ -66,7 +66,10 @@ pub async fn openid_configuration(State(state): State<AppState>) -> Json<Provide
 /// `GET /.well-known/jwks.json`: the current key and superseded keys still in retention.
 pub async fn jwks(State(state): State<AppState>) -> Response {
     (
-        [(header::CACHE_CONTROL, HeaderValue::from_static(JWKS_MAX_AGE))],
+        [(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(JWKS_MAX_AGE),
+        )],
         Json(state.keys.jwks()),
     )
         .into_response()

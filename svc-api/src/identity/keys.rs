@@ -189,7 +189,11 @@ impl KeyRing {
         let loaded = load(&self.pool, &self.master, &self.issuer, self.policy).await?;
         let previous = self.current_kid();
         if previous != loaded.signer.kid() {
-            tracing::info!(kid = loaded.signer.kid(), previous, "signing with a new key");
+            tracing::info!(
+                kid = loaded.signer.kid(),
+                previous,
+                "signing with a new key"
+            );
         }
         *self
             .loaded

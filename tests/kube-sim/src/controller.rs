@@ -315,15 +315,17 @@ impl Controller {
             let pod_rt = self.rt("", "pods");
             while owned.len() < desired {
                 let template = &rs["spec"]["template"];
-                let pod = json!({
+                let mut pod = json!({
                     "metadata": {
                         "generateName": format!("{name}-"),
                         "labels": template["metadata"]["labels"],
-                        "annotations": template["metadata"]["annotations"],
                         "ownerReferences": [owner_ref(&rs, "ReplicaSet")],
                     },
                     "spec": template["spec"],
                 });
+                if let Some(annotations) = template["metadata"].get("annotations") {
+                    pod["metadata"]["annotations"] = annotations.clone();
+                }
                 match ops::create(self.state(), &pod_rt, "v1", ns, pod, None) {
                     Ok(p) => owned.push(p),
                     Err(_) => break,

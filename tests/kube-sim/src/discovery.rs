@@ -65,6 +65,20 @@ const VERBS: &[&str] = &[
     "watch",
 ];
 
+/// Whether `kubectl get all` lists the resource (the real `all` category).
+fn in_all(t: &ResourceType) -> bool {
+    t.builtin
+        && matches!(
+            t.plural.as_str(),
+            "pods"
+                | "services"
+                | "deployments"
+                | "replicasets"
+                | "statefulsets"
+                | "horizontalpodautoscalers"
+        )
+}
+
 fn resource_entry(t: &ResourceType) -> Vec<Value> {
     let mut out = vec![json!({
         "name": t.plural,
@@ -73,7 +87,7 @@ fn resource_entry(t: &ResourceType) -> Vec<Value> {
         "kind": t.kind,
         "verbs": VERBS,
         "shortNames": t.short_names,
-        "categories": if t.builtin { json!(["all"]) } else { json!([]) },
+        "categories": if in_all(t) { json!(["all"]) } else { json!([]) },
     })];
     if t.status {
         out.push(json!({"name": format!("{}/status", t.plural), "singularName": "", "namespaced": t.namespaced,

@@ -101,7 +101,19 @@ fn manager(q: &HashMap<String, String>, headers: &HeaderMap) -> String {
         .to_string()
 }
 
-fn body_json(body: &Bytes) -> Result<Value, ApiError> {
+/// Parses a JSON (or YAML) request body. Protobuf and CBOR bodies get 415, which makes
+/// client-go (kubectl) retry with JSON.
+fn body_json(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
+    let ct = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if ct.contains("protobuf") || ct.contains("cbor") {
+        return Err(ApiError::unsupported_media_type(format!(
+            "the body of the request was in an unknown format - accepted media types include: \
+             application/json, application/yaml (got {ct})"
+        )));
+    }
     yaml::parse(body)
 }
 
@@ -178,6 +190,7 @@ pub async fn serve(
                         .get("timeoutSeconds")
                         .and_then(|s| s.parse().ok())
                         .map(Duration::from_secs),
+                    table: table::wanted(&headers),
                 };
                 return Ok(watch::start(state, req));
             }
@@ -224,13 +237,13 @@ pub async fn serve(
                 &t.rt,
                 &t.version,
                 &ns,
-                body_json(&body)?,
+                body_json(&headers, &body)?,
                 Some(&manager(&q, &headers)),
             )?;
             Ok(created(show(obj)))
         }
         (&Method::PUT, Some(name)) => {
-            let new = body_json(&body)?;
+            let new = body_json(&headers, &body)?;
             let mgr = manager(&q, &headers);
             if t.sub.as_deref() == Some("scale") {
                 return set_scale(&state, &t, name, &mgr, |_| Ok(new));
@@ -257,7 +270,7 @@ pub async fn serve(
                     "the body of the request was in an unknown format: {ct}"
                 ))
             })?;
-            let p = body_json(&body)?;
+            let p = body_json(&headers, &body)?;
             let mgr = manager(&q, &headers);
             if kind == PatchKind::Apply {
                 let Some(fm) = q.get("fieldManager").filter(|m| !m.is_empty()) else {
@@ -313,7 +326,7 @@ pub async fn serve(
             let opts: Value = if body.is_empty() {
                 json!({})
             } else {
-                body_json(&body)?
+                body_json(&headers, &body)?
             };
             let policy = q
                 .get("propagationPolicy")

@@ -61,6 +61,8 @@ pub struct SimConfig {
     pub faults: Faults,
     /// Watch events kept per resource for resuming watches; older resourceVersions get 410.
     pub watch_history: usize,
+    /// How often a watch that allows bookmarks (`allowWatchBookmarks=true`) gets one.
+    pub bookmark_interval: Duration,
     /// Custom resources served with generic storage (defaults: Istio VirtualService and
     /// DestinationRule, SMI TrafficSplit, Gateway API HTTPRoute).
     pub custom_resources: Vec<CustomResource>,
@@ -77,6 +79,7 @@ impl Default for SimConfig {
             token: None,
             faults: Faults::default(),
             watch_history: 1000,
+            bookmark_interval: Duration::from_secs(5),
             custom_resources: CustomResource::ferry_defaults(),
             namespaces: vec!["default".into(), "kube-system".into(), "kube-public".into()],
         }
@@ -111,6 +114,7 @@ pub async fn start(config: SimConfig) -> Result<RunningSim, SimError> {
         config.ready_delay,
         config.faults,
         addr.to_string(),
+        config.bookmark_interval,
     ));
     let ns_type = state
         .registry

@@ -242,8 +242,30 @@ fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
                 obj["status"]["phase"] = json!("Pending");
             }
         }
-        "Deployment" | "ReplicaSet" | "StatefulSet" if obj["spec"]["replicas"].is_null() => {
-            obj["spec"]["replicas"] = json!(1);
+        "Deployment" | "ReplicaSet" | "StatefulSet" => {
+            let spec = &mut obj["spec"];
+            if spec["replicas"].is_null() {
+                spec["replicas"] = json!(1);
+            }
+            if rt.kind == "Deployment" {
+                if spec["strategy"]["type"].is_null() {
+                    spec["strategy"]["type"] = json!("RollingUpdate");
+                }
+                if spec["strategy"]["type"] == "RollingUpdate"
+                    && spec["strategy"]["rollingUpdate"].is_null()
+                {
+                    spec["strategy"]["rollingUpdate"] =
+                        json!({"maxSurge": "25%", "maxUnavailable": "25%"});
+                }
+                for (field, value) in [
+                    ("revisionHistoryLimit", 10),
+                    ("progressDeadlineSeconds", 600),
+                ] {
+                    if spec[field].is_null() {
+                        spec[field] = json!(value);
+                    }
+                }
+            }
         }
         "Service" => {
             let spec = &mut obj["spec"];

@@ -201,6 +201,9 @@ pub fn apply(
     Ok(obj)
 }
 
+/// Namespaces the real API server refuses to delete.
+const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
+
 /// Deletes an object with the given propagation policy; returns its last state.
 pub fn delete(
     state: &SimState,
@@ -209,6 +212,16 @@ pub fn delete(
     name: &str,
     policy: Propagation,
 ) -> Result<Value, ApiError> {
+    if rt.builtin && rt.kind == "Namespace" && SYSTEM_NAMESPACES.contains(&name) {
+        return Err(ApiError {
+            code: 403,
+            reason: "Forbidden",
+            message: format!(
+                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+            ),
+            details: None,
+        });
+    }
     let obj = state
         .store
         .get(&rt.key(), ns, name)

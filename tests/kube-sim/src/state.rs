@@ -21,6 +21,8 @@ pub struct SimState {
     pub token: String,
     /// How long a Pod takes to turn Ready.
     pub ready_delay: Duration,
+    /// How often a watch that allows bookmarks gets one.
+    pub bookmark_interval: Duration,
     /// `host:port` the simulator listens on (for `/api`'s serverAddressByClientCIDRs).
     pub server_address: String,
     /// Cancelled on shutdown; ends watches and the controller.
@@ -30,6 +32,7 @@ pub struct SimState {
 
 impl SimState {
     /// New state with the given settings.
+    #[allow(clippy::too_many_arguments)] // one per setting, called once by `start`
     pub fn new(
         registry: Registry,
         history: usize,
@@ -37,6 +40,7 @@ impl SimState {
         ready_delay: Duration,
         faults: Faults,
         server_address: String,
+        bookmark_interval: Duration,
     ) -> SimState {
         SimState {
             store: Store::new(history),
@@ -44,6 +48,7 @@ impl SimState {
             token,
             ready_delay,
             server_address,
+            bookmark_interval,
             shutdown: CancellationToken::new(),
             faults: Mutex::new(faults),
         }

@@ -20,8 +20,6 @@ use crate::selector::{FieldSelector, LabelSelector};
 use crate::state::SimState;
 use crate::store::{Event, EventType};
 
-/// How often a bookmark is offered to a watch that allows them.
-const BOOKMARK_EVERY: Duration = Duration::from_secs(5);
 /// Server-side cap on a watch's length when the client sets no timeout.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 
@@ -46,6 +44,8 @@ pub struct WatchRequest {
     pub send_initial: bool,
     /// `timeoutSeconds`.
     pub timeout: Option<Duration>,
+    /// The client asked for Tables (`kubectl get -w`): each event carries a one-row Table.
+    pub table: bool,
 }
 
 impl WatchRequest {
@@ -79,7 +79,13 @@ impl WatchRequest {
     }
 
     fn event(&self, kind: &str, obj: Value) -> Value {
-        json!({"type": kind, "object": for_version(&self.rt, &self.version, obj)})
+        let obj = for_version(&self.rt, &self.version, obj);
+        let obj = if self.table {
+            crate::table::render(&self.rt, &[obj], None)
+        } else {
+            obj
+        };
+        json!({"type": kind, "object": obj})
     }
 
     fn bookmark(&self, rv: u64, initial_end: bool) -> Value {
@@ -144,7 +150,7 @@ pub fn start(state: Arc<SimState>, req: WatchRequest) -> Response {
         }
         let deadline = tokio::time::sleep(req.timeout.unwrap_or(DEFAULT_TIMEOUT));
         tokio::pin!(deadline);
-        let mut tick = tokio::time::interval(BOOKMARK_EVERY);
+        let mut tick = tokio::time::interval(state.bookmark_interval);
         tick.tick().await;
         loop {
             let out = tokio::select! {

@@ -30,39 +30,12 @@ pub struct Fixture {
     pub db: TestDb,
     pub bus: Bus,
     pub topology: Topology,
-    _cleanup: Cleanup,
+    _cleanup: amqp::Cleanup,
 }
 
-/// Deletes a topology's queues and exchanges when dropped, on its own thread and runtime (Drop
-/// cannot await, and the test's runtime may be gone).
-pub struct Cleanup(pub Topology);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let topology = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                if let Ok(bus) = Bus::connect(
-                    &amqp::amqp_url(),
-                    "ferry-bus-test-cleanup",
-                    topology.clone(),
-                )
-                .await
-                    && let Ok(channel) = bus.channel().await
-                {
-                    let _ = topology.delete(&channel).await;
-                    bus.close().await;
-                }
-            });
-        })
-        .join();
-    }
+/// Deletes a topology's queues and exchanges when dropped, even when the test panicked.
+pub fn cleanup(topology: &Topology) -> amqp::Cleanup {
+    amqp::Cleanup::new(topology.queue_names(), topology.exchange_names())
 }
 
 /// A bus under a fresh prefix, with fast reconnect backoff for tests.
@@ -83,7 +56,7 @@ pub async fn connect(topology: &Topology) -> Bus {
 /// A declared topology under a unique prefix and a migrated database with an `effects` table.
 pub async fn fixture() -> Fixture {
     let topology = Topology::new(amqp::prefix());
-    let cleanup = Cleanup(topology.clone());
+    let guard = cleanup(&topology);
     let bus = connect(&topology).await;
     bus.declare().await.expect("declare topology");
     let db = TestDb::new().await;
@@ -95,7 +68,7 @@ pub async fn fixture() -> Fixture {
         db,
         bus,
         topology,
-        _cleanup: cleanup,
+        _cleanup: guard,
     }
 }
 

@@ -4,7 +4,7 @@
 use ferry_bus::{Bus, MessageHeaders, Topology, WorkQueue};
 use ferry_testkit::amqp;
 
-use crate::support::{Cleanup, connect, fixture, started};
+use crate::support::{cleanup, connect, fixture, started};
 
 #[tokio::test]
 async fn declare_twice_and_concurrently() {
@@ -15,7 +15,7 @@ async fn declare_twice_and_concurrently() {
 
     // Concurrent, from scratch: replicas starting together against a broker without the names.
     let fresh = Topology::new(amqp::prefix());
-    let _cleanup = Cleanup(fresh.clone());
+    let _cleanup = cleanup(&fresh);
     let mut buses: Vec<Bus> = Vec::new();
     for _ in 0..4 {
         buses.push(connect(&fresh).await);

@@ -49,6 +49,15 @@ async fn latency_and_error_rate_switch_on_and_off_at_run_time() {
             500
         );
     }
+    sim.set_faults(Faults {
+        drop_rate: 1.0,
+        ..Faults::default()
+    });
+    match api.list(&ListParams::default()).await {
+        Err(kube::Error::Api(s)) => panic!("a dropped connection is not an API error: {s:?}"),
+        Err(_) => {}
+        Ok(_) => panic!("the connection should have been dropped"),
+    }
     client.request_text(put(r#"{}"#)).await.unwrap();
     let t = Instant::now();
     api.list(&ListParams::default()).await.unwrap();

@@ -251,3 +251,58 @@ async fn watch_from_compacted_version_gets_410_and_watcher_recovers() {
     .expect("the watcher recovers and sees new objects");
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn bookmarks_and_streaming_lists() {
+    let config = SimConfig {
+        bookmark_interval: Duration::from_millis(50),
+        ..SimConfig::default()
+    };
+    let (sim, client) = sim_with(config, "marks").await;
+    let api: Api<ConfigMap> = Api::namespaced(client, "marks");
+    let pp = PostParams::default();
+    let first = api
+        .create(
+            &pp,
+            &serde_json::from_value(json!({"metadata": {"name": "first"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let rv = first.metadata.resource_version.unwrap();
+
+    // WatchParams enables bookmarks by default: one arrives with a version at least the last.
+    let mut raw = api
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    let bookmark = tokio::time::timeout(DEADLINE, async {
+        loop {
+            if let Some(WatchEvent::Bookmark(b)) = raw.try_next().await.unwrap() {
+                break b;
+            }
+        }
+    })
+    .await
+    .expect("a bookmark");
+    let marked: u64 = bookmark.metadata.resource_version.parse().unwrap();
+    assert!(marked >= rv.parse::<u64>().unwrap());
+
+    // A streaming list (sendInitialEvents) delivers existing objects, then the end marker.
+    let mut stream = watcher(api.clone(), watcher::Config::default().streaming_lists()).boxed();
+    let mut initial = Vec::new();
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            match stream.try_next().await.unwrap() {
+                Some(watcher::Event::InitApply(cm)) => initial.push(cm.metadata.name.unwrap()),
+                Some(watcher::Event::InitDone) => break,
+                Some(_) => {}
+                None => panic!("watcher ended"),
+            }
+        }
+    })
+    .await
+    .expect("the initial events end");
+    assert_eq!(initial, ["first"]);
+    sim.shutdown().await;
+}

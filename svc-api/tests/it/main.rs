@@ -1,0 +1,10 @@
+//! svc-api integration tests: the real service in process on 127.0.0.1:0, against real
+//! Postgres (a database per test) and RabbitMQ (a name prefix per test).
+
+mod bootstrap;
+mod discovery;
+mod keys;
+mod lifecycle;
+mod support;
+mod token;
+mod whoami;

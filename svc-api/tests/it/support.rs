@@ -1,0 +1,214 @@
+//! Starting svc-api in process on 127.0.0.1:0 against the test's own database and bus prefix,
+//! and small HTTP helpers.
+
+use base64::Engine;
+use clap::Parser;
+use ferry_svc_api::settings::{BootstrapArgs, Cli};
+use ferry_svc_api::{Settings, identity::bootstrap::BootstrapOutcome};
+use ferry_testkit::TestDb;
+use openidconnect::reqwest;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The master key every test instance uses (tests only).
+pub fn master_key() -> String {
+    base64::engine::general_purpose::STANDARD.encode([42u8; 32])
+}
+
+/// Knobs a test may turn.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    pub rotation_secs: u64,
+    pub token_ttl_secs: u64,
+    /// The issuer URL; by default the server's own address.
+    pub issuer: Option<&'static str>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            rotation_secs: 30 * 24 * 3600,
+            token_ttl_secs: 3600,
+            issuer: None,
+        }
+    }
+}
+
+/// A running svc-api.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`: the public server and the issuer URL.
+    pub base: String,
+    /// `http://127.0.0.1:<port>` of the admin server.
+    pub admin: String,
+    pub settings: Settings,
+    pub shutdown: CancellationToken,
+    pub task: JoinHandle<anyhow::Result<()>>,
+    pub http: reqwest::Client,
+}
+
+/// Settings for a service on `db` whose issuer is `issuer`.
+pub fn settings(db: &TestDb, issuer: &str, bus_prefix: &str, options: Options) -> Settings {
+    let amqp = ferry_testkit::amqp::amqp_url();
+    let rotation = options.rotation_secs.to_string();
+    let ttl = options.token_ttl_secs.to_string();
+    let key = master_key();
+    let args = [
+        "ferry-svc-api",
+        "--database-url",
+        &db.url,
+        "--database-max-connections",
+        "4",
+        "--amqp-url",
+        &amqp,
+        "--bus-prefix",
+        bus_prefix,
+        "--issuer-url",
+        issuer,
+        "--master-key",
+        &key,
+        "--key-rotation-secs",
+        &rotation,
+        "--token-ttl-secs",
+        &ttl,
+        "--shutdown-grace-secs",
+        "10",
+    ];
+    Cli::try_parse_from(args)
+        .expect("valid test settings")
+        .settings
+}
+
+/// An HTTP client that follows no redirects (as OIDC libraries require).
+pub fn http_client() -> reqwest::Client {
+    reqwest::ClientBuilder::new()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("build HTTP client")
+}
+
+impl TestApp {
+    /// Starts svc-api on `db` with its own bus prefix and waits until `/readyz` answers 200.
+    pub async fn start(db: &TestDb, options: Options) -> TestApp {
+        let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", http_listener.local_addr().unwrap());
+        let admin = format!("http://{}", admin_listener.local_addr().unwrap());
+        let issuer = options.issuer.map_or_else(|| base.clone(), str::to_string);
+        let settings = settings(db, &issuer, &ferry_testkit::amqp::prefix(), options);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(ferry_svc_api::run(
+            settings.clone(),
+            admin_listener,
+            http_listener,
+            shutdown.clone(),
+        ));
+        let app = TestApp {
+            base,
+            admin,
+            settings,
+            shutdown,
+            task,
+            http: http_client(),
+        };
+        let readyz = format!("{}/readyz", app.admin);
+        let http = app.http.clone();
+        ferry_testkit::eventually("svc-api ready", Duration::from_secs(30), || {
+            let http = http.clone();
+            let readyz = readyz.clone();
+            async move {
+                let response = http.get(&readyz).send().await.ok()?;
+                (response.status() == 200).then_some(())
+            }
+        })
+        .await;
+        app
+    }
+
+    /// Creates a tenant (unique slug) and a credential with `roles`, returning the outcome
+    /// with its secret.
+    pub async fn credential(&self, roles: &[&str]) -> BootstrapOutcome {
+        let args = BootstrapArgs {
+            tenant: ferry_testkit::unique("t").replace('_', "-"),
+            client_name: "test-client".into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            json: true,
+        };
+        ferry_svc_api::bootstrap(&self.settings, &args)
+            .await
+            .expect("bootstrap a credential")
+    }
+
+    /// `POST /oauth/token` with `form`, authenticating with HTTP Basic when `basic` is given.
+    pub async fn token_request(
+        &self,
+        basic: Option<(&str, &str)>,
+        form: &[(&str, &str)],
+    ) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
+        let mut request = self.http.post(format!("{}/oauth/token", self.base));
+        if let Some((id, secret)) = basic {
+            request = request.basic_auth(id, Some(secret));
+        }
+        let response = request.form(form).send().await.expect("token request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        (status, body, headers)
+    }
+
+    /// A token for `outcome`'s credential and `audience`, via client_secret_basic.
+    pub async fn token(&self, outcome: &BootstrapOutcome, audience: &str) -> String {
+        let secret = outcome.client_secret.as_deref().expect("a fresh secret");
+        let (status, body, _) = self
+            .token_request(
+                Some((&outcome.client_id, secret)),
+                &[("grant_type", "client_credentials"), ("audience", audience)],
+            )
+            .await;
+        assert_eq!(status, 200, "token request failed: {body}");
+        body["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// `GET path` with an optional bearer token: status and JSON body.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("GET");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        (status, body)
+    }
+
+    /// Stops the service and returns how `run` ended.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(20), self.task)
+            .await
+            .expect("svc-api stops within its grace period")
+            .expect("svc-api task did not panic")
+    }
+}
+
+/// The `kid` in a token's header.
+pub fn kid_of(token: &str) -> String {
+    jsonwebtoken::decode_header(token)
+        .expect("a JWT")
+        .kid
+        .expect("a kid")
+}
+
+/// The key ids of a JWK set document.
+pub fn kids(jwks: &serde_json::Value) -> Vec<String> {
+    jwks["keys"]
+        .as_array()
+        .expect("a keys array")
+        .iter()
+        .map(|k| k["kid"].as_str().expect("kid on every key").to_string())
+        .collect()
+}
