@@ -164,10 +164,23 @@ fn idempotent(method: &http::Method) -> bool {
 
 /// How one attempt ended when it did not produce a response head.
 enum Attempt {
-    /// Never reached the agent: retry after a new look-up.
+    /// The replica answered that it does not hold the agent: retry only if the route now
+    /// names someone else (or soon will).
+    NotHeld,
+    /// Never reached the agent (replica lost before accepting): retry after a new look-up.
     NotDelivered,
     /// Reached the agent (or may have), then the agent or its replica was lost.
     LostAfterAccept(String),
+}
+
+/// A route an attempt lost, and what to report if the agent does not come back.
+struct Loss {
+    route: Route,
+    /// Whether a missing route means the agent is gone for good (the replica itself said it
+    /// does not hold the agent), rather than on its way to another replica.
+    gone_if_absent: bool,
+    /// The error if no new route appears within the reconnect grace.
+    error: TunnelError,
 }
 
 /// Sends a request with the deadline of the tunnel's configuration or its [`crate::Deadline`]
@@ -215,20 +228,19 @@ pub(crate) async fn send(
         .collect();
     let retry_lost = idempotent(&parts.method);
 
+    let not_connected = || TunnelError::AgentNotConnected {
+        tenant: tenant.to_string(),
+        agent: agent.to_string(),
+    };
     // The route a previous attempt lost; a retry waits for a different one.
-    let mut lost: Option<Route> = None;
+    let mut lost: Option<Loss> = None;
     loop {
         let route = match lost.take() {
             None => match cached_or_lookup(tunnel, tenant, agent).await? {
                 Some(route) => route,
-                None => {
-                    return Err(TunnelError::AgentNotConnected {
-                        tenant: tenant.to_string(),
-                        agent: agent.to_string(),
-                    });
-                }
+                None => return Err(not_connected()),
             },
-            Some(old) => wait_for_new_route(tunnel, tenant, agent, &old, deadline, timeout).await?,
+            Some(loss) => wait_for_new_route(tunnel, tenant, agent, loss, deadline, timeout).await?,
         };
         if inner.closed.load(Ordering::SeqCst) {
             return Err(TunnelError::Closed);
@@ -293,7 +305,11 @@ pub(crate) async fn send(
             // Returned: the replica's queue is gone, the replica with it.
             tracing::debug!(replica = %route.replica, "request returned by the broker");
             forget_route(inner, tenant, agent);
-            lost = Some(route);
+            lost = Some(Loss {
+                route,
+                gone_if_absent: false,
+                error: not_connected(),
+            });
             continue;
         }
 
@@ -302,9 +318,21 @@ pub(crate) async fn send(
                 remember_route(inner, tenant, agent, &route);
                 return Ok(TunnelResponse { head, body: stream });
             }
+            Err(Attempt::NotHeld) => {
+                forget_route(inner, tenant, agent);
+                lost = Some(Loss {
+                    route,
+                    gone_if_absent: true,
+                    error: not_connected(),
+                });
+            }
             Err(Attempt::NotDelivered) => {
                 forget_route(inner, tenant, agent);
-                lost = Some(route);
+                lost = Some(Loss {
+                    route,
+                    gone_if_absent: false,
+                    error: not_connected(),
+                });
             }
             Err(Attempt::LostAfterAccept(why)) => {
                 forget_route(inner, tenant, agent);
@@ -312,7 +340,11 @@ pub(crate) async fn send(
                     return Err(TunnelError::AgentDisconnected(why));
                 }
                 tracing::debug!(reason = %why, "retrying an idempotent request");
-                lost = Some(route);
+                lost = Some(Loss {
+                    route,
+                    gone_if_absent: false,
+                    error: TunnelError::AgentDisconnected(why),
+                });
             }
         }
     }
@@ -339,7 +371,7 @@ async fn run_attempt(
             tunnel_reply::Part::Error(error) => {
                 let code = TunnelErrorCode::try_from(error.code).unwrap_or_default();
                 return match code {
-                    TunnelErrorCode::NotConnected => Ok(Err(Attempt::NotDelivered)),
+                    TunnelErrorCode::NotConnected => Ok(Err(Attempt::NotHeld)),
                     TunnelErrorCode::AgentDisconnected if !accepted => {
                         Ok(Err(Attempt::NotDelivered))
                     }
@@ -440,25 +472,29 @@ async fn cached_or_lookup(
     Ok(route)
 }
 
-/// Polls Redis until the agent has a route other than `old` (it reconnected), or the
-/// deadline passes.
+/// Polls Redis until the agent has a route other than the lost one (it reconnected), within
+/// the reconnect grace and the deadline.
 async fn wait_for_new_route(
     tunnel: &AgentTunnel,
     tenant: &str,
     agent: &str,
-    old: &Route,
+    loss: Loss,
     deadline: Instant,
     timeout: Duration,
 ) -> Result<Route, TunnelError> {
+    let give_up = Instant::now() + tunnel.inner.config.reconnect_grace;
     loop {
-        if let Some(route) = tunnel.lookup(tenant, agent).await?
-            && route != *old
-        {
-            return Ok(route);
+        match tunnel.lookup(tenant, agent).await? {
+            Some(route) if route != loss.route => return Ok(route),
+            None if loss.gone_if_absent => return Err(loss.error),
+            _ => {}
         }
         let next = Instant::now() + tunnel.inner.config.reconnect_poll;
         if next >= deadline {
             return Err(TunnelError::Timeout(timeout));
+        }
+        if next >= give_up {
+            return Err(loss.error);
         }
         tokio::time::sleep_until(next).await;
     }

@@ -45,6 +45,9 @@ pub struct TunnelConfig {
     pub silence_check: Duration,
     /// How often a retry looks the route up while waiting for the agent to reconnect.
     pub reconnect_poll: Duration,
+    /// How long a retry waits for a lost agent to reconnect (to any replica) before failing
+    /// with `AgentNotConnected` or `AgentDisconnected`, within the request's deadline.
+    pub reconnect_grace: Duration,
 }
 
 impl Default for TunnelConfig {
@@ -53,6 +56,7 @@ impl Default for TunnelConfig {
             default_timeout: Duration::from_secs(30),
             silence_check: Duration::from_millis(500),
             reconnect_poll: Duration::from_millis(50),
+            reconnect_grace: Duration::from_secs(5),
         }
     }
 }

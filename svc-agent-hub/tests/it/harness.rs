@@ -102,6 +102,7 @@ impl Env {
             default_timeout: Duration::from_secs(10),
             silence_check: Duration::from_millis(200),
             reconnect_poll: Duration::from_millis(20),
+            reconnect_grace: Duration::from_secs(5),
         };
         let tunnel = AgentTunnel::connect_with(&amqp, self.redis().await, &self.prefix, config)
             .await

@@ -223,3 +223,38 @@ async fn an_agent_leaving_mid_request_fails_a_post_fast() {
         1.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_departed_agent_fails_fast_even_from_a_cached_route() {
+    let env = Env::new();
+    let hub = env.replica("r1").await;
+    let tenant = Uuid::new_v4();
+    let t = tenant.to_string();
+    let mut options = ferry_agent_sim::SimOptions::new(
+        &hub.url,
+        &env.token(tenant),
+        "cluster-1",
+        named("here"),
+    );
+    options.reconnect = false;
+    let agent = ferry_agent_sim::SimAgent::start(options).await.unwrap();
+    let tunnel = env.tunnel().await;
+    // Succeeds, and leaves the route in the tunnel's cache.
+    let body = tunnel.kubernetes(&t, "cluster-1", get("/whoami")).await.unwrap();
+    assert_eq!(body.bytes().await.unwrap(), "here");
+
+    agent.stop();
+    ferry_testkit::eventually("the route to be released", Duration::from_secs(5), || {
+        let env = &env;
+        async move { env.route_replica(tenant, "cluster-1").await.is_none().then_some(()) }
+    })
+    .await;
+    let started = Instant::now();
+    let err = tunnel
+        .kubernetes(&t, "cluster-1", get("/whoami"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TunnelError::AgentNotConnected { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_millis(500), "took {:?}", started.elapsed());
+    assert_eq!(hub.metric("ferry_hub_requests_total", Some(("outcome", "not_connected"))), 1.0);
+}

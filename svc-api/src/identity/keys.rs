@@ -1,11 +1,17 @@
 //! The issuer's signing keys: generated here, sealed with the master key in Postgres
-//! (`signing_keys`), shared by every replica, rotated when the newest one gets too old, and
+//! (`signing_keys`), shared by every replica, rotated when the signing key gets too old, and
 //! published in the JWK set for as long as tokens they signed can still be outstanding.
 //!
-//! Lifecycle of a key: created when the newest key is older than the rotation period (one replica
-//! does it, under a transaction-scoped advisory lock, re-checking after taking the lock); used to
-//! sign until a newer key exists; published until the key that superseded it is older than
-//! `2 × token TTL` (by then every token it signed has expired, with margin); then deleted.
+//! Lifecycle of a key (R = rotation period, T = token TTL, A = activation delay, the smaller of
+//! two JWKS cache lifetimes and R/4):
+//! - created once the newest key is `R - A` old (or when there is none), by one replica, under
+//!   a transaction-scoped advisory lock, re-checking after taking the lock;
+//! - published at once, but signs only once it is `A` old, so verifiers that cache the JWK set
+//!   know it before they see tokens naming it (the very first key signs at once: nothing
+//!   references the set before it exists);
+//! - superseded when the next key starts signing, and published until that happened `2 × T`
+//!   ago (every token it signed has expired by then, with margin); then deleted.
+//!
 //! Ages are measured with the database's clock so replicas with skewed clocks agree.
 
 use crate::identity::crypto::{CryptoError, MasterKey, Sealed};
@@ -24,6 +30,10 @@ pub const API_AUDIENCE: &str = "ferry-api";
 
 /// The advisory lock key serialising key creation across replicas ("ferrykey" in ASCII).
 const ROTATION_LOCK: i64 = 0x6665_7272_796b_6579;
+
+/// The longest activation delay: twice the JWK set's cache lifetime
+/// ([`crate::identity::discovery`] serves it with `max-age=60`).
+const MAX_ACTIVATION_DELAY: Duration = Duration::from_secs(120);
 
 /// The least time between two reloads caused by tokens naming an unknown key id, so a flood of
 /// forged tokens cannot turn into a flood of queries.
@@ -68,8 +78,20 @@ pub struct KeyPolicy {
 }
 
 impl KeyPolicy {
+    /// How long a new key is published before it signs.
+    fn activation(&self) -> Duration {
+        (self.rotation / 4).min(MAX_ACTIVATION_DELAY)
+    }
+
+    /// The age of the newest key at which its successor is created.
+    fn creation_age(&self) -> Duration {
+        self.rotation.saturating_sub(self.activation())
+    }
+
+    /// How long after its successor was created a key is still published: the successor's
+    /// activation delay plus twice the token lifetime.
     fn retention(&self) -> Duration {
-        self.token_ttl.saturating_mul(2)
+        self.token_ttl.saturating_mul(2) + self.activation()
     }
 
     /// How often the background task looks for a rotation or another replica's new key.
@@ -81,7 +103,8 @@ impl KeyPolicy {
 /// What one load of the table produced.
 struct Loaded {
     signer: Arc<Signer>,
-    signer_created: DateTime<Utc>,
+    /// When this load goes stale: a published key starts signing, or the next one is due.
+    next_change: DateTime<Utc>,
     jwks: JwkSet,
     api_verifier: Verifier,
 }
@@ -152,10 +175,10 @@ impl KeyRing {
         self.current().signer.kid().to_string()
     }
 
-    /// Signs `claims` with the current key, rotating first if it is due.
+    /// Signs `claims` with the current key, rotating or switching keys first if that is due.
     pub async fn sign(&self, claims: &Claims) -> Result<String, KeyError> {
         let mut loaded = self.current();
-        if rotation_due(loaded.signer_created, self.policy.rotation) {
+        if Utc::now() >= loaded.next_change {
             self.reload().await?;
             loaded = self.current();
         }
@@ -219,13 +242,8 @@ impl KeyRing {
     }
 }
 
-fn rotation_due(created: DateTime<Utc>, rotation: Duration) -> bool {
-    let age = Utc::now().signed_duration_since(created);
-    age.to_std().is_ok_and(|age| age >= rotation)
-}
-
-/// Creates a key when there is none or the newest is at least `policy.rotation` old, and deletes
-/// keys past retention. Cheap when nothing is due: one unlocked read.
+/// Creates a key when there is none or the newest is at least `R - A` old, and deletes keys past
+/// retention. Cheap when nothing is due: one unlocked read.
 async fn ensure_current(
     pool: &PgPool,
     master: &MasterKey,
@@ -233,7 +251,7 @@ async fn ensure_current(
 ) -> Result<(), KeyError> {
     const DUE: &str = "SELECT NOT EXISTS (
              SELECT 1 FROM signing_keys WHERE created_at > now() - make_interval(secs => $1))";
-    let rotation = policy.rotation.as_secs_f64();
+    let rotation = policy.creation_age().as_secs_f64();
     let due: bool = sqlx::query_scalar(DUE)
         .bind(rotation)
         .fetch_one(pool)
@@ -290,7 +308,8 @@ async fn ensure_current(
     Ok(())
 }
 
-/// Loads the published keys and opens the newest one for signing.
+/// Loads the published keys and opens the signing one: the newest key past its activation
+/// delay, or the oldest published key when none is (only right after the very first key).
 async fn load(
     pool: &PgPool,
     master: &MasterKey,
@@ -298,7 +317,9 @@ async fn load(
     policy: KeyPolicy,
 ) -> Result<Loaded, KeyError> {
     let rows = sqlx::query(
-        "SELECT kid, algorithm, ciphertext, nonce, public_jwk, created_at FROM signing_keys k
+        "SELECT kid, algorithm, ciphertext, nonce, public_jwk, created_at,
+                created_at <= now() - make_interval(secs => $2) AS active
+         FROM signing_keys k
          WHERE NOT EXISTS (
              SELECT 1 FROM signing_keys n
              WHERE n.created_at > k.created_at
@@ -306,25 +327,42 @@ async fn load(
          ORDER BY created_at DESC, kid DESC",
     )
     .bind(policy.retention().as_secs_f64())
+    .bind(policy.activation().as_secs_f64())
     .fetch_all(pool)
     .await?;
-    let newest = rows.first().ok_or(KeyError::NoKey)?;
-    let kid: String = newest.try_get("kid")?;
-    let algorithm = match newest.try_get::<String, _>("algorithm")?.as_str() {
+    let mut active = None;
+    for row in &rows {
+        if row.try_get::<bool, _>("active")? {
+            active = Some(row);
+            break;
+        }
+    }
+    let signing = active.or(rows.last()).ok_or(KeyError::NoKey)?;
+    let kid: String = signing.try_get("kid")?;
+    let algorithm = match signing.try_get::<String, _>("algorithm")?.as_str() {
         "RS256" => Algorithm::RS256,
         _ => Algorithm::ES256,
     };
     let sealed = Sealed {
-        ciphertext: newest.try_get("ciphertext")?,
-        nonce: newest.try_get("nonce")?,
+        ciphertext: signing.try_get("ciphertext")?,
+        nonce: signing.try_get("nonce")?,
     };
     let pem = master.open(&sealed, kid.as_bytes())?;
     let signer = Signer::from_pem(kid, algorithm, &pem)?;
-    let signer_created: DateTime<Utc> = newest.try_get("created_at")?;
 
+    let activation = chrono::Duration::from_std(policy.activation()).unwrap_or_default();
+    let creation_age = chrono::Duration::from_std(policy.creation_age()).unwrap_or_default();
+    let mut next_change = DateTime::<Utc>::MAX_UTC;
     let mut keys = Vec::with_capacity(rows.len());
-    for row in &rows {
+    for (index, row) in rows.iter().enumerate() {
         let kid: String = row.try_get("kid")?;
+        let created: DateTime<Utc> = row.try_get("created_at")?;
+        if index == 0 {
+            next_change = next_change.min(created + creation_age);
+        }
+        if !row.try_get::<bool, _>("active")? {
+            next_change = next_change.min(created + activation);
+        }
         let value: serde_json::Value = row.try_get("public_jwk")?;
         let mut jwk: Jwk =
             serde_json::from_value(value).map_err(|source| KeyError::Jwk { kid, source })?;
@@ -335,7 +373,7 @@ async fn load(
     let api_verifier = Verifier::new(&jwks, issuer, API_AUDIENCE)?;
     Ok(Loaded {
         signer: Arc::new(signer),
-        signer_created,
+        next_change,
         jwks,
         api_verifier,
     })
@@ -358,15 +396,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rotation_is_due_once_the_key_reaches_the_period() {
+    fn keys_activate_before_rotation_and_outlive_their_tokens() {
         let hour = Duration::from_secs(3600);
-        assert!(!rotation_due(Utc::now(), hour));
-        assert!(rotation_due(Utc::now() - chrono::Duration::hours(2), hour));
-        let policy = KeyPolicy {
+        let month = KeyPolicy {
             rotation: Duration::from_secs(30 * 24 * 3600),
             token_ttl: hour,
         };
-        assert_eq!(policy.retention(), Duration::from_secs(7200));
-        assert_eq!(policy.check_interval(), Duration::from_secs(60));
+        assert_eq!(month.activation(), MAX_ACTIVATION_DELAY);
+        assert_eq!(month.creation_age(), month.rotation - MAX_ACTIVATION_DELAY);
+        assert_eq!(month.retention(), 2 * hour + MAX_ACTIVATION_DELAY);
+        assert_eq!(month.check_interval(), Duration::from_secs(60));
+
+        let fast = KeyPolicy {
+            rotation: Duration::from_secs(4),
+            token_ttl: Duration::from_secs(1),
+        };
+        assert_eq!(fast.activation(), Duration::from_secs(1));
+        assert_eq!(fast.creation_age(), Duration::from_secs(3));
+        assert_eq!(fast.check_interval(), Duration::from_secs(1));
     }
 }

@@ -6,6 +6,7 @@ use clap::Parser;
 use ferry_svc_api::settings::{BootstrapArgs, Cli};
 use ferry_svc_api::{Settings, identity::bootstrap::BootstrapOutcome};
 use ferry_testkit::TestDb;
+use ferry_testkit::amqp::Cleanup;
 use openidconnect::reqwest;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -46,6 +47,8 @@ pub struct TestApp {
     pub shutdown: CancellationToken,
     pub task: JoinHandle<anyhow::Result<()>>,
     pub http: reqwest::Client,
+    /// Deletes the test's queues and exchanges when the app is dropped.
+    _bus_cleanup: Cleanup,
 }
 
 /// Settings for a service on `db` whose issuer is `issuer`.
@@ -97,7 +100,10 @@ impl TestApp {
         let base = format!("http://{}", http_listener.local_addr().unwrap());
         let admin = format!("http://{}", admin_listener.local_addr().unwrap());
         let issuer = options.issuer.map_or_else(|| base.clone(), str::to_string);
-        let settings = settings(db, &issuer, &ferry_testkit::amqp::prefix(), options);
+        let prefix = ferry_testkit::amqp::prefix();
+        let topology = ferry_bus::Topology::new(prefix.clone());
+        let bus_cleanup = Cleanup::new(topology.queue_names(), topology.exchange_names());
+        let settings = settings(db, &issuer, &prefix, options);
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(ferry_svc_api::run(
             settings.clone(),
@@ -112,6 +118,7 @@ impl TestApp {
             shutdown,
             task,
             http: http_client(),
+            _bus_cleanup: bus_cleanup,
         };
         let readyz = format!("{}/readyz", app.admin);
         let http = app.http.clone();

@@ -90,6 +90,13 @@ async fn relay_crash_republishes_and_inbox_applies_once() {
         "the effect must happen exactly once"
     );
     assert_eq!(f.depth(&work).await, 0);
+
+    // The inbox forgets by age only.
+    let now = chrono::Utc::now();
+    let hour_ago = now - chrono::Duration::hours(1);
+    assert_eq!(forget_processed_before(&pool, hour_ago).await.unwrap(), 0);
+    let soon = now + chrono::Duration::seconds(1);
+    assert_eq!(forget_processed_before(&pool, soon).await.unwrap(), 1);
 }
 
 /// A message enqueued in a rolled-back transaction is never published; a committed one next to it

@@ -1,13 +1,14 @@
 //! Shared helpers: starting a simulator with a short ready delay, a namespace per test, and
-//! waiting for a condition with a deadline.
+//! mapping kube-rs errors to status codes.
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ferry_kube_sim::{RunningSim, SimConfig};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams};
 use serde_json::json;
+
+pub use ferry_testkit::eventually;
 
 /// How long tests wait for the controller.
 pub const DEADLINE: Duration = Duration::from_secs(15);
@@ -37,28 +38,6 @@ pub async fn sim(ns: &str) -> (RunningSim, kube::Client) {
         ns,
     )
     .await
-}
-
-/// Polls `check` until it returns `Some`, or panics naming `what` after `deadline` (the same
-/// contract as `ferry_testkit::eventually`).
-pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    let mut pause = Duration::from_millis(5);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            start.elapsed() <= deadline,
-            "timed out after {deadline:?} waiting for {what}"
-        );
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(100));
-    }
 }
 
 /// The HTTP status code of a kube-rs API error.
