@@ -20,6 +20,9 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a stream must have stayed open for the reconnect delays to start over.
+const STABLE_STREAM: Duration = Duration::from_secs(10);
+
 /// Why a stream could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -195,12 +198,17 @@ pub async fn maintain(mut link: Link, shutdown: CancellationToken) {
                     session = stream.welcome.session,
                     "connected to the hub"
                 );
-                link.backoff.reset();
                 link.connected.store(true, Ordering::SeqCst);
                 metrics.connected.set(1);
+                let opened_at = tokio::time::Instant::now();
                 let end = session::serve(link.shared.clone(), stream, &shutdown).await;
                 link.connected.store(false, Ordering::SeqCst);
                 metrics.connected.set(0);
+                // Only a stream that held starts the delays over: a hub that accepts and then
+                // drops the agent at once must not be redialled in a tight loop.
+                if opened_at.elapsed() >= STABLE_STREAM {
+                    link.backoff.reset();
+                }
                 match end {
                     SessionEnd::Shutdown => {
                         tracing::info!("closed the hub stream for shutdown");

@@ -265,6 +265,11 @@ enum Ended {
 
 /// Waits for a slot, executes, and records the outcome; the deadline and a cancel stop it
 /// wherever it is (waiting, connecting, streaming).
+#[tracing::instrument(
+    level = "debug",
+    skip_all,
+    fields(request_id = %request.request_id, kind = kind_label(request.kind))
+)]
 async fn run_request(
     shared: &Shared,
     request: Request,
@@ -317,7 +322,14 @@ async fn run_request(
         .response_bytes
         .with_label_values(&[kind])
         .inc_by(sink.body_bytes());
-    metrics.finished(kind, label, started.elapsed().as_secs_f64());
+    let elapsed = started.elapsed();
+    metrics.finished(kind, label, elapsed.as_secs_f64());
+    tracing::debug!(
+        outcome = label,
+        elapsed_ms = elapsed.as_millis() as u64,
+        body_bytes = sink.body_bytes(),
+        "request finished"
+    );
 }
 
 /// Sends a heartbeat every `interval`, and at once after each ping (echoing its nonce).
@@ -406,6 +418,110 @@ fn deadline_instant(unix_deadline_ms: u64) -> Option<Instant> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferry_kube_sim::{Faults, SimConfig};
+    use ferry_proto::agent::response;
+
+    /// A request task's world: an executor on a slow kube-sim (a simulator, not a cluster)
+    /// and the outbound queue the task writes to.
+    async fn slow_api() -> (ferry_kube_sim::RunningSim, Arc<Shared>) {
+        let sim = ferry_kube_sim::start(SimConfig {
+            faults: Faults {
+                latency_ms: 5_000,
+                ..Faults::default()
+            },
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        let kube = sim.client().await.unwrap();
+        let metrics = Metrics::register(&prometheus::Registry::new()).unwrap();
+        let shared = Arc::new(Shared {
+            executor: Executor::new(kube, None),
+            metrics,
+            slots: Arc::new(Semaphore::new(4)),
+            admitted: AtomicUsize::new(0),
+            max_admitted: 8,
+            max_body: 1024,
+            drain: Duration::from_secs(1),
+        });
+        (sim, shared)
+    }
+
+    fn list_namespaces(deadline_unix_ms: u64) -> Request {
+        Request {
+            request_id: "r-1".into(),
+            kind: RequestKind::Kubernetes as i32,
+            method: "GET".into(),
+            target: "/api/v1/namespaces".into(),
+            headers: vec![],
+            body: bytes::Bytes::new(),
+            body_complete: true,
+            deadline_unix_ms,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cancel_aborts_the_request_and_nothing_more_is_sent() {
+        let (_sim, shared) = slow_api().await;
+        let (tx, mut rx) = mpsc::channel(16);
+        let cancel = CancellationToken::new();
+        let task = {
+            let shared = shared.clone();
+            let cancel = cancel.clone();
+            let sink = ResponseSink::new("r-1".into(), tx);
+            tokio::spawn(
+                async move { run_request(&shared, list_namespaces(0), sink, &cancel).await },
+            )
+        };
+        ferry_testkit::eventually("the request to execute", Duration::from_secs(5), || async {
+            (shared.metrics.in_flight.get() == 1).then_some(())
+        })
+        .await;
+        cancel.cancel();
+        tokio::time::timeout(Duration::from_secs(1), task)
+            .await
+            .expect("the task ends at once")
+            .unwrap();
+        // The sink was dropped with the task: the queue is closed and empty.
+        assert!(rx.recv().await.is_none());
+        assert_eq!(shared.metrics.in_flight.get(), 0);
+        let cancelled = shared
+            .metrics
+            .requests
+            .with_label_values(&["kubernetes", outcome::CANCELLED])
+            .get();
+        assert_eq!(cancelled, 1);
+    }
+
+    #[tokio::test]
+    async fn a_deadline_ends_the_request_with_deadline_exceeded() {
+        let (_sim, shared) = slow_api().await;
+        let (tx, mut rx) = mpsc::channel(16);
+        let started = Instant::now();
+        run_request(
+            &shared,
+            list_namespaces(unix_ms() + 300),
+            ResponseSink::new("r-1".into(), tx),
+            &CancellationToken::new(),
+        )
+        .await;
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(250) && waited < Duration::from_secs(2),
+            "{waited:?}"
+        );
+        let message = rx.recv().await.expect("an error part");
+        let Some(agent_message::Kind::Response(r)) = message.kind else {
+            panic!("not a response: {message:?}");
+        };
+        assert_eq!(r.seq, 0);
+        let Some(response::Part::Error(error)) = r.part else {
+            panic!("not an error: {:?}", r.part);
+        };
+        assert_eq!(error.code, ErrorCode::DeadlineExceeded as i32);
+        assert!(rx.recv().await.is_none(), "nothing after the error");
+        assert_eq!(shared.metrics.in_flight.get(), 0);
+    }
 
     #[test]
     fn deadlines_map_to_local_instants() {

@@ -31,6 +31,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
+/// How long one Redis command may wait for its answer.
+const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The sockets a replica serves, bound by the caller (tests bind `127.0.0.1:0`).
 #[derive(Debug)]
 pub struct Listeners {
@@ -98,7 +101,11 @@ pub async fn run_with_registry(
     .context("loading the token issuer's keys (FERRY_HUB_ISSUER / FERRY_HUB_JWKS_FILE)")?;
     let redis_client = redis::Client::open(settings.redis.redis_url.as_str())
         .context("FERRY_REDIS_URL is not a Redis URL")?;
-    let redis = redis::aio::ConnectionManager::new(redis_client)
+    // Thousands of agents can leave at once (a replica drains, a network blips); their route
+    // releases queue on one multiplexed connection, so allow more than the default 500 ms.
+    let redis_config = redis::aio::ConnectionManagerConfig::new()
+        .set_response_timeout(Some(REDIS_RESPONSE_TIMEOUT));
+    let redis = redis::aio::ConnectionManager::new_with_config(redis_client, redis_config)
         .await
         .context("connecting to Redis")?;
     let amqp = lapin::Connection::connect(

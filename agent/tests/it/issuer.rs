@@ -25,6 +25,7 @@ impl Issuer {
     /// discovery.
     pub async fn start(token_ttl_secs: u64) -> Issuer {
         use base64::Engine;
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let db = TestDb::new().await;
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -62,10 +63,14 @@ impl Issuer {
             stop.clone(),
         ));
         let discovery = format!("{base}/.well-known/openid-configuration");
-        ferry_testkit::eventually("svc-api serving discovery", Duration::from_secs(30), || async {
-            let response = reqwest::get(&discovery).await.ok()?;
-            (response.status() == 200).then_some(())
-        })
+        ferry_testkit::eventually(
+            "svc-api serving discovery",
+            Duration::from_secs(30),
+            || async {
+                let response = reqwest::get(&discovery).await.ok()?;
+                (response.status() == 200).then_some(())
+            },
+        )
         .await;
         Issuer {
             base,

@@ -117,7 +117,10 @@ async fn the_agent_gets_and_renews_its_token_from_the_real_issuer() {
         0.0
     );
     assert_eq!(
-        agent.metric("ferry_agent_hub_connects_total", &[("outcome", "connected")]),
+        agent.metric(
+            "ferry_agent_hub_connects_total",
+            &[("outcome", "connected")]
+        ),
         1.0
     );
 

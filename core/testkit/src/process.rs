@@ -124,3 +124,45 @@ impl ServiceProcess {
         self.stderr.lock().expect("stderr buffer").clone()
     }
 }
+
+/// The life every service binary must have, asserted: it starts with `env`, reports ready with
+/// Postgres and RabbitMQ checked, serves metrics, and on SIGTERM drains and exits 0.
+pub async fn assert_starts_and_drains(binary: &str, env: &[(&str, &str)]) {
+    let mut svc = ServiceProcess::spawn(binary, env);
+    let ready = svc.wait_ready(Duration::from_secs(30)).await;
+    assert!(ready.contains(r#""postgres":"ok""#), "{ready}");
+    assert!(ready.contains(r#""rabbitmq":"ok""#), "{ready}");
+    let (status, metrics) = http_get(svc.admin, "/metrics")
+        .await
+        .expect("metrics answer");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("process_resident_memory_bytes"),
+        "{metrics}"
+    );
+
+    let exited = svc.terminate(Duration::from_secs(30)).await;
+    let Exited { status, stderr } = exited;
+    assert!(status.success(), "exit {status}: {stderr}");
+    assert!(stderr.contains("draining"), "{stderr}");
+    assert!(stderr.contains("stopped"), "{stderr}");
+}
+
+/// A service pointed at a database that does not answer exits non-zero, naming the setting and
+/// never printing the password.
+pub async fn assert_unreachable_database_fails(binary: &str) {
+    let svc = ServiceProcess::spawn(
+        binary,
+        &[
+            (
+                "FERRY_DATABASE_URL",
+                "postgres://ferry:hunter2@127.0.0.1:1/ferry",
+            ),
+            ("FERRY_AMQP_URL", &crate::amqp::amqp_url()),
+        ],
+    );
+    let Exited { status, stderr } = svc.wait(Duration::from_secs(30)).await;
+    assert!(!status.success());
+    assert!(stderr.contains("FERRY_DATABASE_URL"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}

@@ -240,7 +240,9 @@ pub(crate) async fn send(
                 Some(route) => route,
                 None => return Err(not_connected()),
             },
-            Some(loss) => wait_for_new_route(tunnel, tenant, agent, loss, deadline, timeout).await?,
+            Some(loss) => {
+                wait_for_new_route(tunnel, tenant, agent, loss, deadline, timeout).await?
+            }
         };
         if inner.closed.load(Ordering::SeqCst) {
             return Err(TunnelError::Closed);

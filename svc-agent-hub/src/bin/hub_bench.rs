@@ -14,9 +14,7 @@ use clap::Parser;
 use ferry_agent_sim::{Script, SimAgent, SimOptions, SimReply};
 use ferry_auth::{Claims, Signer};
 use futures::StreamExt;
-use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions,
-};
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use std::process::{Child, Command, Stdio};
@@ -39,10 +37,18 @@ struct Args {
     #[arg(long, default_value_t = 64)]
     connect_concurrency: usize,
     /// RabbitMQ.
-    #[arg(long, env = "FERRY_AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    #[arg(
+        long,
+        env = "FERRY_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
     amqp_url: String,
     /// Redis.
-    #[arg(long, env = "FERRY_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    #[arg(
+        long,
+        env = "FERRY_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
     redis_url: String,
 }
 
@@ -127,7 +133,9 @@ impl Replica {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -140,7 +148,10 @@ const SMALL: &str = r#"{"kind":"Status","apiVersion":"v1","status":"Success","co
 
 async fn bench(args: Args) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let prefix = format!("bench_{}.", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let prefix = format!(
+        "bench_{}.",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
     let signer = Signer::generate_es256("bench")?;
     let jwks = std::env::temp_dir().join(format!("{}jwks.json", prefix));
     std::fs::write(&jwks, serde_json::to_vec(&signer.jwk_set())?)?;
@@ -163,16 +174,47 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     println!();
     println!("{:<44} {:>12}", "measure", "value");
     println!("{:<44} {:>12}", "-".repeat(44), "-".repeat(12));
-    println!("{:<44} {:>12.3}", "tunnel round trip p50 (ms)", report.tunnel_p50);
-    println!("{:<44} {:>12.3}", "tunnel round trip p99 (ms)", report.tunnel_p99);
-    println!("{:<44} {:>12.3}", "raw RabbitMQ round trip p50 (ms)", report.raw_p50);
-    println!("{:<44} {:>12.3}", "raw RabbitMQ round trip p99 (ms)", report.raw_p99);
-    println!("{:<44} {:>12.2}", "tunnel p50 / raw p50", report.tunnel_p50 / report.raw_p50);
-    println!("{:<44} {:>12}", "replica RSS with no agent (KiB)", report.baseline_kib);
+    println!(
+        "{:<44} {:>12.3}",
+        "tunnel round trip p50 (ms)", report.tunnel_p50
+    );
+    println!(
+        "{:<44} {:>12.3}",
+        "tunnel round trip p99 (ms)", report.tunnel_p99
+    );
+    println!(
+        "{:<44} {:>12.3}",
+        "raw RabbitMQ round trip p50 (ms)", report.raw_p50
+    );
+    println!(
+        "{:<44} {:>12.3}",
+        "raw RabbitMQ round trip p99 (ms)", report.raw_p99
+    );
+    println!(
+        "{:<44} {:>12.2}",
+        "tunnel p50 / raw p50",
+        report.tunnel_p50 / report.raw_p50
+    );
+    println!(
+        "{:<44} {:>12}",
+        "replica RSS with no agent (KiB)", report.baseline_kib
+    );
     for (streams, rss, per, setup) in &report.levels {
-        println!("{:<44} {:>12}", format!("replica RSS at {streams} streams (KiB)"), rss);
-        println!("{:<44} {:>12.1}", format!("  per stream at {streams} (KiB)"), per);
-        println!("{:<44} {:>12.1}", format!("  time to connect {streams} (s)"), setup);
+        println!(
+            "{:<44} {:>12}",
+            format!("replica RSS at {streams} streams (KiB)"),
+            rss
+        );
+        println!(
+            "{:<44} {:>12.1}",
+            format!("  per stream at {streams} (KiB)"),
+            per
+        );
+        println!(
+            "{:<44} {:>12.1}",
+            format!("  time to connect {streams} (s)"),
+            setup
+        );
     }
     let (streams, _, per_stream, _) = report.levels.last().copied().unwrap_or((0, 0, 0.0, 0.0));
     println!(
@@ -212,15 +254,22 @@ async fn measure(
     tenant: uuid::Uuid,
 ) -> anyhow::Result<Report> {
     let amqp = Connection::connect(&args.amqp_url, ConnectionProperties::default()).await?;
-    let redis = redis::aio::ConnectionManager::new(redis::Client::open(args.redis_url.as_str())?)
-        .await?;
+    let redis =
+        redis::aio::ConnectionManager::new(redis::Client::open(args.redis_url.as_str())?).await?;
     let tunnel = ferry_tunnel::AgentTunnel::connect(&amqp, redis, prefix).await?;
 
     // Wait for the replica to listen.
     let script = Script::new().on("GET", "/bench", SimReply::json(SMALL));
     let started = Instant::now();
     let agent = loop {
-        match SimAgent::start(SimOptions::new(&replica.url, token, "latency", script.clone())).await {
+        match SimAgent::start(SimOptions::new(
+            &replica.url,
+            token,
+            "latency",
+            script.clone(),
+        ))
+        .await
+        {
             Ok(agent) => break agent,
             Err(_) if started.elapsed() < Duration::from_secs(30) => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -235,9 +284,14 @@ async fn measure(
     let warm = (args.round_trips / 10).max(10);
     let mut tunnel_times = Vec::with_capacity(args.round_trips);
     for i in 0..warm + args.round_trips {
-        let request = http::Request::get("/bench").body(bytes::Bytes::from_static(SMALL.as_bytes()))?;
+        let request =
+            http::Request::get("/bench").body(bytes::Bytes::from_static(SMALL.as_bytes()))?;
         let start = Instant::now();
-        let body = tunnel.kubernetes(&t, "latency", request).await?.bytes().await?;
+        let body = tunnel
+            .kubernetes(&t, "latency", request)
+            .await?
+            .bytes()
+            .await?;
         let elapsed = start.elapsed();
         if body.len() != SMALL.len() {
             bail!("unexpected tunnel reply of {} bytes", body.len());
@@ -285,7 +339,9 @@ async fn measure(
         }
         let rss = replica.rss_kib()?;
         let per = rss.saturating_sub(baseline_kib) as f64 / target as f64;
-        eprintln!("{target} streams: replica RSS {rss} KiB ({per:.1} KiB per stream), connected in {setup:.1}s");
+        eprintln!(
+            "{target} streams: replica RSS {rss} KiB ({per:.1} KiB per stream), connected in {setup:.1}s"
+        );
         levels.push((target, rss, per, setup));
     }
     drop(agents);

@@ -8,6 +8,7 @@ use ferry_svc_agent_hub::{Listeners, Settings};
 use ferry_tunnel::{AgentTunnel, TunnelConfig};
 use prometheus::Registry;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -91,7 +92,7 @@ impl Env {
     }
 
     /// A caller's tunnel with quick silence checks.
-    pub async fn tunnel(&self) -> AgentTunnel {
+    pub async fn tunnel(&self) -> TestTunnel {
         let amqp = lapin::Connection::connect(
             &ferry_testkit::amqp::amqp_url(),
             lapin::ConnectionProperties::default(),
@@ -107,9 +108,10 @@ impl Env {
         let tunnel = AgentTunnel::connect_with(&amqp, self.redis().await, &self.prefix, config)
             .await
             .unwrap();
-        // The tunnel's channel lives on the connection; keep it open for the test's duration.
-        std::mem::forget(amqp);
-        tunnel
+        TestTunnel {
+            tunnel,
+            _amqp: Arc::new(amqp),
+        }
     }
 
     /// An agent connected to `endpoints` (tried in turn on reconnects).
@@ -125,14 +127,16 @@ impl Env {
         SimAgent::start(options).await.unwrap()
     }
 
-    /// The replica an agent's route names in Redis, if any.
+    /// The replica and session an agent's route names in Redis, if any.
     pub async fn route_replica(&self, tenant: Uuid, agent: &str) -> Option<(String, u64)> {
-        let tunnel = self.tunnel().await;
-        tunnel
-            .lookup(&tenant.to_string(), agent)
+        let mut redis = self.redis().await;
+        let key = ferry_proto::routing::route_key(&self.prefix, &tenant.to_string(), agent);
+        let fields: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(key)
+            .query_async(&mut redis)
             .await
-            .unwrap()
-            .map(|r| (r.replica, r.session))
+            .unwrap();
+        ferry_proto::routing::Route::from_fields(&fields).map(|r| (r.replica, r.session))
     }
 }
 
@@ -144,6 +148,20 @@ impl Drop for Env {
 
 pub fn redis_url() -> String {
     std::env::var("FERRY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A tunnel with the connection its channel lives on (closing the connection would end it).
+#[derive(Clone)]
+pub struct TestTunnel {
+    tunnel: AgentTunnel,
+    _amqp: Arc<lapin::Connection>,
+}
+
+impl std::ops::Deref for TestTunnel {
+    type Target = AgentTunnel;
+    fn deref(&self) -> &AgentTunnel {
+        &self.tunnel
+    }
 }
 
 /// A hub replica running on its own runtime and thread.

@@ -66,10 +66,8 @@ async fn kube_client_lists_pods_through_the_tunnel() {
         );
     let _agent = env.agent(&[&hub], tenant, "cluster-1", script).await;
 
-    let client = env
-        .tunnel()
-        .await
-        .kube_client(tenant.to_string(), "cluster-1", "default");
+    let tunnel = env.tunnel().await;
+    let client = tunnel.kube_client(tenant.to_string(), "cluster-1", "default");
     let api: kube::Api<Pod> = kube::Api::default_namespaced(client);
     let list = api.list(&Default::default()).await.unwrap();
     let names: Vec<_> = list
@@ -230,23 +228,27 @@ async fn a_departed_agent_fails_fast_even_from_a_cached_route() {
     let hub = env.replica("r1").await;
     let tenant = Uuid::new_v4();
     let t = tenant.to_string();
-    let mut options = ferry_agent_sim::SimOptions::new(
-        &hub.url,
-        &env.token(tenant),
-        "cluster-1",
-        named("here"),
-    );
+    let mut options =
+        ferry_agent_sim::SimOptions::new(&hub.url, &env.token(tenant), "cluster-1", named("here"));
     options.reconnect = false;
     let agent = ferry_agent_sim::SimAgent::start(options).await.unwrap();
     let tunnel = env.tunnel().await;
     // Succeeds, and leaves the route in the tunnel's cache.
-    let body = tunnel.kubernetes(&t, "cluster-1", get("/whoami")).await.unwrap();
+    let body = tunnel
+        .kubernetes(&t, "cluster-1", get("/whoami"))
+        .await
+        .unwrap();
     assert_eq!(body.bytes().await.unwrap(), "here");
 
     agent.stop();
     ferry_testkit::eventually("the route to be released", Duration::from_secs(5), || {
         let env = &env;
-        async move { env.route_replica(tenant, "cluster-1").await.is_none().then_some(()) }
+        async move {
+            env.route_replica(tenant, "cluster-1")
+                .await
+                .is_none()
+                .then_some(())
+        }
     })
     .await;
     let started = Instant::now();
@@ -254,7 +256,20 @@ async fn a_departed_agent_fails_fast_even_from_a_cached_route() {
         .kubernetes(&t, "cluster-1", get("/whoami"))
         .await
         .unwrap_err();
-    assert!(matches!(err, TunnelError::AgentNotConnected { .. }), "{err:?}");
-    assert!(started.elapsed() < Duration::from_millis(500), "took {:?}", started.elapsed());
-    assert_eq!(hub.metric("ferry_hub_requests_total", Some(("outcome", "not_connected"))), 1.0);
+    assert!(
+        matches!(err, TunnelError::AgentNotConnected { .. }),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        hub.metric(
+            "ferry_hub_requests_total",
+            Some(("outcome", "not_connected"))
+        ),
+        1.0
+    );
 }

@@ -67,12 +67,21 @@ async fn superseded_keys_are_retired_after_twice_the_token_ttl() {
         },
     )
     .await;
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM signing_keys WHERE kid = $1")
-        .bind(&original)
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
-    assert_eq!(stored, 0, "a retired key is deleted");
+    // Rows past retention are deleted by the next rotation.
+    ferry_testkit::eventually(
+        "the retired key to be deleted",
+        Duration::from_secs(30),
+        || async {
+            let stored: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM signing_keys WHERE kid = $1")
+                    .bind(&original)
+                    .fetch_one(&db.pool)
+                    .await
+                    .unwrap();
+            (stored == 0).then_some(())
+        },
+    )
+    .await;
     app.stop().await.unwrap();
 }
 
@@ -106,4 +115,89 @@ async fn two_replicas_on_one_database_sign_with_the_same_key() {
     }
     a.stop().await.unwrap();
     b.stop().await.unwrap();
+}
+
+/// Ages keys by moving their creation time back: the key ring measures every age with the
+/// database's clock, so this is exactly what the passing of time looks like to it.
+async fn age_key(db: &ferry_testkit::TestDb, kid: &str, secs: u64) {
+    sqlx::query(
+        "UPDATE signing_keys SET created_at = created_at - make_interval(secs => $2)
+         WHERE kid = $1",
+    )
+    .bind(kid)
+    .bind(secs as f64)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_new_key_is_published_before_it_signs_and_retired_after_its_tokens_expire() {
+    use ferry_svc_api::identity::crypto::MasterKey;
+    use ferry_svc_api::identity::keys::{KeyPolicy, KeyRing};
+
+    let db = ferry_testkit::TestDb::new().await;
+    // Rotation 400s: the activation delay is 100s (a quarter), a successor is created at 300s.
+    let policy = KeyPolicy {
+        rotation: Duration::from_secs(400),
+        token_ttl: Duration::from_secs(3600),
+    };
+    let ring = KeyRing::open(
+        db.pool.clone(),
+        MasterKey::from_base64(&crate::support::master_key()).unwrap(),
+        "https://ferry.test",
+        policy,
+    )
+    .await
+    .unwrap();
+    let first = ring.current_kid();
+    let published = |ring: &KeyRing| -> Vec<String> {
+        ring.jwks()
+            .keys
+            .iter()
+            .map(|k| k.common.key_id.clone().unwrap())
+            .collect()
+    };
+    assert_eq!(published(&ring), vec![first.clone()]);
+
+    // Not yet due: nothing changes.
+    age_key(&db, &first, 250).await;
+    ring.reload().await.unwrap();
+    assert_eq!(published(&ring), vec![first.clone()]);
+
+    // Due: a successor is created and published, but the first key still signs.
+    age_key(&db, &first, 60).await;
+    ring.reload().await.unwrap();
+    let keys = published(&ring);
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let second = keys[0].clone();
+    assert_ne!(second, first);
+    assert_eq!(ring.current_kid(), first, "a new key does not sign at once");
+
+    // Past its activation delay the successor signs; the first key is still published.
+    age_key(&db, &second, 101).await;
+    ring.reload().await.unwrap();
+    assert_eq!(ring.current_kid(), second);
+    let claims = ferry_auth::Claims::new(
+        "https://ferry.test",
+        "c",
+        "ferry-api",
+        uuid::Uuid::new_v4(),
+        vec![],
+        Duration::from_secs(60),
+    );
+    assert_eq!(kid_of(&ring.sign(&claims).await.unwrap()), second);
+    assert!(published(&ring).contains(&first));
+
+    // Two token lifetimes after the successor started signing, the first key is retired.
+    age_key(&db, &first, 2 * 3600).await;
+    age_key(&db, &second, 2 * 3600 + 10).await;
+    ring.reload().await.unwrap();
+    assert!(!published(&ring).contains(&first));
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM signing_keys WHERE kid = $1")
+        .bind(&first)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "a retired key is deleted");
 }

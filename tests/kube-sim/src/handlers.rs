@@ -158,6 +158,13 @@ pub async fn serve(
     let key = t.rt.key();
     let show = |obj: Value| for_version(&t.rt, &t.version, obj);
     let ns = t.ns.clone();
+    if method != Method::GET && q.get("dryRun").is_some_and(|d| !d.is_empty()) {
+        // Refused rather than ignored: ignoring it would persist what the client only meant to
+        // try.
+        return Err(ApiError::bad_request(
+            "dryRun is not supported by kube-sim (a Kubernetes API simulator)",
+        ));
+    }
     match (&method, &t.name) {
         (&Method::GET, None) => {
             let labels = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?;
@@ -190,7 +197,7 @@ pub async fn serve(
                         .get("timeoutSeconds")
                         .and_then(|s| s.parse().ok())
                         .map(Duration::from_secs),
-                    table: table::wanted(&headers),
+                    view: table::View::from_headers(&headers),
                 };
                 return Ok(watch::start(state, req));
             }
@@ -208,15 +215,13 @@ pub async fn serve(
                 .filter(|o| labels.matches(o) && fields.matches(o))
                 .map(show)
                 .collect();
-            if table::wanted(&headers) {
-                return Ok(ok(table::render(&t.rt, &items, Some(rv))));
-            }
-            Ok(ok(json!({
+            let list = json!({
                 "kind": format!("{}List", t.rt.kind),
                 "apiVersion": t.rt.api_version(&t.version),
                 "metadata": {"resourceVersion": rv.to_string()},
                 "items": items,
-            })))
+            });
+            Ok(ok(table::View::from_headers(&headers).list(&t.rt, list)))
         }
         (&Method::GET, Some(name)) => {
             let obj = state
@@ -226,10 +231,7 @@ pub async fn serve(
             if t.sub.as_deref() == Some("scale") {
                 return Ok(ok(scale_of(&t, &obj)));
             }
-            if table::wanted(&headers) {
-                return Ok(ok(table::render(&t.rt, &[show(obj)], None)));
-            }
-            Ok(ok(show(obj)))
+            Ok(ok(table::View::from_headers(&headers).one(&t.rt, show(obj))))
         }
         (&Method::POST, None) => {
             let obj = ops::create(

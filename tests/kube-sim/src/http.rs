@@ -39,7 +39,7 @@ async fn authenticate(State(state): State<Arc<SimState>>, req: Request, next: Ne
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v == expected);
-    if authorised || public(req.uri().path()) {
+    if authorised || !state.require_token || public(req.uri().path()) {
         next.run(req).await
     } else {
         ApiError::unauthorized().into_response()

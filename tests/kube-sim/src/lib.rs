@@ -51,7 +51,8 @@ use state::SimState;
 pub struct SimConfig {
     /// TCP port on 127.0.0.1; 0 picks a free one.
     pub port: u16,
-    /// Serve plain HTTP instead of HTTPS with a generated CA.
+    /// Serve plain HTTP instead of HTTPS with a generated CA. The bearer token is then not
+    /// checked (kubectl does not send tokens over plain HTTP).
     pub plain_http: bool,
     /// How long a Pod takes to turn Ready after it is created.
     pub ready_delay: Duration,
@@ -111,6 +112,7 @@ pub async fn start(config: SimConfig) -> Result<RunningSim, SimError> {
         resources::Registry::new(&config.custom_resources),
         config.watch_history,
         token.clone(),
+        !config.plain_http,
         config.ready_delay,
         config.faults,
         addr.to_string(),

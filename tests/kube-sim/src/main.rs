@@ -21,7 +21,8 @@ struct Args {
     /// How long a Pod takes to turn Ready (e.g. 500ms, 2s).
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     ready_delay: Duration,
-    /// Serve plain HTTP instead of HTTPS with a generated CA.
+    /// Serve plain HTTP instead of HTTPS with a generated CA (the bearer token is then not
+    /// checked: kubectl does not send tokens over plain HTTP).
     #[arg(long)]
     plain_http: bool,
     /// Bearer token clients must send (default: random, written into the kubeconfig).

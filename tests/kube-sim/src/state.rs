@@ -19,6 +19,10 @@ pub struct SimState {
     pub registry: Registry,
     /// The bearer token every API request must carry.
     pub token: String,
+    /// Whether the token is checked (HTTPS). Over plain HTTP it is not: client-go (kubectl)
+    /// never sends bearer tokens over plain HTTP, and the real API server's old insecure port
+    /// did not authenticate either.
+    pub require_token: bool,
     /// How long a Pod takes to turn Ready.
     pub ready_delay: Duration,
     /// How often a watch that allows bookmarks gets one.
@@ -37,6 +41,7 @@ impl SimState {
         registry: Registry,
         history: usize,
         token: String,
+        require_token: bool,
         ready_delay: Duration,
         faults: Faults,
         server_address: String,
@@ -46,6 +51,7 @@ impl SimState {
             store: Store::new(history),
             registry,
             token,
+            require_token,
             ready_delay,
             server_address,
             bookmark_interval,

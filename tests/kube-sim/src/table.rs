@@ -1,19 +1,74 @@
-//! `meta.k8s.io/v1` Table output for `kubectl get` (which asks with
-//! `Accept: application/json;as=Table;v=v1;g=meta.k8s.io`): name, a few kind-specific columns,
-//! and age.
+//! Alternative views of objects: `meta.k8s.io/v1` Tables for `kubectl get` (which asks with
+//! `Accept: application/json;as=Table;v=v1;g=meta.k8s.io`: name, a few kind-specific columns,
+//! and age) and `PartialObjectMetadata` for metadata-only clients.
 
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
 use crate::resources::ResourceType;
 
-/// Whether the client asked for a Table.
-pub fn wanted(headers: &HeaderMap) -> bool {
-    headers
-        .get_all("accept")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("as=Table"))
+/// How the client asked to see objects (from `Accept`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// The objects themselves.
+    Object,
+    /// A `meta.k8s.io/v1` Table (`kubectl get`).
+    Table,
+    /// `PartialObjectMetadata` (kube-rs `get_metadata`, `metadata_watcher`).
+    Metadata,
+}
+
+impl View {
+    /// The view the `Accept` header asks for.
+    pub fn from_headers(headers: &HeaderMap) -> View {
+        let accept: Vec<&str> = headers
+            .get_all("accept")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if accept.iter().any(|v| v.contains("as=Table")) {
+            View::Table
+        } else if accept
+            .iter()
+            .any(|v| v.contains("as=PartialObjectMetadata"))
+        {
+            View::Metadata
+        } else {
+            View::Object
+        }
+    }
+
+    /// One object (a get or a watch event) in this view.
+    pub fn one(self, rt: &ResourceType, obj: Value) -> Value {
+        match self {
+            View::Object => obj,
+            View::Table => render(rt, &[obj], None),
+            View::Metadata => partial(&obj),
+        }
+    }
+
+    /// A list in this view; `list` is the plain list document.
+    pub fn list(self, rt: &ResourceType, list: Value) -> Value {
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        let rv = list["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|s| s.parse().ok());
+        match self {
+            View::Object => list,
+            View::Table => render(rt, &items, rv),
+            View::Metadata => json!({
+                "kind": "PartialObjectMetadataList",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": list["metadata"],
+                "items": items.iter().map(partial).collect::<Vec<_>>(),
+            }),
+        }
+    }
+}
+
+/// An object's `PartialObjectMetadata`.
+fn partial(obj: &Value) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]})
 }
 
 fn age(obj: &Value) -> String {

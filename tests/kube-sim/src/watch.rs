@@ -44,8 +44,9 @@ pub struct WatchRequest {
     pub send_initial: bool,
     /// `timeoutSeconds`.
     pub timeout: Option<Duration>,
-    /// The client asked for Tables (`kubectl get -w`): each event carries a one-row Table.
-    pub table: bool,
+    /// How events carry objects (a one-row Table for `kubectl get -w`, metadata only, or the
+    /// object).
+    pub view: crate::table::View,
 }
 
 impl WatchRequest {
@@ -80,11 +81,7 @@ impl WatchRequest {
 
     fn event(&self, kind: &str, obj: Value) -> Value {
         let obj = for_version(&self.rt, &self.version, obj);
-        let obj = if self.table {
-            crate::table::render(&self.rt, &[obj], None)
-        } else {
-            obj
-        };
+        let obj = self.view.one(&self.rt, obj);
         json!({"type": kind, "object": obj})
     }
 

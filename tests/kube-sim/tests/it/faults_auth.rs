@@ -92,23 +92,21 @@ async fn faults_set_at_start_apply_from_the_first_request() {
     sim.shutdown().await;
 }
 
-#[tokio::test]
-async fn requests_without_the_token_get_401() {
-    let (sim, _client) = sim_with(
-        SimConfig {
-            plain_http: true,
-            ..SimConfig::default()
-        },
-        "auth",
-    )
-    .await;
+/// A client from `sim`'s kubeconfig with the token replaced.
+async fn client_with_wrong_token(sim: &ferry_kube_sim::RunningSim) -> kube::Client {
     let wrong = sim.kubeconfig().replace(sim.token(), "not-the-token");
     let kc = kube::config::Kubeconfig::from_yaml(&wrong).unwrap();
-    let config =
-        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await
-            .unwrap();
-    let bad = kube::Client::try_from(config).unwrap();
+    let options = kube::config::KubeConfigOptions::default();
+    let config = kube::Config::from_custom_kubeconfig(kc, &options)
+        .await
+        .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+#[tokio::test]
+async fn requests_without_the_token_get_401() {
+    let (sim, _client) = sim("auth").await;
+    let bad = client_with_wrong_token(&sim).await;
     let api: Api<ConfigMap> = Api::namespaced(bad.clone(), "auth");
     assert_eq!(
         code(api.list(&ListParams::default()).await.unwrap_err()),
@@ -117,4 +115,15 @@ async fn requests_without_the_token_get_401() {
     // /version is public, as on a real API server.
     assert_eq!(bad.apiserver_version().await.unwrap().minor, "33");
     sim.shutdown().await;
+
+    // Plain HTTP does not check the token (kubectl never sends one over plain HTTP).
+    let config = SimConfig {
+        plain_http: true,
+        ..SimConfig::default()
+    };
+    let (plain, _client) = sim_with(config, "auth").await;
+    assert!(plain.base_url().starts_with("http://"));
+    let api: Api<ConfigMap> = Api::namespaced(client_with_wrong_token(&plain).await, "auth");
+    api.list(&ListParams::default()).await.unwrap();
+    plain.shutdown().await;
 }

@@ -371,7 +371,17 @@ async fn cluster_scoped_namespace_and_custom_resource() {
     );
     let ns = namespaces.get("mesh").await.unwrap();
     assert_eq!(ns.metadata.namespace, None);
-    assert_eq!(ns.status.unwrap().phase.as_deref(), Some("Active"));
+    let ns_status = ns.status.clone();
+    assert_eq!(ns_status.unwrap().phase.as_deref(), Some("Active"));
+    // Metadata-only reads, as kube-rs `get_metadata` / `metadata_watcher` make them.
+    let meta = namespaces.get_metadata("mesh").await.unwrap();
+    assert_eq!(meta.types.unwrap().kind, "PartialObjectMetadata");
+    assert_eq!(meta.metadata.uid, ns.metadata.uid);
+    let metas = namespaces
+        .list_metadata(&ListParams::default().labels("kubernetes.io/metadata.name=mesh"))
+        .await
+        .unwrap();
+    assert_eq!(metas.items.len(), 1);
 
     let gvk = GroupVersionKind::gvk("networking.istio.io", "v1beta1", "VirtualService");
     let ar = ApiResource::from_gvk_with_plural(&gvk, "virtualservices");
