@@ -295,8 +295,8 @@ where
     Ok(())
 }
 
-/// An error with its chain of causes, for the caller's error message.
-fn describe(error: &dyn std::error::Error) -> String {
+/// An error with its chain of causes, for the caller's error message and logs.
+pub(crate) fn describe(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -20,6 +20,9 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The least time between two background token renewals.
+const MIN_RENEWAL_GAP: Duration = Duration::from_secs(1);
+
 /// How long a stream must have stayed open for the reconnect delays to start over.
 const STABLE_STREAM: Duration = Duration::from_secs(10);
 
@@ -234,7 +237,7 @@ pub async fn maintain(mut link: Link, shutdown: CancellationToken) {
                     // The token expired or was revoked: the next attempt gets a fresh one.
                     link.tokens.invalidate().await;
                 }
-                tracing::warn!(error = format!("{e:#}"), hub = %link.hub.url, "could not connect to the hub");
+                tracing::warn!(error = crate::execute::describe(&e), hub = %link.hub.url, "could not connect to the hub");
             }
         }
         let wait = link.backoff.delay();
@@ -263,14 +266,18 @@ pub async fn renew_tokens(tokens: Arc<TokenProvider>, shutdown: CancellationToke
                 }
             }
             Err(e) => {
-                tracing::warn!(error = format!("{e:#}"), "renewing the hub token");
+                tracing::warn!(
+                    error = crate::execute::describe(&e),
+                    "renewing the hub token"
+                );
                 backoff.delay()
             }
         };
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            // At least a moment between renewals, whatever the issuer's lifetimes.
-            _ = tokio::time::sleep(wait.max(Duration::from_millis(100))) => {}
+            // At least a second between renewals, whatever the issuer's lifetimes (a token
+            // file holding an expired token would otherwise be read in a tight loop).
+            _ = tokio::time::sleep(wait.max(MIN_RENEWAL_GAP)) => {}
         }
     }
 }
@@ -296,7 +303,10 @@ pub async fn learn_kubernetes_version(
                 }
                 return;
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "asking the Kubernetes API its version"),
+            Ok(Err(e)) => tracing::warn!(
+                error = crate::execute::describe(&e),
+                "asking the Kubernetes API its version"
+            ),
             Err(_) => tracing::warn!("the Kubernetes API did not tell its version within 10s"),
         }
         tokio::select! {

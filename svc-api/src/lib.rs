@@ -101,7 +101,9 @@ pub async fn run(
     let http_addr = http.local_addr().context("reading the HTTP address")?;
     tracing::info!(%http_addr, issuer = keys.issuer(), kid = keys.current_kid(), "serving");
 
-    let work_shutdown = shutdown.clone();
+    // A child token: the work can stop itself (the server failed) without cancelling the
+    // caller's token.
+    let work_shutdown = shutdown.child_token();
     let relay = Relay::new(store.pool().clone(), bus.clone(), RelayConfig::default());
     let work = async move {
         let server = axum::serve(http, router(state))

@@ -1,3 +1,6 @@
+//! The `ferry-svc-api` binary: parses settings, then serves (see [`ferry_svc_api::run`]) or runs
+//! a one-shot command such as `bootstrap`.
+
 use anyhow::Context;
 use clap::Parser;
 use ferry_svc_api::settings::{Cli, Command};

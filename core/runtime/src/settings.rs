@@ -48,6 +48,7 @@ pub struct PostgresArgs {
     #[arg(
         long,
         env = "FERRY_DATABASE_URL",
+        hide_env_values = true,
         default_value = "postgres://postgres@127.0.0.1:5432/ferry"
     )]
     pub database_url: String,
@@ -73,6 +74,7 @@ pub struct AmqpArgs {
     #[arg(
         long,
         env = "FERRY_AMQP_URL",
+        hide_env_values = true,
         default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
     )]
     pub amqp_url: String,

@@ -70,10 +70,8 @@ async fn inflight_get_survives(hard_kill: bool) {
         agent.requests_received() >= 2,
         "the retry reached the agent"
     );
-    assert_eq!(
-        b.metric("ferry_hub_requests_total", Some(("outcome", "ok"))),
-        1.0
-    );
+    b.wait_metric("ferry_hub_requests_total", Some(("outcome", "ok")), 1.0)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

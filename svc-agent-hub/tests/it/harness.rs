@@ -282,6 +282,17 @@ impl Replica {
         }
     }
 
+    /// Waits until a metric reaches `expected` (outcomes are counted just after the last
+    /// reply is published, so a caller can see its answer a moment before the count).
+    pub async fn wait_metric(&self, name: &str, label: Option<(&str, &str)>, expected: f64) {
+        let what = format!("{name} {label:?} to reach {expected}");
+        ferry_testkit::eventually(&what, Duration::from_secs(5), || {
+            let value = self.metric(name, label);
+            async move { (value == expected).then_some(()) }
+        })
+        .await;
+    }
+
     /// A counter or gauge of this replica, summed over labels matching `label`.
     pub fn metric(&self, name: &str, label: Option<(&str, &str)>) -> f64 {
         metric(&self.registry, name, label)

@@ -35,8 +35,8 @@ async fn requests_reach_the_replica_holding_the_agent() {
     }
     // Each replica relayed exactly the requests of the agent it holds.
     let ok = Some(("outcome", "ok"));
-    assert_eq!(a.metric("ferry_hub_requests_total", ok), 3.0);
-    assert_eq!(b.metric("ferry_hub_requests_total", ok), 3.0);
+    a.wait_metric("ferry_hub_requests_total", ok, 3.0).await;
+    b.wait_metric("ferry_hub_requests_total", ok, 3.0).await;
     assert_eq!(a.metric("ferry_hub_connected_agents", None), 1.0);
     assert_eq!(b.metric("ferry_hub_connected_agents", None), 1.0);
 
@@ -213,13 +213,12 @@ async fn an_agent_leaving_mid_request_fails_a_post_fast() {
         "took {:?}",
         started.elapsed()
     );
-    assert_eq!(
-        hub.metric(
-            "ferry_hub_requests_total",
-            Some(("outcome", "disconnected"))
-        ),
-        1.0
-    );
+    hub.wait_metric(
+        "ferry_hub_requests_total",
+        Some(("outcome", "disconnected")),
+        1.0,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -265,11 +264,10 @@ async fn a_departed_agent_fails_fast_even_from_a_cached_route() {
         "took {:?}",
         started.elapsed()
     );
-    assert_eq!(
-        hub.metric(
-            "ferry_hub_requests_total",
-            Some(("outcome", "not_connected"))
-        ),
-        1.0
-    );
+    hub.wait_metric(
+        "ferry_hub_requests_total",
+        Some(("outcome", "not_connected")),
+        1.0,
+    )
+    .await;
 }

@@ -19,10 +19,10 @@ const BOOTSTRAP_LOCK: i64 = 0x6665_7272_7962_6f6f;
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
     /// The store refused (an unknown role, an invalid slug) or failed.
-    #[error("store")]
+    #[error("store operation failed")]
     Store(#[from] StoreError),
     /// Postgres failed outside a store call.
-    #[error("database")]
+    #[error("database error")]
     Database(#[from] sqlx::Error),
     /// The secret could not be hashed.
     #[error("hashing the secret")]

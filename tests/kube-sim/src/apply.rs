@@ -327,27 +327,33 @@ pub fn server_side_apply(
                        "field": display(p)})
             })
             .collect();
-        let lines: Vec<String> = conflicts
-            .iter()
-            .map(|(i, p)| {
+        // Worded as the real API server words it.
+        let message = match conflicts.as_slice() {
+            [(i, p)] => format!(
+                "Apply failed with 1 conflict: conflict with \"{}\" using {}: {}",
+                entries[*i].manager,
+                entries[*i].api_version,
+                display(p)
+            ),
+            many => {
+                let lines: Vec<String> = many
+                    .iter()
+                    .map(|(i, p)| {
+                        format!(
+                            "- {}: conflict with \"{}\"",
+                            display(p),
+                            entries[*i].manager
+                        )
+                    })
+                    .collect();
                 format!(
-                    "- {}: conflict with \"{}\"",
-                    display(p),
-                    entries[*i].manager
+                    "Apply failed with {} conflicts:\n{}",
+                    many.len(),
+                    lines.join("\n")
                 )
-            })
-            .collect();
-        let noun = if conflicts.len() == 1 {
-            "conflict"
-        } else {
-            "conflicts"
+            }
         };
-        return Err(ApiError::conflict(format!(
-            "Apply failed with {} {noun}: {}",
-            conflicts.len(),
-            lines.join("\n")
-        ))
-        .with_details(json!({"causes": causes})));
+        return Err(ApiError::conflict(message).with_details(json!({"causes": causes})));
     }
     for (i, path) in &conflicts {
         entries[*i].fields.remove(path);

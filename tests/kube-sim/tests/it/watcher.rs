@@ -306,3 +306,99 @@ async fn bookmarks_and_streaming_lists() {
     assert_eq!(initial, ["first"]);
     sim.shutdown().await;
 }
+
+fn ready_rs(rs: &ReplicaSet) -> (i32, i32) {
+    let spec = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+    let ready = rs
+        .status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0);
+    (spec, ready)
+}
+
+#[tokio::test]
+async fn deployment_rolls_over_and_a_bad_image_rollout_keeps_the_old_replicaset() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let (sim, client) = sim("roll").await;
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "roll");
+    let sets: Api<ReplicaSet> = Api::namespaced(client, "roll");
+    let body = serde_json::from_value(workload("web", "web", 2, "web:1")).unwrap();
+    deploys.create(&PostParams::default(), &body).await.unwrap();
+    let first = eventually("first ReplicaSet ready", DEADLINE, || async {
+        let items = sets.list(&ListParams::default()).await.unwrap().items;
+        items.into_iter().find(|rs| ready_rs(rs) == (2, 2))
+    })
+    .await;
+    let first_name = first.metadata.name.clone().unwrap();
+    assert!(first_name.starts_with("web-"));
+
+    let image = |tag: &str| {
+        let c = json!([{"name": "app", "image": format!("web:{tag}")}]);
+        Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": c}}}}))
+    };
+    deploys
+        .patch("web", &PatchParams::default(), &image("2"))
+        .await
+        .unwrap();
+    let second = eventually("roll-over to a new ReplicaSet", DEADLINE, || async {
+        let items = sets.list(&ListParams::default()).await.unwrap().items;
+        let old = items
+            .iter()
+            .find(|rs| rs.metadata.name.as_deref() == Some(first_name.as_str()))?;
+        let new = items
+            .iter()
+            .find(|rs| rs.metadata.name.as_deref() != Some(first_name.as_str()))?;
+        (ready_rs(old) == (0, 0) && ready_rs(new) == (2, 2))
+            .then(|| new.metadata.name.clone().unwrap())
+    })
+    .await;
+    eventually("Deployment status complete", DEADLINE, || async {
+        let st = deploys.get("web").await.unwrap().status?;
+        (st.updated_replicas == Some(2)
+            && st.available_replicas == Some(2)
+            && st.replicas == Some(2))
+        .then_some(())
+    })
+    .await;
+
+    // A bad image never becomes available: the last good ReplicaSet keeps serving.
+    deploys
+        .patch("web", &PatchParams::default(), &image("bad"))
+        .await
+        .unwrap();
+    let bad = eventually("a third ReplicaSet", DEADLINE, || async {
+        let items = sets.list(&ListParams::default()).await.unwrap().items;
+        items.into_iter().find(|rs| {
+            rs.spec.as_ref().is_some_and(|s| {
+                s.template
+                    .as_ref()
+                    .and_then(|t| t.spec.as_ref())
+                    .is_some_and(|p| p.containers[0].image.as_deref() == Some("web:bad"))
+            })
+        })
+    })
+    .await;
+    eventually(
+        "the bad ReplicaSet has its pods, none ready",
+        DEADLINE,
+        || async {
+            let rs = sets
+                .get(bad.metadata.name.as_deref().unwrap())
+                .await
+                .unwrap();
+            (rs.status.as_ref().map(|s| s.replicas) == Some(2)).then_some(())
+        },
+    )
+    .await;
+    let good = sets.get(&second).await.unwrap();
+    assert_eq!(
+        ready_rs(&good),
+        (2, 2),
+        "the previous ReplicaSet is not scaled down"
+    );
+    let st = deploys.get("web").await.unwrap().status.unwrap();
+    assert_eq!(st.available_replicas, Some(2));
+    assert_eq!(st.updated_replicas, Some(0));
+    sim.shutdown().await;
+}

@@ -1,0 +1,236 @@
+//! Idempotent cluster work through kube-rs: server-side apply of ordinary objects, managed
+//! ReplicaSets (create once, scale, read readiness, delete) and adoption of the user's
+//! `Deployment`. Every function may run again after a crash or a redelivery with the same result.
+
+use crate::clusters::ClusterError;
+use crate::render::{self, ANNOTATION_MANAGED, ManagedReplicaSet};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::Scope;
+use serde_json::{Value, json};
+
+/// The field manager of everything Ferry applies.
+pub const FIELD_MANAGER: &str = "ferry";
+
+/// Why cluster work failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeOpError {
+    /// No client for the target's account.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// The Kubernetes API refused or could not be reached.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// A manifest lacks what applying it needs.
+    #[error("manifest {0}")]
+    Invalid(String),
+}
+
+/// What a managed ReplicaSet looks like now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RsState {
+    /// `spec.replicas`.
+    pub desired: i32,
+    /// `status.readyReplicas`.
+    pub ready: i32,
+}
+
+fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+/// Server-side applies `object` (namespace already forced), force-owning conflicting fields.
+pub async fn apply(client: &kube::Client, object: &Value) -> Result<(), KubeOpError> {
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+    if api_version.is_empty() || kind.is_empty() || name.is_empty() {
+        return Err(KubeOpError::Invalid(format!(
+            "{kind}/{name} lacks apiVersion, kind or metadata.name"
+        )));
+    }
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let gvk = GroupVersionKind::gvk(group, version, kind);
+    let (resource, caps) = kube::discovery::pinned_kind(client, &gvk).await?;
+    let api: Api<DynamicObject> = match (caps.scope, object["metadata"]["namespace"].as_str()) {
+        (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &resource),
+        (Scope::Namespaced, None) => {
+            return Err(KubeOpError::Invalid(format!(
+                "{kind}/{name} is namespaced but has no namespace"
+            )));
+        }
+        (Scope::Cluster, _) => Api::all_with(client.clone(), &resource),
+    };
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch(name, &params, &Patch::Apply(object)).await?;
+    Ok(())
+}
+
+fn replica_sets(client: &kube::Client, namespace: &str) -> Api<ReplicaSet> {
+    Api::namespaced(client.clone(), namespace)
+}
+
+/// Creates the managed ReplicaSet at `initial` replicas unless it exists (an existing one keeps
+/// its scale: it is the engine's progress).
+pub async fn ensure_replica_set(
+    client: &kube::Client,
+    rs: &ManagedReplicaSet,
+    initial: i32,
+) -> Result<(), KubeOpError> {
+    let api = replica_sets(client, &rs.namespace);
+    if api.get_opt(&rs.name).await?.is_some() {
+        return Ok(());
+    }
+    let mut object = rs.object.clone();
+    object["spec"]["replicas"] = json!(initial);
+    let typed: ReplicaSet = serde_json::from_value(object)
+        .map_err(|e| KubeOpError::Invalid(format!("ReplicaSet {}: {e}", rs.name)))?;
+    match api.create(&PostParams::default(), &typed).await {
+        Ok(_) => Ok(()),
+        // Another replica created it meanwhile: same object, same result.
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The ReplicaSet's desired and ready pods, `None` when it does not exist.
+pub async fn replica_set_state(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<RsState>, KubeOpError> {
+    let rs = replica_sets(client, namespace).get_opt(name).await?;
+    Ok(rs.map(|rs| RsState {
+        desired: rs.spec.and_then(|s| s.replicas).unwrap_or(1),
+        ready: rs.status.and_then(|s| s.ready_replicas).unwrap_or(0),
+    }))
+}
+
+/// Sets the ReplicaSet's `spec.replicas` (no-op when it is gone).
+pub async fn scale(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    replicas: i32,
+) -> Result<(), KubeOpError> {
+    let patch = json!({"spec": {"replicas": replicas}});
+    match replica_sets(client, namespace)
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Deletes the ReplicaSet and its pods (no-op when it is gone).
+pub async fn delete_replica_set(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<(), KubeOpError> {
+    match replica_sets(client, namespace)
+        .delete(name, &DeleteParams::background())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The target's other managed ReplicaSets of this workload that still run pods, largest first:
+/// the stable version(s) the new one replaces.
+pub async fn running_versions(
+    client: &kube::Client,
+    application: &str,
+    target: &str,
+    rs: &ManagedReplicaSet,
+) -> Result<Vec<(String, i32)>, KubeOpError> {
+    let selector = render::workload_selector(application, target, &rs.workload);
+    let list = replica_sets(client, &rs.namespace)
+        .list(&ListParams::default().labels(&selector))
+        .await?;
+    let mut out: Vec<(String, i32)> = list
+        .items
+        .into_iter()
+        .filter_map(|item| {
+            let name = item.metadata.name?;
+            let replicas = item.spec.and_then(|s| s.replicas).unwrap_or(1);
+            (name != rs.name && replicas > 0).then_some((name, replicas))
+        })
+        .collect();
+    out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    Ok(out)
+}
+
+/// Takes over the user's `Deployment` of the same name, if one exists and Ferry does not manage
+/// it yet: its ReplicaSets are labelled as this workload's running version, then the Deployment
+/// is deleted with orphan propagation so its pods keep serving. With `keep`, the Deployment
+/// stays and is scaled to zero later by [`retire_user_deployment`].
+pub async fn adopt_user_deployment(
+    client: &kube::Client,
+    application: &str,
+    target: &str,
+    rs: &ManagedReplicaSet,
+    keep: bool,
+) -> Result<(), KubeOpError> {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &rs.namespace);
+    let Some(user) = deployments.get_opt(&rs.workload).await? else {
+        return Ok(());
+    };
+    if keep {
+        return Ok(());
+    }
+    let uid = user.metadata.uid.clone().unwrap_or_default();
+    let labels = json!({"metadata": {"labels": {
+        render::LABEL_APPLICATION: render::label_value(application),
+        render::LABEL_TARGET: render::label_value(target),
+        render::LABEL_WORKLOAD: render::label_value(&rs.workload),
+    }}});
+    let api = replica_sets(client, &rs.namespace);
+    for owned in api.list(&ListParams::default()).await?.items {
+        let owned_by_user = owned
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.uid == uid);
+        if let (true, Some(name)) = (owned_by_user, owned.metadata.name.as_deref()) {
+            api.patch(name, &PatchParams::default(), &Patch::Merge(&labels))
+                .await?;
+        }
+    }
+    match deployments
+        .delete(&rs.workload, &DeleteParams::orphan())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// With `keepDeploymentObject`: scales the user's Deployment to zero and marks it as managed by
+/// Ferry, once the managed version serves.
+pub async fn retire_user_deployment(
+    client: &kube::Client,
+    namespace: &str,
+    workload: &str,
+) -> Result<(), KubeOpError> {
+    let patch = json!({
+        "metadata": {"annotations": {ANNOTATION_MANAGED: "ferry"}},
+        "spec": {"replicas": 0},
+    });
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    match deployments
+        .patch(workload, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
