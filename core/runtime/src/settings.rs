@@ -101,6 +101,7 @@ pub struct RedisArgs {
     #[arg(
         long,
         env = "FERRY_REDIS_URL",
+        hide_env_values = true,
         default_value = "redis://127.0.0.1:6379"
     )]
     pub redis_url: String,
