@@ -5,7 +5,9 @@
 use crate::agents::{AgentConn, HubState, PENDING_CAPACITY, Pending, split_body};
 use crate::metrics::outcome;
 use ferry_proto::agent::{Cancel, HubMessage, RequestBody, hub_message, response};
-use ferry_proto::tunnel::{Accepted, TunnelErrorCode, TunnelReply, TunnelRequest, tunnel_reply};
+use ferry_proto::tunnel::{
+    Accepted, TunnelErrorCode, TunnelReply, TunnelReplyBatch, TunnelRequest, tunnel_reply,
+};
 use ferry_proto::{routing, tunnel};
 use futures::StreamExt;
 use lapin::options::{
@@ -141,18 +143,30 @@ struct Replier {
 
 impl Replier {
     async fn send(&mut self, part: tunnel_reply::Part) -> Result<(), lapin::Error> {
-        let reply = TunnelReply {
-            request_id: self.request_id.clone(),
-            seq: self.seq,
-            part: Some(part),
-        };
-        self.seq += 1;
+        self.send_batch(vec![part]).await
+    }
+
+    /// Publishes consecutive parts in one message.
+    async fn send_batch(&mut self, parts: Vec<tunnel_reply::Part>) -> Result<(), lapin::Error> {
+        let replies = parts
+            .into_iter()
+            .map(|part| {
+                let reply = TunnelReply {
+                    request_id: self.request_id.clone(),
+                    seq: self.seq,
+                    part: Some(part),
+                };
+                self.seq += 1;
+                reply
+            })
+            .collect();
+        let batch = TunnelReplyBatch { replies };
         self.channel
             .basic_publish(
                 "".into(),
                 self.reply_to.as_str().into(),
                 Default::default(),
-                &reply.encode_to_vec(),
+                &batch.encode_to_vec(),
                 BasicProperties::default().with_correlation_id(self.request_id.as_str().into()),
             )
             .await?;
@@ -306,24 +320,17 @@ async fn relay_inner(
                 .await;
             return outcome::DISCONNECTED;
         };
-        let (reply, done, size) = match part {
-            response::Part::Head(head) => (tunnel_reply::Part::Head(head), None, 0),
-            response::Part::Chunk(chunk) => {
-                let size = chunk.data.len();
-                (tunnel_reply::Part::Chunk(chunk), None, size)
+        // Parts already waiting travel in the same message, up to about one chunk's worth.
+        let mut batch = Vec::new();
+        let mut size = 0;
+        let mut done = into_reply(part, &mut batch, &mut size);
+        while done.is_none() && size < ferry_proto::MAX_CHUNK_BYTES {
+            match parts.try_recv() {
+                Ok(part) => done = into_reply(part, &mut batch, &mut size),
+                Err(_) => break,
             }
-            response::Part::End(end) => (tunnel_reply::Part::End(end), Some(outcome::OK), 0),
-            response::Part::Error(error) => (
-                tunnel_reply::Part::Error(tunnel::TunnelError {
-                    code: TunnelErrorCode::Remote as i32,
-                    agent_code: error.code,
-                    message: error.message,
-                }),
-                Some(outcome::REMOTE_ERROR),
-                0,
-            ),
-        };
-        let published = replier.send(reply).await;
+        }
+        let published = replier.send_batch(batch).await;
         buffered.fetch_sub(size, Ordering::SeqCst);
         if let Err(e) = published {
             // The caller's reply queue is unreachable: nobody can use the rest.
@@ -338,6 +345,33 @@ async fn relay_inner(
             return outcome;
         }
     }
+}
+
+/// Turns an agent's part into a reply part, adding body bytes to `size`; returns the outcome
+/// when the part ends the answer.
+fn into_reply(
+    part: response::Part,
+    batch: &mut Vec<tunnel_reply::Part>,
+    size: &mut usize,
+) -> Option<&'static str> {
+    let (reply, done) = match part {
+        response::Part::Head(head) => (tunnel_reply::Part::Head(head), None),
+        response::Part::Chunk(chunk) => {
+            *size += chunk.data.len();
+            (tunnel_reply::Part::Chunk(chunk), None)
+        }
+        response::Part::End(end) => (tunnel_reply::Part::End(end), Some(outcome::OK)),
+        response::Part::Error(error) => (
+            tunnel_reply::Part::Error(tunnel::TunnelError {
+                code: TunnelErrorCode::Remote as i32,
+                agent_code: error.code,
+                message: error.message,
+            }),
+            Some(outcome::REMOTE_ERROR),
+        ),
+    };
+    batch.push(reply);
+    done
 }
 
 /// Removes the pending entry however the relay ends.

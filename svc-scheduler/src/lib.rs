@@ -1,19 +1,48 @@
-//! ferry-svc-scheduler: deployment orchestration: plans, targets, strategies, steps, timers and rollback.
+//! ferry-svc-scheduler: deployment orchestration: plans, targets, strategies, steps, timers and
+//! rollback.
 //!
-//! Status: no orchestration yet (issue 5). The process starts, connects to Postgres and RabbitMQ (declaring the bus topology), runs the transactional-outbox relay, reports health and metrics on its admin port, and drains and stops on SIGTERM.
+//! The engine ([`Engine`]) consumes the scheduler work queue: each message (a start, an approval
+//! decided, a completion, an abort, or a timer's wake-up) reconciles its deployment: every target
+//! moves toward its plan through idempotent kube-rs calls, then the new state, its step history,
+//! timers, approvals and outbox messages commit in one short, version-checked transaction. Durable
+//! timers (pauses, approval expirations, readiness ticks) are rows that any replica fires.
 //!
-//! `run` is the whole service; `main.rs` only parses settings and calls it, and tests start it in
-//! process.
+//! `run` is the whole service; `main.rs` only parses settings and calls it, and tests start the
+//! engine in process with [`run_engine`] and their own [`Clusters`].
 
+pub mod cluster;
+pub mod clusters;
+pub mod engine;
+pub mod outcome;
+pub mod progress;
+pub mod render;
+mod target;
+pub mod timer_loop;
+mod waits;
+
+pub use clusters::{ClusterError, Clusters, TunnelClusters};
+pub use engine::Engine;
+pub use outcome::Input;
+
+use anyhow::Context;
 use clap::Parser;
-use ferry_runtime::{AmqpArgs, CommonArgs, Health, PostgresArgs, connect, lifecycle};
+use ferry_bus::consumer::ConsumerConfig;
+use ferry_bus::outbox::{Relay, RelayConfig};
+use ferry_bus::{Bus, ConsumerMetrics, WorkQueue};
+use ferry_runtime::{AmqpArgs, CommonArgs, Health, PostgresArgs, RedisArgs, connect, lifecycle};
+use ferry_store::{Store, StoreError};
+use sqlx::PgPool;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// The admin address used when `FERRY_ADMIN_ADDR` is not set.
 pub const DEFAULT_ADMIN_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9102);
+
+/// The consumer name of the scheduler.
+pub const CONSUMER: &str = "scheduler";
 
 /// Settings of svc-scheduler, from flags or `FERRY_*` environment variables.
 #[derive(Clone, Debug, Parser)]
@@ -29,9 +58,101 @@ pub struct Settings {
     pub postgres: PostgresArgs,
     #[command(flatten)]
     pub amqp: AmqpArgs,
+    /// Redis, where the agent hub records which replica holds which agent.
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    /// Seconds between readiness checks of a target waiting for its pods.
+    #[arg(long, env = "FERRY_SCHEDULER_TICK_SECS", default_value_t = 5)]
+    pub tick_secs: u64,
+    /// Milliseconds between looks for due timers.
+    #[arg(long, env = "FERRY_SCHEDULER_TIMER_POLL_MS", default_value_t = 1000)]
+    pub timer_poll_ms: u64,
 }
 
-/// Runs svc-scheduler until `shutdown` fires, serving health and metrics on `admin`.
+/// Why the engine could not reconcile a deployment.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The database refused or failed (a `Conflict` means re-read and reconcile again).
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The cluster refused or could not be reached.
+    #[error("cluster: {0}")]
+    Kube(#[from] cluster::KubeOpError),
+    /// Writing to the outbox failed.
+    #[error("outbox: {0}")]
+    Bus(#[from] ferry_bus::BusError),
+    /// The stored plan does not decode: this code cannot run the deployment.
+    #[error("stored plan: {0}")]
+    Plan(#[from] serde_json::Error),
+}
+
+impl EngineError {
+    /// Whether retrying cannot help (dead-letter the message with the reason).
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            EngineError::Store(e) => e.is_not_found(),
+            EngineError::Plan(_) => true,
+            EngineError::Kube(_) | EngineError::Bus(_) => false,
+        }
+    }
+}
+
+/// How the engine paces itself.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// How often a target waiting for pods looks again (a timer row, not a sleep).
+    pub tick: Duration,
+    /// How often the timer loop looks for due timers.
+    pub timer_poll: Duration,
+    /// Timers claimed per transaction.
+    pub timer_batch: i64,
+    /// Version conflicts tolerated in one reconcile before the message is retried later.
+    pub max_conflicts: u32,
+    /// Messages handled at once.
+    pub prefetch: u16,
+    /// Delay before a failed message is retried.
+    pub retry_delay: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        EngineConfig {
+            tick: Duration::from_secs(5),
+            timer_poll: Duration::from_secs(1),
+            timer_batch: 100,
+            max_conflicts: 20,
+            prefetch: 16,
+            retry_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Runs the engine until `shutdown`: the outbox relay, the scheduler queue's consumer and the
+/// timer loop, all draining before it returns.
+pub async fn run_engine(
+    pool: PgPool,
+    bus: Bus,
+    clusters: Arc<dyn Clusters>,
+    config: EngineConfig,
+    metrics: ConsumerMetrics,
+    shutdown: CancellationToken,
+) {
+    let store = Store::from_pool(pool.clone());
+    let engine = Arc::new(Engine::new(store.clone(), clusters, config.clone()));
+    // Publishes what this service's transactions write to the outbox.
+    let relay = Relay::new(pool, bus.clone(), RelayConfig::default());
+    let mut consumer = ConsumerConfig::new(WorkQueue::Scheduler);
+    consumer.prefetch = config.prefetch;
+    consumer.retry_delay = config.retry_delay;
+    tokio::join!(
+        relay.run(shutdown.clone()),
+        ferry_bus::run_consumer(&bus, consumer, engine, metrics, shutdown.clone()),
+        timer_loop::run(store, config.timer_poll, config.timer_batch, shutdown.clone()),
+    );
+}
+
+/// Runs svc-scheduler until `shutdown` fires, serving health and metrics on `admin`. Clusters
+/// are reached through the agent hub.
 pub async fn run(
     settings: Settings,
     admin: TcpListener,
@@ -40,13 +161,26 @@ pub async fn run(
     let registry = ferry_runtime::admin::new_registry();
     let pool = connect::postgres(&settings.postgres).await?;
     let bus = connect::bus(&settings.amqp, "svc-scheduler").await?;
+    let redis = redis::Client::open(settings.redis.redis_url.as_str())
+        .context("parsing the Redis URL (FERRY_REDIS_URL)")?
+        .get_connection_manager()
+        .await
+        .context("connecting to Redis (FERRY_REDIS_URL)")?;
+    let amqp = bus.connection().await.context("connecting to RabbitMQ")?;
+    let tunnel = ferry_tunnel::AgentTunnel::connect(&amqp, redis, &settings.amqp.bus_prefix)
+        .await
+        .context("opening the agent tunnel")?;
+    let clusters: Arc<dyn Clusters> = Arc::new(TunnelClusters::new(tunnel));
+    let metrics = ConsumerMetrics::register(&registry).context("registering metrics")?;
     let health = Health::new(connect::checks(&pool, &bus));
+    let config = EngineConfig {
+        tick: Duration::from_secs(settings.tick_secs.max(1)),
+        timer_poll: Duration::from_millis(settings.timer_poll_ms.max(10)),
+        ..EngineConfig::default()
+    };
     let work_shutdown = shutdown.clone();
     let work = async move {
-        // Publishes what this service's transactions write to the outbox.
-        let relay =
-            ferry_bus::outbox::Relay::new(pool, bus, ferry_bus::outbox::RelayConfig::default());
-        relay.run(work_shutdown).await;
+        run_engine(pool, bus, clusters, config, metrics, work_shutdown).await;
         Ok(())
     };
     lifecycle::run(

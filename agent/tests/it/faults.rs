@@ -271,3 +271,67 @@ async fn a_failing_api_returns_errors_without_dropping_the_stream() {
     agent.stop().await.unwrap();
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_requests_finish() {
+    let world = World::new().await;
+    let hub = world.hub(0).await;
+    let token = world.token_file(&world.token(Duration::from_secs(600)));
+    let agent = world
+        .agent("cluster-s", &hub.url, token.to_str().unwrap(), &[])
+        .await;
+    world.connected_to("cluster-s", &hub.replica).await;
+    let tenant = world.tenant.to_string();
+    world.sim.set_faults(Faults {
+        latency_ms: 1_000,
+        ..Faults::default()
+    });
+    let call = {
+        let tunnel = world.tunnel.clone();
+        let tenant = tenant.clone();
+        tokio::spawn(async move {
+            let response = tunnel
+                .kubernetes(
+                    &tenant,
+                    "cluster-s",
+                    get("/api/v1/namespaces", Duration::from_secs(10)),
+                )
+                .await?;
+            let status = response.head.status;
+            response.bytes().await?;
+            Ok::<_, TunnelError>(status)
+        })
+    };
+    ferry_testkit::eventually("the request to execute", WAIT, || async {
+        (agent.metric("ferry_agent_requests_in_flight", &[]) == 1.0).then_some(())
+    })
+    .await;
+    // SIGTERM while the API is still answering: the answer is completed, then the agent stops.
+    let registry = agent.registry.clone();
+    agent
+        .stop()
+        .await
+        .expect("the agent drains and stops cleanly");
+    assert_eq!(call.await.unwrap().expect("drained, not cut"), 200);
+    let ok = registry
+        .gather()
+        .iter()
+        .filter(|f| f.name() == "ferry_agent_requests_total")
+        .flat_map(|f| f.get_metric())
+        .filter(|m| m.get_label().iter().any(|l| l.value() == "ok"))
+        .map(|m| m.get_counter().get_value())
+        .sum::<f64>();
+    assert_eq!(ok, 1.0);
+    // The agent closed its stream on the way out, so its route is released.
+    ferry_testkit::eventually("the route to be released", WAIT, || async {
+        world
+            .tunnel
+            .lookup(&tenant, "cluster-s")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    hub.stop().await;
+}

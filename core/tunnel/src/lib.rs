@@ -19,7 +19,7 @@ pub use error::{BoxError, TunnelError};
 pub use service::{Deadline, TunnelBody, TunnelService};
 
 use ferry_proto::routing::{self, Route};
-use ferry_proto::tunnel::TunnelReply;
+use ferry_proto::tunnel::{TunnelReply, TunnelReplyBatch};
 use futures::StreamExt;
 use lapin::options::{BasicConsumeOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::FieldTable;
@@ -146,17 +146,19 @@ impl AgentTunnel {
             while let Some(delivery) = replies.next().await {
                 let Some(inner) = weak.upgrade() else { return };
                 let Ok(delivery) = delivery else { break };
-                let reply = match TunnelReply::decode(delivery.data.as_slice()) {
-                    Ok(reply) => reply,
+                let batch = match TunnelReplyBatch::decode(delivery.data.as_slice()) {
+                    Ok(batch) => batch,
                     Err(e) => {
                         tracing::warn!(error = %e, "undecodable hub reply dropped");
                         continue;
                     }
                 };
-                let waiter = inner.lock_waiters().get(&reply.request_id).cloned();
-                // Replies to requests nobody waits for any more are dropped.
-                if let Some(waiter) = waiter {
-                    let _ = waiter.send(reply);
+                for reply in batch.replies {
+                    let waiter = inner.lock_waiters().get(&reply.request_id).cloned();
+                    // Replies to requests nobody waits for any more are dropped.
+                    if let Some(waiter) = waiter {
+                        let _ = waiter.send(reply);
+                    }
                 }
             }
             if let Some(inner) = weak.upgrade() {

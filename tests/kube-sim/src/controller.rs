@@ -5,8 +5,9 @@
 //!
 //! Simplifications: a Deployment rollout scales the new ReplicaSet to the full replica count at
 //! once and scales old ReplicaSets to zero when the new one is fully available (a 100% surge,
-//! whatever the strategy says); StatefulSets and HPAs are stored but not reconciled; Pods are
-//! deleted at once (no graceful termination).
+//! whatever the strategy says); StatefulSets create Pods `{name}-{ordinal}` all at once (no
+//! ordered readiness) and do not roll Pods when the template changes; HPAs are stored but not
+//! reconciled; Pods are deleted at once (no graceful termination).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::state::SimState;
 const PODS: &str = "/pods";
 const REPLICASETS: &str = "apps/replicasets";
 const DEPLOYMENTS: &str = "apps/deployments";
+const STATEFULSETS: &str = "apps/statefulsets";
 const HASH_LABEL: &str = "pod-template-hash";
 
 /// Runs the controller until shutdown.
@@ -115,6 +117,7 @@ impl Controller {
         while ops::collect_garbage(self.state()) > 0 {}
         self.deployments();
         self.replicasets();
+        self.statefulsets();
         self.pods()
     }
 
@@ -367,6 +370,65 @@ impl Controller {
                 "observedGeneration": rs["metadata"]["generation"],
             });
             self.write_status("apps", "replicasets", &rs, status);
+        }
+    }
+
+    fn statefulsets(&mut self) {
+        let (sets, _) = self.state().store.list(STATEFULSETS, None);
+        let pod_rt = self.rt("", "pods");
+        for sts in sets {
+            let (ns, name) = name_of(&sts);
+            let uid = sts["metadata"]["uid"].as_str().unwrap_or_default();
+            let desired = sts["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
+            let (pods, _) = self.state().store.list(PODS, Some(ns));
+            let mut owned: Vec<Value> = pods
+                .into_iter()
+                .filter(|p| controller_of(p) == Some(uid))
+                .collect();
+            let ordinal = |p: &Value| {
+                let pod_name = p["metadata"]["name"].as_str().unwrap_or_default();
+                pod_name
+                    .strip_prefix(&format!("{name}-"))
+                    .and_then(|o| o.parse::<usize>().ok())
+            };
+            for i in 0..desired {
+                if owned.iter().any(|p| ordinal(p) == Some(i)) {
+                    continue;
+                }
+                let template = &sts["spec"]["template"];
+                let pod_name = format!("{name}-{i}");
+                let mut pod = json!({
+                    "metadata": {
+                        "name": pod_name,
+                        "labels": template["metadata"]["labels"],
+                        "ownerReferences": [owner_ref(&sts, "StatefulSet")],
+                    },
+                    "spec": template["spec"],
+                });
+                pod["metadata"]["labels"]["statefulset.kubernetes.io/pod-name"] = json!(pod_name);
+                pod["spec"]["hostname"] = json!(pod_name);
+                if let Ok(p) = ops::create(self.state(), &pod_rt, "v1", ns, pod, None) {
+                    owned.push(p);
+                }
+            }
+            owned.retain(|p| {
+                let keep = ordinal(p).is_some_and(|o| o < desired);
+                if !keep {
+                    let (pns, pname) = name_of(p);
+                    self.state().store.delete(PODS, pns, pname);
+                }
+                keep
+            });
+            let ready = owned.iter().filter(|p| is_ready(p)).count();
+            let status = json!({
+                "observedGeneration": sts["metadata"]["generation"],
+                "replicas": owned.len(),
+                "readyReplicas": ready,
+                "currentReplicas": owned.len(),
+                "updatedReplicas": owned.len(),
+                "availableReplicas": ready,
+            });
+            self.write_status("apps", "statefulsets", &sts, status);
         }
     }
 

@@ -36,6 +36,15 @@ impl ApiError {
             .with_details(json!({"name": name, "group": group, "kind": resource}))
     }
 
+    /// `404 NotFound` for a path that names no served resource or discovery document.
+    pub fn no_such_path() -> ApiError {
+        ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+    }
+
     /// `409 AlreadyExists` on create.
     pub fn already_exists(resource: &str, group: &str, name: &str) -> ApiError {
         let gr = qualified(resource, group);

@@ -47,12 +47,6 @@ pub fn parse_target(
         return Ok(None);
     }
     let find = |plural: &str| state.registry.find(group, version, plural).cloned();
-    let not_found = || ApiError {
-        code: 404,
-        reason: "NotFound",
-        message: "the server could not find the requested resource".into(),
-        details: None,
-    };
     let namespaced =
         segs[0] == "namespaces" && segs.len() >= 3 && find(segs[2]).is_some_and(|t| t.namespaced);
     let (ns, rest) = if namespaced {
@@ -60,15 +54,15 @@ pub fn parse_target(
     } else {
         (String::new(), segs)
     };
-    let rt = find(rest[0]).ok_or_else(not_found)?;
+    let rt = find(rest[0]).ok_or_else(ApiError::no_such_path)?;
     if rest.len() > 3 || (!namespaced && rt.namespaced && rest.len() > 1) {
-        return Err(not_found());
+        return Err(ApiError::no_such_path());
     }
     let sub = rest.get(2).map(|s| s.to_string());
     if let Some(s) = &sub
         && !((s == "status" && rt.status) || (s == "scale" && rt.scale))
     {
-        return Err(not_found());
+        return Err(ApiError::no_such_path());
     }
     Ok(Some(Target {
         rt,
@@ -117,33 +111,27 @@ fn body_json(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
     yaml::parse(body)
 }
 
-fn scale_of(t: &Target, obj: &Value) -> Value {
+/// The `autoscaling/v1` Scale of a workload (only workloads have a scale subresource, and they
+/// are all namespaced).
+fn scale_of(obj: &Value) -> Value {
     let meta = &obj["metadata"];
     let selector = LabelSelector::from_object(&obj["spec"]["selector"]).to_query();
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
-        "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
-                     "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"]},
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"],
+            "creationTimestamp": meta["creationTimestamp"],
+        },
         "spec": {"replicas": obj["spec"]["replicas"].as_i64().unwrap_or(0)},
-        "status": {"replicas": obj["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector},
+        "status": {
+            "replicas": obj["status"]["replicas"].as_i64().unwrap_or(0),
+            "selector": selector,
+        },
     })
-    .tap_ns(t)
-}
-
-trait TapNs {
-    fn tap_ns(self, t: &Target) -> Value;
-}
-
-impl TapNs for Value {
-    fn tap_ns(mut self, t: &Target) -> Value {
-        if !t.rt.namespaced
-            && let Some(m) = self["metadata"].as_object_mut()
-        {
-            m.remove("namespace");
-        }
-        self
-    }
 }
 
 /// Serves one resource request.
@@ -229,7 +217,7 @@ pub async fn serve(
                 .get(&key, &ns, name)
                 .ok_or_else(|| ApiError::not_found(&t.rt.plural, &t.rt.group, name))?;
             if t.sub.as_deref() == Some("scale") {
-                return Ok(ok(scale_of(&t, &obj)));
+                return Ok(ok(scale_of(&obj)));
             }
             Ok(ok(table::View::from_headers(&headers).one(&t.rt, show(obj))))
         }
@@ -392,7 +380,7 @@ fn set_scale(
         None,
         Some(mgr),
         |cur| {
-            let scale = scale_of(t, cur);
+            let scale = scale_of(cur);
             let desired = f(&scale)?;
             if let Some(rv) = desired["metadata"]["resourceVersion"].as_str()
                 && !rv.is_empty()
@@ -413,7 +401,7 @@ fn set_scale(
             Ok(new)
         },
     )?;
-    Ok(ok(scale_of(t, &obj)))
+    Ok(ok(scale_of(&obj)))
 }
 
 /// Serves discovery for a group version.
@@ -424,10 +412,5 @@ pub fn group_version_doc(
 ) -> Result<Response, ApiError> {
     discovery::resource_list(&state.registry, group, version)
         .map(ok)
-        .ok_or_else(|| ApiError {
-            code: 404,
-            reason: "NotFound",
-            message: "the server could not find the requested resource".into(),
-            details: None,
-        })
+        .ok_or_else(ApiError::no_such_path)
 }

@@ -63,15 +63,6 @@ async fn put_faults(State(state): State<Arc<SimState>>, body: Bytes) -> Response
     axum::Json(faults).into_response()
 }
 
-fn not_found() -> ApiError {
-    ApiError {
-        code: 404,
-        reason: "NotFound",
-        message: "the server could not find the requested resource".into(),
-        details: None,
-    }
-}
-
 async fn dispatch(
     State(state): State<Arc<SimState>>,
     method: Method,
@@ -89,7 +80,7 @@ async fn dispatch(
         ["apis"] => Ok(axum::Json(discovery::group_list(&state.registry)).into_response()),
         ["apis", group] => discovery::group_doc(&state.registry, group)
             .map(|d| axum::Json(d).into_response())
-            .ok_or_else(not_found),
+            .ok_or_else(ApiError::no_such_path),
         ["api", "v1", rest @ ..] => resource(state, "", "v1", rest, method, q, headers, body).await,
         ["apis", group, version, rest @ ..] => {
             resource(
@@ -104,7 +95,7 @@ async fn dispatch(
             )
             .await
         }
-        _ => Err(not_found()),
+        _ => Err(ApiError::no_such_path()),
     };
     result.unwrap_or_else(IntoResponse::into_response)
 }

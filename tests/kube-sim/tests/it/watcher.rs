@@ -397,8 +397,69 @@ async fn deployment_rolls_over_and_a_bad_image_rollout_keeps_the_old_replicaset(
         (2, 2),
         "the previous ReplicaSet is not scaled down"
     );
-    let st = deploys.get("web").await.unwrap().status.unwrap();
-    assert_eq!(st.available_replicas, Some(2));
-    assert_eq!(st.updated_replicas, Some(0));
+    // Updated pods exist but are not available; the old ones still are (4 pods in total).
+    eventually(
+        "Deployment status of the stuck rollout",
+        DEADLINE,
+        || async {
+            let st = deploys.get("web").await.unwrap().status?;
+            let counts = (st.updated_replicas, st.available_replicas, st.replicas);
+            (counts == (Some(2), Some(2), Some(4))).then_some(())
+        },
+    )
+    .await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn statefulset_pods_have_ordinal_names_and_scale_down_from_the_top() {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    let (sim, client) = sim("sts").await;
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), "sts");
+    let pods: Api<Pod> = Api::namespaced(client, "sts");
+    let mut body = workload("db", "db", 3, "db:1");
+    body["spec"]["serviceName"] = json!("db");
+    sets.create(
+        &PostParams::default(),
+        &serde_json::from_value(body).unwrap(),
+    )
+    .await
+    .unwrap();
+    let names = || async {
+        let mut items: Vec<(String, bool)> = pods
+            .list(&ListParams::default().labels("app=db"))
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|p| (p.metadata.name.clone().unwrap(), ready(p)))
+            .collect();
+        items.sort();
+        items
+    };
+    eventually("three ready ordinal pods", DEADLINE, || async {
+        let want: Vec<(String, bool)> = ["db-0", "db-1", "db-2"]
+            .iter()
+            .map(|n| (n.to_string(), true))
+            .collect();
+        (names().await == want).then_some(())
+    })
+    .await;
+    sets.patch_scale(
+        "db",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 1}})),
+    )
+    .await
+    .unwrap();
+    eventually("scaled down to db-0", DEADLINE, || async {
+        (names().await == [("db-0".to_string(), true)]).then_some(())
+    })
+    .await;
+    eventually("StatefulSet status", DEADLINE, || async {
+        let st = sets.get("db").await.unwrap().status?;
+        (st.replicas == 1 && st.ready_replicas == Some(1)).then_some(())
+    })
+    .await;
     sim.shutdown().await;
 }

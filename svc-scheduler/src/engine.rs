@@ -1,0 +1,337 @@
+//! The deployment engine: per message or timer, read the deployment with its version,
+//! reconcile every target (cluster work outside any transaction), then commit the new target
+//! states, step history, timers, approvals and outbox messages in one short transaction guarded
+//! by the deployment's version. A version that moved means another replica committed first:
+//! re-read and reconcile again. Redelivery is normal: the state decides, not the message.
+
+use crate::clusters::Clusters;
+use crate::outcome::{Input, Outcome, Request, Slot};
+use crate::target::{self, Ctx};
+use crate::{EngineConfig, EngineError};
+use chrono::Utc;
+use ferry_bus::consumer::{Handler, HandlerError, Incoming};
+use ferry_bus::messages::{DeploymentStarted, Status};
+use ferry_bus::{
+    CanaryMessage, DeploymentEvent, Envelope, SchedulerMessage, WebhookMessage, outbox,
+};
+use ferry_deploy::Plan;
+use ferry_store::deployments::{self, Deployment, DeploymentStatus};
+use ferry_store::events::{self, NewEvent};
+use ferry_store::targets::{self, TargetStatus};
+use ferry_store::{DeploymentId, Store, TenantId, approvals, timers};
+use futures::future::try_join_all;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Reconciles deployments; cheap to clone, one per process.
+#[derive(Clone)]
+pub struct Engine {
+    store: Store,
+    clusters: Arc<dyn Clusters>,
+    config: EngineConfig,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one pass found.
+enum Pass {
+    /// Nothing more to do until the next wake-up.
+    Settled,
+    /// A target ended and others may now start: reconcile again at once.
+    Again,
+}
+
+impl Input {
+    /// The input a scheduler message brings.
+    pub fn from_message(message: &SchedulerMessage) -> Input {
+        match message {
+            SchedulerMessage::DeploymentStarted(_)
+            | SchedulerMessage::ApprovalDecided(_)
+            // Manual roll-forward/back decisions of analyses are not modelled yet; the state
+            // decides, so the message is only a wake-up.
+            | SchedulerMessage::RolloutDecided(_) => Input::Wake,
+            SchedulerMessage::AbortRequested(m) => Input::Abort {
+                reason: m
+                    .reason
+                    .clone()
+                    .or_else(|| m.requested_by.as_ref().map(|by| format!("requested by {by}")))
+                    .unwrap_or_else(|| "requested".into()),
+            },
+            SchedulerMessage::RollbackRequested(m) => Input::Rollback {
+                target: m.target.clone(),
+                reason: m
+                    .reason
+                    .clone()
+                    .or_else(|| m.requested_by.as_ref().map(|by| format!("requested by {by}")))
+                    .unwrap_or_else(|| "requested".into()),
+            },
+            SchedulerMessage::SkipPauseRequested(m) => Input::SkipPause {
+                target: m.target.clone(),
+                step_index: m.step_index,
+            },
+            SchedulerMessage::AnalysisCompleted(m) => Input::Completed {
+                id: m.analysis_id,
+                success: m.success,
+                reason: m.reason.clone(),
+            },
+            SchedulerMessage::WebhookCompleted(m) => Input::Completed {
+                id: m.webhook_id,
+                success: m.success,
+                reason: m.reason.clone(),
+            },
+        }
+    }
+}
+
+/// The deployment's end once every target ended, with its reason.
+fn final_status(
+    outcomes: &[Outcome],
+    before: &[targets::Target],
+    input: &Input,
+) -> Option<(DeploymentStatus, String)> {
+    let ends: Vec<(&str, TargetStatus, Option<&str>)> = before
+        .iter()
+        .map(|t| match outcomes.iter().find(|o| o.target == t.name) {
+            Some(o) => (t.name.as_str(), o.state.status, o.state.reason.as_deref()),
+            None => (t.name.as_str(), t.status, t.reason.as_deref()),
+        })
+        .collect();
+    if ends.iter().any(|(_, s, _)| !s.is_terminal()) {
+        return None;
+    }
+    if ends.iter().all(|(_, s, _)| *s == TargetStatus::Succeeded) {
+        return Some((
+            DeploymentStatus::Succeeded,
+            format!("all {} targets succeeded", ends.len()),
+        ));
+    }
+    let failures: Vec<String> = ends
+        .iter()
+        .filter(|(_, s, _)| !matches!(s, TargetStatus::Succeeded | TargetStatus::Skipped))
+        .map(|(name, s, r)| format!("{name} {s}: {}", r.unwrap_or("no reason")))
+        .collect();
+    let status = match input {
+        Input::Abort { .. } => DeploymentStatus::Aborted,
+        Input::Rollback { .. } => DeploymentStatus::RolledBack,
+        _ => DeploymentStatus::Failed,
+    };
+    Some((status, failures.join("; ")))
+}
+
+fn bus_status(status: DeploymentStatus) -> Status {
+    match status {
+        DeploymentStatus::Waiting => Status::Pending,
+        DeploymentStatus::Running => Status::Running,
+        DeploymentStatus::Paused => Status::Paused,
+        DeploymentStatus::Succeeded => Status::Succeeded,
+        DeploymentStatus::Failed => Status::Failed,
+        DeploymentStatus::Aborted | DeploymentStatus::Superseded => Status::Aborted,
+        DeploymentStatus::RolledBack => Status::RolledBack,
+    }
+}
+
+impl Engine {
+    /// An engine over `store`, reaching clusters through `clusters`.
+    pub fn new(store: Store, clusters: Arc<dyn Clusters>, config: EngineConfig) -> Engine {
+        Engine {
+            store,
+            clusters,
+            config,
+        }
+    }
+
+    /// Moves every target of the deployment as far as it can go now and commits the result.
+    /// Idempotent: running it again with nothing new changes nothing.
+    #[tracing::instrument(skip(self, input), fields(%tenant, %id))]
+    pub async fn reconcile(
+        &self,
+        tenant: TenantId,
+        id: DeploymentId,
+        input: &Input,
+    ) -> Result<(), EngineError> {
+        let mut conflicts = 0;
+        let mut input = input.clone();
+        loop {
+            match self.pass(tenant, id, &input).await {
+                Ok(Pass::Settled) => return Ok(()),
+                // Whatever the message carried is committed; the next pass only looks.
+                Ok(Pass::Again) => input = Input::Wake,
+                Err(EngineError::Store(e))
+                    if e.is_conflict() && conflicts < self.config.max_conflicts =>
+                {
+                    conflicts += 1;
+                    tracing::debug!(error = %e, "another replica moved the deployment; re-reading");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn pass(
+        &self,
+        tenant: TenantId,
+        id: DeploymentId,
+        input: &Input,
+    ) -> Result<Pass, EngineError> {
+        let deployment = deployments::get(&self.store, tenant, id).await?;
+        if !deployment.status.is_active() {
+            return Ok(Pass::Settled);
+        }
+        let config = deployments::config(&self.store, tenant, id).await?;
+        let plan: Plan = serde_json::from_value(config.plan.0)?;
+        let rows = targets::list(&self.store, tenant, id).await?;
+        let ctx = Ctx {
+            tenant,
+            deployment: &deployment,
+            plan: &plan,
+            targets: &rows,
+            now: Utc::now(),
+            input,
+            store: &self.store,
+            clusters: self.clusters.as_ref(),
+            config: &self.config,
+        };
+        // Targets move in parallel: independent branches never wait for each other.
+        let runs = plan.targets.iter().filter_map(|tp| {
+            rows.iter()
+                .find(|t| t.name == tp.name)
+                .map(|t| target::reconcile(&ctx, t, tp))
+        });
+        let outcomes: Vec<Outcome> = try_join_all(runs).await?.into_iter().flatten().collect();
+        let end = final_status(&outcomes, &rows, input);
+        if outcomes.is_empty() && end.is_none() {
+            return Ok(Pass::Settled);
+        }
+        let unblocks = end.is_none()
+            && outcomes
+                .iter()
+                .any(|o| o.state.status.is_terminal() || o.state.phase.as_deref() == Some("done"));
+        self.commit(tenant, &deployment, outcomes, end).await?;
+        Ok(if unblocks { Pass::Again } else { Pass::Settled })
+    }
+
+    async fn commit(
+        &self,
+        tenant: TenantId,
+        deployment: &Deployment,
+        outcomes: Vec<Outcome>,
+        end: Option<(DeploymentStatus, String)>,
+    ) -> Result<(), EngineError> {
+        let id = deployment.id;
+        let tenant_uuid = tenant.as_uuid();
+        let mut tx = self.store.begin().await?;
+        let bumped = deployments::bump_version(&mut tx, tenant, id, deployment.version).await?;
+        for mut o in outcomes {
+            for (slot, new) in &o.approvals {
+                let approval = approvals::create(&mut tx, tenant, id, new).await?;
+                let wait = match slot {
+                    Slot::Step => Some(&mut o.progress.wait),
+                    Slot::Gate(i) => o.progress.gates.get_mut(*i),
+                };
+                if let Some(wait) = wait {
+                    wait.approval_id = Some(approval.id);
+                }
+            }
+            let mut state = o.state.clone();
+            state.observed = o.progress.to_json();
+            targets::save(&mut tx, tenant, id, &o.target, o.version, &state).await?;
+            for step in &o.steps {
+                events::record_step(&mut tx, tenant, id, step).await?;
+            }
+            for timer in &o.timers {
+                timers::schedule(&mut tx, tenant, id, timer).await?;
+            }
+            for request in &o.requests {
+                match request {
+                    Request::Analysis(m) => {
+                        let message = CanaryMessage::AnalysisRequested(m.clone());
+                        outbox::enqueue(&mut tx, &Envelope::new(tenant_uuid, message)).await?;
+                    }
+                    Request::Webhook(m) => {
+                        let message = WebhookMessage::WebhookRequested(m.clone());
+                        outbox::enqueue(&mut tx, &Envelope::new(tenant_uuid, message)).await?;
+                    }
+                }
+            }
+            for event in &o.events {
+                outbox::enqueue(&mut tx, &Envelope::new(tenant_uuid, event.clone())).await?;
+            }
+        }
+        if let Some((status, reason)) = end {
+            let done = deployments::transition(
+                &mut tx,
+                tenant,
+                id,
+                bumped.version,
+                status,
+                Some(&reason),
+            )
+            .await?;
+            events::append(
+                &mut tx,
+                tenant,
+                id,
+                &NewEvent {
+                    kind: format!("deployment.{status}"),
+                    target: None,
+                    payload: serde_json::json!({"status": status, "reason": reason}),
+                },
+            )
+            .await?;
+            timers::cancel_for_deployment(&mut tx, tenant, id).await?;
+            let event = DeploymentEvent::DeploymentStatus {
+                deployment_id: id.as_uuid(),
+                status: bus_status(status),
+                reason: Some(reason),
+            };
+            outbox::enqueue(&mut tx, &Envelope::new(tenant_uuid, event)).await?;
+            // The application's queued deployment (enqueueOne) starts now.
+            if let Some(next) = done.promoted {
+                let start = SchedulerMessage::DeploymentStarted(DeploymentStarted {
+                    deployment_id: next.id.as_uuid(),
+                });
+                outbox::enqueue(&mut tx, &Envelope::new(tenant_uuid, start)).await?;
+            }
+            tracing::info!(%status, "deployment ended");
+        }
+        tx.commit().await.map_err(ferry_store::StoreError::from)?;
+        Ok(())
+    }
+}
+
+impl Handler for Engine {
+    type Message = SchedulerMessage;
+
+    async fn handle(&self, message: Incoming<SchedulerMessage>) -> Result<(), HandlerError> {
+        let envelope = &message.envelope;
+        let tenant = TenantId(envelope.tenant_id);
+        let id = DeploymentId(envelope.payload.deployment_id());
+        let input = Input::from_message(&envelope.payload);
+        self.reconcile(tenant, id, &input).await.map_err(|e| {
+            if e.is_permanent() {
+                tracing::error!(error = %e, %id, "deployment cannot be reconciled");
+                HandlerError::permanent(e)
+            } else {
+                tracing::warn!(error = %e, %id, "reconcile failed; retrying later");
+                HandlerError::retryable(e)
+            }
+        })
+    }
+}
+
+/// A wake-up of `deployment`, in the caller's transaction: the scheduler consumes it and
+/// reconciles the deployment (timers use it to turn a due row into a reconcile).
+pub(crate) fn wake_up(tenant: Uuid, deployment: Uuid) -> Envelope<SchedulerMessage> {
+    Envelope::new(
+        tenant,
+        SchedulerMessage::DeploymentStarted(DeploymentStarted {
+            deployment_id: deployment,
+        }),
+    )
+}

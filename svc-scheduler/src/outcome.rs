@@ -1,0 +1,88 @@
+//! What reconciling a target decides, to be committed in one transaction: the new target state
+//! and the step history rows, timers, approvals and outbox messages that go with it; and the
+//! input a message brings to a reconcile.
+
+use crate::progress::Progress;
+use ferry_bus::DeploymentEvent;
+use ferry_bus::messages::{AnalysisRequested, WebhookRequested};
+use ferry_store::approvals::NewApproval;
+use ferry_store::events::StepChange;
+use ferry_store::targets::TargetState;
+use ferry_store::timers::NewTimer;
+use uuid::Uuid;
+
+/// What caused a reconcile, beyond "look again".
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    /// Re-read and move every target on (start, timer, approval decided).
+    Wake,
+    /// An analysis or webhook finished.
+    Completed {
+        /// The request id.
+        id: Uuid,
+        /// Whether it passed.
+        success: bool,
+        /// Why, for humans.
+        reason: Option<String>,
+    },
+    /// End a pause of a target's strategy step now.
+    SkipPause {
+        /// The target.
+        target: String,
+        /// The step index.
+        step_index: u32,
+    },
+    /// Stop the deployment: roll back what is in progress, start nothing more.
+    Abort {
+        /// Why.
+        reason: String,
+    },
+    /// Roll back one target (or every target in progress).
+    Rollback {
+        /// The target, or all.
+        target: Option<String>,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Where an approval's id is kept once its row exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    /// The current strategy step.
+    Step,
+    /// A gate by index.
+    Gate(usize),
+}
+
+/// A request to another service, sent through the outbox.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Request {
+    /// To svc-canary.
+    Analysis(AnalysisRequested),
+    /// To svc-webhook.
+    Webhook(WebhookRequested),
+}
+
+/// The decided change of one target.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The target's name.
+    pub target: String,
+    /// The version it was read at.
+    pub version: i64,
+    /// Its new state (`observed` is filled from `progress` at commit).
+    pub state: TargetState,
+    /// The engine's record.
+    pub progress: Progress,
+    /// Step history rows (each also an event).
+    pub steps: Vec<StepChange>,
+    /// Timers to write.
+    pub timers: Vec<NewTimer>,
+    /// Approvals to create, and where their id goes.
+    pub approvals: Vec<(Slot, NewApproval)>,
+    /// Requests to other services.
+    pub requests: Vec<Request>,
+    /// Events for `ferry.events`.
+    pub events: Vec<DeploymentEvent>,
+}

@@ -1,0 +1,599 @@
+//! Reconciling one target: from its stored status, phase, step and [`Progress`], do the
+//! idempotent cluster work the plan asks for next and decide the new state and its effects
+//! ([`Outcome`]). Nothing here writes to the database; the engine commits the outcome.
+//!
+//! Phases: `pending` (dependsOn) → `before_deployment` (gates) → `deploying` (apply, managed
+//! ReplicaSets) → `steps` (canary) → `promoting` (100%, old version removed) →
+//! `after_deployment` (gates) → done. A failure while the new version runs rolls back.
+
+use crate::cluster::{self, RsState};
+use crate::clusters::Clusters;
+use crate::outcome::{Input, Outcome, Slot};
+use crate::progress::{Phase, Progress, Stable, WaitState, Workload};
+use crate::render::{self, RenderContext, canary_pods, human_duration};
+use crate::{EngineConfig, EngineError};
+use chrono::{DateTime, Utc};
+use ferry_bus::DeploymentEvent;
+use ferry_bus::messages::Status;
+use ferry_deploy::{Plan, Step, Strategy, TargetPlan};
+use ferry_store::deployments::Deployment;
+use ferry_store::events::{StepChange, StepStatus};
+use ferry_store::targets::{Target, TargetState, TargetStatus};
+use ferry_store::{Store, TenantId};
+
+/// What every target of one reconcile pass shares.
+pub(crate) struct Ctx<'a> {
+    pub tenant: TenantId,
+    pub deployment: &'a Deployment,
+    pub plan: &'a Plan,
+    /// Every target as read at the start of the pass (for dependsOn).
+    pub targets: &'a [Target],
+    pub now: DateTime<Utc>,
+    pub input: &'a Input,
+    pub store: &'a Store,
+    pub clusters: &'a dyn Clusters,
+    pub config: &'a EngineConfig,
+}
+
+/// One target being reconciled.
+pub(crate) struct Run<'a> {
+    pub ctx: &'a Ctx<'a>,
+    pub target: &'a Target,
+    plan: &'a TargetPlan,
+    progress: Progress,
+    status: TargetStatus,
+    phase: Phase,
+    step_index: i32,
+    reason: Option<String>,
+    pub out: Outcome,
+}
+
+/// Whether a phase handler moved on or must wait for the next wake-up.
+enum Flow {
+    Continue,
+    Wait,
+}
+
+/// The bus's status for a target status.
+fn bus_status(status: TargetStatus) -> Status {
+    match status {
+        TargetStatus::Pending => Status::Pending,
+        TargetStatus::Running | TargetStatus::RollingBack => Status::Running,
+        TargetStatus::Paused => Status::Paused,
+        TargetStatus::Succeeded => Status::Succeeded,
+        TargetStatus::Failed => Status::Failed,
+        TargetStatus::RolledBack => Status::RolledBack,
+        TargetStatus::Aborted | TargetStatus::Skipped => Status::Aborted,
+    }
+}
+
+/// Reconciles `target` against its plan; `None` when nothing changed.
+pub(crate) async fn reconcile(
+    ctx: &Ctx<'_>,
+    target: &Target,
+    plan: &TargetPlan,
+) -> Result<Option<Outcome>, EngineError> {
+    if target.status.is_terminal() {
+        return Ok(None);
+    }
+    let mut run = Run {
+        ctx,
+        target,
+        plan,
+        progress: Progress::from_json(&target.observed.0),
+        status: target.status,
+        phase: Phase::parse(target.phase.as_deref()),
+        step_index: target.step_index,
+        reason: target.reason.clone(),
+        out: Outcome {
+            target: target.name.clone(),
+            version: target.version,
+            state: TargetState {
+                status: target.status,
+                phase: target.phase.clone(),
+                desired: target.desired.0.clone(),
+                observed: target.observed.0.clone(),
+                step_index: target.step_index,
+                reason: target.reason.clone(),
+            },
+            progress: Progress::default(),
+            steps: Vec::new(),
+            timers: Vec::new(),
+            approvals: Vec::new(),
+            requests: Vec::new(),
+            events: Vec::new(),
+        },
+    };
+    run.drive().await?;
+    Ok(run.finish())
+}
+
+impl<'a> Run<'a> {
+    async fn drive(&mut self) -> Result<(), EngineError> {
+        match self.ctx.input.clone() {
+            Input::Completed {
+                id,
+                success,
+                reason,
+            } => {
+                if let Some(wait) = self.progress.wait_for_request(id) {
+                    wait.outcome = Some(success);
+                    wait.outcome_reason = reason;
+                }
+            }
+            Input::Abort { reason } => {
+                if self.phase.has_deployed() || self.phase == Phase::Deploying {
+                    self.roll_back(format!("aborted and rolled back: {reason}"))
+                        .await?;
+                }
+                let status = if self.phase == Phase::Pending {
+                    TargetStatus::Skipped
+                } else {
+                    TargetStatus::Aborted
+                };
+                self.end(status, StepStatus::Aborted, format!("aborted: {reason}"));
+                return Ok(());
+            }
+            Input::Rollback { target, reason } => {
+                let mine = target.as_ref().is_none_or(|t| *t == self.target.name);
+                if mine && self.phase.has_deployed() {
+                    self.roll_back(format!("rolled back on request: {reason}"))
+                        .await?;
+                    return Ok(());
+                }
+            }
+            Input::Wake | Input::SkipPause { .. } => {}
+        }
+        loop {
+            let flow = match self.phase {
+                Phase::Pending => self.pending(),
+                Phase::BeforeDeployment => self.gates(true).await?,
+                Phase::Deploying => self.deploy().await?,
+                Phase::Steps => self.steps().await?,
+                Phase::Promoting => self.promote().await?,
+                Phase::AfterDeployment => self.gates(false).await?,
+                Phase::Done => Flow::Wait,
+            };
+            if matches!(flow, Flow::Wait) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The outcome, or `None` when nothing changed.
+    fn finish(mut self) -> Option<Outcome> {
+        let before = &self.out.state;
+        let unchanged = before.status == self.status
+            && before.phase.as_deref() == Some(self.phase.as_str())
+            && before.step_index == self.step_index
+            && before.reason == self.reason
+            && Progress::from_json(&self.target.observed.0) == self.progress
+            && self.out.steps.is_empty()
+            && self.out.timers.is_empty()
+            && self.out.approvals.is_empty()
+            && self.out.requests.is_empty();
+        if unchanged {
+            return None;
+        }
+        if before.status != self.status {
+            self.out.events.push(DeploymentEvent::TargetStatus {
+                deployment_id: self.ctx.deployment.id.as_uuid(),
+                target: self.target.name.clone(),
+                status: bus_status(self.status),
+                reason: self.reason.clone(),
+            });
+        }
+        self.out.state = TargetState {
+            status: self.status,
+            phase: Some(self.phase.as_str().to_string()),
+            desired: self.target.desired.0.clone(),
+            observed: self.progress.to_json(),
+            step_index: self.step_index,
+            reason: self.reason.clone(),
+        };
+        self.out.progress = self.progress;
+        Some(self.out)
+    }
+
+    fn record(&mut self, status: StepStatus, reason: String) {
+        let step_index = (self.phase == Phase::Steps).then_some(self.step_index);
+        self.out.steps.push(StepChange {
+            target: self.target.name.clone(),
+            step_index,
+            status,
+            reason: reason.clone(),
+            details: serde_json::json!({"phase": self.phase.as_str()}),
+        });
+        self.reason = Some(reason);
+    }
+
+    /// Waits with `reason`, recording it once (not again on every tick).
+    fn wait_with(&mut self, status: TargetStatus, reason: String) -> Flow {
+        self.status = status;
+        if self.reason.as_deref() != Some(reason.as_str()) {
+            self.record(StepStatus::Waiting, reason);
+        }
+        Flow::Wait
+    }
+
+    fn end(&mut self, status: TargetStatus, step: StepStatus, reason: String) {
+        self.status = status;
+        self.record(step, reason);
+        self.phase = Phase::Done;
+        self.progress.deadline = None;
+    }
+
+    async fn client(&self) -> Result<kube::Client, EngineError> {
+        Ok(self
+            .ctx
+            .clusters
+            .client(self.ctx.tenant, &self.target.account)
+            .await
+            .map_err(cluster::KubeOpError::from)?)
+    }
+
+    fn pending(&mut self) -> Flow {
+        for dep in &self.plan.depends_on {
+            let status = self
+                .ctx
+                .targets
+                .iter()
+                .find(|t| t.name == *dep)
+                .map(|t| t.status);
+            match status {
+                Some(TargetStatus::Succeeded) => {}
+                Some(s) if s.is_terminal() => {
+                    self.end(
+                        TargetStatus::Skipped,
+                        StepStatus::Skipped,
+                        format!("not started: {dep} {s}"),
+                    );
+                    return Flow::Wait;
+                }
+                _ => return Flow::Wait,
+            }
+        }
+        self.status = TargetStatus::Running;
+        self.phase = Phase::BeforeDeployment;
+        self.record(StepStatus::Started, "started".into());
+        Flow::Continue
+    }
+
+    async fn gates(&mut self, before: bool) -> Result<Flow, EngineError> {
+        let (steps, prefix) = if before {
+            (&self.plan.before_deployment, "before")
+        } else {
+            (&self.plan.after_deployment, "after")
+        };
+        self.progress
+            .gates
+            .resize(steps.len(), WaitState::default());
+        let mut waiting = None;
+        let mut failed = None;
+        for (i, step) in steps.iter().enumerate() {
+            let gate = std::mem::take(&mut self.progress.gates[i]);
+            let was_done = gate.done;
+            let (gate, poll) = self
+                .poll_wait(step, gate, Slot::Gate(i), &format!("{prefix}:{i}"), i as u32)
+                .await?;
+            self.progress.gates[i] = gate;
+            match poll {
+                crate::waits::Poll::Waiting(r) => {
+                    waiting.get_or_insert(r);
+                }
+                crate::waits::Poll::Failed(r) => {
+                    failed.get_or_insert(r);
+                }
+                crate::waits::Poll::Done(r) if !was_done => {
+                    self.record(StepStatus::Succeeded, format!("{prefix} deployment: {r}"));
+                }
+                crate::waits::Poll::Done(_) => {}
+            }
+        }
+        if let Some(r) = failed {
+            // Before: nothing was deployed. After: the target stays deployed, its dependents
+            // never start.
+            self.end(
+                TargetStatus::Failed,
+                StepStatus::Failed,
+                format!("{prefix} deployment: {r}"),
+            );
+            return Ok(Flow::Wait);
+        }
+        if let Some(r) = waiting {
+            return Ok(self.wait_with(TargetStatus::Paused, format!("{prefix} deployment: {r}")));
+        }
+        self.progress.gates.clear();
+        self.status = TargetStatus::Running;
+        if before {
+            self.phase = Phase::Deploying;
+        } else {
+            self.end(
+                TargetStatus::Succeeded,
+                StepStatus::Succeeded,
+                "deployed".into(),
+            );
+        }
+        Ok(Flow::Continue)
+    }
+
+    async fn deploy(&mut self) -> Result<Flow, EngineError> {
+        if let Strategy::BlueGreen { .. } = self.plan.strategy {
+            self.end(
+                TargetStatus::Failed,
+                StepStatus::Failed,
+                "the blueGreen strategy is not supported by this scheduler yet".into(),
+            );
+            return Ok(Flow::Wait);
+        }
+        let client = self.client().await?;
+        let rctx = RenderContext {
+            application: self.ctx.plan.application.clone(),
+            deployment_id: self.ctx.deployment.id.to_string(),
+            target: self.target.name.clone(),
+        };
+        let keep = self.ctx.plan.deployment_config.keep_deployment_object;
+        let mut found = Vec::new();
+        let mut applied = 0;
+        for m in &self.plan.manifests {
+            let is_workload = m.kind == "Deployment"
+                && m.object["apiVersion"].as_str() == Some("apps/v1");
+            if !is_workload {
+                let object = render::with_namespace(&m.object, m.namespace.as_deref());
+                cluster::apply(&client, &object).await?;
+                applied += 1;
+                continue;
+            }
+            let namespace = m.namespace.clone().unwrap_or_else(|| "default".into());
+            let rs = render::managed_replica_set(&m.object, &namespace, &rctx);
+            cluster::adopt_user_deployment(&client, &rctx.application, &rctx.target, &rs, keep)
+                .await?;
+            let existing = cluster::replica_set_state(&client, &namespace, &rs.name).await?;
+            let stable =
+                cluster::running_versions(&client, &rctx.application, &rctx.target, &rs).await?;
+            found.push((rs, existing, stable));
+        }
+        let first = found.iter().all(|(_, _, stable)| stable.is_empty());
+        let canary = matches!(self.plan.strategy, Strategy::Canary { .. }) && !first;
+        let mut names = Vec::new();
+        let mut workloads = Vec::new();
+        for (rs, existing, stable) in found {
+            cluster::ensure_replica_set(&client, &rs, if canary { 0 } else { rs.replicas })
+                .await?;
+            names.push(rs.name.clone());
+            workloads.push(Workload {
+                name: rs.workload.clone(),
+                namespace: rs.namespace.clone(),
+                new_rs: rs.name.clone(),
+                new_initial: existing.map(|e| e.desired).unwrap_or(0),
+                replicas: rs.replicas,
+                stable: stable
+                    .into_iter()
+                    .map(|(name, replicas)| Stable { name, replicas })
+                    .collect(),
+            });
+        }
+        self.progress.workloads = workloads;
+        self.progress.first = first;
+        let mut reason = format!("applied {applied} objects");
+        if !names.is_empty() {
+            reason.push_str(&format!("; new ReplicaSet {}", names.join(", ")));
+        }
+        if first && !names.is_empty() {
+            reason.push_str("; first deployment to this target: straight to 100%");
+        }
+        self.record(StepStatus::Progressing, reason);
+        if canary {
+            self.phase = Phase::Steps;
+            self.step_index = 0;
+        } else {
+            self.phase = Phase::Promoting;
+        }
+        Ok(Flow::Continue)
+    }
+
+    async fn steps(&mut self) -> Result<Flow, EngineError> {
+        let Strategy::Canary { steps } = &self.plan.strategy else {
+            self.phase = Phase::Promoting;
+            return Ok(Flow::Continue);
+        };
+        let index = self.step_index.max(0) as usize;
+        let Some(step) = steps.get(index) else {
+            self.phase = Phase::Promoting;
+            return Ok(Flow::Continue);
+        };
+        match step {
+            Step::SetWeight { weight } => self.set_weight(*weight).await,
+            Step::ExposeServices { .. } => {
+                self.record(
+                    StepStatus::Skipped,
+                    "exposeServices is not supported by this scheduler yet; skipped".into(),
+                );
+                self.step_index += 1;
+                Ok(Flow::Continue)
+            }
+            wait_step => {
+                let wait = std::mem::take(&mut self.progress.wait);
+                let key = format!("step:{index}");
+                let (wait, poll) = self
+                    .poll_wait(wait_step, wait, Slot::Step, &key, index as u32)
+                    .await?;
+                self.progress.wait = wait;
+                match poll {
+                    crate::waits::Poll::Waiting(r) => {
+                        let status = if matches!(wait_step, Step::Pause { .. }) {
+                            TargetStatus::Paused
+                        } else {
+                            TargetStatus::Running
+                        };
+                        Ok(self.wait_with(status, r))
+                    }
+                    crate::waits::Poll::Done(r) => {
+                        self.record(StepStatus::Succeeded, r);
+                        self.progress.wait = WaitState::default();
+                        self.status = TargetStatus::Running;
+                        self.step_index += 1;
+                        Ok(Flow::Continue)
+                    }
+                    crate::waits::Poll::Failed(r) => {
+                        self.roll_back(format!("rolled back: {r}")).await?;
+                        Ok(Flow::Wait)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sizes of the new ReplicaSets after scaling them to `sizes` (per workload).
+    async fn scale_new(
+        &self,
+        client: &kube::Client,
+        sizes: &[i32],
+    ) -> Result<Vec<RsState>, EngineError> {
+        let mut states = Vec::new();
+        for (w, size) in self.progress.workloads.iter().zip(sizes) {
+            cluster::scale(client, &w.namespace, &w.new_rs, *size).await?;
+            let state = cluster::replica_set_state(client, &w.namespace, &w.new_rs)
+                .await?
+                .unwrap_or(RsState {
+                    desired: 0,
+                    ready: 0,
+                });
+            states.push(state);
+        }
+        Ok(states)
+    }
+
+    async fn set_weight(&mut self, weight: u8) -> Result<Flow, EngineError> {
+        let client = self.client().await?;
+        let sizes: Vec<i32> = self
+            .progress
+            .workloads
+            .iter()
+            .map(|w| canary_pods(w.replicas, weight))
+            .collect();
+        let states = self.scale_new(&client, &sizes).await?;
+        let want: i32 = sizes.iter().sum();
+        let ready: i32 = states.iter().zip(&sizes).map(|(s, n)| s.ready.min(*n)).sum();
+        let total: i32 = self.progress.workloads.iter().map(|w| w.replicas).sum();
+        if ready < want {
+            return self
+                .await_pods(format!(
+                    "canary at {weight}%: waiting for pods ({ready}/{want} ready)"
+                ))
+                .await;
+        }
+        // The canary serves: only now give up the same number of stable pods.
+        for (w, n) in self.progress.workloads.iter().zip(&sizes) {
+            if let Some(stable) = w.stable.first() {
+                let size = (w.replicas - n).max(0).min(stable.replicas);
+                cluster::scale(&client, &w.namespace, &stable.name, size).await?;
+            }
+        }
+        self.progress.deadline = None;
+        self.progress.weight = Some(weight);
+        self.status = TargetStatus::Running;
+        self.record(
+            StepStatus::Succeeded,
+            format!("canary at {weight}% ({ready}/{total} pods ready)"),
+        );
+        self.out.events.push(DeploymentEvent::Step {
+            deployment_id: self.ctx.deployment.id.as_uuid(),
+            target: self.target.name.clone(),
+            step_index: self.step_index as u32,
+            weight: Some(weight),
+        });
+        self.step_index += 1;
+        Ok(Flow::Continue)
+    }
+
+    async fn promote(&mut self) -> Result<Flow, EngineError> {
+        let client = self.client().await?;
+        let sizes: Vec<i32> = self.progress.workloads.iter().map(|w| w.replicas).collect();
+        let states = self.scale_new(&client, &sizes).await?;
+        let total: i32 = sizes.iter().sum();
+        let ready: i32 = states.iter().zip(&sizes).map(|(s, n)| s.ready.min(*n)).sum();
+        if ready < total {
+            let what = if self.progress.first {
+                "first deployment at 100%"
+            } else {
+                "promoting to 100%"
+            };
+            return self
+                .await_pods(format!("{what}: waiting for pods ({ready}/{total} ready)"))
+                .await;
+        }
+        let keep = self.ctx.plan.deployment_config.keep_deployment_object;
+        for w in &self.progress.workloads {
+            for stable in &w.stable {
+                cluster::delete_replica_set(&client, &w.namespace, &stable.name).await?;
+            }
+            if keep {
+                cluster::retire_user_deployment(&client, &w.namespace, &w.name).await?;
+            }
+        }
+        self.progress.deadline = None;
+        self.progress.weight = Some(100);
+        self.status = TargetStatus::Running;
+        let reason = if self.progress.workloads.is_empty() {
+            "applied".to_string()
+        } else if self.progress.first {
+            format!("first deployment at 100% ({ready}/{total} pods ready)")
+        } else {
+            format!("at 100% ({ready}/{total} pods ready); old version removed")
+        };
+        self.record(StepStatus::Succeeded, reason);
+        if !self.progress.workloads.is_empty() {
+            self.out.events.push(DeploymentEvent::Step {
+                deployment_id: self.ctx.deployment.id.as_uuid(),
+                target: self.target.name.clone(),
+                step_index: self.step_index.max(0) as u32,
+                weight: Some(100),
+            });
+        }
+        self.phase = Phase::AfterDeployment;
+        Ok(Flow::Continue)
+    }
+
+    /// Pods are not ready yet: roll back past the deadline, else look again after a tick.
+    async fn await_pods(&mut self, reason: String) -> Result<Flow, EngineError> {
+        let now = self.ctx.now;
+        let timeout = self.ctx.plan.deployment_config.timeout_secs;
+        let deadline = *self
+            .progress
+            .deadline
+            .get_or_insert(now + chrono::Duration::seconds(timeout as i64));
+        if now >= deadline {
+            let why = format!("rolled back: pods not ready after {}", human_duration(timeout));
+            self.roll_back(why).await?;
+            return Ok(Flow::Wait);
+        }
+        if self.progress.next_tick.is_none_or(|t| t <= now) {
+            let at = now + chrono::Duration::from_std(self.ctx.config.tick).unwrap_or_default();
+            self.progress.next_tick = Some(at);
+            self.timer(format!("tick:{}", at.timestamp_millis()), at);
+        }
+        Ok(self.wait_with(TargetStatus::Running, reason))
+    }
+
+    /// Restores the running versions and removes what this deployment added.
+    async fn roll_back(&mut self, reason: String) -> Result<(), EngineError> {
+        if !self.progress.workloads.is_empty() {
+            let client = self.client().await?;
+            for w in &self.progress.workloads {
+                // Capacity first: the old version back to full size, then the new one goes.
+                for stable in &w.stable {
+                    cluster::scale(&client, &w.namespace, &stable.name, stable.replicas).await?;
+                }
+                if w.new_initial == 0 {
+                    cluster::delete_replica_set(&client, &w.namespace, &w.new_rs).await?;
+                } else {
+                    cluster::scale(&client, &w.namespace, &w.new_rs, w.new_initial).await?;
+                }
+            }
+        }
+        self.progress.next_tick = None;
+        self.end(TargetStatus::RolledBack, StepStatus::RolledBack, reason);
+        Ok(())
+    }
+}

@@ -1,0 +1,189 @@
+//! Waiting steps shared by strategies and gates: timed pauses (a durable timer), approvals (an
+//! approval row, optionally expiring), analyses and webhooks (a request through the outbox and
+//! its completion message). Polling one is idempotent: it starts the step once, then only looks.
+
+use crate::outcome::{Request, Slot};
+use crate::progress::WaitState;
+use crate::render::human_duration;
+use crate::target::Run;
+use ferry_bus::messages::{AnalysisRequested, WebhookRequested};
+use ferry_deploy::{Pause, Step};
+use ferry_store::approvals::{self, Decision, NewApproval};
+use ferry_store::timers::NewTimer;
+use uuid::Uuid;
+
+/// Where a waiting step is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Poll {
+    /// Still waiting; why, for humans.
+    Waiting(String),
+    /// Finished; what happened.
+    Done(String),
+    /// Failed; why.
+    Failed(String),
+}
+
+impl Run<'_> {
+    /// Starts (once) and checks the waiting `step` whose state is `wait`. `key` names the step
+    /// within the target (`step:2`, `before:0`) for timers and approvals; `index` is the number
+    /// sent with requests.
+    pub(crate) async fn poll_wait(
+        &mut self,
+        step: &Step,
+        mut wait: WaitState,
+        slot: Slot,
+        key: &str,
+        index: u32,
+    ) -> Result<(WaitState, Poll), crate::EngineError> {
+        if wait.done {
+            return Ok((wait, Poll::Done("already done".into())));
+        }
+        let now = self.ctx.now;
+        let target = self.target.name.clone();
+        let poll = match step {
+            Step::Pause {
+                pause: Pause::Duration(secs),
+            } => {
+                let until = *wait
+                    .wait_until
+                    .get_or_insert(now + chrono::Duration::seconds(*secs as i64));
+                if !wait.started {
+                    wait.started = true;
+                    self.timer(format!("pause:{key}"), until);
+                }
+                if self.skip_requested(slot, index) {
+                    Poll::Done(format!("pause of {} skipped", human_duration(*secs)))
+                } else if now >= until {
+                    Poll::Done(format!("pause of {} ended", human_duration(*secs)))
+                } else {
+                    Poll::Waiting(format!("paused for {}", human_duration(*secs)))
+                }
+            }
+            Step::Pause {
+                pause:
+                    Pause::UntilApproved {
+                        requires_roles,
+                        expiration_secs,
+                    },
+            } => {
+                let roles = if requires_roles.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (roles: {})", requires_roles.join(", "))
+                };
+                if !wait.started {
+                    wait.started = true;
+                    wait.expires_at =
+                        expiration_secs.map(|s| now + chrono::Duration::seconds(s as i64));
+                    if let Some(at) = wait.expires_at {
+                        self.timer(format!("expire:{key}"), at);
+                    }
+                    self.out.approvals.push((
+                        slot,
+                        NewApproval {
+                            target: target.clone(),
+                            step_key: key.to_string(),
+                            requires_roles: requires_roles.clone(),
+                            expires_at: wait.expires_at,
+                        },
+                    ));
+                }
+                let decided = match wait.approval_id {
+                    Some(id) => approvals::get(self.ctx.store, self.ctx.tenant, id)
+                        .await?
+                        .decision
+                        .map(|d| (d, id)),
+                    None => None,
+                };
+                match decided {
+                    _ if self.skip_requested(slot, index) => {
+                        Poll::Done("approval skipped on request".into())
+                    }
+                    Some((Decision::Approve, id)) => {
+                        let who = self.decider(id).await?;
+                        Poll::Done(format!("approved by {who}"))
+                    }
+                    Some((Decision::Reject, id)) => {
+                        let who = self.decider(id).await?;
+                        Poll::Failed(format!("approval rejected by {who}"))
+                    }
+                    None if wait.expires_at.is_some_and(|at| now >= at) => Poll::Failed(
+                        format!(
+                            "approval expired after {}",
+                            human_duration(expiration_secs.unwrap_or_default())
+                        ),
+                    ),
+                    None => Poll::Waiting(format!("waiting for approval{roles}")),
+                }
+            }
+            Step::Analysis(_) | Step::RunWebhook { .. } => {
+                let what = match step {
+                    Step::RunWebhook { webhook, .. } => format!("webhook {:?}", webhook.name),
+                    _ => "analysis".to_string(),
+                };
+                if !wait.started {
+                    wait.started = true;
+                    let id = Uuid::now_v7();
+                    wait.request_id = Some(id);
+                    let deployment_id = self.ctx.deployment.id.as_uuid();
+                    self.out.requests.push(match step {
+                        Step::RunWebhook { webhook, .. } => Request::Webhook(WebhookRequested {
+                            deployment_id,
+                            target: Some(target.clone()),
+                            step_index: Some(index),
+                            webhook_id: id,
+                            webhook_name: webhook.name.clone(),
+                        }),
+                        _ => Request::Analysis(AnalysisRequested {
+                            deployment_id,
+                            target: target.clone(),
+                            step_index: index,
+                            analysis_id: id,
+                        }),
+                    });
+                }
+                let why = wait
+                    .outcome_reason
+                    .clone()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default();
+                match wait.outcome {
+                    Some(true) => Poll::Done(format!("{what} passed{why}")),
+                    Some(false) => Poll::Failed(format!("{what} failed{why}")),
+                    None => Poll::Waiting(format!("waiting for {what}")),
+                }
+            }
+            Step::SetWeight { .. } | Step::ExposeServices { .. } => {
+                Poll::Failed(format!("{step:?} is not a waiting step"))
+            }
+        };
+        if matches!(poll, Poll::Done(_)) {
+            wait.done = true;
+        }
+        Ok((wait, poll))
+    }
+
+    async fn decider(&self, id: Uuid) -> Result<String, crate::EngineError> {
+        let approval = approvals::get(self.ctx.store, self.ctx.tenant, id).await?;
+        Ok(approval.decided_by.unwrap_or_else(|| "someone".into()))
+    }
+
+    fn skip_requested(&self, slot: Slot, index: u32) -> bool {
+        matches!(
+            (&self.ctx.input, slot),
+            (crate::outcome::Input::SkipPause { target, step_index }, Slot::Step)
+                if *target == self.target.name && *step_index == index
+        )
+    }
+
+    /// Writes a timer that wakes this deployment at `at`.
+    pub(crate) fn timer(&mut self, key: String, at: chrono::DateTime<chrono::Utc>) {
+        self.out.timers.push(NewTimer {
+            target: Some(self.target.name.clone()),
+            kind: "reconcile".into(),
+            key: format!("{}:{key}", self.target.name),
+            fire_at: at,
+            payload: serde_json::json!({}),
+        });
+    }
+}
