@@ -1,6 +1,10 @@
 # Shared by the scripts: messages, waiting with a deadline, the cargo target directory.
 
-say() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
+if [ -t 2 ]; then
+  say() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
+else
+  say() { printf '==> %s\n' "$*" >&2; }
+fi
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # True when something listens on 127.0.0.1:$1.

@@ -30,8 +30,10 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// in chunks, so this bounds the memory of a slow agent.
 const OUTBOUND_CAPACITY: usize = 16;
 
-/// Response parts queued for one request between the agent's stream and the bus: with
-/// [`ferry_proto::MAX_CHUNK_BYTES`] chunks this bounds the hub's memory per request.
+/// Response parts queued for one request between the agent's stream and the bus. With
+/// chunks of at most [`ferry_proto::MAX_CHUNK_BYTES`] this bounds the body bytes the hub holds
+/// per request to (`PENDING_CAPACITY` + 3) chunks: the queue, one part waiting to enter it, and
+/// the message being published (less than a chunk's worth plus one last chunk).
 pub const PENDING_CAPACITY: usize = 8;
 
 /// The longest agent identifier accepted (a DNS name's length).
