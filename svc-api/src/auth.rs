@@ -1,6 +1,8 @@
 //! Bearer-token authentication for the REST API: the [`Principal`] extractor verifies the
 //! `Authorization: Bearer` token against this issuer's own published keys (in process, audience
-//! `ferry-api`) and yields who is calling, for which tenant, with which roles.
+//! `ferry-api`) and yields who is calling, for which tenant, with which roles; it also spends
+//! one token of the tenant's rate limit. [`roles`] names which roles each kind of operation
+//! needs.
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -46,6 +48,48 @@ impl Principal {
     }
 }
 
+/// Built-in role names and which of them each kind of operation needs. Admins can do what
+/// deployers can, deployers what viewers can; the Agent role gets nothing under `/v1`.
+pub mod roles {
+    /// Administers the organization's tenants (and everything in them).
+    pub const ORGANIZATION_ADMIN: &str = "Organization Admin";
+    /// Administers one tenant: roles, credentials, secrets, metric providers.
+    pub const TENANT_ADMIN: &str = "Tenant Admin";
+    /// Starts deployments and acts on them.
+    pub const DEPLOYER: &str = "Deployer";
+    /// Reads everything of the tenant except secrets' values.
+    pub const VIEWER: &str = "Viewer";
+
+    /// Roles that may read.
+    pub const READ: &[&str] = &[VIEWER, DEPLOYER, TENANT_ADMIN, ORGANIZATION_ADMIN];
+    /// Roles that may start and act on deployments.
+    pub const DEPLOY: &[&str] = &[DEPLOYER, TENANT_ADMIN, ORGANIZATION_ADMIN];
+    /// Roles that may manage the tenant's roles, credentials, secrets and providers.
+    pub const ADMIN: &[&str] = &[TENANT_ADMIN, ORGANIZATION_ADMIN];
+}
+
+impl Principal {
+    /// `Ok` when the principal may read the tenant's resources, else 403.
+    pub fn can_read(&self) -> Result<(), ApiError> {
+        self.require_any_role(roles::READ)
+    }
+
+    /// `Ok` when the principal may start and act on deployments, else 403.
+    pub fn can_deploy(&self) -> Result<(), ApiError> {
+        self.require_any_role(roles::DEPLOY)
+    }
+
+    /// `Ok` when the principal administers the tenant, else 403.
+    pub fn can_admin(&self) -> Result<(), ApiError> {
+        self.require_any_role(roles::ADMIN)
+    }
+
+    /// Whether the principal administers the tenant.
+    pub fn is_admin(&self) -> bool {
+        roles::ADMIN.iter().any(|role| self.has_role(role))
+    }
+}
+
 /// `Ok` when `principal` holds `role`, else 403; for handlers that read better as a function.
 pub fn require_role(principal: &Principal, role: &str) -> Result<(), ApiError> {
     principal.require_role(role)
@@ -78,8 +122,14 @@ impl FromRequestParts<AppState> for Principal {
             .verify_api_token(token)
             .await
             .map_err(|error| ApiError::Unauthorized(refusal(&error).into()))?;
+        let tenant = TenantId(claims.tenant);
+        // Limited per tenant, after verification: an unauthenticated flood cannot spend a
+        // tenant's budget.
+        state.limiter.acquire(tenant).map_err(|wait| ApiError::RateLimited {
+            retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+        })?;
         Ok(Principal {
-            tenant: TenantId(claims.tenant),
+            tenant,
             subject: claims.sub,
             roles: claims.roles,
         })

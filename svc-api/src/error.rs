@@ -10,7 +10,7 @@ use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use ferry_store::StoreError;
+use ferry_store::{DeploymentId, StoreError};
 use serde::Serialize;
 use tracing::Instrument;
 
@@ -40,6 +40,34 @@ pub enum ApiError {
     /// The signing keys could not be used.
     #[error(transparent)]
     Keys(#[from] KeyError),
+    /// The deploy file (or its manifests) failed validation; every problem is listed.
+    #[error("the deploy file has {} error(s)", .0.len())]
+    InvalidDeployFile(ferry_deploy::Diagnostics),
+    /// The application already has a deployment in flight and the file says `reject`.
+    #[error("application busy: deployment {running} is in progress")]
+    Busy {
+        /// The deployment holding the application's slot.
+        running: DeploymentId,
+    },
+    /// The request does not fit the resource's current state (e.g. acting on an ended
+    /// deployment, deciding an approval twice).
+    #[error("{0}")]
+    Conflict(String),
+    /// The request body is larger than the configured limit.
+    #[error("the request body is larger than the server accepts")]
+    PayloadTooLarge,
+    /// The tenant's request budget is spent; retry after the given number of seconds.
+    #[error("too many requests for this tenant; retry in {retry_after_secs} s")]
+    RateLimited {
+        /// Seconds until a request will be accepted again.
+        retry_after_secs: u64,
+    },
+    /// An outbox message could not be written.
+    #[error(transparent)]
+    Bus(#[from] ferry_bus::BusError),
+    /// A secret could not be sealed or hashed.
+    #[error(transparent)]
+    Crypto(#[from] crate::identity::crypto::CryptoError),
 }
 
 /// The problem document (RFC 9457) with Ferry's stable `code`.
@@ -59,6 +87,10 @@ pub struct Problem {
     /// The request id, to find the server's log lines.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// Members specific to the problem type (`errors` of an invalid deploy file, `running` of
+    /// a busy application).
+    #[serde(flatten)]
+    pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ApiError {
@@ -75,10 +107,35 @@ impl ApiError {
             ApiError::Store(StoreError::NotFound { .. }) => {
                 (StatusCode::NOT_FOUND, "not_found", "Not found")
             }
-            ApiError::Store(StoreError::Conflict { .. }) => {
+            ApiError::Store(StoreError::Conflict { .. }) | ApiError::Conflict(_) => {
                 (StatusCode::CONFLICT, "conflict", "Conflict")
             }
-            ApiError::Store(_) | ApiError::Keys(_) => (
+            ApiError::Store(StoreError::Invalid { .. }) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_value",
+                "Invalid value",
+            ),
+            ApiError::InvalidDeployFile(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_deploy_file",
+                "Invalid deploy file",
+            ),
+            ApiError::Busy { .. } => (
+                StatusCode::CONFLICT,
+                "deployment_in_progress",
+                "Deployment in progress",
+            ),
+            ApiError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Payload too large",
+            ),
+            ApiError::RateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Too many requests",
+            ),
+            ApiError::Store(_) | ApiError::Keys(_) | ApiError::Bus(_) | ApiError::Crypto(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
                 "Internal error",
@@ -102,6 +159,19 @@ impl IntoResponse for ApiError {
             tracing::debug!(code, error = %self, "request refused");
             self.to_string()
         };
+        let mut extensions = serde_json::Map::new();
+        match &self {
+            ApiError::InvalidDeployFile(diagnostics) => {
+                extensions.insert(
+                    "errors".into(),
+                    serde_json::to_value(diagnostics.items()).unwrap_or_default(),
+                );
+            }
+            ApiError::Busy { running } => {
+                extensions.insert("running".into(), running.to_string().into());
+            }
+            _ => {}
+        }
         let problem = Problem {
             kind: format!("urn:ferry:problem:{code}"),
             title,
@@ -109,13 +179,22 @@ impl IntoResponse for ApiError {
             detail,
             code,
             request_id,
+            extensions,
         };
         let mut response = problem_response(status, &problem);
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"ferry\""),
-            );
+        match self {
+            ApiError::Unauthorized(_) => {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"ferry\""),
+                );
+            }
+            ApiError::RateLimited { retry_after_secs } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            _ => {}
         }
         response
     }

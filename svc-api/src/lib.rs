@@ -2,8 +2,11 @@
 //!
 //! Status: the issuer is complete (OIDC discovery, JWKS, the client-credentials token endpoint,
 //! signing keys sealed in Postgres and rotated across replicas, `bootstrap` of the first tenant
-//! and credential), and the bearer-token [`auth::Principal`] extractor guards `/v1` (so far only
-//! `GET /v1/whoami`). The process also runs the transactional-outbox relay, reports health and
+//! and credential), and the bearer-token [`auth::Principal`] extractor guards `/v1`: deployments
+//! (start, list, detail, configuration, server-sent events, actions, webhook callbacks), agents,
+//! the tenant, roles, machine credentials, secrets and metric providers, each resource in its
+//! module under [`v1`]. `GET /openapi.json` describes it (generated with utoipa) and `/docs`
+//! renders that offline. Bodies are size-limited and each tenant is rate-limited. The process also runs the transactional-outbox relay, reports health and
 //! metrics on its admin port, and drains and stops on SIGTERM.
 //!
 //! `run` is the whole service; `main.rs` only parses settings and calls it (or `bootstrap`), and
@@ -11,14 +14,17 @@
 
 pub mod auth;
 pub mod error;
+pub mod extract;
 pub mod identity;
 pub mod metrics;
+pub mod openapi;
+pub mod ratelimit;
 pub mod settings;
 pub mod state;
 pub mod v1;
 
 pub use settings::{Cli, Command, Settings};
-pub use state::{AppState, IssuerConfig};
+pub use state::{ApiConfig, AppState, IssuerConfig};
 
 use anyhow::Context;
 use axum::Router;
@@ -33,16 +39,23 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+/// Interval of keep-alive comments on idle event streams (below common proxy idle timeouts).
+const EVENTS_KEEP_ALIVE: Duration = Duration::from_secs(15);
+
 /// The admin address used when `FERRY_ADMIN_ADDR` is not set.
 pub const DEFAULT_ADMIN_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9101);
 
-/// The public router: the issuer's endpoints and `/v1`, with request ids and problem+json 404s.
+/// The public router: the issuer's endpoints, `/v1`, the OpenAPI document and its page, with
+/// request ids, a request body limit and problem+json 404s.
 pub fn router(state: AppState) -> Router {
+    let body_limit = state.api.max_body_bytes;
     Router::new()
         .merge(identity::router())
         .merge(v1::router())
+        .merge(openapi::router())
         .fallback(error::not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(error::request_id))
         .with_state(state)
 }
@@ -62,6 +75,7 @@ pub async fn run(
         token_ttl,
     };
     let master = identity.master_key()?;
+    settings.api.validate()?;
 
     let registry = ferry_runtime::admin::new_registry();
     let metrics = metrics::ApiMetrics::register(&registry).context("registering metrics")?;
@@ -82,17 +96,28 @@ pub async fn run(
         .await
         .context("declaring the bus topology on RabbitMQ")?;
     let keys = Arc::new(
-        KeyRing::open(store.pool().clone(), master, issuer.clone(), policy)
+        KeyRing::open(store.pool().clone(), master.clone(), issuer.clone(), policy)
             .await
             .context(
                 "loading the signing keys (is FERRY_MASTER_KEY the one they were sealed with?)",
             )?,
     );
+    // A child token: the work can stop itself (the server failed) without cancelling the
+    // caller's token.
+    let work_shutdown = shutdown.child_token();
     let state = AppState::new(
         store.clone(),
         keys.clone(),
         IssuerConfig { issuer, token_ttl },
         metrics,
+        master,
+        ratelimit::RateLimiter::new(settings.api.rate_limit_per_sec, settings.api.rate_limit_burst),
+        ApiConfig {
+            max_body_bytes: settings.api.max_body_bytes,
+            events_poll: Duration::from_millis(settings.api.events_poll_ms),
+            events_keep_alive: EVENTS_KEEP_ALIVE,
+            shutdown: work_shutdown.clone(),
+        },
     );
     let health = Health::new(vec![
         Arc::new(checks::Postgres(store.pool().clone())) as Arc<dyn ReadinessCheck>,
@@ -101,9 +126,6 @@ pub async fn run(
     let http_addr = http.local_addr().context("reading the HTTP address")?;
     tracing::info!(%http_addr, issuer = keys.issuer(), kid = keys.current_kid(), "serving");
 
-    // A child token: the work can stop itself (the server failed) without cancelling the
-    // caller's token.
-    let work_shutdown = shutdown.child_token();
     let relay = Relay::new(store.pool().clone(), bus.clone(), RelayConfig::default());
     let work = async move {
         let server = axum::serve(http, router(state))

@@ -63,6 +63,49 @@ pub struct Settings {
     /// Identity: issuer URL, token lifetime, signing keys.
     #[command(flatten)]
     pub identity: IdentityArgs,
+    /// Limits and tuning of the REST API.
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// Limits and tuning of the REST API.
+#[derive(Clone, Debug, Args)]
+pub struct ApiArgs {
+    /// Largest accepted request body, in bytes; larger bodies get 413.
+    #[arg(long, env = "FERRY_MAX_BODY_BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Requests per second each tenant may make under `/v1` (token bucket refill rate).
+    #[arg(long, env = "FERRY_RATE_LIMIT_PER_SEC", default_value_t = 50.0)]
+    pub rate_limit_per_sec: f64,
+
+    /// Requests a tenant may make in a burst (token bucket size).
+    #[arg(long, env = "FERRY_RATE_LIMIT_BURST", default_value_t = 200)]
+    pub rate_limit_burst: u32,
+
+    /// How often an open event stream looks for new events, in milliseconds.
+    #[arg(long, env = "FERRY_EVENTS_POLL_MS", default_value_t = 250)]
+    pub events_poll_ms: u64,
+}
+
+impl ApiArgs {
+    /// Checks the limits can work: a zero (or negative) rate, burst or body limit would refuse
+    /// everything.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if !(self.rate_limit_per_sec.is_finite() && self.rate_limit_per_sec > 0.0) {
+            return Err(SettingsError::Zero("FERRY_RATE_LIMIT_PER_SEC"));
+        }
+        if self.rate_limit_burst == 0 {
+            return Err(SettingsError::Zero("FERRY_RATE_LIMIT_BURST"));
+        }
+        if self.max_body_bytes == 0 {
+            return Err(SettingsError::Zero("FERRY_MAX_BODY_BYTES"));
+        }
+        if self.events_poll_ms == 0 {
+            return Err(SettingsError::Zero("FERRY_EVENTS_POLL_MS"));
+        }
+        Ok(())
+    }
 }
 
 /// The public server and the token issuer.

@@ -1,11 +1,15 @@
-//! The state every handler shares: the store, the issuer's keys and settings, metrics. Cheap to
-//! clone; built once by [`AppState::new`], which tests share with the service.
+//! The state every handler shares: the store, the issuer's keys and settings, the master key
+//! that seals tenant secrets, the rate limiter, metrics. Cheap to clone; built once by
+//! [`AppState::new`], which tests share with the service.
 
+use crate::identity::crypto::MasterKey;
 use crate::identity::keys::KeyRing;
 use crate::metrics::ApiMetrics;
+use crate::ratelimit::RateLimiter;
 use ferry_store::Store;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// The issuer's fixed settings.
 #[derive(Clone, Debug)]
@@ -14,6 +18,19 @@ pub struct IssuerConfig {
     pub issuer: String,
     /// Lifetime of issued tokens.
     pub token_ttl: Duration,
+}
+
+/// The REST API's fixed settings.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// How often an open event stream polls for new events.
+    pub events_poll: Duration,
+    /// Interval of keep-alive comments on an idle event stream.
+    pub events_keep_alive: Duration,
+    /// Fires when the service stops: open event streams end so the server can drain.
+    pub shutdown: CancellationToken,
 }
 
 /// Shared handler state.
@@ -27,6 +44,12 @@ pub struct AppState {
     pub issuer: Arc<IssuerConfig>,
     /// The service's metrics.
     pub metrics: ApiMetrics,
+    /// Seals tenant secrets at rest (the same key that seals signing keys).
+    pub master: MasterKey,
+    /// Per-tenant request budgets.
+    pub limiter: Arc<RateLimiter>,
+    /// REST API settings.
+    pub api: Arc<ApiConfig>,
 }
 
 impl AppState {
@@ -36,12 +59,18 @@ impl AppState {
         keys: Arc<KeyRing>,
         issuer: IssuerConfig,
         metrics: ApiMetrics,
+        master: MasterKey,
+        limiter: RateLimiter,
+        api: ApiConfig,
     ) -> AppState {
         AppState {
             store,
             keys,
             issuer: Arc::new(issuer),
             metrics,
+            master,
+            limiter: Arc::new(limiter),
+            api: Arc::new(api),
         }
     }
 }

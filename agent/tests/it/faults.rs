@@ -21,7 +21,7 @@ async fn a_deadline_stops_the_work_on_a_slow_api() {
     let agent = world
         .agent("cluster-d", &hub.url, token.to_str().unwrap(), &[])
         .await;
-    world.connected_to("cluster-d", &hub.replica).await;
+    world.connected_to(&agent, "cluster-d", &hub.replica).await;
     let tenant = world.tenant.to_string();
 
     world.sim.set_faults(Faults {
@@ -108,7 +108,7 @@ async fn the_concurrency_bound_holds() {
             &["--max-in-flight", "2", "--max-queued", "2"],
         )
         .await;
-    world.connected_to("cluster-c", &hub.replica).await;
+    world.connected_to(&agent, "cluster-c", &hub.replica).await;
     let tenant = world.tenant.to_string();
     world.sim.set_faults(Faults {
         latency_ms: 700,
@@ -185,7 +185,7 @@ async fn a_failing_api_returns_errors_without_dropping_the_stream() {
     let agent = world
         .agent("cluster-f", &hub.url, token.to_str().unwrap(), &[])
         .await;
-    world.connected_to("cluster-f", &hub.replica).await;
+    world.connected_to(&agent, "cluster-f", &hub.replica).await;
     let tenant = world.tenant.to_string();
     let route = world
         .tunnel
@@ -280,7 +280,7 @@ async fn shutdown_lets_in_flight_requests_finish() {
     let agent = world
         .agent("cluster-s", &hub.url, token.to_str().unwrap(), &[])
         .await;
-    world.connected_to("cluster-s", &hub.replica).await;
+    world.connected_to(&agent, "cluster-s", &hub.replica).await;
     let tenant = world.tenant.to_string();
     world.sim.set_faults(Faults {
         latency_ms: 1_000,

@@ -55,7 +55,7 @@ async fn a_control_plane_client_manages_a_replicaset_through_the_agent() {
     let agent = world
         .agent("cluster-a", &hub.url, token.to_str().unwrap(), &[])
         .await;
-    world.connected_to("cluster-a", &hub.replica).await;
+    world.connected_to(&agent, "cluster-a", &hub.replica).await;
 
     let client = world.client("cluster-a");
     let direct = world.sim.client().await.unwrap();
@@ -171,7 +171,7 @@ async fn http_requests_reach_the_agents_network() {
     let agent = world
         .agent("cluster-h", &hub.url, token.to_str().unwrap(), &[])
         .await;
-    world.connected_to("cluster-h", &hub.replica).await;
+    world.connected_to(&agent, "cluster-h", &hub.replica).await;
 
     // A service inside the agent's network.
     let big: Vec<u8> = (0..300 * 1024).map(|i| (i % 251) as u8).collect();

@@ -16,7 +16,9 @@ async fn the_agent_reconnects_after_the_hub_restarts() {
     let agent = world
         .agent("cluster-r", &first.url, token.to_str().unwrap(), &[])
         .await;
-    world.connected_to("cluster-r", &first.replica).await;
+    world
+        .connected_to(&agent, "cluster-r", &first.replica)
+        .await;
     assert_eq!(agent.readyz().await, 200);
 
     let namespaces: Api<Namespace> = Api::all(world.client("cluster-r"));
@@ -44,7 +46,9 @@ async fn the_agent_reconnects_after_the_hub_restarts() {
     .await;
 
     let second = world.hub(port).await;
-    world.connected_to("cluster-r", &second.replica).await;
+    world
+        .connected_to(&agent, "cluster-r", &second.replica)
+        .await;
     let retried = pending.await.unwrap().expect("the caller's retry succeeds");
     assert_eq!(retried.items.len(), before.items.len());
     let after = namespaces.list(&ListParams::default()).await.unwrap();

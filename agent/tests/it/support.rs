@@ -200,12 +200,17 @@ impl World {
         }
     }
 
-    /// Waits until the agent's route names `replica`.
-    pub async fn connected_to(&self, agent_id: &str, replica: &str) {
+    /// Waits until the agent's route names `replica` and the agent counts its stream open
+    /// (the hub claims the route just before the agent hears its welcome).
+    pub async fn connected_to(&self, agent: &Agent, agent_id: &str, replica: &str) {
         let tenant = self.tenant.to_string();
         ferry_testkit::eventually("the agent's route to name the replica", WAIT, || async {
             let route = self.tunnel.lookup(&tenant, agent_id).await.ok()??;
             (route.replica == replica).then_some(())
+        })
+        .await;
+        ferry_testkit::eventually("the agent to count its stream open", WAIT, || async {
+            (agent.metric("ferry_agent_hub_connected", &[]) == 1.0).then_some(())
         })
         .await;
     }

@@ -34,7 +34,7 @@ async fn a_refused_token_file_is_read_again() {
 
     // The operator rotates the file: the next attempt reads it.
     std::fs::write(&token, world.token(Duration::from_secs(600))).unwrap();
-    world.connected_to("cluster-t", &hub.replica).await;
+    world.connected_to(&agent, "cluster-t", &hub.replica).await;
     assert_eq!(agent.metric("ferry_agent_hub_connected", &[]), 1.0);
     let renewals = agent.metric("ferry_agent_token_renewals_total", &[("outcome", "ok")]);
     assert!(renewals >= 2.0, "the file was read {renewals} times");
@@ -51,7 +51,7 @@ async fn a_token_is_renewed_before_it_expires() {
     let agent = world
         .agent("cluster-e", &hub.url, token.to_str().unwrap(), &[])
         .await;
-    world.connected_to("cluster-e", &hub.replica).await;
+    world.connected_to(&agent, "cluster-e", &hub.replica).await;
     let first = agent.metric("ferry_agent_token_renewals_total", &[("outcome", "ok")]);
     std::fs::write(&token, world.token(Duration::from_secs(2))).unwrap();
     ferry_testkit::eventually("two renewals while connected", WAIT, || async {
@@ -102,7 +102,7 @@ async fn the_agent_gets_and_renews_its_token_from_the_real_issuer() {
             "400",
         ])
         .await;
-    world.connected_to("cluster-o", &hub.replica).await;
+    world.connected_to(&agent, "cluster-o", &hub.replica).await;
     let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
         kube::Api::all(world.client("cluster-o"));
     assert!(namespaces.get("default").await.is_ok());

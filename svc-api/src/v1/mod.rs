@@ -1,13 +1,77 @@
 //! The versioned REST API under `/v1`: one router per resource, merged here. Every handler
 //! takes a [`Principal`](crate::auth::Principal), so nothing under `/v1` is reachable without a
-//! valid `ferry-api` token.
+//! valid `ferry-api` token, and the tenant of every query is the token's.
+//!
+//! State changes follow one shape: check, then in one transaction write the rows, the outbox
+//! message ([`enqueue`]) and the audit entry ([`audit`]), and commit.
 
+pub mod actions;
+pub mod credentials;
+pub mod deployments;
+pub mod events;
+pub mod metric_providers;
+pub mod roles;
+pub mod secrets;
+pub mod tenant;
 pub mod whoami;
 
+use crate::auth::Principal;
+use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
+use ferry_bus::Envelope;
+use ferry_bus::messages::SchedulerMessage;
+use ferry_store::audit::{self, NewAuditEntry};
+use sqlx::PgConnection;
 
 /// All `/v1` routes.
 pub fn router() -> Router<AppState> {
-    Router::new().nest("/v1", Router::new().merge(whoami::router()))
+    Router::new().nest(
+        "/v1",
+        Router::new()
+            .merge(whoami::router())
+            .merge(deployments::router())
+            .merge(events::router())
+            .merge(actions::router())
+            .merge(tenant::router())
+            .merge(roles::router())
+            .merge(credentials::router())
+            .merge(secrets::router())
+            .merge(metric_providers::router()),
+    )
+}
+
+/// Writes `message` for the scheduler to the outbox, in the caller's transaction.
+pub(crate) async fn enqueue(
+    conn: &mut PgConnection,
+    principal: &Principal,
+    message: SchedulerMessage,
+) -> Result<(), ApiError> {
+    let envelope = Envelope::new(principal.tenant.as_uuid(), message);
+    ferry_bus::outbox::enqueue(conn, &envelope).await?;
+    Ok(())
+}
+
+/// Appends an audit entry by the caller, in the caller's transaction.
+pub(crate) async fn audit(
+    conn: &mut PgConnection,
+    principal: &Principal,
+    action: &str,
+    resource_kind: &str,
+    resource_id: String,
+    details: serde_json::Value,
+) -> Result<(), ApiError> {
+    audit::append(
+        conn,
+        principal.tenant,
+        &NewAuditEntry {
+            actor: principal.subject.clone(),
+            action: action.into(),
+            resource_kind: resource_kind.into(),
+            resource_id,
+            details,
+        },
+    )
+    .await?;
+    Ok(())
 }

@@ -10,6 +10,9 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/whoami", get(whoami))
 }
 
+/// The caller: tenant, subject and roles of the bearer token.
+#[utoipa::path(get, path = "/v1/whoami", tag = "tenant",
+    responses((status = 200, description = "The principal"), (status = 401, description = "No valid token")))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant, subject = %principal.subject))]
 async fn whoami(principal: Principal) -> Json<Principal> {
     Json(principal)

@@ -25,6 +25,10 @@ pub struct Options {
     pub token_ttl_secs: u64,
     /// The issuer URL; by default the server's own address.
     pub issuer: Option<&'static str>,
+    /// Requests per tenant in a burst (token bucket size).
+    pub rate_limit_burst: u32,
+    /// Largest accepted body, in bytes.
+    pub max_body_bytes: usize,
 }
 
 impl Default for Options {
@@ -33,6 +37,8 @@ impl Default for Options {
             rotation_secs: 30 * 24 * 3600,
             token_ttl_secs: 3600,
             issuer: None,
+            rate_limit_burst: 10_000,
+            max_body_bytes: 10 * 1024 * 1024,
         }
     }
 }
@@ -57,6 +63,8 @@ pub fn settings(db: &TestDb, issuer: &str, bus_prefix: &str, options: Options) -
     let rotation = options.rotation_secs.to_string();
     let ttl = options.token_ttl_secs.to_string();
     let key = master_key();
+    let burst = options.rate_limit_burst.to_string();
+    let body = options.max_body_bytes.to_string();
     let args = [
         "ferry-svc-api",
         "--database-url",
@@ -77,6 +85,14 @@ pub fn settings(db: &TestDb, issuer: &str, bus_prefix: &str, options: Options) -
         &ttl,
         "--shutdown-grace-secs",
         "10",
+        "--rate-limit-burst",
+        &burst,
+        "--rate-limit-per-sec",
+        "1",
+        "--max-body-bytes",
+        &body,
+        "--events-poll-ms",
+        "50",
     ];
     Cli::try_parse_from(args)
         .expect("valid test settings")
@@ -192,6 +208,66 @@ impl TestApp {
         (status, body)
     }
 
+    /// `method path` with an optional token and JSON body: status, headers and JSON body (a
+    /// string when the body is not JSON).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(serde_json::to_vec(body).unwrap());
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        (status, body, headers)
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post(
+        &self,
+        path: &str,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let (status, body, _) = self
+            .send(reqwest::Method::POST, path, Some(token), Some(body))
+            .await;
+        (status, body)
+    }
+
+    /// A new tenant with a credential holding `roles`, and an API token for it.
+    pub async fn tenant_token(&self, roles: &[&str]) -> (BootstrapOutcome, String) {
+        let credential = self.credential(roles).await;
+        let token = self.token(&credential, "ferry-api").await;
+        (credential, token)
+    }
+
+    /// Another credential in `tenant`'s tenant holding `roles`, and its API token.
+    pub async fn same_tenant_token(&self, tenant: &BootstrapOutcome, roles: &[&str]) -> String {
+        let args = BootstrapArgs {
+            tenant: tenant.tenant.clone(),
+            client_name: ferry_testkit::unique("c"),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            json: true,
+        };
+        let outcome = ferry_svc_api::bootstrap(&self.settings, &args)
+            .await
+            .expect("bootstrap a second credential");
+        self.token(&outcome, "ferry-api").await
+    }
+
     /// Stops the service and returns how `run` ended.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
@@ -218,4 +294,66 @@ pub fn kids(jwks: &serde_json::Value) -> Vec<String> {
         .iter()
         .map(|k| k["kid"].as_str().expect("kid on every key").to_string())
         .collect()
+}
+
+/// The repository's examples folder.
+pub fn examples() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+/// A start request for the example deploy file `relative` (under examples/) with every
+/// manifest of hello-ferry, as the CLI sends it (paths relative to the deploy file).
+pub fn start_request(relative: &str) -> serde_json::Value {
+    let path = examples().join(relative);
+    let content = std::fs::read_to_string(&path).expect("read the example deploy file");
+    let name = path.file_name().unwrap().to_string_lossy().to_string();
+    let manifests: Vec<serde_json::Value> = ["app.yaml", "service.yaml"]
+        .iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(examples().join("hello-ferry/manifests").join(file))
+                .expect("read a manifest");
+            serde_json::json!({ "path": format!("manifests/{file}"), "content": text })
+        })
+        .collect();
+    serde_json::json!({
+        "deployFile": { "name": name, "content": content },
+        "manifests": manifests,
+    })
+}
+
+/// The hello-ferry canary example with `extra` appended under `deploymentConfig`, as another
+/// application.
+pub fn canary_request(application: &str, in_progress: &str) -> serde_json::Value {
+    let mut request = start_request("hello-ferry/deploy-canary.yml");
+    let content = request["deployFile"]["content"].as_str().unwrap().replace(
+        "deploymentConfig:\n",
+        &format!(
+            "deploymentConfig:\n  ifDeploymentInProgress:\n    strategy: {in_progress}\n"
+        ),
+    );
+    assert!(content.contains(in_progress));
+    request["deployFile"]["content"] = content.into();
+    request["overrides"] = serde_json::json!({ "application": application });
+    request
+}
+
+/// Rows of `table` (a fixed name from the test) in the test database.
+pub async fn count(db: &TestDb, table: &str) -> i64 {
+    // `table` is a fixed name from the test itself, never input.
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+        .fetch_one(&db.pool)
+        .await
+        .expect("count rows")
+}
+
+/// Outbox rows of message kind `kind` for `tenant`.
+pub async fn outbox_count(db: &TestDb, tenant: uuid::Uuid, kind: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM outbox WHERE tenant_id = $1 AND headers->>'x-ferry-kind' = $2",
+    )
+    .bind(tenant)
+    .bind(kind)
+    .fetch_one(&db.pool)
+    .await
+    .expect("count outbox rows")
 }

@@ -1,4 +1,10 @@
-//! svc-scheduler as an operator runs it: the real binary against real Postgres and RabbitMQ.
+//! svc-scheduler's integration tests: the binary as an operator runs it, and the engine in
+//! process against real Postgres and RabbitMQ with Kubernetes API simulators as its clusters.
+
+mod canary;
+mod flows;
+mod restart;
+mod support;
 
 use ferry_bus::topology::Topology;
 use ferry_testkit::{TestDb, amqp, process};

@@ -1,0 +1,150 @@
+//! The OpenAPI 3.1 document of the REST API, generated from the handlers' `#[utoipa::path]`
+//! annotations and the request types' schemas (`GET /openapi.json`), and a small self-contained
+//! documentation page (`GET /docs`) that renders it without loading anything from elsewhere,
+//! so it works offline.
+
+use crate::state::AppState;
+use crate::v1;
+use axum::Router;
+use axum::response::Html;
+use axum::routing::get;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+/// The document's root: every `/v1` operation and the request and response schemas.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Ferry API",
+        description = "Continuous deployment as a service. Authenticate with a bearer token from \
+                       `POST /oauth/token` (client credentials, audience `ferry-api`). Errors are \
+                       `application/problem+json` with a stable `code`."
+    ),
+    paths(
+        v1::whoami::whoami,
+        v1::deployments::start,
+        v1::deployments::list,
+        v1::deployments::detail,
+        v1::deployments::config,
+        v1::deployments::redeploy,
+        v1::events::stream_events,
+        v1::actions::approve,
+        v1::actions::reject,
+        v1::actions::abort,
+        v1::actions::rollback,
+        v1::actions::skip_pause,
+        v1::actions::roll_forward,
+        v1::actions::callback,
+        v1::tenant::tenant,
+        v1::tenant::list_agents,
+        v1::roles::list,
+        v1::roles::create,
+        v1::roles::set_grants,
+        v1::roles::add_member,
+        v1::roles::remove_member,
+        v1::credentials::create,
+        v1::credentials::list,
+        v1::credentials::revoke,
+        v1::secrets::set,
+        v1::secrets::list,
+        v1::secrets::remove,
+        v1::metric_providers::list,
+        v1::metric_providers::read,
+        v1::metric_providers::put_provider,
+        v1::metric_providers::remove,
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "deployments", description = "Start, list and read deployments; their events"),
+        (name = "actions", description = "Approve, reject, abort, roll back, skip a pause, roll forward, webhook callbacks"),
+        (name = "tenant", description = "The caller, its tenant and agents"),
+        (name = "roles", description = "Roles and their members"),
+        (name = "credentials", description = "Machine credentials"),
+        (name = "secrets", description = "Write-only secrets"),
+        (name = "metric-providers", description = "Metric providers for canary analysis"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Declares the bearer-token scheme the document's `security` refers to.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The routes: `/openapi.json` and `/docs` (public, like any API description).
+pub fn router() -> Router<AppState> {
+    let document = ApiDoc::openapi()
+        .to_json()
+        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    Router::new()
+        .route(
+            "/openapi.json",
+            get(move || {
+                let document = document.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        document,
+                    )
+                }
+            }),
+        )
+        .route("/docs", get(|| async { Html(DOCS_PAGE) }))
+}
+
+/// Lists every operation of `/openapi.json` with its parameters, body schema and responses,
+/// and lets the reader try a request with a token. Plain HTML and script, nothing fetched from
+/// elsewhere.
+const DOCS_PAGE: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Ferry API</title>
+<style>
+body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:60rem;padding:0 1rem;color:#222}
+h1{margin-bottom:.2rem} .op{border:1px solid #ddd;border-radius:6px;margin:.6rem 0;padding:.4rem .8rem}
+.m{display:inline-block;min-width:4.5rem;font-weight:700;text-transform:uppercase}
+.get{color:#0a6}.post{color:#06c}.put{color:#a60}.delete{color:#c22}
+code,pre{background:#f5f5f5;border-radius:4px;padding:.1rem .3rem} pre{padding:.5rem;overflow:auto}
+summary{cursor:pointer} input,textarea{width:100%;box-sizing:border-box;font:inherit}
+</style></head><body>
+<h1>Ferry API</h1><p id="desc"></p>
+<p><label>Bearer token <input id="token" placeholder="from POST /oauth/token"></label></p>
+<div id="ops">Loading /openapi.json…</div>
+<script>
+const esc = s => String(s ?? "").replace(/[&<>"]/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;"}[c]));
+fetch("/openapi.json").then(r => r.json()).then(doc => {
+  document.getElementById("desc").textContent = doc.info.description || "";
+  const ops = [];
+  for (const [path, item] of Object.entries(doc.paths))
+    for (const [method, op] of Object.entries(item)) ops.push({path, method, op});
+  document.getElementById("ops").innerHTML = ops.map((o, i) => {
+    const params = (o.op.parameters || []).map(p => `<li><code>${esc(p.name)}</code> (${esc(p.in)}) ${esc(p.description)}</li>`).join("");
+    const body = o.op.requestBody ? `<p>Body:</p><pre>${esc(JSON.stringify(o.op.requestBody.content, null, 1))}</pre>` : "";
+    const responses = Object.entries(o.op.responses || {}).map(([c, r]) => `<li><b>${esc(c)}</b> ${esc(r.description)}</li>`).join("");
+    return `<details class="op"><summary><span class="m ${o.method}">${o.method}</span> <code>${esc(o.path)}</code> ${esc(o.op.summary || o.op.description || "")}</summary>
+      ${params ? `<p>Parameters:</p><ul>${params}</ul>` : ""}${body}<p>Responses:</p><ul>${responses}</ul>
+      <p>Try it: path <input id="p${i}" value="${esc(o.path)}">${o.op.requestBody ? `body <textarea id="b${i}" rows="4"></textarea>` : ""}
+      <button onclick="tryIt(${i}, '${o.method}')">Send</button></p><pre id="r${i}"></pre></details>`;
+  }).join("");
+}).catch(e => { document.getElementById("ops").textContent = "Cannot load /openapi.json: " + e; });
+async function tryIt(i, method) {
+  const headers = {"content-type": "application/json"};
+  const token = document.getElementById("token").value.trim();
+  if (token) headers.authorization = "Bearer " + token;
+  const b = document.getElementById("b" + i);
+  const r = await fetch(document.getElementById("p" + i).value, {method: method.toUpperCase(), headers, body: b && b.value ? b.value : undefined});
+  document.getElementById("r" + i).textContent = r.status + "\n" + await r.text();
+}
+</script></body></html>"#;

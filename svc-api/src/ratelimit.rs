@@ -1,0 +1,94 @@
+//! Per-tenant rate limiting: an in-process token bucket per tenant, checked by the
+//! [`Principal`](crate::auth::Principal) extractor once the tenant is known, so one tenant's
+//! burst cannot starve the others on this replica. Each replica limits on its own; the
+//! configured rate is per replica.
+
+use ferry_store::TenantId;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Above this many tracked tenants, buckets that are full again are dropped (they carry no
+/// information a fresh bucket would not).
+const PRUNE_ABOVE: usize = 10_000;
+
+/// One tenant's bucket.
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    tokens: f64,
+    refilled_at: Instant,
+}
+
+/// Token buckets by tenant: `burst` requests at once, refilled at `per_sec`.
+#[derive(Debug)]
+pub struct RateLimiter {
+    per_sec: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<TenantId, Bucket>>,
+}
+
+impl RateLimiter {
+    /// A limiter allowing `burst` requests at once and `per_sec` sustained, per tenant.
+    pub fn new(per_sec: f64, burst: u32) -> RateLimiter {
+        RateLimiter {
+            per_sec,
+            burst: f64::from(burst),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one token from `tenant`'s bucket; `Err` carries how long until one is available.
+    pub fn acquire(&self, tenant: TenantId) -> Result<(), Duration> {
+        self.acquire_at(tenant, Instant::now())
+    }
+
+    fn acquire_at(&self, tenant: TenantId, now: Instant) -> Result<(), Duration> {
+        // A poisoned lock only means another request panicked mid-update of plain numbers.
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if buckets.len() > PRUNE_ABOVE {
+            let (per_sec, burst) = (self.per_sec, self.burst);
+            buckets.retain(|_, b| {
+                b.tokens + now.duration_since(b.refilled_at).as_secs_f64() * per_sec < burst
+            });
+        }
+        let bucket = buckets.entry(tenant).or_insert(Bucket {
+            tokens: self.burst,
+            refilled_at: now,
+        });
+        let elapsed = now.saturating_duration_since(bucket.refilled_at).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * self.per_sec).min(self.burst);
+        bucket.refilled_at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / self.per_sec))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_empties_refills_and_is_per_tenant() {
+        let limiter = RateLimiter::new(2.0, 3);
+        let (a, b) = (TenantId::new(), TenantId::new());
+        let start = Instant::now();
+        for _ in 0..3 {
+            assert!(limiter.acquire_at(a, start).is_ok());
+        }
+        let wait = limiter.acquire_at(a, start).unwrap_err();
+        assert!(wait > Duration::from_millis(400) && wait <= Duration::from_millis(500));
+        // Another tenant is unaffected.
+        assert!(limiter.acquire_at(b, start).is_ok());
+        // Half a second refills one token at 2/s.
+        let later = start + Duration::from_millis(500);
+        assert!(limiter.acquire_at(a, later).is_ok());
+        assert!(limiter.acquire_at(a, later).is_err());
+    }
+}

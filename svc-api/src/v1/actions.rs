@@ -1,0 +1,539 @@
+//! Actions on a deployment: approve and reject a pending approval, abort, roll back, skip a
+//! pause, roll forward, and webhook callbacks. Each checks the deployment's state, then writes
+//! its scheduler message to the outbox and an audit entry in one transaction; the scheduler
+//! does the work.
+
+use super::{audit, enqueue};
+use crate::auth::{Principal, roles};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath, OptionalJson};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use ferry_bus::messages::{
+    AbortRequested, ApprovalDecided, RollbackRequested, RolloutDecided, RolloutDecision,
+    SchedulerMessage, SkipPauseRequested, WebhookCompleted,
+};
+use ferry_store::approvals::{self, Decision};
+use ferry_store::deployments::{self, Deployment, DeploymentStatus};
+use ferry_store::targets::{self, Target};
+use ferry_store::{DeploymentId, StoreError, callbacks};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+/// The resource's routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/deployments/{id}/approve", post(approve))
+        .route("/deployments/{id}/reject", post(reject))
+        .route("/deployments/{id}/abort", post(abort))
+        .route("/deployments/{id}/rollback", post(rollback))
+        .route("/deployments/{id}/skip-pause", post(skip_pause))
+        .route("/deployments/{id}/roll-forward", post(roll_forward))
+        .route("/deployments/{id}/callback/{token}", post(callback))
+}
+
+/// How a webhook callback token is stored: lowercase hex SHA-256 of the token in the URL (the
+/// token is random and long, so a fast hash is enough, and it can be looked up).
+pub fn callback_token_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Body of approve and reject.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    /// The target whose pending approval is decided.
+    pub target: String,
+    /// Why, for the audit trail and the deployment's history.
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+/// Body of abort (optional).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AbortRequest {
+    /// Why.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Body of rollback (optional).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    /// Only this target; every target when absent.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Why.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Body of skip-pause and roll-forward.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetRequest {
+    /// The target.
+    pub target: String,
+}
+
+/// Body of a webhook callback.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallbackRequest {
+    /// Whether the webhook's work succeeded.
+    pub success: bool,
+    /// A message for the user (Markdown).
+    #[serde(default)]
+    pub md_message: Option<String>,
+}
+
+/// What an accepted action answers.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    /// The deployment acted on.
+    #[schema(value_type = String)]
+    pub deployment: DeploymentId,
+    /// The action, e.g. `abort`.
+    pub action: &'static str,
+    /// The target acted on, if the action names one.
+    pub target: Option<String>,
+}
+
+fn accepted(deployment: DeploymentId, action: &'static str, target: Option<String>) -> Response {
+    (
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            deployment,
+            action,
+            target,
+        }),
+    )
+        .into_response()
+}
+
+/// The deployment, which must hold its application's slot (`running` or `paused`).
+async fn active_deployment(
+    state: &AppState,
+    principal: &Principal,
+    id: DeploymentId,
+) -> Result<Deployment, ApiError> {
+    let deployment = deployments::get(&state.store, principal.tenant, id).await?;
+    if !deployment.status.is_active() {
+        return Err(ApiError::Conflict(format!(
+            "deployment {id} is {}, not running",
+            deployment.status
+        )));
+    }
+    Ok(deployment)
+}
+
+/// The target of an active deployment, which must not have ended.
+async fn active_target(
+    state: &AppState,
+    principal: &Principal,
+    id: DeploymentId,
+    name: &str,
+) -> Result<Target, ApiError> {
+    active_deployment(state, principal, id).await?;
+    let target = targets::get(&state.store, principal.tenant, id, name).await?;
+    if target.status.is_terminal() {
+        return Err(ApiError::Conflict(format!(
+            "target {name:?} already ended ({})",
+            target.status
+        )));
+    }
+    Ok(target)
+}
+
+/// The step a scheduler approval key names (`step:<index>`); `None` for a constraint.
+fn step_of(step_key: &str) -> Option<u32> {
+    step_key.strip_prefix("step:")?.parse().ok()
+}
+
+fn step_index(target: &Target) -> Result<u32, ApiError> {
+    u32::try_from(target.step_index)
+        .map_err(|_| ApiError::Conflict(format!("target {:?} has no current step", target.name)))
+}
+
+/// Approves the pending approval of a target.
+#[utoipa::path(post, path = "/v1/deployments/{id}/approve", tag = "actions",
+    params(("id" = String, Path, description = "Deployment id")), request_body = DecisionRequest,
+    responses((status = 200, description = "The decided approval"),
+        (status = 403, description = "The caller holds none of the approval's requiresRoles"),
+        (status = 404, description = "No such deployment or target in this tenant"),
+        (status = 409, description = "No pending approval (already decided or expired)")))]
+#[tracing::instrument(skip_all, fields(tenant = %principal.tenant, deployment = %id))]
+async fn approve(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<DeploymentId>,
+    ApiJson(request): ApiJson<DecisionRequest>,
+) -> Result<Response, ApiError> {
+    decide(&state, &principal, id, request, Decision::Approve).await
+}
+
+/// Rejects the pending approval of a target (it rolls back).
+#[utoipa::path(post, path = "/v1/deployments/{id}/reject", tag = "actions",
+    params(("id" = String, Path, description = "Deployment id")), request_body = DecisionRequest,
+    responses((status = 200, description = "The decided approval"),
+        (status = 403, description = "The caller holds none of the approval's requiresRoles"),
+        (status = 404, description = "No such deployment or target in this tenant"),
+        (status = 409, description = "No pending approval (already decided or expired)")))]
+#[tracing::instrument(skip_all, fields(tenant = %principal.tenant, deployment = %id))]
+async fn reject(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<DeploymentId>,
+    ApiJson(request): ApiJson<DecisionRequest>,
+) -> Result<Response, ApiError> {
+    decide(&state, &principal, id, request, Decision::Reject).await
+}
+
+async fn decide(
+    state: &AppState,
+    principal: &Principal,
+    id: DeploymentId,
+    request: DecisionRequest,
+    decision: Decision,
+) -> Result<Response, ApiError> {
+    principal.can_read()?;
+    let pending = approvals::list_pending(&state.store, principal.tenant, Some(id)).await?;
+    let Some(approval) = pending
+        .into_iter()
+        .find(|a| a.target_name == request.target)
+    else {
+        // Tell a missing target (404) from one with nothing to decide (409).
+        targets::get(&state.store, principal.tenant, id, &request.target).await?;
+        return Err(ApiError::Conflict(format!(
+            "target {:?} has no pending approval (already decided, expired, or not waiting)",
+            request.target
+        )));
+    };
+    if approval.requires_roles.is_empty() {
+        principal.can_deploy()?;
+    } else if !principal.is_admin()
+        && !approval.requires_roles.iter().any(|r| principal.has_role(r))
+    {
+        let mut allowed = approval.requires_roles.clone();
+        allowed.extend(roles::ADMIN.iter().map(|r| r.to_string()));
+        return Err(ApiError::Forbidden(allowed));
+    }
+
+    let mut tx = state.store.begin().await?;
+    let decided = approvals::decide(
+        &mut tx,
+        principal.tenant,
+        approval.id,
+        decision,
+        &principal.subject,
+    )
+    .await?;
+    enqueue(
+        &mut tx,
+        principal,
+        SchedulerMessage::ApprovalDecided(ApprovalDecided {
+            deployment_id: id.as_uuid(),
+            target: decided.target_name.clone(),
+            step_index: step_of(&decided.step_key),
+            approved: decision == Decision::Approve,
+            decided_by: Some(principal.subject.clone()),
+            reason: request.comment.clone(),
+        }),
+    )
+    .await?;
+    audit(
+        &mut tx,
+        principal,
+        &format!("approval.{decision}"),
+        "approval",
+        decided.id.to_string(),
+        serde_json::json!({
+            "deployment": id,
+            "target": decided.target_name,
+            "step": decided.step_key,
+            "comment": request.comment,
+        }),
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(Json(decided).into_response())
+}
+
+/// Aborts the deployment: a waiting one ends at once; a running one is stopped by the
+/// scheduler, which rolls back the targets in progress.
+#[utoipa::path(post, path = "/v1/deployments/{id}/abort", tag = "actions",
+    params(("id" = String, Path, description = "Deployment id")), request_body(content = AbortRequest, description = "Optional"),
+    responses((status = 202, description = "Abort requested", body = Accepted),
+        (status = 404, description = "No such deployment in this tenant"),
+        (status = 409, description = "The deployment already ended")))]
+#[tracing::instrument(skip_all, fields(tenant = %principal.tenant, deployment = %id))]
+async fn abort(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<DeploymentId>,
+    OptionalJson(request): OptionalJson<AbortRequest>,
+) -> Result<Response, ApiError> {
+    principal.can_deploy()?;
+    let deployment = deployments::get(&state.store, principal.tenant, id).await?;
+    let mut tx = state.store.begin().await?;
+    match deployment.status {
+        DeploymentStatus::Waiting => {
+            // Never started: nothing for the scheduler to undo, so it ends here.
+            let reason = request
+                .reason
+                .clone()
+                .unwrap_or_else(|| format!("aborted by {}", principal.subject));
+            deployments::transition(
+                &mut tx,
+                principal.tenant,
+                id,
+                deployment.version,
+                DeploymentStatus::Aborted,
+                Some(&reason),
+            )
+            .await?;
+        }
+        status if status.is_active() => {
+            enqueue(
+                &mut tx,
+                &principal,
+                SchedulerMessage::AbortRequested(AbortRequested {
+                    deployment_id: id.as_uuid(),
+                    requested_by: Some(principal.subject.clone()),
+                    reason: request.reason.clone(),
+                }),
+            )
+            .await?;
+        }
+        status => {
+            return Err(ApiError::Conflict(format!(
+                "deployment {id} already ended ({status})"
+            )));
+        }
+    }
+    audit(
+        &mut tx,
+        &principal,
+        "deployment.abort",
+        "deployment",
+        id.to_string(),
+        serde_json::json!({ "reason": request.reason, "status": deployment.status }),
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(accepted(id, "abort", None))
+}
+
+/// Rolls back the deployment, or one target of it.
+#[utoipa::path(post, path = "/v1/deployments/{id}/rollback", tag = "actions",
+    params(("id" = String, Path, description = "Deployment id")), request_body(content = RollbackRequest, description = "Optional"),
+    responses((status = 202, description = "Rollback requested", body = Accepted),
+        (status = 404, description = "No such deployment or target in this tenant"),
+        (status = 409, description = "The deployment or target already ended")))]
+#[tracing::instrument(skip_all, fields(tenant = %principal.tenant, deployment = %id))]
+async fn rollback(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<DeploymentId>,
+    OptionalJson(request): OptionalJson<RollbackRequest>,
+) -> Result<Response, ApiError> {
+    principal.can_deploy()?;
+    match &request.target {
+        Some(target) => {
+            active_target(&state, &principal, id, target).await?;
+        }
+        None => {
+            active_deployment(&state, &principal, id).await?;
+        }
+    }
+    let mut tx = state.store.begin().await?;
+    enqueue(
+        &mut tx,
+        &principal,
+        SchedulerMessage::RollbackRequested(RollbackRequested {
+            deployment_id: id.as_uuid(),
+            target: request.target.clone(),
+            requested_by: Some(principal.subject.clone()),
+            reason: request.reason.clone(),
+        }),
+    )
+    .await?;
+    audit(
+        &mut tx,
+        &principal,
+        "deployment.rollback",
+        "deployment",
+        id.to_string(),
+        serde_json::json!({ "target": request.target, "reason": request.reason }),
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(accepted(id, "rollback", request.target))
+}
+
+/// Ends the current pause of a target early.
+#[utoipa::path(post, path = "/v1/deployments/{id}/skip-pause", tag = "actions",
+    params(("id" = String, Path, description = "Deployment id")), request_body = TargetRequest,
+    responses((status = 202, description = "Skip requested", body = Accepted),
+        (status = 404, description = "No such deployment or target in this tenant"),
+        (status = 409, description = "The deployment or target already ended")))]
+#[tracing::instrument(skip_all, fields(tenant = %principal.tenant, deployment = %id))]
+async fn skip_pause(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<DeploymentId>,
+    ApiJson(request): ApiJson<TargetRequest>,
+) -> Result<Response, ApiError> {
+    principal.can_deploy()?;
+    let target = active_target(&state, &principal, id, &request.target).await?;
+    let step = step_index(&target)?;
+    let mut tx = state.store.begin().await?;
+    enqueue(
+        &mut tx,
+        &principal,
+        SchedulerMessage::SkipPauseRequested(SkipPauseRequested {
+            deployment_id: id.as_uuid(),
+            target: target.name.clone(),
+            step_index: step,
+        }),
+    )
+    .await?;
+    audit(
+        &mut tx,
+        &principal,
+        "deployment.skip_pause",
+        "deployment",
+        id.to_string(),
+        serde_json::json!({ "target": target.name, "step": step }),
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(accepted(id, "skip-pause", Some(target.name)))
+}
+
+/// Continues a target waiting on a manual judgement.
+#[utoipa::path(post, path = "/v1/deployments/{id}/roll-forward", tag = "actions",
+    params(("id" = String, Path, description = "Deployment id")), request_body = TargetRequest,
+    responses((status = 202, description = "Roll-forward requested", body = Accepted),
+        (status = 404, description = "No such deployment or target in this tenant"),
+        (status = 409, description = "The deployment or target already ended")))]
+#[tracing::instrument(skip_all, fields(tenant = %principal.tenant, deployment = %id))]
+async fn roll_forward(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<DeploymentId>,
+    ApiJson(request): ApiJson<TargetRequest>,
+) -> Result<Response, ApiError> {
+    principal.can_deploy()?;
+    let target = active_target(&state, &principal, id, &request.target).await?;
+    let step = step_index(&target)?;
+    let mut tx = state.store.begin().await?;
+    enqueue(
+        &mut tx,
+        &principal,
+        SchedulerMessage::RolloutDecided(RolloutDecided {
+            deployment_id: id.as_uuid(),
+            target: target.name.clone(),
+            step_index: step,
+            decision: RolloutDecision::Forward,
+            decided_by: Some(principal.subject.clone()),
+            reason: None,
+        }),
+    )
+    .await?;
+    audit(
+        &mut tx,
+        &principal,
+        "deployment.roll_forward",
+        "deployment",
+        id.to_string(),
+        serde_json::json!({ "target": target.name, "step": step }),
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(accepted(id, "roll-forward", Some(target.name)))
+}
+
+/// Completes a webhook whose caller was handed `{{ferry.callbackUri}}`. Single use.
+#[utoipa::path(post, path = "/v1/deployments/{id}/callback/{token}", tag = "actions",
+    params(("id" = String, Path, description = "Deployment id"), ("token" = String, Path, description = "The callback token from the callback URI")),
+    request_body = CallbackRequest,
+    responses((status = 202, description = "Recorded", body = Accepted),
+        (status = 404, description = "No such callback for this deployment in this tenant"),
+        (status = 409, description = "Already used or expired")))]
+#[tracing::instrument(skip_all, fields(tenant = %principal.tenant, deployment = %id))]
+async fn callback(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath((id, token)): ApiPath<(DeploymentId, String)>,
+    ApiJson(request): ApiJson<CallbackRequest>,
+) -> Result<Response, ApiError> {
+    principal.can_deploy()?;
+    let hash = callback_token_hash(&token);
+    let mut tx = state.store.begin().await?;
+    let details = serde_json::json!({ "mdMessage": request.md_message });
+    let used = callbacks::complete(&mut tx, principal.tenant, &hash, request.success, &details)
+        .await?;
+    if used.deployment_id != id {
+        // Dropping the transaction undoes the use: the token belongs to another deployment.
+        return Err(StoreError::not_found("webhook callback").into());
+    }
+    enqueue(
+        &mut tx,
+        &principal,
+        SchedulerMessage::WebhookCompleted(WebhookCompleted {
+            deployment_id: id.as_uuid(),
+            target: used.target_name.clone(),
+            step_index: None,
+            webhook_id: used.id,
+            success: request.success,
+            reason: request.md_message.clone(),
+        }),
+    )
+    .await?;
+    audit(
+        &mut tx,
+        &principal,
+        "webhook.callback",
+        "webhook_callback",
+        used.id.to_string(),
+        serde_json::json!({
+            "deployment": id,
+            "webhook": used.webhook_name,
+            "success": request.success,
+        }),
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(accepted(id, "callback", used.target_name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn approval_keys_name_strategy_steps_only() {
+        assert_eq!(step_of("step:3"), Some(3));
+        assert_eq!(step_of("before:0"), None);
+        assert_eq!(step_of("step:x"), None);
+    }
+
+    #[test]
+    fn callback_tokens_hash_to_hex_sha256() {
+        assert_eq!(
+            callback_token_hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

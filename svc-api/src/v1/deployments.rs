@@ -1,0 +1,397 @@
+//! Deployments: start one from a deploy file and its manifests (`POST /v1/deployments`),
+//! redeploy a stored one, list, read the detail and the configuration as submitted.
+//!
+//! Starting validates with `ferry_deploy::check` first and writes nothing when it fails; on
+//! success the deployment, its targets, the `deployment.started` outbox message and the audit
+//! entry commit in one transaction (DESIGN principles 4 and 7).
+
+use super::{audit, enqueue};
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ferry_bus::messages::{DeploymentStarted, SchedulerMessage};
+use ferry_deploy::{InProgressPolicy, Overrides, Plan, Source};
+use ferry_store::approvals::{self, Approval};
+use ferry_store::deployments::{
+    self, Created, DeploymentDetail, DeploymentFilter, DeploymentStatus, ManifestFile,
+    NewDeployment, OnBusy,
+};
+use ferry_store::targets::NewTarget;
+use ferry_store::{Cursor, DeploymentId};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::{IntoParams, ToSchema};
+
+/// The file name a redeploy gives the stored deploy file in diagnostics (the original name is
+/// not stored).
+const REDEPLOY_FILE_NAME: &str = "deploy.yml";
+
+/// The resource's routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/deployments", post(start).get(list))
+        .route("/deployments/{id}", get(detail))
+        .route("/deployments/{id}/config", get(config))
+        .route("/deployments/{id}/redeploy", post(redeploy))
+}
+
+/// The deploy file as submitted.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+pub struct DeployFileBody {
+    /// The file's name, used in error positions (e.g. `deploy.yml`).
+    pub name: String,
+    /// The YAML text.
+    pub content: String,
+}
+
+/// A manifest file as submitted, by its path relative to the deploy file.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+pub struct ManifestBody {
+    /// Relative path, as the deploy file's `manifests[].path` names it (or a file inside).
+    pub path: String,
+    /// The file's text.
+    pub content: String,
+}
+
+/// Caller overrides of the deploy file.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OverridesBody {
+    /// Replaces `application`.
+    #[serde(default)]
+    pub application: Option<String>,
+    /// Added to (and overriding) every context.
+    #[serde(default)]
+    pub context: BTreeMap<String, String>,
+    /// Only these targets (and what they depend on, as the file's filters would).
+    #[serde(default)]
+    pub targets: Vec<String>,
+}
+
+/// `POST /v1/deployments`.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StartRequest {
+    /// The deploy file.
+    pub deploy_file: DeployFileBody,
+    /// The manifests the deploy file names.
+    #[serde(default)]
+    pub manifests: Vec<ManifestBody>,
+    /// Overrides of application, context and targets.
+    #[serde(default)]
+    pub overrides: Option<OverridesBody>,
+}
+
+/// A stored (started or queued) deployment.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct StartResponse {
+    /// The new deployment's id.
+    #[schema(value_type = String, format = Uuid)]
+    pub id: DeploymentId,
+    /// The application deployed.
+    pub application: String,
+    /// `running`, or `waiting` when queued behind the application's running deployment.
+    pub status: String,
+    /// Older waiting deployments this one replaced in the queue.
+    #[schema(value_type = Vec<String>)]
+    pub superseded: Vec<DeploymentId>,
+}
+
+/// Query of `GET /v1/deployments`.
+#[derive(Clone, Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only this application's deployments.
+    pub application: Option<String>,
+    /// Only deployments in this status (`waiting`, `running`, `paused`, `succeeded`, `failed`,
+    /// `aborted`, `rolled_back`, `superseded`).
+    pub status: Option<String>,
+    /// Page size, 1..=200 (default 50).
+    pub limit: Option<i64>,
+    /// The `next` cursor of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A deployment's detail and its pending approvals.
+#[derive(Debug, Serialize)]
+struct DetailResponse {
+    #[serde(flatten)]
+    detail: DeploymentDetail,
+    pending_approvals: Vec<Approval>,
+}
+
+/// The configuration as submitted.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ConfigResponse {
+    deploy_file: String,
+    manifests: Vec<ManifestFile>,
+    plan: serde_json::Value,
+}
+
+/// Validates `request` and stores it as a new deployment.
+#[utoipa::path(post, path = "/v1/deployments", tag = "deployments",
+    request_body = StartRequest,
+    responses(
+        (status = 201, description = "Started", body = StartResponse),
+        (status = 202, description = "Queued behind the running deployment (enqueueOne)", body = StartResponse),
+        (status = 409, description = "The application is busy (reject); `running` names the deployment in progress"),
+        (status = 413, description = "Body too large"),
+        (status = 422, description = "Invalid deploy file; `errors` lists every problem"),
+    ))]
+#[tracing::instrument(skip_all, fields(tenant = %principal.tenant))]
+async fn start(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(request): ApiJson<StartRequest>,
+) -> Result<Response, ApiError> {
+    principal.can_deploy()?;
+    let overrides = request.overrides.unwrap_or_default();
+    let overrides = Overrides {
+        application: overrides.application,
+        context: overrides.context.into_iter().collect(),
+        targets: overrides.targets,
+    };
+    let manifests = request
+        .manifests
+        .into_iter()
+        .map(|m| ManifestFile {
+            path: m.path,
+            content: m.content,
+        })
+        .collect();
+    submit(
+        &state,
+        &principal,
+        &request.deploy_file.name,
+        request.deploy_file.content,
+        manifests,
+        &overrides,
+        None,
+    )
+    .await
+}
+
+/// Starts a new deployment from the stored configuration of `id`, with the same rules as a
+/// start.
+#[utoipa::path(post, path = "/v1/deployments/{id}/redeploy", tag = "deployments",
+    params(("id" = String, Path, description = "Deployment id")),
+    responses(
+        (status = 201, description = "Started", body = StartResponse),
+        (status = 202, description = "Queued", body = StartResponse),
+        (status = 404, description = "No such deployment in this tenant"),
+        (status = 409, description = "The application is busy"),
+    ))]
+#[tracing::instrument(skip_all, fields(tenant = %principal.tenant, deployment = %id))]
+async fn redeploy(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<DeploymentId>,
+) -> Result<Response, ApiError> {
+    principal.can_deploy()?;
+    let stored = deployments::config(&state.store, principal.tenant, id).await?;
+    // The stored plan already reflects the original overrides; passing its application,
+    // context and targets again reproduces it from the stored file.
+    let plan: Plan = serde_json::from_value(stored.plan.0.clone())
+        .map_err(|e| ApiError::Conflict(format!("the stored plan cannot be reused: {e}")))?;
+    let overrides = Overrides {
+        application: Some(plan.application.clone()),
+        context: plan.context.into_iter().collect(),
+        targets: plan.targets.iter().map(|t| t.name.clone()).collect(),
+    };
+    submit(
+        &state,
+        &principal,
+        REDEPLOY_FILE_NAME,
+        stored.deploy_file,
+        stored.manifests.0,
+        &overrides,
+        Some(id),
+    )
+    .await
+}
+
+/// Validates, then stores the deployment, its targets, the outbox message and the audit entry
+/// in one transaction.
+async fn submit(
+    state: &AppState,
+    principal: &Principal,
+    file_name: &str,
+    deploy_file: String,
+    manifests: Vec<ManifestFile>,
+    overrides: &Overrides,
+    redeploy_of: Option<DeploymentId>,
+) -> Result<Response, ApiError> {
+    let sources: Vec<Source> = manifests
+        .iter()
+        .map(|m| Source {
+            path: m.path.clone(),
+            content: m.content.clone(),
+        })
+        .collect();
+    let plan = ferry_deploy::check(file_name, &deploy_file, &sources, overrides)
+        .map_err(ApiError::InvalidDeployFile)?;
+    let on_busy = match plan.deployment_config.if_deployment_in_progress {
+        InProgressPolicy::Reject => OnBusy::Reject,
+        InProgressPolicy::EnqueueOne => OnBusy::EnqueueOne,
+    };
+    let targets = plan
+        .targets
+        .iter()
+        .map(|t| NewTarget {
+            name: t.name.clone(),
+            account: t.account.clone(),
+            namespace: t.namespace.clone().unwrap_or_else(|| "default".into()),
+            desired: serde_json::json!({ "weight": 0 }),
+        })
+        .collect();
+    let new = NewDeployment {
+        id: DeploymentId::new(),
+        application: plan.application.clone(),
+        created_by: principal.subject.clone(),
+        deploy_file,
+        manifests,
+        plan: serde_json::to_value(&plan).map_err(|e| {
+            ApiError::Conflict(format!("the plan cannot be stored as JSON: {e}"))
+        })?,
+        targets,
+    };
+
+    let mut tx = state.store.begin().await?;
+    let created = deployments::create(&mut tx, principal.tenant, &new, on_busy).await?;
+    let (status, deployment, superseded) = match created {
+        // Dropping the transaction rolls back: nothing of this request is stored.
+        Created::Busy { running } => return Err(ApiError::Busy { running }),
+        Created::Started(deployment) => {
+            enqueue(
+                &mut tx,
+                principal,
+                SchedulerMessage::DeploymentStarted(DeploymentStarted {
+                    deployment_id: deployment.id.as_uuid(),
+                }),
+            )
+            .await?;
+            (StatusCode::CREATED, deployment, Vec::new())
+        }
+        Created::Queued {
+            deployment,
+            superseded,
+        } => (StatusCode::ACCEPTED, deployment, superseded),
+    };
+    audit(
+        &mut tx,
+        principal,
+        if redeploy_of.is_some() {
+            "deployment.redeploy"
+        } else {
+            "deployment.start"
+        },
+        "deployment",
+        deployment.id.to_string(),
+        serde_json::json!({
+            "application": deployment.application,
+            "status": deployment.status,
+            "superseded": superseded,
+            "redeployOf": redeploy_of,
+        }),
+    )
+    .await?;
+    tx.commit().await.map_err(ferry_store::StoreError::from)?;
+
+    let location = format!("/v1/deployments/{}", deployment.id);
+    let body = StartResponse {
+        id: deployment.id,
+        application: deployment.application,
+        status: deployment.status.to_string(),
+        superseded,
+    };
+    let mut response = (status, Json(body)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
+}
+
+/// Deployments newest first, filtered, one page at a time.
+#[utoipa::path(get, path = "/v1/deployments", tag = "deployments", params(ListQuery),
+    responses((status = 200, description = "`items` and the `next` cursor (absent on the last page)")))]
+#[tracing::instrument(skip_all, fields(tenant = %principal.tenant))]
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Response, ApiError> {
+    principal.can_read()?;
+    let status = query
+        .status
+        .as_deref()
+        .map(str::parse::<DeploymentStatus>)
+        .transpose()
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let cursor = query
+        .cursor
+        .as_deref()
+        .map(str::parse::<Cursor>)
+        .transpose()
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let filter = DeploymentFilter {
+        application: query.application,
+        status,
+    };
+    let page = deployments::list(
+        &state.store,
+        principal.tenant,
+        &filter,
+        cursor,
+        query.limit.unwrap_or(50),
+    )
+    .await?;
+    Ok(Json(page).into_response())
+}
+
+/// The deployment with its targets (status, phase, step, desired and observed state: weights,
+/// pods ready), step history, reasons and pending approvals.
+#[utoipa::path(get, path = "/v1/deployments/{id}", tag = "deployments",
+    params(("id" = String, Path, description = "Deployment id")),
+    responses((status = 200, description = "The deployment"), (status = 404, description = "No such deployment in this tenant")))]
+#[tracing::instrument(skip_all, fields(tenant = %principal.tenant, deployment = %id))]
+async fn detail(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<DeploymentId>,
+) -> Result<Response, ApiError> {
+    principal.can_read()?;
+    let detail = deployments::detail(&state.store, principal.tenant, id).await?;
+    let pending_approvals = approvals::list_pending(&state.store, principal.tenant, Some(id)).await?;
+    Ok(Json(DetailResponse {
+        detail,
+        pending_approvals,
+    })
+    .into_response())
+}
+
+/// The deploy file and manifests as submitted, and the plan derived from them.
+#[utoipa::path(get, path = "/v1/deployments/{id}/config", tag = "deployments",
+    params(("id" = String, Path, description = "Deployment id")),
+    responses((status = 200, description = "deployFile, manifests, plan"), (status = 404, description = "No such deployment in this tenant")))]
+#[tracing::instrument(skip_all, fields(tenant = %principal.tenant, deployment = %id))]
+async fn config(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<DeploymentId>,
+) -> Result<Response, ApiError> {
+    principal.can_read()?;
+    let stored = deployments::config(&state.store, principal.tenant, id).await?;
+    Ok(Json(ConfigResponse {
+        deploy_file: stored.deploy_file,
+        manifests: stored.manifests.0,
+        plan: stored.plan.0,
+    })
+    .into_response())
+}

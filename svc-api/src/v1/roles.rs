@@ -1,0 +1,221 @@
+//! Roles of the tenant: list, create custom roles (e.g. a deploy file's `requiresRoles`),
+//! replace a role's grants, and bind or unbind members (machine credentials, users). Tenant
+//! administrators only; every change is audited in its transaction.
+
+use super::audit;
+use crate::auth::{Principal, roles as names};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use ferry_store::StoreError;
+use ferry_store::roles::{self, PrincipalKind, Role};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// The resource's routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/roles", get(list).post(create))
+        .route("/roles/{name}/grants", put(set_grants))
+        .route("/roles/{name}/members", post(add_member).delete(remove_member))
+}
+
+/// `POST /v1/roles`.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRole {
+    /// The role's name, unique in the tenant.
+    pub name: String,
+    /// Permissions the role grants.
+    #[serde(default)]
+    pub grants: Vec<String>,
+}
+
+/// `PUT /v1/roles/{name}/grants`.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Grants {
+    /// The complete new list of permissions.
+    pub grants: Vec<String>,
+}
+
+/// Who a membership change is about.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberKind {
+    /// A human user.
+    User,
+    /// A machine credential.
+    Credential,
+}
+
+/// Body of `POST` and `DELETE /v1/roles/{name}/members`.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    /// `user` or `credential`.
+    pub kind: MemberKind,
+    /// The user's or credential's id.
+    pub id: Uuid,
+}
+
+impl Member {
+    fn principal(&self) -> roles::Principal {
+        roles::Principal {
+            kind: match self.kind {
+                MemberKind::User => PrincipalKind::User,
+                MemberKind::Credential => PrincipalKind::Credential,
+            },
+            id: self.id,
+        }
+    }
+}
+
+fn valid_name(name: &str) -> Result<(), ApiError> {
+    let ok = !name.trim().is_empty()
+        && name.len() <= 100
+        && name.trim() == name
+        && !name.chars().any(char::is_control);
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(
+            "a role name is 1 to 100 printable characters without surrounding spaces".into(),
+        ))
+    }
+}
+
+/// Only an organization administrator may hand out the organization administrator role.
+fn may_grant(principal: &Principal, role: &str) -> Result<(), ApiError> {
+    if role == names::ORGANIZATION_ADMIN && !principal.has_role(names::ORGANIZATION_ADMIN) {
+        return Err(ApiError::Forbidden(vec![names::ORGANIZATION_ADMIN.into()]));
+    }
+    Ok(())
+}
+
+/// The tenant's roles with their grants.
+#[utoipa::path(get, path = "/v1/roles", tag = "roles",
+    responses((status = 200, description = "The tenant's roles")))]
+#[tracing::instrument(skip_all, fields(tenant = %principal.tenant))]
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Vec<Role>>, ApiError> {
+    principal.can_admin()?;
+    Ok(Json(roles::list(&state.store, principal.tenant).await?))
+}
+
+/// Creates a custom role.
+#[utoipa::path(post, path = "/v1/roles", tag = "roles", request_body = CreateRole,
+    responses((status = 201, description = "The role"), (status = 409, description = "The name is taken")))]
+#[tracing::instrument(skip_all, fields(tenant = %principal.tenant))]
+async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(request): ApiJson<CreateRole>,
+) -> Result<Response, ApiError> {
+    principal.can_admin()?;
+    valid_name(&request.name)?;
+    let mut tx = state.store.begin().await?;
+    let role = roles::create(&mut tx, principal.tenant, &request.name, &request.grants).await?;
+    audit(
+        &mut tx,
+        &principal,
+        "role.create",
+        "role",
+        role.name.clone(),
+        serde_json::json!({ "grants": role.grants }),
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok((StatusCode::CREATED, Json(role)).into_response())
+}
+
+/// Replaces a role's grants.
+#[utoipa::path(put, path = "/v1/roles/{name}/grants", tag = "roles", request_body = Grants,
+    params(("name" = String, Path, description = "Role name")),
+    responses((status = 200, description = "The role"), (status = 404, description = "No such role")))]
+#[tracing::instrument(skip_all, fields(tenant = %principal.tenant))]
+async fn set_grants(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(request): ApiJson<Grants>,
+) -> Result<Json<Role>, ApiError> {
+    principal.can_admin()?;
+    let mut tx = state.store.begin().await?;
+    let role = roles::set_grants(&mut tx, principal.tenant, &name, &request.grants).await?;
+    audit(
+        &mut tx,
+        &principal,
+        "role.set_grants",
+        "role",
+        name,
+        serde_json::json!({ "grants": role.grants }),
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(Json(role))
+}
+
+/// Gives the role to a user or credential (binding twice is a no-op).
+#[utoipa::path(post, path = "/v1/roles/{name}/members", tag = "roles", request_body = Member,
+    params(("name" = String, Path, description = "Role name")),
+    responses((status = 204, description = "Bound"), (status = 404, description = "No such role or member")))]
+#[tracing::instrument(skip_all, fields(tenant = %principal.tenant))]
+async fn add_member(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(member): ApiJson<Member>,
+) -> Result<StatusCode, ApiError> {
+    principal.can_admin()?;
+    may_grant(&principal, &name)?;
+    let mut tx = state.store.begin().await?;
+    roles::bind(&mut tx, principal.tenant, member.principal(), &name).await?;
+    audit(
+        &mut tx,
+        &principal,
+        "role.bind",
+        "role",
+        name,
+        serde_json::json!({ "member": member }),
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Takes the role away from a user or credential.
+#[utoipa::path(delete, path = "/v1/roles/{name}/members", tag = "roles", request_body = Member,
+    params(("name" = String, Path, description = "Role name")),
+    responses((status = 204, description = "Unbound"), (status = 404, description = "The member does not hold the role")))]
+#[tracing::instrument(skip_all, fields(tenant = %principal.tenant))]
+async fn remove_member(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(member): ApiJson<Member>,
+) -> Result<StatusCode, ApiError> {
+    principal.can_admin()?;
+    may_grant(&principal, &name)?;
+    let mut tx = state.store.begin().await?;
+    roles::unbind(&mut tx, principal.tenant, member.principal(), &name).await?;
+    audit(
+        &mut tx,
+        &principal,
+        "role.unbind",
+        "role",
+        name,
+        serde_json::json!({ "member": member }),
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(StatusCode::NO_CONTENT)
+}

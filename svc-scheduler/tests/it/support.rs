@@ -1,0 +1,330 @@
+//! The test bench: a fresh database and tenant, a bus with its own prefix, one Kubernetes API
+//! simulator per account (the clusters the engine deploys to), the engine started in process,
+//! and helpers that write deployments and decisions the way svc-api does.
+
+use async_trait::async_trait;
+use ferry_bus::messages::{ApprovalDecided, DeploymentStarted};
+use ferry_bus::{Bus, ConsumerMetrics, Envelope, SchedulerMessage, Topology, outbox};
+use ferry_deploy::{Overrides, Plan, Source};
+use ferry_kube_sim::{RunningSim, SimConfig};
+use ferry_store::approvals::{self, Decision};
+use ferry_store::deployments::{self, Created, NewDeployment, OnBusy};
+use ferry_store::targets::{self, NewTarget, Target};
+use ferry_store::tenants::{self, NewTenant};
+use ferry_store::{DeploymentId, Store, TenantId};
+use ferry_svc_scheduler::{ClusterError, Clusters, EngineConfig, run_engine};
+use ferry_testkit::{TestDb, amqp, eventually};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How long a test waits for a condition before failing.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hello-ferry");
+
+/// Kubernetes clients of simulators, one per account: the clusters of the tests.
+struct SimClusters(HashMap<String, kube::Client>);
+
+#[async_trait]
+impl Clusters for SimClusters {
+    async fn client(&self, _tenant: TenantId, account: &str) -> Result<kube::Client, ClusterError> {
+        self.0
+            .get(account)
+            .cloned()
+            .ok_or_else(|| ClusterError::UnknownAccount(account.to_string()))
+    }
+}
+
+/// Everything one test runs against.
+pub struct Bench {
+    pub db: TestDb,
+    pub store: Store,
+    pub tenant: TenantId,
+    pub bus: Bus,
+    /// Kept alive for the test: dropping a simulator stops nothing, but keeps ownership clear.
+    _sims: HashMap<String, RunningSim>,
+    pub clients: HashMap<String, kube::Client>,
+    engine: Option<(CancellationToken, JoinHandle<()>)>,
+    _cleanup: amqp::Cleanup,
+}
+
+impl Bench {
+    /// A bench with a simulator for each account, whose namespaces exist.
+    pub async fn new(accounts: &[&str], namespaces: &[&str]) -> Bench {
+        let db = TestDb::new().await;
+        let store = Store::from_pool(db.pool.clone());
+        let mut tx = store.begin().await.unwrap();
+        let tenant = tenants::create(
+            &mut tx,
+            &NewTenant {
+                slug: "acme".into(),
+                name: "Acme".into(),
+                organization_id: None,
+            },
+        )
+        .await
+        .unwrap()
+        .id;
+        tx.commit().await.unwrap();
+        let topology = Topology::new(amqp::prefix());
+        let cleanup = amqp::Cleanup::new(topology.queue_names(), topology.exchange_names());
+        let bus = Bus::connect(&amqp::amqp_url(), "scheduler-test", topology)
+            .await
+            .unwrap();
+        bus.declare().await.unwrap();
+        let mut sims = HashMap::new();
+        let mut clients = HashMap::new();
+        for account in accounts {
+            let mut ns: Vec<String> = vec!["default".into()];
+            ns.extend(namespaces.iter().map(|n| n.to_string()));
+            let sim = ferry_kube_sim::start(SimConfig {
+                ready_delay: Duration::from_millis(200),
+                namespaces: ns,
+                ..SimConfig::default()
+            })
+            .await
+            .unwrap();
+            clients.insert(account.to_string(), sim.client().await.unwrap());
+            sims.insert(account.to_string(), sim);
+        }
+        Bench {
+            db,
+            store,
+            tenant,
+            bus,
+            _sims: sims,
+            clients,
+            engine: None,
+            _cleanup: cleanup,
+        }
+    }
+
+    /// Starts an engine instance (relay, consumer, timer loop) with fast ticks.
+    pub fn start_engine(&mut self) {
+        let token = CancellationToken::new();
+        let clusters: Arc<dyn Clusters> = Arc::new(SimClusters(self.clients.clone()));
+        let config = EngineConfig {
+            tick: Duration::from_millis(200),
+            timer_poll: Duration::from_millis(100),
+            retry_delay: Duration::from_millis(500),
+            ..EngineConfig::default()
+        };
+        let metrics = ConsumerMetrics::register(&prometheus::Registry::new()).unwrap();
+        let handle = tokio::spawn(run_engine(
+            self.db.pool.clone(),
+            self.bus.clone(),
+            clusters,
+            config,
+            metrics,
+            token.clone(),
+        ));
+        self.engine = Some((token, handle));
+    }
+
+    /// Stops the running engine instance and waits until it drained.
+    pub async fn stop_engine(&mut self) {
+        if let Some((token, handle)) = self.engine.take() {
+            token.cancel();
+            handle.await.unwrap();
+        }
+    }
+
+    /// Stores a deployment with `plan` and writes `deployment.started`, in one transaction, as
+    /// svc-api does.
+    pub async fn start_deployment(&self, plan: &Plan) -> DeploymentId {
+        let id = DeploymentId::new();
+        let new = NewDeployment {
+            id,
+            application: plan.application.clone(),
+            created_by: "alice@example.com".into(),
+            deploy_file: String::new(),
+            manifests: Vec::new(),
+            plan: serde_json::to_value(plan).unwrap(),
+            targets: plan
+                .targets
+                .iter()
+                .map(|t| NewTarget {
+                    name: t.name.clone(),
+                    account: t.account.clone(),
+                    namespace: t.namespace.clone().unwrap_or_default(),
+                    desired: serde_json::json!({}),
+                })
+                .collect(),
+        };
+        let mut tx = self.store.begin().await.unwrap();
+        let created = deployments::create(&mut tx, self.tenant, &new, OnBusy::Reject)
+            .await
+            .unwrap();
+        assert!(matches!(created, Created::Started(_)), "{created:?}");
+        let started = SchedulerMessage::DeploymentStarted(DeploymentStarted {
+            deployment_id: id.as_uuid(),
+        });
+        outbox::enqueue(&mut tx, &Envelope::new(self.tenant.as_uuid(), started))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        id
+    }
+
+    /// Decides the target's pending approval and writes `approval.decided`, as svc-api does.
+    pub async fn decide(&self, id: DeploymentId, target: &str, approve: bool) {
+        let pending = eventually("a pending approval", WAIT, || async {
+            approvals::list_pending(&self.store, self.tenant, Some(id))
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|a| a.target_name == target)
+        })
+        .await;
+        let decision = if approve {
+            Decision::Approve
+        } else {
+            Decision::Reject
+        };
+        let mut tx = self.store.begin().await.unwrap();
+        approvals::decide(&mut tx, self.tenant, pending.id, decision, "rita@example.com")
+            .await
+            .unwrap();
+        let message = SchedulerMessage::ApprovalDecided(ApprovalDecided {
+            deployment_id: id.as_uuid(),
+            target: target.into(),
+            step_index: None,
+            approved: approve,
+            decided_by: Some("rita@example.com".into()),
+            reason: None,
+        });
+        outbox::enqueue(&mut tx, &Envelope::new(self.tenant.as_uuid(), message))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    /// The target as stored now.
+    pub async fn target(&self, id: DeploymentId, name: &str) -> Target {
+        targets::get(&self.store, self.tenant, id, name).await.unwrap()
+    }
+
+    /// Waits until `check` holds for the target, returning it.
+    pub async fn wait_target(
+        &self,
+        id: DeploymentId,
+        name: &str,
+        what: &str,
+        check: impl Fn(&Target) -> bool,
+    ) -> Target {
+        eventually(what, WAIT, || async {
+            let t = self.target(id, name).await;
+            check(&t).then_some(t)
+        })
+        .await
+    }
+
+    /// Waits until the deployment ended, returning its status.
+    pub async fn wait_end(&self, id: DeploymentId) -> deployments::Deployment {
+        eventually("the deployment to end", WAIT, || async {
+            let d = deployments::get(&self.store, self.tenant, id).await.unwrap();
+            d.status.is_terminal().then_some(d)
+        })
+        .await
+    }
+
+    /// The step history reasons of a target, in order.
+    pub async fn reasons(&self, id: DeploymentId, target: &str) -> Vec<String> {
+        ferry_store::events::step_history(&self.store, self.tenant, id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.target_name == target)
+            .map(|s| s.reason)
+            .collect()
+    }
+
+    /// The account's ReplicaSets in `namespace`: name → (spec replicas, ready replicas, image).
+    pub async fn replica_sets(
+        &self,
+        account: &str,
+        namespace: &str,
+    ) -> HashMap<String, (i32, i32, String)> {
+        let api: Api<ReplicaSet> = Api::namespaced(self.clients[account].clone(), namespace);
+        api.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|rs| {
+                let image = rs
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.template.as_ref())
+                    .and_then(|t| t.spec.as_ref())
+                    .and_then(|s| s.containers.first())
+                    .and_then(|c| c.image.clone())
+                    .unwrap_or_default();
+                (
+                    rs.metadata.name.unwrap_or_default(),
+                    (
+                        rs.spec.and_then(|s| s.replicas).unwrap_or(0),
+                        rs.status.and_then(|s| s.ready_replicas).unwrap_or(0),
+                        image,
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    /// Ready pods of the account in `namespace`.
+    pub async fn ready_pods(&self, account: &str, namespace: &str) -> usize {
+        let api: Api<Pod> = Api::namespaced(self.clients[account].clone(), namespace);
+        api.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter(|p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            })
+            .count()
+    }
+}
+
+/// The sizes (spec replicas) of ReplicaSets running `image` suffix, summed.
+pub fn size_of(sets: &HashMap<String, (i32, i32, String)>, image: &str) -> i32 {
+    sets.values()
+        .filter(|(_, _, i)| i.ends_with(image))
+        .map(|(spec, _, _)| *spec)
+        .sum()
+}
+
+/// A plan from a deploy file of the hello-ferry example (text given, so a test can shorten
+/// pauses), with the example's manifests at `image`.
+pub fn plan(deploy_file: &str, image: &str) -> Plan {
+    let read = |p: &str| std::fs::read_to_string(format!("{EXAMPLES}/{p}")).unwrap();
+    let app = read("manifests/app.yaml").replace("registry.example/hello-ferry:1.1.0", image);
+    let sources = vec![
+        Source {
+            path: "manifests/app.yaml".into(),
+            content: app,
+        },
+        Source {
+            path: "manifests/service.yaml".into(),
+            content: read("manifests/service.yaml"),
+        },
+    ];
+    ferry_deploy::check("deploy.yml", deploy_file, &sources, &Overrides::default())
+        .unwrap_or_else(|d| panic!("{d:?}"))
+}
+
+/// The example's deploy-canary.yml.
+pub fn example(name: &str) -> String {
+    std::fs::read_to_string(format!("{EXAMPLES}/{name}")).unwrap()
+}
