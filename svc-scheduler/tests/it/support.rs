@@ -57,6 +57,12 @@ pub struct Bench {
 impl Bench {
     /// A bench with a simulator for each account, whose namespaces exist.
     pub async fn new(accounts: &[&str], namespaces: &[&str]) -> Bench {
+        // Logs show with `RUST_LOG=ferry_svc_scheduler=debug` and `--no-capture`.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        ferry_svc_scheduler::install_crypto();
         let db = TestDb::new().await;
         let store = Store::from_pool(db.pool.clone());
         let mut tx = store.begin().await.unwrap();
