@@ -31,6 +31,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
+/// How long connecting to RabbitMQ may take at start.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long one Redis command may wait for its answer.
 const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -108,11 +111,16 @@ pub async fn run_with_registry(
     let redis = redis::aio::ConnectionManager::new_with_config(redis_client, redis_config)
         .await
         .context("connecting to Redis")?;
-    let amqp = lapin::Connection::connect(
-        &settings.amqp.amqp_url,
-        lapin::ConnectionProperties::default(),
+    // A broker that accepts TCP but never answers the handshake would hang start-up silently.
+    let amqp = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        lapin::Connection::connect(
+            &settings.amqp.amqp_url,
+            lapin::ConnectionProperties::default(),
+        ),
     )
     .await
+    .map_err(|_| anyhow::anyhow!("RabbitMQ did not answer within {CONNECT_TIMEOUT:?}"))?
     .context("connecting to RabbitMQ")?;
     let consume_channel = amqp.create_channel().await?;
     let reply_channel = amqp.create_channel().await?;

@@ -264,15 +264,9 @@ impl Engine {
             }
         }
         if let Some((status, reason)) = end {
-            let done = deployments::transition(
-                &mut tx,
-                tenant,
-                id,
-                bumped.version,
-                status,
-                Some(&reason),
-            )
-            .await?;
+            let done =
+                deployments::transition(&mut tx, tenant, id, bumped.version, status, Some(&reason))
+                    .await?;
             events::append(
                 &mut tx,
                 tenant,

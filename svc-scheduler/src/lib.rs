@@ -153,7 +153,12 @@ pub async fn run_engine(
     tokio::join!(
         relay.run(shutdown.clone()),
         ferry_bus::run_consumer(&bus, consumer, engine, metrics, shutdown.clone()),
-        timer_loop::run(store, config.timer_poll, config.timer_batch, shutdown.clone()),
+        timer_loop::run(
+            store,
+            config.timer_poll,
+            config.timer_batch,
+            shutdown.clone()
+        ),
     );
 }
 

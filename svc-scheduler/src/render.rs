@@ -114,9 +114,7 @@ fn object_mut<'a>(value: &'a mut Value, key: &str) -> &'a mut Map<String, Value>
     if !value[key].is_object() {
         value[key] = json!({});
     }
-    value[key]
-        .as_object_mut()
-        .expect("just made an object")
+    value[key].as_object_mut().expect("just made an object")
 }
 
 /// Turns a user's `Deployment` object into the managed ReplicaSet of this version.
@@ -246,7 +244,12 @@ pub fn with_namespace(object: &Value, namespace: Option<&str>) -> Value {
     }
     // Server-side apply refuses server-owned fields in the applied configuration.
     if let Some(meta) = object["metadata"].as_object_mut() {
-        for field in ["resourceVersion", "uid", "creationTimestamp", "managedFields"] {
+        for field in [
+            "resourceVersion",
+            "uid",
+            "creationTimestamp",
+            "managedFields",
+        ] {
             meta.remove(field);
         }
     }
@@ -310,10 +313,19 @@ mod tests {
         assert_eq!(pod["labels"][LABEL_HASH], rs.hash);
         assert_eq!(pod["labels"]["app"], "hello");
         for prefix in ["ferry.dev", "deploy.armory.io"] {
-            assert_eq!(pod["annotations"][format!("{prefix}/application")], "hello-ferry");
+            assert_eq!(
+                pod["annotations"][format!("{prefix}/application")],
+                "hello-ferry"
+            );
             assert_eq!(pod["annotations"][format!("{prefix}/deployment-id")], "d-1");
-            assert_eq!(pod["annotations"][format!("{prefix}/environment")], "prod-eu (blue)");
-            assert_eq!(pod["annotations"][format!("{prefix}/replica-set-name")], rs.name);
+            assert_eq!(
+                pod["annotations"][format!("{prefix}/environment")],
+                "prod-eu (blue)"
+            );
+            assert_eq!(
+                pod["annotations"][format!("{prefix}/replica-set-name")],
+                rs.name
+            );
         }
         let env = o["spec"]["template"]["spec"]["containers"][0]["env"]
             .as_array()

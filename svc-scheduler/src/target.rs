@@ -274,7 +274,13 @@ impl<'a> Run<'a> {
             let gate = std::mem::take(&mut self.progress.gates[i]);
             let was_done = gate.done;
             let (gate, poll) = self
-                .poll_wait(step, gate, Slot::Gate(i), &format!("{prefix}:{i}"), i as u32)
+                .poll_wait(
+                    step,
+                    gate,
+                    Slot::Gate(i),
+                    &format!("{prefix}:{i}"),
+                    i as u32,
+                )
                 .await?;
             self.progress.gates[i] = gate;
             match poll {
@@ -336,8 +342,8 @@ impl<'a> Run<'a> {
         let mut found = Vec::new();
         let mut applied = 0;
         for m in &self.plan.manifests {
-            let is_workload = m.kind == "Deployment"
-                && m.object["apiVersion"].as_str() == Some("apps/v1");
+            let is_workload =
+                m.kind == "Deployment" && m.object["apiVersion"].as_str() == Some("apps/v1");
             if !is_workload {
                 let object = render::with_namespace(&m.object, m.namespace.as_deref());
                 cluster::apply(&client, &object).await?;
@@ -358,8 +364,7 @@ impl<'a> Run<'a> {
         let mut names = Vec::new();
         let mut workloads = Vec::new();
         for (rs, existing, stable) in found {
-            cluster::ensure_replica_set(&client, &rs, if canary { 0 } else { rs.replicas })
-                .await?;
+            cluster::ensure_replica_set(&client, &rs, if canary { 0 } else { rs.replicas }).await?;
             names.push(rs.name.clone());
             workloads.push(Workload {
                 name: rs.workload.clone(),
@@ -474,7 +479,11 @@ impl<'a> Run<'a> {
             .collect();
         let states = self.scale_new(&client, &sizes).await?;
         let want: i32 = sizes.iter().sum();
-        let ready: i32 = states.iter().zip(&sizes).map(|(s, n)| s.ready.min(*n)).sum();
+        let ready: i32 = states
+            .iter()
+            .zip(&sizes)
+            .map(|(s, n)| s.ready.min(*n))
+            .sum();
         let total: i32 = self.progress.workloads.iter().map(|w| w.replicas).sum();
         if ready < want {
             return self
@@ -512,7 +521,11 @@ impl<'a> Run<'a> {
         let sizes: Vec<i32> = self.progress.workloads.iter().map(|w| w.replicas).collect();
         let states = self.scale_new(&client, &sizes).await?;
         let total: i32 = sizes.iter().sum();
-        let ready: i32 = states.iter().zip(&sizes).map(|(s, n)| s.ready.min(*n)).sum();
+        let ready: i32 = states
+            .iter()
+            .zip(&sizes)
+            .map(|(s, n)| s.ready.min(*n))
+            .sum();
         if ready < total {
             let what = if self.progress.first {
                 "first deployment at 100%"
@@ -564,7 +577,10 @@ impl<'a> Run<'a> {
             .deadline
             .get_or_insert(now + chrono::Duration::seconds(timeout as i64));
         if now >= deadline {
-            let why = format!("rolled back: pods not ready after {}", human_duration(timeout));
+            let why = format!(
+                "rolled back: pods not ready after {}",
+                human_duration(timeout)
+            );
             self.roll_back(why).await?;
             return Ok(Flow::Wait);
         }

@@ -107,12 +107,10 @@ impl Run<'_> {
                         let who = self.decider(id).await?;
                         Poll::Failed(format!("approval rejected by {who}"))
                     }
-                    None if wait.expires_at.is_some_and(|at| now >= at) => Poll::Failed(
-                        format!(
-                            "approval expired after {}",
-                            human_duration(expiration_secs.unwrap_or_default())
-                        ),
-                    ),
+                    None if wait.expires_at.is_some_and(|at| now >= at) => Poll::Failed(format!(
+                        "approval expired after {}",
+                        human_duration(expiration_secs.unwrap_or_default())
+                    )),
                     None => Poll::Waiting(format!("waiting for approval{roles}")),
                 }
             }

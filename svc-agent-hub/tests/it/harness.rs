@@ -167,6 +167,7 @@ impl std::ops::Deref for TestTunnel {
 /// A hub replica running on its own runtime and thread.
 pub struct Replica {
     pub id: String,
+    prefix: String,
     pub url: String,
     pub registry: Registry,
     shutdown: CancellationToken,
@@ -189,6 +190,7 @@ impl Replica {
         };
         let url = format!("{scheme}://{host}:{port}");
         let id = settings.replica_id.clone().unwrap();
+        let prefix = settings.amqp.bus_prefix.clone();
         let registry = Registry::new();
         let shutdown = CancellationToken::new();
         let (kill, kill_rx) = tokio::sync::oneshot::channel::<()>();
@@ -225,8 +227,9 @@ impl Replica {
             })
         };
         ready_rx.await.unwrap();
-        let replica = Replica {
+        let mut replica = Replica {
             id,
+            prefix,
             url,
             registry,
             shutdown,
@@ -243,19 +246,27 @@ impl Replica {
         replica
     }
 
-    async fn wait_ready(&self, redis: redis::aio::ConnectionManager) {
-        ferry_testkit::eventually("the replica to be ready", Duration::from_secs(10), || {
-            let mut redis = redis.clone();
-            async move {
-                let keys: Vec<String> = redis::cmd("KEYS")
-                    .arg(format!("*ferry:hub:{}", self.id))
-                    .query_async(&mut redis)
-                    .await
-                    .ok()?;
-                (!keys.is_empty()).then_some(())
-            }
-        })
-        .await;
+    async fn wait_ready(&mut self, redis: redis::aio::ConnectionManager) {
+        let key = ferry_proto::routing::replica_key(&self.prefix, &self.id);
+        let finished = self.finished.as_mut().unwrap();
+        let ready =
+            ferry_testkit::eventually("the replica to be ready", Duration::from_secs(20), || {
+                let mut redis = redis.clone();
+                let key = key.clone();
+                async move {
+                    let exists: bool = redis::cmd("EXISTS")
+                        .arg(&key)
+                        .query_async(&mut redis)
+                        .await
+                        .ok()?;
+                    exists.then_some(())
+                }
+            });
+        tokio::select! {
+            () = ready => {}
+            // A replica that fails to start says why instead of timing out silently.
+            outcome = finished => panic!("replica {} stopped while starting: {outcome:?}", self.id),
+        }
     }
 
     /// SIGTERM: the replica drains and exits; returns its outcome.

@@ -44,7 +44,10 @@ async fn targets_follow_depends_on_and_production_branches_run_in_parallel() {
     assert_eq!(dev.status, TargetStatus::Succeeded);
     assert_eq!(staging.status, TargetStatus::Succeeded);
     assert!(staging.started_at.unwrap() >= dev.ended_at.unwrap());
-    for (account, ns) in [("dev-cluster", "hello-dev"), ("staging-cluster", "hello-staging")] {
+    for (account, ns) in [
+        ("dev-cluster", "hello-dev"),
+        ("staging-cluster", "hello-staging"),
+    ] {
         let sets = bench.replica_sets(account, ns).await;
         assert_eq!(sets.len(), 1, "{sets:?}");
         let (name, (spec, ready, _)) = sets.iter().next().unwrap();
@@ -60,10 +63,8 @@ async fn targets_follow_depends_on_and_production_branches_run_in_parallel() {
         assert_eq!(annotations["ferry.dev/deployment-id"], id.to_string());
         assert_eq!(annotations["deploy.armory.io/replica-set-name"], *name);
         let env = pod.spec.unwrap().containers[0].env.clone().unwrap();
-        assert!(
-            env.iter()
-                .any(|e| e.name == "FERRY_ENVIRONMENT_NAME" && e.value.as_deref() == Some(ns.trim_start_matches("hello-")))
-        );
+        assert!(env.iter().any(|e| e.name == "FERRY_ENVIRONMENT_NAME"
+            && e.value.as_deref() == Some(ns.trim_start_matches("hello-"))));
     }
     // No production cluster has anything yet.
     for account in ["prod-us-cluster", "prod-eu-cluster"] {
@@ -77,8 +78,16 @@ async fn targets_follow_depends_on_and_production_branches_run_in_parallel() {
             t.status == TargetStatus::Succeeded
         })
         .await;
-    assert_eq!(bench.target(id, "prod-us").await.status, TargetStatus::Paused);
-    assert!(bench.replica_sets("prod-us-cluster", "hello-prod").await.is_empty());
+    assert_eq!(
+        bench.target(id, "prod-us").await.status,
+        TargetStatus::Paused
+    );
+    assert!(
+        bench
+            .replica_sets("prod-us-cluster", "hello-prod")
+            .await
+            .is_empty()
+    );
 
     bench.decide(id, "prod-us", true).await;
     let end = bench.wait_end(id).await;

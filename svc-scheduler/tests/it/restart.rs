@@ -26,11 +26,16 @@ manifests:
 async fn a_timed_pause_fires_after_the_engine_restarts() {
     let mut bench = Bench::new(&["dev-cluster"], &["hello-dev"]).await;
     bench.start_engine();
-    let id = bench.start_deployment(&plan(GATED, "hello-ferry:1.1.0")).await;
+    let id = bench
+        .start_deployment(&plan(GATED, "hello-ferry:1.1.0"))
+        .await;
     let paused = bench
         .wait_target(id, "dev", "the pause", |t| t.status == TargetStatus::Paused)
         .await;
-    assert_eq!(paused.reason.as_deref(), Some("before deployment: paused for 2s"));
+    assert_eq!(
+        paused.reason.as_deref(),
+        Some("before deployment: paused for 2s")
+    );
     bench.stop_engine().await;
 
     let pending = timers::list_pending(&bench.store, bench.tenant, id)
@@ -39,7 +44,10 @@ async fn a_timed_pause_fires_after_the_engine_restarts() {
     assert_eq!(pending.len(), 1, "{pending:?}");
     assert_eq!(pending[0].kind, "reconcile");
     assert!(
-        bench.replica_sets("dev-cluster", "hello-dev").await.is_empty(),
+        bench
+            .replica_sets("dev-cluster", "hello-dev")
+            .await
+            .is_empty(),
         "nothing deployed while paused"
     );
 

@@ -46,12 +46,12 @@ pub struct Bench {
     pub db: TestDb,
     pub store: Store,
     pub tenant: TenantId,
-    pub bus: Bus,
+    pub bus: Option<Bus>,
     /// Kept alive for the test: dropping a simulator stops nothing, but keeps ownership clear.
     _sims: HashMap<String, RunningSim>,
     pub clients: HashMap<String, kube::Client>,
     engine: Option<(CancellationToken, JoinHandle<()>)>,
-    _cleanup: amqp::Cleanup,
+    _cleanup: Option<amqp::Cleanup>,
 }
 
 impl Bench {
@@ -79,11 +79,18 @@ impl Bench {
         .id;
         tx.commit().await.unwrap();
         let topology = Topology::new(amqp::prefix());
-        let cleanup = amqp::Cleanup::new(topology.queue_names(), topology.exchange_names());
-        let bus = Bus::connect(&amqp::amqp_url(), "scheduler-test", topology)
-            .await
-            .unwrap();
-        bus.declare().await.unwrap();
+        let cleanup = std::env::var("PUMP")
+            .is_err()
+            .then(|| amqp::Cleanup::new(topology.queue_names(), topology.exchange_names()));
+        let bus = if std::env::var("PUMP").is_ok() {
+            None
+        } else {
+            let bus = Bus::connect(&amqp::amqp_url(), "scheduler-test", topology)
+                .await
+                .unwrap();
+            bus.declare().await.unwrap();
+            Some(bus)
+        };
         let mut sims = HashMap::new();
         let mut clients = HashMap::new();
         for account in accounts {
@@ -111,8 +118,51 @@ impl Bench {
         }
     }
 
-    /// Starts an engine instance (relay, consumer, timer loop) with fast ticks.
+    /// TEMPORARY: engine fed from the outbox table directly (broker wedged).
     pub fn start_engine(&mut self) {
+        let token = CancellationToken::new();
+        let clusters: Arc<dyn Clusters> = Arc::new(SimClusters(self.clients.clone()));
+        let config = EngineConfig {
+            tick: Duration::from_millis(200),
+            ..EngineConfig::default()
+        };
+        let engine = ferry_svc_scheduler::Engine::new(self.store.clone(), clusters, config);
+        let store = self.store.clone();
+        let t = token.clone();
+        let handle = tokio::spawn(async move {
+            let timers = ferry_svc_scheduler::timer_loop::run(
+                store.clone(),
+                Duration::from_millis(100),
+                100,
+                t.clone(),
+            );
+            let pump = async {
+                while !t.is_cancelled() {
+                    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as("UPDATE outbox SET sent_at = now() WHERE seq IN (SELECT seq FROM outbox WHERE sent_at IS NULL AND routing_key = 'scheduler' ORDER BY seq LIMIT 10) RETURNING seq, payload").fetch_all(store.pool()).await.unwrap();
+                    for (_, body) in rows {
+                        let env = Envelope::<SchedulerMessage>::from_json(&body).unwrap();
+                        let input = ferry_svc_scheduler::Input::from_message(&env.payload);
+                        if let Err(e) = engine
+                            .reconcile(
+                                TenantId(env.tenant_id),
+                                DeploymentId(env.payload.deployment_id()),
+                                &input,
+                            )
+                            .await
+                        {
+                            eprintln!("PUMP ERR {e}");
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            };
+            tokio::join!(timers, pump);
+        });
+        self.engine = Some((token, handle));
+    }
+
+    /// Starts an engine instance (relay, consumer, timer loop) with fast ticks.
+    pub fn start_engine_bus(&mut self) {
         let token = CancellationToken::new();
         let clusters: Arc<dyn Clusters> = Arc::new(SimClusters(self.clients.clone()));
         let config = EngineConfig {
@@ -124,7 +174,7 @@ impl Bench {
         let metrics = ConsumerMetrics::register(&prometheus::Registry::new()).unwrap();
         let handle = tokio::spawn(run_engine(
             self.db.pool.clone(),
-            self.bus.clone(),
+            self.bus.clone().unwrap(),
             clusters,
             config,
             metrics,
@@ -194,9 +244,15 @@ impl Bench {
             Decision::Reject
         };
         let mut tx = self.store.begin().await.unwrap();
-        approvals::decide(&mut tx, self.tenant, pending.id, decision, "rita@example.com")
-            .await
-            .unwrap();
+        approvals::decide(
+            &mut tx,
+            self.tenant,
+            pending.id,
+            decision,
+            "rita@example.com",
+        )
+        .await
+        .unwrap();
         let message = SchedulerMessage::ApprovalDecided(ApprovalDecided {
             deployment_id: id.as_uuid(),
             target: target.into(),
@@ -213,7 +269,9 @@ impl Bench {
 
     /// The target as stored now.
     pub async fn target(&self, id: DeploymentId, name: &str) -> Target {
-        targets::get(&self.store, self.tenant, id, name).await.unwrap()
+        targets::get(&self.store, self.tenant, id, name)
+            .await
+            .unwrap()
     }
 
     /// Waits until `check` holds for the target, returning it.
@@ -234,7 +292,9 @@ impl Bench {
     /// Waits until the deployment ended, returning its status.
     pub async fn wait_end(&self, id: DeploymentId) -> deployments::Deployment {
         eventually("the deployment to end", WAIT, || async {
-            let d = deployments::get(&self.store, self.tenant, id).await.unwrap();
+            let d = deployments::get(&self.store, self.tenant, id)
+                .await
+                .unwrap();
             d.status.is_terminal().then_some(d)
         })
         .await
