@@ -125,9 +125,12 @@ impl FromRequestParts<AppState> for Principal {
         let tenant = TenantId(claims.tenant);
         // Limited per tenant, after verification: an unauthenticated flood cannot spend a
         // tenant's budget.
-        state.limiter.acquire(tenant).map_err(|wait| ApiError::RateLimited {
-            retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
-        })?;
+        state
+            .limiter
+            .acquire(tenant)
+            .map_err(|wait| ApiError::RateLimited {
+                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+            })?;
         Ok(Principal {
             tenant,
             subject: claims.sub,

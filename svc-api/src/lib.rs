@@ -111,7 +111,10 @@ pub async fn run(
         IssuerConfig { issuer, token_ttl },
         metrics,
         master,
-        ratelimit::RateLimiter::new(settings.api.rate_limit_per_sec, settings.api.rate_limit_burst),
+        ratelimit::RateLimiter::new(
+            settings.api.rate_limit_per_sec,
+            settings.api.rate_limit_burst,
+        ),
         ApiConfig {
             max_body_bytes: settings.api.max_body_bytes,
             events_poll: Duration::from_millis(settings.api.events_poll_ms),

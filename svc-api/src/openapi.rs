@@ -148,3 +148,14 @@ async function tryIt(i, method) {
   document.getElementById("r" + i).textContent = r.status + "\n" + await r.text();
 }
 </script></body></html>"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_is_generated() {
+        let doc = ApiDoc::openapi();
+        assert!(doc.paths.paths.contains_key("/v1/deployments"));
+    }
+}

@@ -19,7 +19,7 @@ use ferry_store::deployments::{self, Deployment, DeploymentStatus};
 use ferry_store::events::{self, NewEvent};
 use ferry_store::targets::{self, TargetStatus};
 use ferry_store::{DeploymentId, Store, TenantId, approvals, timers};
-use futures::future::try_join_all;
+use futures::future::join_all;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -203,17 +203,34 @@ impl Engine {
                 .find(|t| t.name == tp.name)
                 .map(|t| target::reconcile(&ctx, t, tp))
         });
-        let outcomes: Vec<Outcome> = try_join_all(runs).await?.into_iter().flatten().collect();
-        let end = final_status(&outcomes, &rows, input);
+        // One unreachable cluster must not stall the other branches: commit what the others
+        // decided, then report the failure so the message is retried.
+        let mut outcomes: Vec<Outcome> = Vec::new();
+        let mut failure = None;
+        for result in join_all(runs).await {
+            match result {
+                Ok(outcome) => outcomes.extend(outcome),
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        let end = match failure {
+            Some(_) => None,
+            None => final_status(&outcomes, &rows, input),
+        };
         if outcomes.is_empty() && end.is_none() {
-            return Ok(Pass::Settled);
+            return failure.map_or(Ok(Pass::Settled), Err);
         }
         let unblocks = end.is_none()
             && outcomes
                 .iter()
                 .any(|o| o.state.status.is_terminal() || o.state.phase.as_deref() == Some("done"));
         self.commit(tenant, &deployment, outcomes, end).await?;
-        Ok(if unblocks { Pass::Again } else { Pass::Settled })
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(if unblocks { Pass::Again } else { Pass::Settled }),
+        }
     }
 
     async fn commit(
@@ -328,4 +345,121 @@ pub(crate) fn wake_up(tenant: Uuid, deployment: Uuid) -> Envelope<SchedulerMessa
             deployment_id: deployment,
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_bus::messages::{AbortRequested, AnalysisCompleted};
+    use ferry_store::targets::TargetState;
+
+    fn target(name: &str, status: TargetStatus, reason: Option<&str>) -> targets::Target {
+        targets::Target {
+            tenant_id: TenantId::new(),
+            deployment_id: DeploymentId::new(),
+            name: name.into(),
+            account: "a".into(),
+            namespace: "n".into(),
+            status,
+            phase: None,
+            desired: sqlx::types::Json(serde_json::json!({})),
+            observed: sqlx::types::Json(serde_json::json!({})),
+            step_index: 0,
+            reason: reason.map(str::to_string),
+            version: 1,
+            started_at: None,
+            ended_at: None,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    fn outcome(name: &str, status: TargetStatus, reason: &str) -> Outcome {
+        Outcome {
+            target: name.into(),
+            version: 1,
+            state: TargetState {
+                status,
+                phase: Some("done".into()),
+                desired: serde_json::json!({}),
+                observed: serde_json::json!({}),
+                step_index: 0,
+                reason: Some(reason.into()),
+            },
+            progress: Default::default(),
+            steps: vec![],
+            timers: vec![],
+            approvals: vec![],
+            requests: vec![],
+            events: vec![],
+        }
+    }
+
+    #[test]
+    fn the_deployment_ends_only_when_every_target_ended() {
+        let rows = vec![
+            target("dev", TargetStatus::Succeeded, None),
+            target("prod", TargetStatus::Running, None),
+        ];
+        assert_eq!(final_status(&[], &rows, &Input::Wake), None);
+        let done = [outcome("prod", TargetStatus::Succeeded, "deployed")];
+        assert_eq!(
+            final_status(&done, &rows, &Input::Wake),
+            Some((
+                DeploymentStatus::Succeeded,
+                "all 2 targets succeeded".into()
+            ))
+        );
+        let failed = [outcome("prod", TargetStatus::RolledBack, "rolled back: x")];
+        assert_eq!(
+            final_status(&failed, &rows, &Input::Wake),
+            Some((
+                DeploymentStatus::Failed,
+                "prod rolled_back: rolled back: x".into()
+            ))
+        );
+        let abort = Input::Abort { reason: "r".into() };
+        let aborted = [outcome("prod", TargetStatus::Aborted, "aborted: r")];
+        assert_eq!(
+            final_status(&aborted, &rows, &abort).map(|(s, _)| s),
+            Some(DeploymentStatus::Aborted)
+        );
+    }
+
+    #[test]
+    fn messages_become_inputs() {
+        let d = Uuid::now_v7();
+        let id = Uuid::now_v7();
+        let completed = SchedulerMessage::AnalysisCompleted(AnalysisCompleted {
+            deployment_id: d,
+            target: "prod".into(),
+            step_index: 2,
+            analysis_id: id,
+            success: false,
+            reason: Some("error rate 3.2 above 1".into()),
+        });
+        assert_eq!(
+            Input::from_message(&completed),
+            Input::Completed {
+                id,
+                success: false,
+                reason: Some("error rate 3.2 above 1".into())
+            }
+        );
+        let abort = SchedulerMessage::AbortRequested(AbortRequested {
+            deployment_id: d,
+            requested_by: Some("ana".into()),
+            reason: None,
+        });
+        assert_eq!(
+            Input::from_message(&abort),
+            Input::Abort {
+                reason: "requested by ana".into()
+            }
+        );
+        assert_eq!(
+            Input::from_message(&wake_up(Uuid::now_v7(), d).payload),
+            Input::Wake
+        );
+    }
 }

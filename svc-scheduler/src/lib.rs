@@ -179,12 +179,15 @@ pub async fn run(
         .await
         .context("connecting to Redis (FERRY_REDIS_URL)")?;
     let amqp = bus.connection().await.context("connecting to RabbitMQ")?;
+    let mut checks = connect::checks(&pool, &bus);
+    // Without Redis no agent can be found, so no cluster can be reached.
+    checks.push(Arc::new(ferry_runtime::checks::Redis(redis.clone())));
     let tunnel = ferry_tunnel::AgentTunnel::connect(&amqp, redis, &settings.amqp.bus_prefix)
         .await
         .context("opening the agent tunnel")?;
     let clusters: Arc<dyn Clusters> = Arc::new(TunnelClusters::new(tunnel));
     let metrics = ConsumerMetrics::register(&registry).context("registering metrics")?;
-    let health = Health::new(connect::checks(&pool, &bus));
+    let health = Health::new(checks);
     let config = EngineConfig {
         tick: Duration::from_secs(settings.tick_secs.max(1)),
         timer_poll: Duration::from_millis(settings.timer_poll_ms.max(10)),

@@ -51,11 +51,16 @@ impl World {
         let jwks_file = dir.join("jwks.json");
         std::fs::write(&jwks_file, serde_json::to_vec(&signer.jwk_set()).unwrap()).unwrap();
         let prefix = ferry_testkit::amqp::prefix();
-        let amqp = lapin::Connection::connect(
-            &ferry_testkit::amqp::amqp_url(),
-            lapin::ConnectionProperties::default(),
+        // A wedged broker accepts TCP and never answers the handshake: fail clearly instead.
+        let amqp = tokio::time::timeout(
+            Duration::from_secs(30),
+            lapin::Connection::connect(
+                &ferry_testkit::amqp::amqp_url(),
+                lapin::ConnectionProperties::default(),
+            ),
         )
         .await
+        .expect("RabbitMQ answers the AMQP handshake within 30s")
         .expect("RabbitMQ is reachable");
         let redis = redis::aio::ConnectionManager::new(redis::Client::open(redis_url()).unwrap())
             .await

@@ -222,7 +222,10 @@ async fn decide(
     if approval.requires_roles.is_empty() {
         principal.can_deploy()?;
     } else if !principal.is_admin()
-        && !approval.requires_roles.iter().any(|r| principal.has_role(r))
+        && !approval
+            .requires_roles
+            .iter()
+            .any(|r| principal.has_role(r))
     {
         let mut allowed = approval.requires_roles.clone();
         allowed.extend(roles::ADMIN.iter().map(|r| r.to_string()));
@@ -482,8 +485,8 @@ async fn callback(
     let hash = callback_token_hash(&token);
     let mut tx = state.store.begin().await?;
     let details = serde_json::json!({ "mdMessage": request.md_message });
-    let used = callbacks::complete(&mut tx, principal.tenant, &hash, request.success, &details)
-        .await?;
+    let used =
+        callbacks::complete(&mut tx, principal.tenant, &hash, request.success, &details).await?;
     if used.deployment_id != id {
         // Dropping the transaction undoes the use: the token belongs to another deployment.
         return Err(StoreError::not_found("webhook callback").into());

@@ -5,9 +5,7 @@ use super::audit;
 use crate::auth::{Principal, roles as names};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
-use crate::identity::crypto::{
-    CryptoError, generate_client_id, generate_secret, hash_secret,
-};
+use crate::identity::crypto::{CryptoError, generate_client_id, generate_secret, hash_secret};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -121,7 +119,9 @@ async fn list(
     principal: Principal,
 ) -> Result<Json<Vec<Credential>>, ApiError> {
     principal.can_admin()?;
-    Ok(Json(credentials::list(&state.store, principal.tenant).await?))
+    Ok(Json(
+        credentials::list(&state.store, principal.tenant).await?,
+    ))
 }
 
 /// Revokes a credential: its tokens are refused from the next token request on.

@@ -257,9 +257,8 @@ async fn submit(
         created_by: principal.subject.clone(),
         deploy_file,
         manifests,
-        plan: serde_json::to_value(&plan).map_err(|e| {
-            ApiError::Conflict(format!("the plan cannot be stored as JSON: {e}"))
-        })?,
+        plan: serde_json::to_value(&plan)
+            .map_err(|e| ApiError::Conflict(format!("the plan cannot be stored as JSON: {e}")))?,
         targets,
     };
 
@@ -368,7 +367,8 @@ async fn detail(
 ) -> Result<Response, ApiError> {
     principal.can_read()?;
     let detail = deployments::detail(&state.store, principal.tenant, id).await?;
-    let pending_approvals = approvals::list_pending(&state.store, principal.tenant, Some(id)).await?;
+    let pending_approvals =
+        approvals::list_pending(&state.store, principal.tenant, Some(id)).await?;
     Ok(Json(DetailResponse {
         detail,
         pending_approvals,

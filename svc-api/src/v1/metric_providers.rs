@@ -22,12 +22,10 @@ use utoipa::ToSchema;
 
 /// The resource's routes.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/metric-providers", get(list))
-        .route(
-            "/metric-providers/{name}",
-            get(read).put(put_provider).delete(remove),
-        )
+    Router::new().route("/metric-providers", get(list)).route(
+        "/metric-providers/{name}",
+        get(read).put(put_provider).delete(remove),
+    )
 }
 
 /// `PUT /v1/metric-providers/{name}`.

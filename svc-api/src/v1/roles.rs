@@ -23,7 +23,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/roles", get(list).post(create))
         .route("/roles/{name}/grants", put(set_grants))
-        .route("/roles/{name}/members", post(add_member).delete(remove_member))
+        .route(
+            "/roles/{name}/members",
+            post(add_member).delete(remove_member),
+        )
 }
 
 /// `POST /v1/roles`.

@@ -42,7 +42,11 @@ async fn approvals_need_a_required_role_and_are_decided_once() {
     let deployer = app.same_tenant_token(&admin, &["Deployer"]).await;
     let viewer = app.same_tenant_token(&admin, &["Viewer"]).await;
     let (status, body) = app
-        .post("/v1/deployments", &deployer, &canary_request("approve-me", "reject"))
+        .post(
+            "/v1/deployments",
+            &deployer,
+            &canary_request("approve-me", "reject"),
+        )
         .await;
     assert_eq!(status, 201, "{body}");
     let id = body["id"].as_str().unwrap().to_string();
@@ -52,7 +56,11 @@ async fn approvals_need_a_required_role_and_are_decided_once() {
 
     // A release manager: a custom role and a credential holding it, made through the API.
     let (status, role) = app
-        .post("/v1/roles", &admin_token, &json!({ "name": "Release Manager" }))
+        .post(
+            "/v1/roles",
+            &admin_token,
+            &json!({ "name": "Release Manager" }),
+        )
         .await;
     assert_eq!(status, 201, "{role}");
     let (status, created) = app
@@ -69,14 +77,19 @@ async fn approvals_need_a_required_role_and_are_decided_once() {
                 created["clientId"].as_str().unwrap(),
                 created["clientSecret"].as_str().unwrap(),
             )),
-            &[("grant_type", "client_credentials"), ("audience", "ferry-api")],
+            &[
+                ("grant_type", "client_credentials"),
+                ("audience", "ferry-api"),
+            ],
         )
         .await;
     assert_eq!(status, 200, "{token_body}");
     let manager = token_body["access_token"].as_str().unwrap().to_string();
 
     let approve = format!("/v1/deployments/{id}/approve");
-    let (_, detail) = app.get(&format!("/v1/deployments/{id}"), Some(&viewer)).await;
+    let (_, detail) = app
+        .get(&format!("/v1/deployments/{id}"), Some(&viewer))
+        .await;
     assert_eq!(detail["pending_approvals"].as_array().unwrap().len(), 2);
 
     // A deployer without the required role is refused, and nothing is written.
@@ -85,15 +98,25 @@ async fn approvals_need_a_required_role_and_are_decided_once() {
         .await;
     assert_eq!(status, 403, "{body}");
     assert!(body["detail"].as_str().unwrap().contains("Release Manager"));
-    assert_eq!(outbox_count(&db, tenant.as_uuid(), "approval.decided.v1").await, 0);
+    assert_eq!(
+        outbox_count(&db, tenant.as_uuid(), "approval.decided.v1").await,
+        0
+    );
 
     let (status, body) = app
-        .post(&approve, &manager, &json!({ "target": "prod-us", "comment": "ship it" }))
+        .post(
+            &approve,
+            &manager,
+            &json!({ "target": "prod-us", "comment": "ship it" }),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["decision"], "approve");
     assert_eq!(body["decided_by"], created["id"]);
-    assert_eq!(outbox_count(&db, tenant.as_uuid(), "approval.decided.v1").await, 1);
+    assert_eq!(
+        outbox_count(&db, tenant.as_uuid(), "approval.decided.v1").await,
+        1
+    );
 
     // Deciding again, either way, is a conflict; the first decision stands.
     for path in ["approve", "reject"] {
@@ -106,15 +129,26 @@ async fn approvals_need_a_required_role_and_are_decided_once() {
             .await;
         assert_eq!(status, 409, "{path}: {body}");
     }
-    assert_eq!(outbox_count(&db, tenant.as_uuid(), "approval.decided.v1").await, 1);
+    assert_eq!(
+        outbox_count(&db, tenant.as_uuid(), "approval.decided.v1").await,
+        1
+    );
 
     // No required roles: deployment rights are enough, a viewer is refused.
     let (status, _) = app
-        .post(&format!("/v1/deployments/{id}/reject"), &viewer, &json!({ "target": "prod-eu" }))
+        .post(
+            &format!("/v1/deployments/{id}/reject"),
+            &viewer,
+            &json!({ "target": "prod-eu" }),
+        )
         .await;
     assert_eq!(status, 403);
     let (status, body) = app
-        .post(&format!("/v1/deployments/{id}/reject"), &deployer, &json!({ "target": "prod-eu" }))
+        .post(
+            &format!("/v1/deployments/{id}/reject"),
+            &deployer,
+            &json!({ "target": "prod-eu" }),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["decision"], "reject");
@@ -139,9 +173,21 @@ async fn rollback_skip_pause_and_roll_forward_check_the_target_and_enqueue_their
     let id = body["id"].as_str().unwrap().to_string();
 
     for (action, body, kind) in [
-        ("rollback", json!({ "target": "dev" }), "deployment.rollback_requested.v1"),
-        ("skip-pause", json!({ "target": "dev" }), "pause.skip_requested.v1"),
-        ("roll-forward", json!({ "target": "staging" }), "rollout.decided.v1"),
+        (
+            "rollback",
+            json!({ "target": "dev" }),
+            "deployment.rollback_requested.v1",
+        ),
+        (
+            "skip-pause",
+            json!({ "target": "dev" }),
+            "pause.skip_requested.v1",
+        ),
+        (
+            "roll-forward",
+            json!({ "target": "staging" }),
+            "rollout.decided.v1",
+        ),
     ] {
         let path = format!("/v1/deployments/{id}/{action}");
         let (status, missing) = app
@@ -182,10 +228,18 @@ async fn webhook_callbacks_are_single_use_and_bound_to_their_deployment() {
     let (credential, token) = app.tenant_token(&["Deployer"]).await;
     let tenant = credential.tenant_id;
     let (_, first) = app
-        .post("/v1/deployments", &token, &canary_request("hook-a", "reject"))
+        .post(
+            "/v1/deployments",
+            &token,
+            &canary_request("hook-a", "reject"),
+        )
         .await;
     let (_, second) = app
-        .post("/v1/deployments", &token, &canary_request("hook-b", "reject"))
+        .post(
+            "/v1/deployments",
+            &token,
+            &canary_request("hook-b", "reject"),
+        )
         .await;
     let id = first["id"].as_str().unwrap().to_string();
     let other = second["id"].as_str().unwrap().to_string();
@@ -208,20 +262,32 @@ async fn webhook_callbacks_are_single_use_and_bound_to_their_deployment() {
 
     // Another deployment's path does not use it; an unknown token is a 404.
     let (status, _) = app
-        .post(&format!("/v1/deployments/{other}/callback/tok-123"), &token, &body)
+        .post(
+            &format!("/v1/deployments/{other}/callback/tok-123"),
+            &token,
+            &body,
+        )
         .await;
     assert_eq!(status, 404);
     let (status, _) = app
-        .post(&format!("/v1/deployments/{id}/callback/nope"), &token, &body)
+        .post(
+            &format!("/v1/deployments/{id}/callback/nope"),
+            &token,
+            &body,
+        )
         .await;
     assert_eq!(status, 404);
 
     let path = format!("/v1/deployments/{id}/callback/tok-123");
     let (status, answer) = app.post(&path, &token, &body).await;
     assert_eq!(status, 202, "{answer}");
-    let stored = callbacks::get(&ferry_store::Store::from_pool(db.pool.clone()), tenant, callback.id)
-        .await
-        .unwrap();
+    let stored = callbacks::get(
+        &ferry_store::Store::from_pool(db.pool.clone()),
+        tenant,
+        callback.id,
+    )
+    .await
+    .unwrap();
     assert_eq!(stored.succeeded, Some(false));
     assert!(stored.used_at.is_some());
     assert_eq!(

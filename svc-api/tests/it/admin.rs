@@ -14,7 +14,11 @@ async fn a_credential_secret_is_shown_once_works_and_stops_when_revoked() {
     let app = TestApp::start(&db, Options::default()).await;
     let (admin, token) = app.tenant_token(&["Tenant Admin"]).await;
     let (status, created) = app
-        .post("/v1/credentials", &token, &json!({ "name": "ci", "roles": ["Deployer"] }))
+        .post(
+            "/v1/credentials",
+            &token,
+            &json!({ "name": "ci", "roles": ["Deployer"] }),
+        )
         .await;
     assert_eq!(status, 201, "{created}");
     let secret = created["clientSecret"].as_str().unwrap().to_string();
@@ -32,15 +36,19 @@ async fn a_credential_secret_is_shown_once_works_and_stops_when_revoked() {
         .map(|c| c["name"].as_str().unwrap())
         .collect();
     assert!(names.contains(&"ci"));
-    let stored: String = sqlx::query_scalar("SELECT secret_hash FROM credentials WHERE client_id = $1")
-        .bind(&client_id)
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+    let stored: String =
+        sqlx::query_scalar("SELECT secret_hash FROM credentials WHERE client_id = $1")
+            .bind(&client_id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
     assert!(stored.starts_with("$argon2"));
     assert!(!stored.contains(&secret));
 
-    let form = [("grant_type", "client_credentials"), ("audience", "ferry-api")];
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("audience", "ferry-api"),
+    ];
     let (status, body, _) = app.token_request(Some((&client_id, &secret)), &form).await;
     assert_eq!(status, 200, "{body}");
     let ci_token = body["access_token"].as_str().unwrap();
@@ -50,21 +58,38 @@ async fn a_credential_secret_is_shown_once_works_and_stops_when_revoked() {
 
     // A deployer cannot manage credentials; an admin cannot hand out Organization Admin.
     let (status, _) = app
-        .post("/v1/credentials", ci_token, &json!({ "name": "x", "roles": [] }))
+        .post(
+            "/v1/credentials",
+            ci_token,
+            &json!({ "name": "x", "roles": [] }),
+        )
         .await;
     assert_eq!(status, 403);
     let (status, _) = app
-        .post("/v1/credentials", &token, &json!({ "name": "boss", "roles": ["Organization Admin"] }))
+        .post(
+            "/v1/credentials",
+            &token,
+            &json!({ "name": "boss", "roles": ["Organization Admin"] }),
+        )
         .await;
     assert_eq!(status, 403);
     let (status, body) = app
-        .post("/v1/credentials", &token, &json!({ "name": "ci", "roles": [] }))
+        .post(
+            "/v1/credentials",
+            &token,
+            &json!({ "name": "ci", "roles": [] }),
+        )
         .await;
     assert_eq!(status, 409, "{body}");
 
     let id = created["id"].as_str().unwrap();
     let (status, revoked, _) = app
-        .send(Method::DELETE, &format!("/v1/credentials/{id}"), Some(&token), None)
+        .send(
+            Method::DELETE,
+            &format!("/v1/credentials/{id}"),
+            Some(&token),
+            None,
+        )
         .await;
     assert_eq!(status, 200, "{revoked}");
     assert!(revoked["revoked_at"].is_string());
@@ -80,7 +105,12 @@ async fn secrets_are_sealed_and_never_returned() {
     let (admin, token) = app.tenant_token(&["Tenant Admin"]).await;
     let value = "s3cr3t-value-that-must-not-leak";
     let (status, body, _) = app
-        .send(Method::PUT, "/v1/secrets/datadog-key", Some(&token), Some(&json!({ "value": value })))
+        .send(
+            Method::PUT,
+            "/v1/secrets/datadog-key",
+            Some(&token),
+            Some(&json!({ "value": value })),
+        )
         .await;
     assert_eq!(status, 204, "{body}");
 
@@ -106,39 +136,68 @@ async fn secrets_are_sealed_and_never_returned() {
         .open(&sealed, &secret_context(admin.tenant_id, "datadog-key"))
         .unwrap();
     assert_eq!(opened, value.as_bytes());
-    assert!(master.open(&sealed, &secret_context(admin.tenant_id, "other")).is_err());
+    assert!(
+        master
+            .open(&sealed, &secret_context(admin.tenant_id, "other"))
+            .is_err()
+    );
 
     // Metric providers reference secrets by name; an unknown one is refused.
     let provider = json!({ "kind": "datadog", "baseUrl": "https://api.datadoghq.com",
                            "secretRefs": { "apiKey": "datadog-key" } });
     let (status, body, _) = app
-        .send(Method::PUT, "/v1/metric-providers/dd", Some(&token), Some(&provider))
+        .send(
+            Method::PUT,
+            "/v1/metric-providers/dd",
+            Some(&token),
+            Some(&provider),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["kind"], "datadog");
     let missing = json!({ "kind": "prometheus", "baseUrl": "http://prom:9090",
                           "secretRefs": { "token": "nope" } });
     let (status, _, _) = app
-        .send(Method::PUT, "/v1/metric-providers/prom", Some(&token), Some(&missing))
+        .send(
+            Method::PUT,
+            "/v1/metric-providers/prom",
+            Some(&token),
+            Some(&missing),
+        )
         .await;
     assert_eq!(status, 400);
     let bad_kind = json!({ "kind": "graphite", "baseUrl": "http://g" });
     let (status, _, _) = app
-        .send(Method::PUT, "/v1/metric-providers/g", Some(&token), Some(&bad_kind))
+        .send(
+            Method::PUT,
+            "/v1/metric-providers/g",
+            Some(&token),
+            Some(&bad_kind),
+        )
         .await;
     assert_eq!(status, 400);
     let (status, body) = app.get("/v1/metric-providers/dd", Some(&token)).await;
     assert_eq!(status, 200);
     assert!(!body.to_string().contains(value));
     let (status, _, _) = app
-        .send(Method::DELETE, "/v1/metric-providers/dd", Some(&token), None)
+        .send(
+            Method::DELETE,
+            "/v1/metric-providers/dd",
+            Some(&token),
+            None,
+        )
         .await;
     assert_eq!(status, 204);
     let (status, _) = app.get("/v1/metric-providers/dd", Some(&token)).await;
     assert_eq!(status, 404);
 
     let (status, _, _) = app
-        .send(Method::DELETE, "/v1/secrets/datadog-key", Some(&token), None)
+        .send(
+            Method::DELETE,
+            "/v1/secrets/datadog-key",
+            Some(&token),
+            None,
+        )
         .await;
     assert_eq!(status, 204);
     let (_, listed) = app.get("/v1/secrets", Some(&token)).await;
@@ -157,7 +216,11 @@ async fn roles_are_enforced_on_every_kind_of_operation() {
 
     // A viewer reads but cannot start; an agent gets nothing.
     let (status, body) = app
-        .post("/v1/deployments", &viewer, &canary_request("roles", "reject"))
+        .post(
+            "/v1/deployments",
+            &viewer,
+            &canary_request("roles", "reject"),
+        )
         .await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["code"], "forbidden");
@@ -169,14 +232,23 @@ async fn roles_are_enforced_on_every_kind_of_operation() {
     }
     // Deployers deploy but do not administer.
     let (status, _) = app
-        .post("/v1/deployments", &deployer, &canary_request("roles", "reject"))
+        .post(
+            "/v1/deployments",
+            &deployer,
+            &canary_request("roles", "reject"),
+        )
         .await;
     assert_eq!(status, 201);
     for path in ["/v1/roles", "/v1/credentials", "/v1/secrets"] {
         assert_eq!(app.get(path, Some(&deployer)).await.0, 403, "{path}");
     }
     let (status, _, _) = app
-        .send(Method::PUT, "/v1/secrets/x", Some(&deployer), Some(&json!({ "value": "v" })))
+        .send(
+            Method::PUT,
+            "/v1/secrets/x",
+            Some(&deployer),
+            Some(&json!({ "value": "v" })),
+        )
         .await;
     assert_eq!(status, 403);
 
@@ -186,18 +258,31 @@ async fn roles_are_enforced_on_every_kind_of_operation() {
     assert_eq!(tenant["id"], admin.tenant_id.to_string());
     assert_eq!(tenant["slug"], admin.tenant);
     let (status, role) = app
-        .post("/v1/roles", &admin_token, &json!({ "name": "Auditor", "grants": ["audit.read"] }))
+        .post(
+            "/v1/roles",
+            &admin_token,
+            &json!({ "name": "Auditor", "grants": ["audit.read"] }),
+        )
         .await;
     assert_eq!(status, 201, "{role}");
     let (status, role, _) = app
-        .send(Method::PUT, "/v1/roles/Auditor/grants", Some(&admin_token),
-              Some(&json!({ "grants": ["audit.read", "deployments.read"] })))
+        .send(
+            Method::PUT,
+            "/v1/roles/Auditor/grants",
+            Some(&admin_token),
+            Some(&json!({ "grants": ["audit.read", "deployments.read"] })),
+        )
         .await;
     assert_eq!(status, 200, "{role}");
     assert_eq!(role["grants"], json!(["audit.read", "deployments.read"]));
     let member = json!({ "kind": "credential", "id": admin.credential_id });
     let (status, body, _) = app
-        .send(Method::POST, "/v1/roles/Auditor/members", Some(&admin_token), Some(&member))
+        .send(
+            Method::POST,
+            "/v1/roles/Auditor/members",
+            Some(&admin_token),
+            Some(&member),
+        )
         .await;
     assert_eq!(status, 204, "{body}");
     let (_, listed) = app.get("/v1/credentials", Some(&admin_token)).await;
@@ -209,15 +294,31 @@ async fn roles_are_enforced_on_every_kind_of_operation() {
         .unwrap();
     assert!(me["roles"].as_array().unwrap().contains(&json!("Auditor")));
     let (status, _, _) = app
-        .send(Method::DELETE, "/v1/roles/Auditor/members", Some(&admin_token), Some(&member))
+        .send(
+            Method::DELETE,
+            "/v1/roles/Auditor/members",
+            Some(&admin_token),
+            Some(&member),
+        )
         .await;
     assert_eq!(status, 204);
     let (status, _, _) = app
-        .send(Method::DELETE, "/v1/roles/Auditor/members", Some(&admin_token), Some(&member))
+        .send(
+            Method::DELETE,
+            "/v1/roles/Auditor/members",
+            Some(&admin_token),
+            Some(&member),
+        )
         .await;
     assert_eq!(status, 404);
     let (status, roles) = app.get("/v1/roles", Some(&admin_token)).await;
     assert_eq!(status, 200);
-    assert!(roles.as_array().unwrap().iter().any(|r| r["name"] == "Auditor"));
+    assert!(
+        roles
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "Auditor")
+    );
     app.stop().await.unwrap();
 }

@@ -3,9 +3,7 @@
 //! nothing; a busy application is refused (409) or queued (202); listing pages and filters;
 //! detail, configuration and redeploy.
 
-use crate::support::{
-    Options, TestApp, canary_request, count, outbox_count, start_request,
-};
+use crate::support::{Options, TestApp, canary_request, count, outbox_count, start_request};
 use reqwest::Method;
 use std::collections::HashSet;
 
@@ -20,7 +18,12 @@ async fn a_valid_deploy_file_is_stored_with_its_targets_and_one_started_message(
 
     let request = start_request("hello-ferry/deploy-canary.yml");
     let (status, body, headers) = app
-        .send(Method::POST, "/v1/deployments", Some(&token), Some(&request))
+        .send(
+            Method::POST,
+            "/v1/deployments",
+            Some(&token),
+            Some(&request),
+        )
         .await;
     assert_eq!(status, 201, "{body}");
     let id = body["id"].as_str().unwrap().to_string();
@@ -75,7 +78,9 @@ async fn a_valid_deploy_file_is_stored_with_its_targets_and_one_started_message(
     assert_eq!(audited, 1);
 
     // The detail and the configuration as submitted.
-    let (status, detail) = app.get(&format!("/v1/deployments/{id}"), Some(&token)).await;
+    let (status, detail) = app
+        .get(&format!("/v1/deployments/{id}"), Some(&token))
+        .await;
     assert_eq!(status, 200, "{detail}");
     assert_eq!(detail["deployment"]["id"], id);
     assert_eq!(detail["targets"].as_array().unwrap().len(), 4);
@@ -109,7 +114,12 @@ async fn an_invalid_deploy_file_is_a_422_listing_every_error_and_writes_nothing(
         .replace("kind: kubernetes", "kind: kubernetes\ncolour: blue");
     request["deployFile"]["content"] = content.into();
     let (status, body, headers) = app
-        .send(Method::POST, "/v1/deployments", Some(&token), Some(&request))
+        .send(
+            Method::POST,
+            "/v1/deployments",
+            Some(&token),
+            Some(&request),
+        )
         .await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(headers["content-type"], "application/problem+json");
@@ -155,12 +165,20 @@ async fn a_busy_application_is_refused_with_the_running_id_or_queued() {
     let tenant = credential.tenant_id.as_uuid();
 
     let (status, first) = app
-        .post("/v1/deployments", &token, &canary_request("busy-app", "reject"))
+        .post(
+            "/v1/deployments",
+            &token,
+            &canary_request("busy-app", "reject"),
+        )
         .await;
     assert_eq!(status, 201, "{first}");
     let before = count(&db, "deployments").await;
     let (status, body) = app
-        .post("/v1/deployments", &token, &canary_request("busy-app", "reject"))
+        .post(
+            "/v1/deployments",
+            &token,
+            &canary_request("busy-app", "reject"),
+        )
         .await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["code"], "deployment_in_progress");
@@ -170,12 +188,20 @@ async fn a_busy_application_is_refused_with_the_running_id_or_queued() {
 
     // enqueueOne: stored as waiting, no start message yet; a newer one supersedes it.
     let (status, queued) = app
-        .post("/v1/deployments", &token, &canary_request("busy-app", "enqueueOne"))
+        .post(
+            "/v1/deployments",
+            &token,
+            &canary_request("busy-app", "enqueueOne"),
+        )
         .await;
     assert_eq!(status, 202, "{queued}");
     assert_eq!(queued["status"], "waiting");
     let (status, newer) = app
-        .post("/v1/deployments", &token, &canary_request("busy-app", "enqueueOne"))
+        .post(
+            "/v1/deployments",
+            &token,
+            &canary_request("busy-app", "enqueueOne"),
+        )
         .await;
     assert_eq!(status, 202, "{newer}");
     assert_eq!(newer["superseded"], serde_json::json!([queued["id"]]));
@@ -214,7 +240,11 @@ async fn listing_pages_with_a_cursor_and_filters() {
     let mut ids = Vec::new();
     for application in ["list-a", "list-b", "list-c", "list-d", "list-e"] {
         let (status, body) = app
-            .post("/v1/deployments", &token, &canary_request(application, "reject"))
+            .post(
+                "/v1/deployments",
+                &token,
+                &canary_request(application, "reject"),
+            )
             .await;
         assert_eq!(status, 201, "{body}");
         ids.push(body["id"].as_str().unwrap().to_string());
@@ -251,7 +281,9 @@ async fn listing_pages_with_a_cursor_and_filters() {
     assert_eq!(page["items"], serde_json::json!([]));
     let (status, body) = app.get("/v1/deployments?status=nope", Some(&token)).await;
     assert_eq!(status, 400, "{body}");
-    let (status, body) = app.get("/v1/deployments?cursor=garbage", Some(&token)).await;
+    let (status, body) = app
+        .get("/v1/deployments?cursor=garbage", Some(&token))
+        .await;
     assert_eq!(status, 400, "{body}");
     app.stop().await.unwrap();
 }
@@ -262,17 +294,27 @@ async fn redeploy_starts_a_new_deployment_from_the_stored_configuration() {
     let app = TestApp::start(&db, Options::default()).await;
     let (credential, token) = app.tenant_token(&["Deployer"]).await;
     let (status, first) = app
-        .post("/v1/deployments", &token, &canary_request("again", "enqueueOne"))
+        .post(
+            "/v1/deployments",
+            &token,
+            &canary_request("again", "enqueueOne"),
+        )
         .await;
     assert_eq!(status, 201, "{first}");
     let id = first["id"].as_str().unwrap();
     let (status, second) = app
-        .post(&format!("/v1/deployments/{id}/redeploy"), &token, &serde_json::json!({}))
+        .post(
+            &format!("/v1/deployments/{id}/redeploy"),
+            &token,
+            &serde_json::json!({}),
+        )
         .await;
     // The first still runs and the file says enqueueOne: queued.
     assert_eq!(status, 202, "{second}");
     assert_eq!(second["application"], "again");
-    let (_, a) = app.get(&format!("/v1/deployments/{id}/config"), Some(&token)).await;
+    let (_, a) = app
+        .get(&format!("/v1/deployments/{id}/config"), Some(&token))
+        .await;
     let second_id = second["id"].as_str().unwrap();
     let (_, b) = app
         .get(&format!("/v1/deployments/{second_id}/config"), Some(&token))

@@ -111,7 +111,9 @@ async fn events_stream_in_order_resume_after_last_event_id_and_end_with_the_depl
         got.push(stream.next().await.expect("an event"));
     }
     assert_eq!(
-        got.iter().map(|e| (e.id.as_str(), e.kind.as_str())).collect::<Vec<_>>(),
+        got.iter()
+            .map(|e| (e.id.as_str(), e.kind.as_str()))
+            .collect::<Vec<_>>(),
         [
             ("1", "deployment.started"),
             ("2", "step.started"),
@@ -156,7 +158,10 @@ async fn events_stream_in_order_resume_after_last_event_id_and_end_with_the_depl
     .unwrap();
     tx.commit().await.unwrap();
     let last = resumed.next().await.expect("the final event");
-    assert_eq!((last.id.as_str(), last.kind.as_str()), ("5", "deployment.succeeded"));
+    assert_eq!(
+        (last.id.as_str(), last.kind.as_str()),
+        ("5", "deployment.succeeded")
+    );
     assert_eq!(resumed.next().await, None, "the stream ends");
 
     // A finished deployment's stream replays and ends at once.

@@ -19,7 +19,11 @@ async fn another_tenants_ids_are_not_found_on_every_endpoint() {
 
     // The owner's deployment, approval, callback, credential, secret, provider and role.
     let (status, body) = app
-        .post("/v1/deployments", &owner_token, &canary_request("private", "reject"))
+        .post(
+            "/v1/deployments",
+            &owner_token,
+            &canary_request("private", "reject"),
+        )
         .await;
     assert_eq!(status, 201, "{body}");
     let id = body["id"].as_str().unwrap().to_string();
@@ -53,12 +57,21 @@ async fn another_tenants_ids_are_not_found_on_every_endpoint() {
     .unwrap();
     drop(conn);
     let (status, _, _) = app
-        .send(Method::PUT, "/v1/secrets/owner-secret", Some(&owner_token), Some(&json!({ "value": "v" })))
+        .send(
+            Method::PUT,
+            "/v1/secrets/owner-secret",
+            Some(&owner_token),
+            Some(&json!({ "value": "v" })),
+        )
         .await;
     assert_eq!(status, 204);
     let (status, _, _) = app
-        .send(Method::PUT, "/v1/metric-providers/owner-prom", Some(&owner_token),
-              Some(&json!({ "kind": "prometheus", "baseUrl": "http://prom" })))
+        .send(
+            Method::PUT,
+            "/v1/metric-providers/owner-prom",
+            Some(&owner_token),
+            Some(&json!({ "kind": "prometheus", "baseUrl": "http://prom" })),
+        )
         .await;
     assert_eq!(status, 200);
     let (status, _) = app
@@ -77,23 +90,60 @@ async fn another_tenants_ids_are_not_found_on_every_endpoint() {
         (Method::GET, format!("/v1/deployments/{id}/config"), None),
         (Method::GET, format!("/v1/deployments/{id}/events"), None),
         (Method::POST, format!("/v1/deployments/{id}/redeploy"), None),
-        (Method::POST, format!("/v1/deployments/{id}/approve"), Some(json!({ "target": "prod-us" }))),
-        (Method::POST, format!("/v1/deployments/{id}/reject"), Some(json!({ "target": "prod-us" }))),
+        (
+            Method::POST,
+            format!("/v1/deployments/{id}/approve"),
+            Some(json!({ "target": "prod-us" })),
+        ),
+        (
+            Method::POST,
+            format!("/v1/deployments/{id}/reject"),
+            Some(json!({ "target": "prod-us" })),
+        ),
         (Method::POST, format!("/v1/deployments/{id}/abort"), None),
         (Method::POST, format!("/v1/deployments/{id}/rollback"), None),
-        (Method::POST, format!("/v1/deployments/{id}/skip-pause"), Some(target.clone())),
-        (Method::POST, format!("/v1/deployments/{id}/roll-forward"), Some(target.clone())),
-        (Method::POST, format!("/v1/deployments/{id}/callback/secret-token"),
-         Some(json!({ "success": true }))),
-        (Method::DELETE, format!("/v1/credentials/{}", owner.credential_id), None),
+        (
+            Method::POST,
+            format!("/v1/deployments/{id}/skip-pause"),
+            Some(target.clone()),
+        ),
+        (
+            Method::POST,
+            format!("/v1/deployments/{id}/roll-forward"),
+            Some(target.clone()),
+        ),
+        (
+            Method::POST,
+            format!("/v1/deployments/{id}/callback/secret-token"),
+            Some(json!({ "success": true })),
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/credentials/{}", owner.credential_id),
+            None,
+        ),
         (Method::DELETE, "/v1/secrets/owner-secret".into(), None),
         (Method::GET, "/v1/metric-providers/owner-prom".into(), None),
-        (Method::DELETE, "/v1/metric-providers/owner-prom".into(), None),
-        (Method::PUT, "/v1/roles/Owner%20Role/grants".into(), Some(json!({ "grants": [] }))),
-        (Method::POST, "/v1/roles/Owner%20Role/members".into(),
-         Some(json!({ "kind": "credential", "id": owner.credential_id }))),
-        (Method::DELETE, "/v1/roles/Deployer/members".into(),
-         Some(json!({ "kind": "credential", "id": owner.credential_id }))),
+        (
+            Method::DELETE,
+            "/v1/metric-providers/owner-prom".into(),
+            None,
+        ),
+        (
+            Method::PUT,
+            "/v1/roles/Owner%20Role/grants".into(),
+            Some(json!({ "grants": [] })),
+        ),
+        (
+            Method::POST,
+            "/v1/roles/Owner%20Role/members".into(),
+            Some(json!({ "kind": "credential", "id": owner.credential_id })),
+        ),
+        (
+            Method::DELETE,
+            "/v1/roles/Deployer/members".into(),
+            Some(json!({ "kind": "credential", "id": owner.credential_id })),
+        ),
     ];
     for (method, path, body) in &cases {
         let (status, answer, _) = app
@@ -110,8 +160,12 @@ async fn another_tenants_ids_are_not_found_on_every_endpoint() {
     // Role name lookups are per tenant too: binding the owner's credential to the intruder's
     // own Deployer role is a 404 (the credential is not in the intruder's tenant).
     let (status, _, _) = app
-        .send(Method::POST, "/v1/roles/Deployer/members", Some(&intruder),
-              Some(&json!({ "kind": "credential", "id": owner.credential_id })))
+        .send(
+            Method::POST,
+            "/v1/roles/Deployer/members",
+            Some(&intruder),
+            Some(&json!({ "kind": "credential", "id": owner.credential_id })),
+        )
         .await;
     assert_eq!(status, 404);
 
@@ -125,7 +179,17 @@ async fn another_tenants_ids_are_not_found_on_every_endpoint() {
         "nothing of the owner's changed"
     );
     // The owner still sees everything intact.
-    assert_eq!(app.get(&format!("/v1/deployments/{id}"), Some(&owner_token)).await.0, 200);
-    assert_eq!(app.get("/v1/metric-providers/owner-prom", Some(&owner_token)).await.0, 200);
+    assert_eq!(
+        app.get(&format!("/v1/deployments/{id}"), Some(&owner_token))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        app.get("/v1/metric-providers/owner-prom", Some(&owner_token))
+            .await
+            .0,
+        200
+    );
     app.stop().await.unwrap();
 }

@@ -17,7 +17,12 @@ async fn a_body_over_the_limit_is_a_413_problem_and_writes_nothing() {
     let mut request = canary_request("big", "reject");
     request["manifests"][0]["content"] = "x".repeat(100 * 1024).into();
     let (status, body, headers) = app
-        .send(Method::POST, "/v1/deployments", Some(&token), Some(&request))
+        .send(
+            Method::POST,
+            "/v1/deployments",
+            Some(&token),
+            Some(&request),
+        )
         .await;
     assert_eq!(status, 413, "{body}");
     assert_eq!(headers["content-type"], "application/problem+json");
@@ -103,6 +108,9 @@ async fn the_openapi_document_lists_the_paths_and_the_docs_page_needs_nothing_el
     assert_eq!(status, 200);
     let page = page.as_str().unwrap();
     assert!(page.contains("/openapi.json"));
-    assert!(!page.contains("https://"), "the page loads nothing from elsewhere");
+    assert!(
+        !page.contains("https://"),
+        "the page loads nothing from elsewhere"
+    );
     app.stop().await.unwrap();
 }

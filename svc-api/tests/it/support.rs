@@ -327,9 +327,7 @@ pub fn canary_request(application: &str, in_progress: &str) -> serde_json::Value
     let mut request = start_request("hello-ferry/deploy-canary.yml");
     let content = request["deployFile"]["content"].as_str().unwrap().replace(
         "deploymentConfig:\n",
-        &format!(
-            "deploymentConfig:\n  ifDeploymentInProgress:\n    strategy: {in_progress}\n"
-        ),
+        &format!("deploymentConfig:\n  ifDeploymentInProgress:\n    strategy: {in_progress}\n"),
     );
     assert!(content.contains(in_progress));
     request["deployFile"]["content"] = content.into();

@@ -223,3 +223,31 @@ async fn a_bad_version_rolls_back_and_its_dependents_never_start() {
     assert!(end.reason.unwrap().contains("staging rolled_back"));
     bench.stop_engine().await;
 }
+
+#[tokio::test]
+async fn abort_mid_canary_restores_the_stable_version() {
+    let mut bench = Bench::new(&["prod-cluster"], &["hello-prod"]).await;
+    bench.start_engine();
+    let v1 = bench
+        .start_deployment(&plan(CANARY, "hello-ferry:1.1.0"))
+        .await;
+    assert_eq!(bench.wait_end(v1).await.status, DeploymentStatus::Succeeded);
+    let v2 = bench
+        .start_deployment(&plan(CANARY, "hello-ferry:1.2.0"))
+        .await;
+    bench
+        .wait_target(v2, "prod", "the approval after 50%", |t| {
+            t.step_index == 3 && t.status == TargetStatus::Paused
+        })
+        .await;
+    bench.abort(v2, "wrong build").await;
+    let end = bench.wait_end(v2).await;
+    assert_eq!(end.status, DeploymentStatus::Aborted, "{:?}", end.reason);
+    let prod = bench.target(v2, "prod").await;
+    assert_eq!(prod.status, TargetStatus::Aborted);
+    assert_eq!(prod.reason.as_deref(), Some("aborted: wrong build"));
+    let sets = bench.replica_sets("prod-cluster", "hello-prod").await;
+    assert_eq!(sets.len(), 1, "the canary is removed: {sets:?}");
+    assert_eq!(size_of(&sets, ":1.1.0"), 4, "{sets:?}");
+    bench.stop_engine().await;
+}

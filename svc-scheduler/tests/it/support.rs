@@ -3,7 +3,7 @@
 //! and helpers that write deployments and decisions the way svc-api does.
 
 use async_trait::async_trait;
-use ferry_bus::messages::{ApprovalDecided, DeploymentStarted};
+use ferry_bus::messages::{AbortRequested, ApprovalDecided, DeploymentStarted};
 use ferry_bus::{Bus, ConsumerMetrics, Envelope, SchedulerMessage, Topology, outbox};
 use ferry_deploy::{Overrides, Plan, Source};
 use ferry_kube_sim::{RunningSim, SimConfig};
@@ -46,12 +46,12 @@ pub struct Bench {
     pub db: TestDb,
     pub store: Store,
     pub tenant: TenantId,
-    pub bus: Option<Bus>,
+    pub bus: Bus,
     /// Kept alive for the test: dropping a simulator stops nothing, but keeps ownership clear.
     _sims: HashMap<String, RunningSim>,
     pub clients: HashMap<String, kube::Client>,
     engine: Option<(CancellationToken, JoinHandle<()>)>,
-    _cleanup: Option<amqp::Cleanup>,
+    _cleanup: amqp::Cleanup,
 }
 
 impl Bench {
@@ -79,18 +79,11 @@ impl Bench {
         .id;
         tx.commit().await.unwrap();
         let topology = Topology::new(amqp::prefix());
-        let cleanup = std::env::var("PUMP")
-            .is_err()
-            .then(|| amqp::Cleanup::new(topology.queue_names(), topology.exchange_names()));
-        let bus = if std::env::var("PUMP").is_ok() {
-            None
-        } else {
-            let bus = Bus::connect(&amqp::amqp_url(), "scheduler-test", topology)
-                .await
-                .unwrap();
-            bus.declare().await.unwrap();
-            Some(bus)
-        };
+        let cleanup = amqp::Cleanup::new(topology.queue_names(), topology.exchange_names());
+        let bus = Bus::connect(&amqp::amqp_url(), "scheduler-test", topology)
+            .await
+            .unwrap();
+        bus.declare().await.unwrap();
         let mut sims = HashMap::new();
         let mut clients = HashMap::new();
         for account in accounts {
@@ -118,51 +111,8 @@ impl Bench {
         }
     }
 
-    /// TEMPORARY: engine fed from the outbox table directly (broker wedged).
-    pub fn start_engine(&mut self) {
-        let token = CancellationToken::new();
-        let clusters: Arc<dyn Clusters> = Arc::new(SimClusters(self.clients.clone()));
-        let config = EngineConfig {
-            tick: Duration::from_millis(200),
-            ..EngineConfig::default()
-        };
-        let engine = ferry_svc_scheduler::Engine::new(self.store.clone(), clusters, config);
-        let store = self.store.clone();
-        let t = token.clone();
-        let handle = tokio::spawn(async move {
-            let timers = ferry_svc_scheduler::timer_loop::run(
-                store.clone(),
-                Duration::from_millis(100),
-                100,
-                t.clone(),
-            );
-            let pump = async {
-                while !t.is_cancelled() {
-                    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as("UPDATE outbox SET sent_at = now() WHERE seq IN (SELECT seq FROM outbox WHERE sent_at IS NULL AND routing_key = 'scheduler' ORDER BY seq LIMIT 10) RETURNING seq, payload").fetch_all(store.pool()).await.unwrap();
-                    for (_, body) in rows {
-                        let env = Envelope::<SchedulerMessage>::from_json(&body).unwrap();
-                        let input = ferry_svc_scheduler::Input::from_message(&env.payload);
-                        if let Err(e) = engine
-                            .reconcile(
-                                TenantId(env.tenant_id),
-                                DeploymentId(env.payload.deployment_id()),
-                                &input,
-                            )
-                            .await
-                        {
-                            eprintln!("PUMP ERR {e}");
-                        }
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            };
-            tokio::join!(timers, pump);
-        });
-        self.engine = Some((token, handle));
-    }
-
     /// Starts an engine instance (relay, consumer, timer loop) with fast ticks.
-    pub fn start_engine_bus(&mut self) {
+    pub fn start_engine(&mut self) {
         let token = CancellationToken::new();
         let clusters: Arc<dyn Clusters> = Arc::new(SimClusters(self.clients.clone()));
         let config = EngineConfig {
@@ -174,7 +124,7 @@ impl Bench {
         let metrics = ConsumerMetrics::register(&prometheus::Registry::new()).unwrap();
         let handle = tokio::spawn(run_engine(
             self.db.pool.clone(),
-            self.bus.clone().unwrap(),
+            self.bus.clone(),
             clusters,
             config,
             metrics,
@@ -261,6 +211,20 @@ impl Bench {
             decided_by: Some("rita@example.com".into()),
             reason: None,
         });
+        outbox::enqueue(&mut tx, &Envelope::new(self.tenant.as_uuid(), message))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    /// Requests an abort through the outbox, as svc-api does.
+    pub async fn abort(&self, id: DeploymentId, reason: &str) {
+        let message = SchedulerMessage::AbortRequested(AbortRequested {
+            deployment_id: id.as_uuid(),
+            requested_by: Some("alice@example.com".into()),
+            reason: Some(reason.into()),
+        });
+        let mut tx = self.store.begin().await.unwrap();
         outbox::enqueue(&mut tx, &Envelope::new(self.tenant.as_uuid(), message))
             .await
             .unwrap();
