@@ -18,6 +18,18 @@ psql -h 127.0.0.1 -U postgres -tAc "SELECT datname FROM pg_database WHERE datnam
     fi
   done
 
+# Queues, exchanges and Redis keys of killed test runs (every test names its own with a `t_`
+# prefix and removes them itself when it ends normally).
+if command -v rabbitmqctl >/dev/null 2>&1; then
+  {
+    rabbitmqctl -q list_queues name --no-table-headers 2>/dev/null | sed -n 's/^\(t_[0-9a-f]\{12\}\..*\)$/queue \1/p'
+    rabbitmqctl -q list_exchanges name --no-table-headers 2>/dev/null | sed -n 's/^\(t_[0-9a-f]\{12\}\..*\)$/exchange \1/p'
+  } | cargo run -q -p ferry-testkit --bin ferry-broker-cleanup
+fi
+if command -v redis-cli >/dev/null 2>&1; then
+  redis-cli --scan --pattern 't_*' | xargs -r -n 500 redis-cli del >/dev/null
+fi
+
 if ! cargo nextest --version >/dev/null 2>&1; then
   say "installing cargo-nextest (once)"
   cargo install --locked cargo-nextest >/dev/null

@@ -92,8 +92,10 @@ pub async fn discover_jwks(issuer: &str) -> Result<Vec<u8>, KeysError> {
 
 async fn get(url: &str) -> Result<Vec<u8>, KeysError> {
     let uri: http::Uri = url.parse().map_err(|_| KeysError::Url(url.to_string()))?;
+    // The provider is named rather than taken from the process default, which does not exist
+    // when a build enables more than one rustls backend.
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_native_roots()
+        .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
         .map_err(KeysError::Roots)?
         .https_or_http()
         .enable_http1()
