@@ -77,9 +77,13 @@ async fn main() -> anyhow::Result<()> {
         sim.base_url(),
         args.kubeconfig.display()
     );
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    // Stops on Ctrl-C or SIGTERM (how scripts and process managers stop it).
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("waiting for Ctrl-C")?,
+        _ = term.recv() => {}
+    }
     sim.shutdown().await;
     Ok(())
 }
