@@ -359,9 +359,8 @@ async fn rollback(
             active_deployment(&state, &principal, id).await?;
         }
     }
-    let mut tx = state.store.begin().await?;
-    enqueue(
-        &mut tx,
+    request_audited(
+        &state,
         &principal,
         SchedulerMessage::RollbackRequested(RollbackRequested {
             deployment_id: id.as_uuid(),
@@ -369,19 +368,36 @@ async fn rollback(
             requested_by: Some(principal.subject.clone()),
             reason: request.reason.clone(),
         }),
-    )
-    .await?;
-    audit(
-        &mut tx,
-        &principal,
         "deployment.rollback",
-        "deployment",
-        id.to_string(),
+        id,
         serde_json::json!({ "target": request.target, "reason": request.reason }),
     )
     .await?;
-    tx.commit().await.map_err(StoreError::from)?;
     Ok(accepted(id, "rollback", request.target))
+}
+
+/// Writes a request for the scheduler to the outbox with its audit entry, in one transaction.
+async fn request_audited(
+    state: &AppState,
+    principal: &Principal,
+    message: SchedulerMessage,
+    action: &str,
+    id: DeploymentId,
+    details: serde_json::Value,
+) -> Result<(), ApiError> {
+    let mut tx = state.store.begin().await?;
+    enqueue(&mut tx, principal, message).await?;
+    audit(
+        &mut tx,
+        principal,
+        action,
+        "deployment",
+        id.to_string(),
+        details,
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(())
 }
 
 /// Ends the current pause of a target early.
@@ -400,27 +416,19 @@ async fn skip_pause(
     principal.can_deploy()?;
     let target = active_target(&state, &principal, id, &request.target).await?;
     let step = step_index(&target)?;
-    let mut tx = state.store.begin().await?;
-    enqueue(
-        &mut tx,
+    request_audited(
+        &state,
         &principal,
         SchedulerMessage::SkipPauseRequested(SkipPauseRequested {
             deployment_id: id.as_uuid(),
             target: target.name.clone(),
             step_index: step,
         }),
-    )
-    .await?;
-    audit(
-        &mut tx,
-        &principal,
         "deployment.skip_pause",
-        "deployment",
-        id.to_string(),
+        id,
         serde_json::json!({ "target": target.name, "step": step }),
     )
     .await?;
-    tx.commit().await.map_err(StoreError::from)?;
     Ok(accepted(id, "skip-pause", Some(target.name)))
 }
 
@@ -440,9 +448,8 @@ async fn roll_forward(
     principal.can_deploy()?;
     let target = active_target(&state, &principal, id, &request.target).await?;
     let step = step_index(&target)?;
-    let mut tx = state.store.begin().await?;
-    enqueue(
-        &mut tx,
+    request_audited(
+        &state,
         &principal,
         SchedulerMessage::RolloutDecided(RolloutDecided {
             deployment_id: id.as_uuid(),
@@ -452,18 +459,11 @@ async fn roll_forward(
             decided_by: Some(principal.subject.clone()),
             reason: None,
         }),
-    )
-    .await?;
-    audit(
-        &mut tx,
-        &principal,
         "deployment.roll_forward",
-        "deployment",
-        id.to_string(),
+        id,
         serde_json::json!({ "target": target.name, "step": step }),
     )
     .await?;
-    tx.commit().await.map_err(StoreError::from)?;
     Ok(accepted(id, "roll-forward", Some(target.name)))
 }
 
