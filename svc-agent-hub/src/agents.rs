@@ -6,7 +6,6 @@
 use crate::metrics::Metrics;
 use crate::routes::Routes;
 use bytes::Bytes;
-use ferry_auth::Verifier;
 use ferry_proto::agent::agent_hub_server::AgentHub;
 use ferry_proto::agent::{
     AgentMessage, GoAway, Hello, HubMessage, Welcome, agent_message, hub_message, response,
@@ -86,7 +85,7 @@ pub struct HubState {
     /// The Redis routes.
     pub routes: Routes,
     /// Token verification.
-    pub verifier: Verifier,
+    pub keys: crate::keys::IssuerKeys,
     /// Metrics.
     pub metrics: Metrics,
     /// Agents whose stream this replica holds.
@@ -138,7 +137,7 @@ impl AgentHub for HubService {
         request: Request<Streaming<AgentMessage>>,
     ) -> Result<Response<Self::TunnelStream>, Status> {
         let state = &self.state;
-        let claims = match authenticate(&state.verifier, request.metadata()) {
+        let claims = match authenticate(&state.keys, request.metadata()).await {
             Ok(claims) => claims,
             Err(status) => {
                 state.metrics.refused_streams.inc();
@@ -207,8 +206,8 @@ impl AgentHub for HubService {
 }
 
 /// Checks the `authorization: Bearer …` metadata against the issuer's keys.
-fn authenticate(
-    verifier: &Verifier,
+async fn authenticate(
+    keys: &crate::keys::IssuerKeys,
     metadata: &tonic::metadata::MetadataMap,
 ) -> Result<ferry_auth::Claims, Status> {
     let value = metadata
@@ -221,7 +220,7 @@ fn authenticate(
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
         .ok_or_else(|| Status::unauthenticated("authorization is not a bearer token"))?;
-    verifier.verify(token).map_err(|e| {
+    keys.verify(token).await.map_err(|e| {
         tracing::info!(error = %e, "agent token refused");
         Status::unauthenticated(format!("token refused: {e}"))
     })

@@ -1,15 +1,24 @@
 //! Where the hub gets the issuer's public keys: a JWK set file, or OIDC discovery
-//! (`{issuer}/.well-known/openid-configuration` → `jwks_uri` → the JWK set).
+//! (`{issuer}/.well-known/openid-configuration` → `jwks_uri` → the JWK set); and
+//! [`IssuerKeys`], which reloads them when a token names a key the hub has not seen yet, so a key
+//! rotation at the issuer needs no hub restart.
 
-use ferry_auth::Verifier;
+use ferry_auth::{AuthError, Claims, Verifier};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use std::path::Path;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
+use std::time::Instant;
 
 /// How long one discovery request may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Least time between two reloads, so tokens naming made-up key ids cannot make the hub hammer
+/// the issuer.
+const MIN_RELOAD_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Why the keys could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +83,79 @@ pub async fn load_verifier(
         None => discover_jwks(issuer).await?,
     };
     Ok(Verifier::from_jwks_json(&jwks, issuer, audience)?)
+}
+
+/// The issuer's keys as the hub verifies tokens with them, reloaded on an unknown key id at most
+/// once per [`MIN_RELOAD_INTERVAL`] (or the interval set with
+/// [`IssuerKeys::with_min_reload_interval`]).
+pub struct IssuerKeys {
+    issuer: String,
+    audience: String,
+    jwks_file: Option<PathBuf>,
+    verifier: RwLock<Arc<Verifier>>,
+    last_load: Mutex<Instant>,
+    min_reload_interval: Duration,
+}
+
+impl IssuerKeys {
+    /// Loads the keys once; an error here means the hub cannot verify anything and should not
+    /// start.
+    pub async fn load(
+        issuer: &str,
+        audience: &str,
+        jwks_file: Option<&Path>,
+    ) -> Result<IssuerKeys, KeysError> {
+        let verifier = load_verifier(issuer, audience, jwks_file).await?;
+        Ok(IssuerKeys {
+            issuer: issuer.to_string(),
+            audience: audience.to_string(),
+            jwks_file: jwks_file.map(Path::to_path_buf),
+            verifier: RwLock::new(Arc::new(verifier)),
+            last_load: Mutex::new(Instant::now()),
+            min_reload_interval: MIN_RELOAD_INTERVAL,
+        })
+    }
+
+    /// Sets the least time between two reloads (default [`MIN_RELOAD_INTERVAL`]).
+    pub fn with_min_reload_interval(mut self, interval: Duration) -> IssuerKeys {
+        self.min_reload_interval = interval;
+        self
+    }
+
+    /// Verifies `token`; a token signed by a key this hub has not loaded triggers one reload
+    /// (unless one happened within the last [`MIN_RELOAD_INTERVAL`]) and a second try.
+    pub async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        match self.current().verify(token) {
+            Err(AuthError::UnknownKey(kid)) if self.claim_reload() => {
+                match load_verifier(&self.issuer, &self.audience, self.jwks_file.as_deref()).await {
+                    Ok(verifier) => {
+                        tracing::info!(%kid, "reloaded the issuer's keys for an unknown key id");
+                        *self.verifier.write().expect("verifier lock") = Arc::new(verifier);
+                        self.current().verify(token)
+                    }
+                    Err(error) => {
+                        tracing::warn!(%kid, error = %error, "reloading the issuer's keys failed");
+                        Err(AuthError::UnknownKey(kid))
+                    }
+                }
+            }
+            other => other,
+        }
+    }
+
+    fn current(&self) -> Arc<Verifier> {
+        self.verifier.read().expect("verifier lock").clone()
+    }
+
+    /// True when this caller may reload now (and records that it does).
+    fn claim_reload(&self) -> bool {
+        let mut last = self.last_load.lock().expect("reload lock");
+        if last.elapsed() < self.min_reload_interval {
+            return false;
+        }
+        *last = Instant::now();
+        true
+    }
 }
 
 /// Fetches the issuer's JWK set by OIDC discovery.

@@ -95,7 +95,7 @@ pub async fn run_with_registry(
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let prefix = settings.amqp.bus_prefix.clone();
 
-    let verifier = keys::load_verifier(
+    let keys = keys::IssuerKeys::load(
         &settings.issuer,
         &settings.audience,
         settings.jwks_file.as_deref(),
@@ -137,7 +137,7 @@ pub async fn run_with_registry(
     let state = Arc::new(HubState {
         replica: replica.clone(),
         routes: routes.clone(),
-        verifier,
+        keys,
         metrics,
         agents: Mutex::new(HashMap::new()),
         heartbeat_interval: settings.heartbeat_interval(),

@@ -152,3 +152,68 @@ async fn keys_are_found_by_oidc_discovery() {
     assert!(verifier.verify(&stranger.sign(&claims).unwrap()).is_err());
     server.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_rotated_at_the_issuer_are_picked_up_without_a_restart() {
+    let first = Signer::generate_es256("first").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let published = std::sync::Arc::new(std::sync::Mutex::new(
+        serde_json::to_value(first.jwk_set()).unwrap(),
+    ));
+    let config = serde_json::json!({ "issuer": issuer, "jwks_uri": format!("{issuer}/keys") });
+    let served = published.clone();
+    let app = axum::Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            axum::routing::get(move || async move { axum::Json(config) }),
+        )
+        .route(
+            "/keys",
+            axum::routing::get(move || {
+                let keys = served.lock().unwrap().clone();
+                async move { axum::Json(keys) }
+            }),
+        );
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let claims = Claims::new(
+        &issuer,
+        "c",
+        AUDIENCE,
+        Uuid::new_v4(),
+        vec![],
+        Duration::from_secs(60),
+    );
+
+    // Two hubs load the issuer's keys while it publishes only the first.
+    let load = |interval| {
+        let issuer = issuer.clone();
+        async move {
+            ferry_svc_agent_hub::keys::IssuerKeys::load(&issuer, AUDIENCE, None)
+                .await
+                .unwrap()
+                .with_min_reload_interval(interval)
+        }
+    };
+    let keys = load(Duration::ZERO).await;
+    let throttled = load(Duration::from_secs(3600)).await;
+
+    // The issuer rotates: a second key joins its JWKS and signs new tokens.
+    let second = Signer::generate_es256("second").unwrap();
+    *published.lock().unwrap() =
+        serde_json::json!({ "keys": [first.public_jwk(), second.public_jwk()] });
+    let token = second.sign(&claims).unwrap();
+
+    // A hub may reload on the unknown key id and then accepts the token...
+    assert_eq!(keys.verify(&token).await.unwrap().sub, "c");
+    assert!(keys.verify(&first.sign(&claims).unwrap()).await.is_ok());
+    // ...but not more often than its interval allows, which guards the issuer.
+    assert!(matches!(
+        throttled.verify(&token).await,
+        Err(ferry_auth::AuthError::UnknownKey(_))
+    ));
+    // A key the issuer never published stays refused after the reload.
+    let stranger = Signer::generate_es256("stranger").unwrap();
+    assert!(keys.verify(&stranger.sign(&claims).unwrap()).await.is_err());
+    server.abort();
+}
