@@ -30,6 +30,15 @@ if command -v redis-cli >/dev/null 2>&1; then
   redis-cli --scan --pattern 't_*' | xargs -r -n 500 redis-cli del >/dev/null
 fi
 
+# CI builds from a fresh clone each time: incremental state would only pile up on disk. And when
+# the disk runs low, start the build cache over rather than fail half-way through a link.
+if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=0; fi
+free_kib=$(df -Pk "$(dirname "$CARGO_TARGET_DIR")" 2>/dev/null | awk 'NR == 2 {print $4}')
+if [ -n "$free_kib" ] && [ "$free_kib" -lt $((20 * 1024 * 1024)) ] && [ -d "$CARGO_TARGET_DIR/debug" ]; then
+  say "less than 20 GiB free: removing the debug build cache $CARGO_TARGET_DIR/debug"
+  rm -rf "$CARGO_TARGET_DIR/debug"
+fi
+
 if ! cargo nextest --version >/dev/null 2>&1; then
   say "installing cargo-nextest (once)"
   cargo install --locked cargo-nextest >/dev/null
