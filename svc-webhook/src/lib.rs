@@ -6,9 +6,8 @@
 //! process.
 
 use clap::Parser;
-use ferry_runtime::{AmqpArgs, CommonArgs, Health, PostgresArgs, connect, lifecycle};
+use ferry_runtime::{AmqpArgs, CommonArgs, PostgresArgs, lifecycle};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -33,26 +32,13 @@ pub async fn run(
     admin: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let registry = ferry_runtime::admin::new_registry();
-    let pool = connect::postgres(&settings.postgres).await?;
-    let bus = connect::bus(&settings.amqp, "svc-webhook").await?;
-    let health = Health::new(connect::checks(&pool, &bus));
-    let work_shutdown = shutdown.clone();
-    let work = async move {
-        // Nothing to consume until this service gets its logic: hold the connections until
-        // shutdown so readiness keeps reflecting them.
-        let _connections = (pool, bus);
-        work_shutdown.cancelled().await;
-        Ok(())
-    };
-    lifecycle::run(
+    lifecycle::run_idle(
         "svc-webhook",
+        &settings.common,
+        &settings.postgres,
+        &settings.amqp,
         admin,
-        health,
-        registry,
         shutdown,
-        Duration::from_secs(settings.common.shutdown_grace_secs),
-        work,
     )
     .await
 }

@@ -71,3 +71,35 @@ fn flatten(joined: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow
         Err(e) => Err(anyhow::anyhow!("service task failed: {e}")),
     }
 }
+
+/// Runs a service that has no work of its own yet: it connects to Postgres (migrated) and
+/// RabbitMQ (topology declared), reports their health on the admin port, and holds the
+/// connections until `shutdown` fires, so readiness keeps reflecting them.
+pub async fn run_idle(
+    service: &'static str,
+    common: &crate::CommonArgs,
+    postgres: &crate::PostgresArgs,
+    amqp: &crate::AmqpArgs,
+    admin_listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let pool = crate::connect::postgres(postgres).await?;
+    let bus = crate::connect::bus(amqp, service).await?;
+    let health = Health::new(crate::connect::checks(&pool, &bus));
+    let idle = shutdown.clone();
+    let work = async move {
+        let _connections = (pool, bus);
+        idle.cancelled().await;
+        Ok(())
+    };
+    run(
+        service,
+        admin_listener,
+        health,
+        admin::new_registry(),
+        shutdown,
+        Duration::from_secs(common.shutdown_grace_secs),
+        work,
+    )
+    .await
+}

@@ -178,21 +178,7 @@ async fn add_member(
     ApiPath(name): ApiPath<String>,
     ApiJson(member): ApiJson<Member>,
 ) -> Result<StatusCode, ApiError> {
-    principal.can_admin()?;
-    may_grant(&principal, &name)?;
-    let mut tx = state.store.begin().await?;
-    roles::bind(&mut tx, principal.tenant, member.principal(), &name).await?;
-    audit(
-        &mut tx,
-        &principal,
-        "role.bind",
-        "role",
-        name,
-        serde_json::json!({ "member": member }),
-    )
-    .await?;
-    tx.commit().await.map_err(StoreError::from)?;
-    Ok(StatusCode::NO_CONTENT)
+    change_membership(&state, &principal, name, member, true).await
 }
 
 /// Takes the role away from a user or credential.
@@ -206,19 +192,30 @@ async fn remove_member(
     ApiPath(name): ApiPath<String>,
     ApiJson(member): ApiJson<Member>,
 ) -> Result<StatusCode, ApiError> {
+    change_membership(&state, &principal, name, member, false).await
+}
+
+/// Binds (`bind`) or unbinds a member and audits it, in one transaction, after the caller's
+/// right to hand out this role is checked.
+async fn change_membership(
+    state: &AppState,
+    principal: &Principal,
+    name: String,
+    member: Member,
+    bind: bool,
+) -> Result<StatusCode, ApiError> {
     principal.can_admin()?;
-    may_grant(&principal, &name)?;
+    may_grant(principal, &name)?;
     let mut tx = state.store.begin().await?;
-    roles::unbind(&mut tx, principal.tenant, member.principal(), &name).await?;
-    audit(
-        &mut tx,
-        &principal,
-        "role.unbind",
-        "role",
-        name,
-        serde_json::json!({ "member": member }),
-    )
-    .await?;
+    let action = if bind {
+        roles::bind(&mut tx, principal.tenant, member.principal(), &name).await?;
+        "role.bind"
+    } else {
+        roles::unbind(&mut tx, principal.tenant, member.principal(), &name).await?;
+        "role.unbind"
+    };
+    let details = serde_json::json!({ "member": member });
+    audit(&mut tx, principal, action, "role", name, details).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(StatusCode::NO_CONTENT)
 }
