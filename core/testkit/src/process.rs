@@ -108,6 +108,20 @@ impl ServiceProcess {
         self.wait(deadline).await
     }
 
+    /// Kills the child with SIGKILL, as a crash or an OOM kill would: no draining, no goodbye.
+    pub async fn kill_9(mut self) -> Exited {
+        let pid = self.child.id().expect("child still running") as i32;
+        kill(Pid::from_raw(pid), Signal::SIGKILL).expect("send SIGKILL");
+        let status = self.child.wait().await.expect("wait for child");
+        let stderr = self.output().await;
+        Exited { status, stderr }
+    }
+
+    /// What the child has written to stderr so far (for a failing test's message).
+    pub fn stderr_so_far(&self) -> String {
+        self.stderr.lock().expect("stderr buffer").clone()
+    }
+
     /// Waits for the child to exit by itself.
     pub async fn wait(mut self, deadline: Duration) -> Exited {
         let status = tokio::time::timeout(deadline, self.child.wait())

@@ -1,0 +1,91 @@
+//! The few REST calls the whole-system tests make directly (the `ferry` CLI makes the rest):
+//! a client-credentials token, starting a deployment, deciding an approval.
+
+use crate::Credential;
+use serde_json::{Value, json};
+use std::path::Path;
+
+/// A signed-in client of svc-api.
+#[derive(Clone, Debug)]
+pub struct Api {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    /// Signs in with `credential` through `/oauth/token`.
+    pub async fn sign_in(base: &str, credential: &Credential) -> Api {
+        let http = reqwest::Client::new();
+        let response: Value = http
+            .post(format!("{base}/oauth/token"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "grant_type=client_credentials&client_id={}&client_secret={}",
+                form_encode(&credential.client_id),
+                form_encode(&credential.client_secret)
+            ))
+            .send()
+            .await
+            .expect("token request")
+            .json()
+            .await
+            .expect("token response");
+        let token = response["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no access token: {response}"))
+            .to_string();
+        Api {
+            base: base.to_string(),
+            token,
+            http,
+        }
+    }
+
+    /// `POST /v1/deployments` with the deploy file at `file` and the manifests it names; returns
+    /// the response's status and JSON.
+    pub async fn start(&self, file: &Path, manifests: &[&str]) -> (u16, Value) {
+        let dir = file.parent().expect("the deploy file's directory");
+        let read = |p: &Path| std::fs::read_to_string(p).expect("read a file");
+        let body = json!({
+            "deployFile": {"name": file.file_name().unwrap().to_string_lossy(), "content": read(file)},
+            "manifests": manifests.iter().map(|m| json!({"path": m, "content": read(&dir.join(m))})).collect::<Vec<_>>(),
+        });
+        self.post("/v1/deployments", body).await
+    }
+
+    /// Approves `target`'s pending approval of deployment `id`.
+    pub async fn approve(&self, id: &str, target: &str) -> (u16, Value) {
+        self.post(
+            &format!("/v1/deployments/{id}/approve"),
+            json!({"target": target}),
+        )
+        .await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request to svc-api");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// `application/x-www-form-urlencoded` encoding of one value.
+fn form_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
