@@ -48,5 +48,8 @@ say "cargo fmt --check"
 cargo fmt --all -- --check
 say "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# The whole-system tests (tests/stack) run the services' binaries: build every one first.
+say "building the binaries"
+cargo build --workspace --bins --quiet
 say "tests"
 cargo nextest run --workspace --no-fail-fast "$@"
