@@ -118,10 +118,9 @@ up() {
   for account in "${accounts[@]}"; do
     local kubeconfig="$clusters_dir/$account.kubeconfig"
     say "$account: kube-sim (a Kubernetes API simulator, not a cluster) and its ferry-agent"
-    start "kube-sim-$account" 0 "$bin/kube-sim" --kubeconfig "$kubeconfig" --ready-delay 1s
+    start "kube-sim-$account" 0 "$bin/kube-sim" --kubeconfig "$kubeconfig" --ready-delay 1s \
+      --namespace "${namespaces[$account]}"
     wait_for "kube-sim for $account" 30 test -s "$kubeconfig"
-    wait_for "kube-sim for $account to answer" 30 kubectl --kubeconfig "$kubeconfig" get ns -o name >/dev/null 2>&1
-    kubectl --kubeconfig "$kubeconfig" create namespace "${namespaces[$account]}" >/dev/null
     local cred
     cred=$(bootstrap "agent-$account-$stamp" Agent)
     # Agents spread over the two hub replicas: the scheduler finds each through Redis.

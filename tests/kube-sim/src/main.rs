@@ -40,6 +40,10 @@ struct Args {
     /// Watch events kept per resource; older resourceVersions get 410 Gone.
     #[arg(long, default_value_t = 1000)]
     watch_history: usize,
+    /// A namespace that exists from the start (repeatable), besides default, kube-system and
+    /// kube-public.
+    #[arg(long = "namespace", value_name = "NAME")]
+    namespaces: Vec<String>,
 }
 
 #[tokio::main]
@@ -59,6 +63,8 @@ async fn main() -> anyhow::Result<()> {
         .validate()
         .map_err(anyhow::Error::msg)
         .context("invalid fault switches")?;
+    let mut namespaces = SimConfig::default().namespaces;
+    namespaces.extend(args.namespaces);
     let sim = ferry_kube_sim::start(SimConfig {
         port: args.port,
         plain_http: args.plain_http,
@@ -66,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
         token: args.token,
         faults,
         watch_history: args.watch_history,
+        namespaces,
         ..SimConfig::default()
     })
     .await

@@ -191,11 +191,14 @@ impl Stack {
         }
 
         for (n, cluster) in options.clusters.iter().enumerate() {
-            let sim = ferry_kube_sim::start(SimConfig {
+            let mut config = SimConfig {
                 ready_delay: options.pod_ready_delay,
-                namespaces: cluster.namespaces.iter().map(|s| s.to_string()).collect(),
                 ..SimConfig::default()
-            })
+            };
+            config
+                .namespaces
+                .extend(cluster.namespaces.iter().map(|s| s.to_string()));
+            let sim = ferry_kube_sim::start(config)
             .await
             .expect("start a kube-sim");
             let kubeconfig = stack.dir.join(format!("{}.kubeconfig", cluster.account));
