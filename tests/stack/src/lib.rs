@@ -199,8 +199,8 @@ impl Stack {
                 .namespaces
                 .extend(cluster.namespaces.iter().map(|s| s.to_string()));
             let sim = ferry_kube_sim::start(config)
-            .await
-            .expect("start a kube-sim");
+                .await
+                .expect("start a kube-sim");
             let kubeconfig = stack.dir.join(format!("{}.kubeconfig", cluster.account));
             sim.write_kubeconfig(&kubeconfig)
                 .expect("write the kubeconfig");
