@@ -22,26 +22,21 @@ say "ferry deploy validate -f $deploy_file"
 
 approve=()
 if [ -t 0 ] && [ -t 1 ]; then
-  say "approvals are yours: run the 'ferry deploy approve' command the watch shows, in another terminal"
+  say "approvals are yours: in another terminal, run the 'ferry deploy approve' command the watch shows"
+  say "  (there, first: cd $ROOT && source .ferry/dev.env && alias ferry=$ferry)"
 else
   say "no terminal: this demo approves each manual step itself (ferry deploy start --auto-approve)"
   approve=(--auto-approve)
 fi
 
 # A canary needs a version already running: a first deployment to a target goes straight to 100%.
-# Unless prod-us already runs 1.0.0, deploy it everywhere first, approving its gates.
-running_image() {
-  kubectl --kubeconfig "$ROOT/.ferry/clusters/prod-us-cluster.kubeconfig" get rs -n hello-prod \
-    -l ferry.dev/application=hello-ferry \
-    -o jsonpath='{range .items[?(@.spec.replicas>0)]}{.spec.template.spec.containers[0].image}{"\n"}{end}' 2>/dev/null
-}
-if ! running_image | grep -qx 'registry.example/hello-ferry:1.0.0'; then
-  baseline="$ROOT/.ferry/demo/hello-ferry"
-  rm -rf "$baseline" && mkdir -p "$baseline" && cp -r examples/hello-ferry/. "$baseline/"
-  sed -i 's#hello-ferry:1.1.0#hello-ferry:1.0.0#' "$baseline/manifests/app.yaml"
-  say "first, hello-ferry 1.0.0 everywhere as the running version (approved automatically)"
-  "$ferry" deploy start -f "$baseline/deploy-canary.yml" --watch --auto-approve
-fi
+# So hello-ferry 1.0.0 goes everywhere first (at once where nothing runs yet), its gates approved.
+baseline="$ROOT/.ferry/demo/hello-ferry"
+rm -rf "$baseline" && mkdir -p "$baseline" && cp -r examples/hello-ferry/. "$baseline/"
+sed -i 's#hello-ferry:1.1.0#hello-ferry:1.0.0#' "$baseline/manifests/app.yaml"
+say "first, hello-ferry 1.0.0 everywhere as the running version (approved automatically)"
+"$ferry" deploy start -f "$baseline/deploy-canary.yml" --watch --auto-approve >"$ROOT/.ferry/demo/baseline.log" \
+  || die "deploying the running version failed: see .ferry/demo/baseline.log"
 
 say "ferry deploy start -f $deploy_file --watch ${approve[*]}"
 status=0
@@ -52,9 +47,10 @@ if [ "$status" = 0 ]; then say "hello-ferry 1.1.0 is live in every environment";
 cat <<EOF
 
 Where to look next (the stack keeps running):
-  source .ferry/dev.env                 credentials of an admin of the demo tenant for 'ferry'
-  $ferry deploy list
-  $ferry deploy status <id> --watch
+  source .ferry/dev.env                 credentials of an admin of the demo tenant
+  alias ferry=$ferry
+  ferry deploy list
+  ferry deploy status <id> --watch
   kubectl --kubeconfig .ferry/clusters/prod-us-cluster.kubeconfig get rs,pods -n hello-prod
   $FERRY_API/docs                interactive API documentation
   scripts/dev.sh status | logs [NAME] | down
