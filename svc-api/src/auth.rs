@@ -1,16 +1,19 @@
 //! Bearer-token authentication for the REST API: the [`Principal`] extractor verifies the
-//! `Authorization: Bearer` token against this issuer's own published keys (in process, audience
-//! `ferry-api`) and yields who is calling, for which tenant, with which roles; it also spends
-//! one token of the tenant's rate limit. [`roles`] names which roles each kind of operation
-//! needs.
+//! `Authorization: Bearer` token and yields who is calling, for which tenant, with which roles;
+//! it also spends one token of the tenant's rate limit. A machine credential's token is checked
+//! against this issuer's own published keys (in process, audience `ferry-api`); a person's token
+//! of the external OIDC issuer goes to [`identity::people`](crate::identity::people). [`roles`]
+//! names which roles each kind of operation needs.
 
 use crate::error::ApiError;
+use crate::identity::{oidc, people};
 use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 use ferry_auth::AuthError;
 use ferry_store::TenantId;
+use ferry_store::roles::PrincipalKind;
 use serde::Serialize;
 
 /// The caller of an API request, from a verified token. The tenant is the only one the request
@@ -19,10 +22,16 @@ use serde::Serialize;
 pub struct Principal {
     /// The tenant the token was issued for.
     pub tenant: TenantId,
-    /// The credential (or user) id the token was issued to.
+    /// The credential's or user's id.
     pub subject: String,
-    /// Role names bound to the subject when the token was issued.
+    /// Role names bound to the subject (a credential's when its token was issued, a person's
+    /// now).
     pub roles: Vec<String>,
+    /// A machine credential or a person (`user`).
+    pub kind: PrincipalKind,
+    /// A person's email.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
 }
 
 impl Principal {
@@ -117,26 +126,43 @@ impl FromRequestParts<AppState> for Principal {
             .ok_or_else(|| {
                 ApiError::Unauthorized("the Authorization header is not a bearer token".into())
             })?;
-        let claims = state
-            .keys
-            .verify_api_token(token)
-            .await
-            .map_err(|error| ApiError::Unauthorized(refusal(&error).into()))?;
-        let tenant = TenantId(claims.tenant);
+        let principal = match (&state.people, oidc::unverified_issuer(token)) {
+            (Some(issuer), Some(iss)) if iss == issuer.issuer() => {
+                people::principal(state, issuer, &parts.headers, token).await?
+            }
+            (_, Some(iss)) if iss != state.issuer.issuer => {
+                return Err(ApiError::Unauthorized(
+                    "the token was issued by an issuer this API does not accept".into(),
+                ));
+            }
+            _ => machine(state, token).await?,
+        };
         // Limited per tenant, after verification: an unauthenticated flood cannot spend a
         // tenant's budget.
         state
             .limiter
-            .acquire(tenant)
+            .acquire(principal.tenant)
             .map_err(|wait| ApiError::RateLimited {
                 retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
             })?;
-        Ok(Principal {
-            tenant,
-            subject: claims.sub,
-            roles: claims.roles,
-        })
+        Ok(principal)
     }
+}
+
+/// The principal of a machine credential's token of this issuer.
+async fn machine(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    let claims = state
+        .keys
+        .verify_api_token(token)
+        .await
+        .map_err(|error| ApiError::Unauthorized(refusal(&error).into()))?;
+    Ok(Principal {
+        tenant: TenantId(claims.tenant),
+        subject: claims.sub,
+        roles: claims.roles,
+        kind: PrincipalKind::Credential,
+        email: None,
+    })
 }
 
 /// What the caller is told about a refused token: enough to fix their side, nothing about keys.
@@ -159,6 +185,8 @@ mod tests {
             tenant: TenantId::new(),
             subject: "c".into(),
             roles: vec!["Deployer".into()],
+            kind: PrincipalKind::Credential,
+            email: None,
         };
         assert!(principal.require_role("Deployer").is_ok());
         assert!(require_role(&principal, "Tenant Admin").is_err());

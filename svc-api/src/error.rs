@@ -68,6 +68,10 @@ pub enum ApiError {
     /// A secret could not be sealed or hashed.
     #[error(transparent)]
     Crypto(#[from] crate::identity::crypto::CryptoError),
+    /// Something this request needs outside svc-api (the sign-in issuer) does not answer now;
+    /// retrying later may work.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// The problem document (RFC 9457) with Ferry's stable `code`.
@@ -135,6 +139,11 @@ impl ApiError {
                 "rate_limited",
                 "Too many requests",
             ),
+            ApiError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+            ),
             ApiError::Store(_) | ApiError::Keys(_) | ApiError::Bus(_) | ApiError::Crypto(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -148,7 +157,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, title) = self.classify();
         let request_id = current_request_id();
-        let detail = if status.is_server_error() {
+        let detail = if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(
                 request_id = request_id.as_deref().unwrap_or("-"),
                 error = %error_chain(&self),

@@ -4,8 +4,10 @@
 //! signing keys sealed in Postgres and rotated across replicas, `bootstrap` of the first tenant
 //! and credential), and the bearer-token [`auth::Principal`] extractor guards `/v1`: deployments
 //! (start, list, detail, configuration, server-sent events, actions, webhook callbacks), agents,
-//! the tenant, roles, machine credentials, secrets and metric providers, each resource in its
-//! module under [`v1`]. `GET /openapi.json` describes it (generated with utoipa) and `/docs`
+//! the tenant and the organization's tenants, roles, users, machine credentials, secrets and
+//! metric providers, each resource in its module under [`v1`]. People sign in with an external
+//! OIDC issuer (`FERRY_OIDC_*`) as users a tenant administrator invited
+//! ([`identity::people`]). `GET /openapi.json` describes it (generated with utoipa) and `/docs`
 //! renders that offline. Bodies are size-limited and each tenant is rate-limited. The process also runs the transactional-outbox relay, reports health and
 //! metrics on its admin port, and drains and stops on SIGTERM.
 //!
@@ -76,6 +78,10 @@ pub async fn run(
     };
     let master = identity.master_key()?;
     settings.api.validate()?;
+    let people = settings.oidc.config()?;
+    if people.as_ref().is_some_and(|p| p.issuer == issuer) {
+        anyhow::bail!("FERRY_OIDC_ISSUER_URL must be another issuer than FERRY_ISSUER_URL");
+    }
 
     let registry = ferry_runtime::admin::new_registry();
     let metrics = metrics::ApiMetrics::register(&registry).context("registering metrics")?;
@@ -122,6 +128,16 @@ pub async fn run(
             shutdown: work_shutdown.clone(),
         },
     );
+    let state = match people {
+        Some(config) => {
+            tracing::info!(issuer = %config.issuer, audience = %config.audience, "people sign in with an external OIDC issuer");
+            state.with_people(
+                identity::oidc::OidcIssuer::new(config)
+                    .context("setting up the sign-in issuer (FERRY_OIDC_ISSUER_URL)")?,
+            )
+        }
+        None => state,
+    };
     let health = Health::new(vec![
         Arc::new(checks::Postgres(store.pool().clone())) as Arc<dyn ReadinessCheck>,
         Arc::new(BusCheck(bus.clone())),

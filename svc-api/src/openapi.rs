@@ -17,7 +17,9 @@ use utoipa::{Modify, OpenApi};
     info(
         title = "Ferry API",
         description = "Continuous deployment as a service. Authenticate with a bearer token from \
-                       `POST /oauth/token` (client credentials, audience `ferry-api`). Errors are \
+                       `POST /oauth/token` (client credentials, audience `ferry-api`), or as a \
+                       person with a token of the configured OIDC issuer and the header \
+                       `X-Ferry-Tenant: <tenant slug>`. Errors are \
                        `application/problem+json` with a stable `code`."
     ),
     paths(
@@ -37,6 +39,11 @@ use utoipa::{Modify, OpenApi};
         v1::actions::callback,
         v1::tenant::tenant,
         v1::tenant::list_agents,
+        v1::tenants::list,
+        v1::tenants::create,
+        v1::users::list,
+        v1::users::set_roles,
+        v1::users::remove,
         v1::roles::list,
         v1::roles::create,
         v1::roles::set_grants,
@@ -60,6 +67,7 @@ use utoipa::{Modify, OpenApi};
         (name = "actions", description = "Approve, reject, abort, roll back, skip a pause, roll forward, webhook callbacks"),
         (name = "tenant", description = "The caller, its tenant and agents"),
         (name = "roles", description = "Roles and their members"),
+        (name = "users", description = "People of the tenant (signed in through the external OIDC issuer) and their roles"),
         (name = "credentials", description = "Machine credentials"),
         (name = "secrets", description = "Write-only secrets"),
         (name = "metric-providers", description = "Metric providers for canary analysis"),

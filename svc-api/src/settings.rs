@@ -66,6 +66,98 @@ pub struct Settings {
     /// Limits and tuning of the REST API.
     #[command(flatten)]
     pub api: ApiArgs,
+    /// The external OIDC issuer people sign in with (optional).
+    #[command(flatten)]
+    pub oidc: OidcArgs,
+}
+
+/// The external OIDC issuer (an identity provider) whose ID or access tokens identify people.
+/// Unset, only machine credentials of this service's own issuer authenticate.
+#[derive(Clone, Debug, Args)]
+pub struct OidcArgs {
+    /// The provider's issuer URL, exactly as its tokens' `iss` (discovery is at
+    /// `{url}/.well-known/openid-configuration`).
+    #[arg(long, env = "FERRY_OIDC_ISSUER_URL")]
+    pub oidc_issuer_url: Option<String>,
+
+    /// The audience people's tokens must name: Ferry's client id at the provider.
+    #[arg(long, env = "FERRY_OIDC_AUDIENCE")]
+    pub oidc_audience: Option<String>,
+
+    /// The claim holding the person's email, which names the Ferry user.
+    #[arg(long, env = "FERRY_OIDC_EMAIL_CLAIM", default_value = "email")]
+    pub oidc_email_claim: String,
+
+    /// The claim holding the person's groups (a list of strings), for `FERRY_OIDC_GROUP_ROLES`.
+    #[arg(long, env = "FERRY_OIDC_GROUPS_CLAIM", default_value = "groups")]
+    pub oidc_groups_claim: String,
+
+    /// Roles a provider group adds to its members in every tenant they belong to, as
+    /// `group=Role` pairs separated by `;` (e.g. `sre=Deployer;platform=Tenant Admin`). A group
+    /// never makes a person a member of a tenant: only an invitation does.
+    #[arg(long, env = "FERRY_OIDC_GROUP_ROLES", default_value = "")]
+    pub oidc_group_roles: String,
+
+    /// Least time between two reloads of the provider's keys when a token names an unknown key
+    /// id, in seconds (so made-up key ids cannot make svc-api hammer the provider).
+    #[arg(long, env = "FERRY_OIDC_KEYS_MIN_RELOAD_SECS", default_value_t = 10)]
+    pub oidc_keys_min_reload_secs: u64,
+}
+
+/// The checked form of [`OidcArgs`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OidcConfig {
+    /// The provider's issuer URL, verbatim.
+    pub issuer: String,
+    /// The audience tokens must name.
+    pub audience: String,
+    /// The claim holding the email.
+    pub email_claim: String,
+    /// The claim holding the groups.
+    pub groups_claim: String,
+    /// Group name to the role names it adds.
+    pub group_roles: Vec<(String, String)>,
+    /// Least time between two key reloads.
+    pub min_reload: Duration,
+}
+
+impl OidcArgs {
+    /// The provider's settings when people sign in through one; an issuer without an audience
+    /// (or the reverse), a malformed URL or group mapping is an error naming the variable.
+    pub fn config(&self) -> Result<Option<OidcConfig>, SettingsError> {
+        let (issuer, audience) = match (&self.oidc_issuer_url, &self.oidc_audience) {
+            (None, None) => return Ok(None),
+            (Some(issuer), Some(audience)) if !audience.trim().is_empty() => (issuer, audience),
+            _ => return Err(SettingsError::OidcIncomplete),
+        };
+        let rest = issuer
+            .strip_prefix("https://")
+            .or_else(|| issuer.strip_prefix("http://"));
+        if !matches!(rest, Some(host) if !host.is_empty() && !host.contains(['?', '#'])) {
+            return Err(SettingsError::OidcIssuerUrl(issuer.clone()));
+        }
+        let mut group_roles = Vec::new();
+        for pair in self
+            .oidc_group_roles
+            .split(';')
+            .filter(|p| !p.trim().is_empty())
+        {
+            match pair.split_once('=') {
+                Some((group, role)) if !group.trim().is_empty() && !role.trim().is_empty() => {
+                    group_roles.push((group.trim().to_string(), role.trim().to_string()));
+                }
+                _ => return Err(SettingsError::OidcGroupRoles(pair.to_string())),
+            }
+        }
+        Ok(Some(OidcConfig {
+            issuer: issuer.clone(),
+            audience: audience.trim().to_string(),
+            email_claim: self.oidc_email_claim.clone(),
+            groups_claim: self.oidc_groups_claim.clone(),
+            group_roles,
+            min_reload: Duration::from_secs(self.oidc_keys_min_reload_secs),
+        }))
+    }
 }
 
 /// Limits and tuning of the REST API.
@@ -191,6 +283,15 @@ pub enum SettingsError {
     /// A duration setting is zero.
     #[error("{0} must be greater than zero")]
     Zero(&'static str),
+    /// Only one of the OIDC issuer and audience was given.
+    #[error("set both FERRY_OIDC_ISSUER_URL and FERRY_OIDC_AUDIENCE, or neither")]
+    OidcIncomplete,
+    /// The OIDC issuer URL is not an absolute http(s) URL.
+    #[error("FERRY_OIDC_ISSUER_URL must be an absolute http:// or https:// URL, got {0:?}")]
+    OidcIssuerUrl(String),
+    /// A group mapping is not `group=Role`.
+    #[error("FERRY_OIDC_GROUP_ROLES: expected `group=Role`, got {0:?}")]
+    OidcGroupRoles(String),
 }
 
 impl IdentityArgs {
@@ -301,6 +402,51 @@ mod tests {
             short.settings.identity.master_key(),
             Err(SettingsError::MasterKeyInvalid { .. })
         ));
+    }
+
+    #[test]
+    fn oidc_needs_issuer_and_audience_together() {
+        assert_eq!(parse(&[]).settings.oidc.config().unwrap(), None);
+        let only_issuer = parse(&["--oidc-issuer-url", "https://idp.example"]);
+        assert!(matches!(
+            only_issuer.settings.oidc.config(),
+            Err(SettingsError::OidcIncomplete)
+        ));
+        let bad_url = parse(&["--oidc-issuer-url", "idp", "--oidc-audience", "ferry"]);
+        assert!(matches!(
+            bad_url.settings.oidc.config(),
+            Err(SettingsError::OidcIssuerUrl(_))
+        ));
+        let bad_groups = parse(&[
+            "--oidc-issuer-url",
+            "https://idp.example/",
+            "--oidc-audience",
+            "ferry",
+            "--oidc-group-roles",
+            "sre",
+        ]);
+        assert!(matches!(
+            bad_groups.settings.oidc.config(),
+            Err(SettingsError::OidcGroupRoles(_))
+        ));
+        let full = parse(&[
+            "--oidc-issuer-url",
+            "https://idp.example/",
+            "--oidc-audience",
+            "ferry",
+            "--oidc-group-roles",
+            "sre=Deployer; platform = Tenant Admin",
+        ]);
+        let config = full.settings.oidc.config().unwrap().unwrap();
+        // The issuer stays verbatim: it must equal the provider's `iss` exactly.
+        assert_eq!(config.issuer, "https://idp.example/");
+        assert_eq!(
+            config.group_roles,
+            [
+                ("sre".to_string(), "Deployer".to_string()),
+                ("platform".to_string(), "Tenant Admin".to_string())
+            ]
+        );
     }
 
     #[test]

@@ -1,9 +1,11 @@
-//! The state every handler shares: the store, the issuer's keys and settings, the master key
-//! that seals tenant secrets, the rate limiter, metrics. Cheap to clone; built once by
+//! The state every handler shares: the store, the issuer's keys and settings, the external
+//! issuer people sign in with, the master key that seals tenant secrets, the rate limiter,
+//! metrics. Cheap to clone; built once by
 //! [`AppState::new`], which tests share with the service.
 
 use crate::identity::crypto::MasterKey;
 use crate::identity::keys::KeyRing;
+use crate::identity::oidc::OidcIssuer;
 use crate::metrics::ApiMetrics;
 use crate::ratelimit::RateLimiter;
 use ferry_store::Store;
@@ -50,6 +52,8 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     /// REST API settings.
     pub api: Arc<ApiConfig>,
+    /// The external OIDC issuer people sign in with, when one is configured.
+    pub people: Option<Arc<OidcIssuer>>,
 }
 
 impl AppState {
@@ -71,6 +75,13 @@ impl AppState {
             master,
             limiter: Arc::new(limiter),
             api: Arc::new(api),
+            people: None,
         }
+    }
+
+    /// The same state, accepting people's tokens of `issuer`.
+    pub fn with_people(mut self, issuer: OidcIssuer) -> AppState {
+        self.people = Some(Arc::new(issuer));
+        self
     }
 }

@@ -1,5 +1,5 @@
 //! Organizations and tenants. These are the only rows above the tenant boundary: creating them
-//! is an operator action, not something a tenant's token can do.
+//! is an operator action or an organization administrator's (svc-api checks who may).
 
 use crate::error::{Result, found, write_error};
 use crate::ids::TenantId;
@@ -79,4 +79,27 @@ pub async fn get(store: &Store, tenant: TenantId) -> Result<Tenant> {
     .fetch_optional(store.pool())
     .await?;
     found(row, "tenant")
+}
+
+/// The tenant whose slug is `slug` (an operator or sign-in lookup: slugs are global).
+pub async fn get_by_slug(store: &Store, slug: &str) -> Result<Tenant> {
+    let row = sqlx::query_as(
+        "SELECT id, organization_id, slug, name, created_at, updated_at
+         FROM tenants WHERE slug = $1",
+    )
+    .bind(slug)
+    .fetch_optional(store.pool())
+    .await?;
+    found(row, "tenant")
+}
+
+/// The tenants of `organization`, by slug.
+pub async fn list_in_organization(store: &Store, organization: Uuid) -> Result<Vec<Tenant>> {
+    Ok(sqlx::query_as(
+        "SELECT id, organization_id, slug, name, created_at, updated_at
+         FROM tenants WHERE organization_id = $1 ORDER BY slug",
+    )
+    .bind(organization)
+    .fetch_all(store.pool())
+    .await?)
 }

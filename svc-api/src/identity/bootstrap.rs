@@ -202,7 +202,7 @@ fn audit_entry(action: &str, kind: &str, id: String) -> NewAuditEntry {
 }
 
 /// The tenants table's slug rule, checked first for a clear message.
-fn valid_slug(slug: &str) -> bool {
+pub(crate) fn valid_slug(slug: &str) -> bool {
     let bytes = slug.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 63

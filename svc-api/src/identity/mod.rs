@@ -1,11 +1,14 @@
 //! Ferry as an OAuth2/OIDC issuer for machine credentials: discovery and keys, the token
 //! endpoint, the signing keys and their rotation, secrets handling, and the bootstrap of the
-//! first tenant and credential.
+//! first tenant and credential. People sign in with an external OIDC issuer instead
+//! ([`oidc`] verifies its tokens, [`people`] maps them to tenant users).
 
 pub mod bootstrap;
 pub mod crypto;
 pub mod discovery;
 pub mod keys;
+pub mod oidc;
+pub mod people;
 pub mod token;
 
 use crate::state::AppState;

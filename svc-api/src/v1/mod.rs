@@ -1,6 +1,7 @@
 //! The versioned REST API under `/v1`: one router per resource, merged here. Every handler
 //! takes a [`Principal`](crate::auth::Principal), so nothing under `/v1` is reachable without a
-//! valid `ferry-api` token, and the tenant of every query is the token's.
+//! valid token (a machine credential's `ferry-api` token, or a person's token of the sign-in
+//! issuer for a tenant they belong to), and the tenant of every query is the principal's.
 //!
 //! State changes follow one shape: check, then in one transaction write the rows, the outbox
 //! message ([`enqueue`]) and the audit entry ([`audit`]), and commit.
@@ -13,6 +14,8 @@ pub mod metric_providers;
 pub mod roles;
 pub mod secrets;
 pub mod tenant;
+pub mod tenants;
+pub mod users;
 pub mod whoami;
 
 use crate::auth::Principal;
@@ -34,6 +37,8 @@ pub fn router() -> Router<AppState> {
             .merge(events::router())
             .merge(actions::router())
             .merge(tenant::router())
+            .merge(tenants::router())
+            .merge(users::router())
             .merge(roles::router())
             .merge(credentials::router())
             .merge(secrets::router())

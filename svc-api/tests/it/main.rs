@@ -3,6 +3,7 @@
 
 mod actions;
 mod admin;
+mod agents;
 mod bootstrap;
 mod deployments;
 mod discovery;
@@ -11,6 +12,9 @@ mod isolation;
 mod keys;
 mod lifecycle;
 mod limits;
+mod oidc_issuer;
+mod people;
 mod support;
+mod tenants;
 mod token;
 mod whoami;

@@ -59,6 +59,17 @@ pub struct TestApp {
 
 /// Settings for a service on `db` whose issuer is `issuer`.
 pub fn settings(db: &TestDb, issuer: &str, bus_prefix: &str, options: Options) -> Settings {
+    settings_with(db, issuer, bus_prefix, options, &[])
+}
+
+/// [`settings`] with more flags appended (e.g. the external OIDC issuer's).
+pub fn settings_with(
+    db: &TestDb,
+    issuer: &str,
+    bus_prefix: &str,
+    options: Options,
+    extra: &[String],
+) -> Settings {
     let amqp = ferry_testkit::amqp::amqp_url();
     let rotation = options.rotation_secs.to_string();
     let ttl = options.token_ttl_secs.to_string();
@@ -94,6 +105,7 @@ pub fn settings(db: &TestDb, issuer: &str, bus_prefix: &str, options: Options) -
         "--events-poll-ms",
         "50",
     ];
+    let args = args.into_iter().chain(extra.iter().map(String::as_str));
     Cli::try_parse_from(args)
         .expect("valid test settings")
         .settings
@@ -111,6 +123,11 @@ pub fn http_client() -> reqwest::Client {
 impl TestApp {
     /// Starts svc-api on `db` with its own bus prefix and waits until `/readyz` answers 200.
     pub async fn start(db: &TestDb, options: Options) -> TestApp {
+        TestApp::start_with(db, options, &[]).await
+    }
+
+    /// [`TestApp::start`] with more flags.
+    pub async fn start_with(db: &TestDb, options: Options, extra: &[String]) -> TestApp {
         let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", http_listener.local_addr().unwrap());
@@ -119,7 +136,7 @@ impl TestApp {
         let prefix = ferry_testkit::amqp::prefix();
         let topology = ferry_bus::Topology::new(prefix.clone());
         let bus_cleanup = Cleanup::new(topology.queue_names(), topology.exchange_names());
-        let settings = settings(db, &issuer, &prefix, options);
+        let settings = settings_with(db, &issuer, &prefix, options, extra);
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(ferry_svc_api::run(
             settings.clone(),
@@ -232,6 +249,35 @@ impl TestApp {
         let text = response.text().await.unwrap();
         let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
         (status, body, headers)
+    }
+
+    /// `method path` as a person: bearer `token` of the external issuer, `X-Ferry-Tenant:
+    /// tenant` when given, and an optional JSON body. Status and JSON body.
+    pub async fn person(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        tenant: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(tenant) = tenant {
+            request = request.header("x-ferry-tenant", tenant);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(serde_json::to_vec(body).unwrap());
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        (status, body)
     }
 
     /// `POST path` with a JSON body.
