@@ -1,56 +1,226 @@
-//! The command-line grammar (clap derive). New command groups (login, agents, creds, secrets,
-//! deploy start/status) are added as variants of [`Command`] and [`DeployCommand`].
+//! The command-line grammar (clap derive): the global connection and output options, and one
+//! variant of [`Command`] per command group. The `deploy` group lives in [`deploy`].
 
-use std::path::PathBuf;
+pub mod deploy;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use deploy::{
+    AbortArgs, DecideArgs, DeployArgs, DeployCommand, ListArgs, RedeployArgs, RollbackArgs,
+    StartArgs, StatusArgs, TargetArgs, ValidateArgs, WatchArgs,
+};
 
 /// Ferry: continuous deployment as a service.
 #[derive(Debug, Parser)]
 #[command(name = "ferry", version, about)]
 pub struct Cli {
+    /// Where and how to reach the API, and how to print.
+    #[command(flatten)]
+    pub global: GlobalArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// Options every command accepts. Flags win over environment variables, which win over the
+/// credentials file that `ferry login` writes.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// The Ferry API's base URL (default: the credentials file's, else http://127.0.0.1:8080).
+    #[arg(long, env = "FERRY_API", global = true, value_name = "URL")]
+    pub api: Option<String>,
+    /// OAuth2 client id of a machine credential.
+    #[arg(long, env = "FERRY_CLIENT_ID", global = true, value_name = "ID")]
+    pub client_id: Option<String>,
+    /// OAuth2 client secret of that credential.
+    #[arg(
+        long,
+        env = "FERRY_CLIENT_SECRET",
+        global = true,
+        value_name = "SECRET",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
+    pub client_secret: Option<String>,
+    /// A bearer token for the API (instead of client credentials).
+    #[arg(
+        long,
+        env = "FERRY_TOKEN",
+        global = true,
+        value_name = "TOKEN",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
+    pub token: Option<String>,
+    /// How to print data.
+    #[arg(
+        short = 'o',
+        long,
+        env = "FERRY_OUTPUT",
+        global = true,
+        value_enum,
+        default_value_t = Format::Text
+    )]
+    pub output: Format,
+}
+
+/// Output format of commands that print data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Tidy tables and sentences for people.
+    Text,
+    /// The API's JSON, pretty-printed.
+    Json,
+    /// The API's JSON as YAML.
+    Yaml,
+}
+
 /// Top-level command groups.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Save the API address and a credential (or token) for later commands.
+    Login(LoginArgs),
+    /// Show who the API takes you for: tenant, subject and roles.
+    Whoami,
     /// Work with deployments and deploy files.
     Deploy(DeployArgs),
+    /// The tenant's agents and their connection state.
+    Agents(AgentsArgs),
+    /// Machine credentials of the tenant.
+    Creds(CredsArgs),
+    /// Tenant secrets (`{{secrets.NAME}}` in deploy files).
+    Secrets(SecretsArgs),
+    /// Tenants: yours, or your organization's (Organization Admin).
+    #[command(alias = "tenant")]
+    Tenants(TenantsArgs),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
 }
 
-/// `ferry deploy …`.
+/// `ferry login`.
 #[derive(Debug, Args)]
-pub struct DeployArgs {
-    /// The deploy subcommand.
+pub struct LoginArgs {
+    /// Read the client secret from standard input (when not given by flag or environment).
+    #[arg(long)]
+    pub client_secret_stdin: bool,
+}
+
+/// `ferry agents …`.
+#[derive(Debug, Args)]
+pub struct AgentsArgs {
+    /// The agents subcommand.
     #[command(subcommand)]
-    pub command: DeployCommand,
+    pub command: AgentsCommand,
 }
 
-/// `ferry deploy` subcommands.
+/// `ferry agents` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum DeployCommand {
-    /// Check a deploy file and its manifests locally and print the plan's summary.
-    Validate(ValidateArgs),
+pub enum AgentsCommand {
+    /// List the agents.
+    #[command(alias = "list")]
+    Ls,
 }
 
-/// `ferry deploy validate`.
+/// `ferry creds …`.
 #[derive(Debug, Args)]
-pub struct ValidateArgs {
-    /// The deploy file.
-    #[arg(short = 'f', long = "file", value_name = "FILE")]
-    pub file: PathBuf,
-    /// Overrides the file's `application`.
-    #[arg(long, value_name = "NAME")]
-    pub application: Option<String>,
-    /// Adds or overrides context variables: `k=v,k2=v2` (repeatable).
-    #[arg(long = "add-context", value_name = "K=V,...")]
-    pub add_context: Vec<String>,
-    /// Deploys only these targets (`--target a b` or repeated); fills `targetFilters`.
-    #[arg(long = "target", value_name = "TARGET", num_args = 1..)]
-    pub targets: Vec<String>,
+pub struct CredsArgs {
+    /// The credentials subcommand.
+    #[command(subcommand)]
+    pub command: CredsCommand,
+}
+
+/// `ferry creds` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CredsCommand {
+    /// Create a credential; its secret is shown this once.
+    Create {
+        /// A name, unique in the tenant.
+        name: String,
+        /// Roles bound to it (repeatable or comma-separated).
+        #[arg(
+            long = "role",
+            value_name = "ROLE",
+            value_delimiter = ',',
+            required = true
+        )]
+        roles: Vec<String>,
+    },
+    /// List credentials (never their secrets).
+    #[command(alias = "list")]
+    Ls,
+    /// Revoke a credential by id.
+    #[command(alias = "revoke")]
+    Rm {
+        /// The credential's id.
+        id: String,
+    },
+}
+
+/// `ferry tenants …`.
+#[derive(Debug, Args)]
+pub struct TenantsArgs {
+    /// The tenants subcommand (default: `ls`).
+    #[command(subcommand)]
+    pub command: Option<TenantsCommand>,
+}
+
+/// `ferry tenants` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TenantsCommand {
+    /// The tenants you may see: your organization's for an Organization Admin, else your own.
+    #[command(alias = "list")]
+    Ls,
+    /// The tenant your credential belongs to.
+    Current,
+    /// Create a tenant in your organization (Organization Admin), inviting its administrators.
+    Create {
+        /// URL-safe short name: `[a-z0-9-]`, at most 63 characters.
+        slug: String,
+        /// Display name (default: the slug).
+        #[arg(long)]
+        name: Option<String>,
+        /// People invited as the tenant's Tenant Admins (repeatable or comma-separated).
+        #[arg(long = "admin-email", value_name = "EMAIL", value_delimiter = ',')]
+        admin_emails: Vec<String>,
+    },
+}
+
+/// `ferry secrets …`.
+#[derive(Debug, Args)]
+pub struct SecretsArgs {
+    /// The secrets subcommand.
+    #[command(subcommand)]
+    pub command: SecretsCommand,
+}
+
+/// `ferry secrets` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Set or replace a secret; the value comes from `--value` or standard input.
+    Set {
+        /// The secret's name.
+        name: String,
+        /// The value (else read from standard input, one trailing newline removed).
+        #[arg(long, allow_hyphen_values = true)]
+        value: Option<String>,
+    },
+    /// List secret names and dates (never values).
+    #[command(alias = "list")]
+    Ls,
+    /// Delete a secret.
+    #[command(alias = "delete")]
+    Rm {
+        /// The secret's name.
+        name: String,
+    },
+}
+
+/// `ferry completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[cfg(test)]
@@ -60,28 +230,51 @@ mod tests {
     use super::*;
 
     #[test]
-    fn grammar_is_consistent_and_parses_validate() {
+    fn grammar_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn secrets_may_start_with_a_hyphen() {
         let cli = Cli::try_parse_from([
             "ferry",
-            "deploy",
-            "validate",
-            "-f",
-            "d.yml",
-            "--target",
-            "a",
-            "b",
-            "--target",
+            "login",
+            "--client-id",
             "c",
-            "--add-context",
-            "k=v",
+            "--client-secret",
+            "-bX_9",
+            "--token",
+            "-t",
         ])
         .unwrap();
-        let Command::Deploy(DeployArgs {
-            command: DeployCommand::Validate(v),
-        }) = cli.command;
-        assert_eq!(v.file, PathBuf::from("d.yml"));
-        assert_eq!(v.targets, ["a", "b", "c"]);
-        assert_eq!(v.add_context, ["k=v"]);
+        assert_eq!(cli.global.client_secret.as_deref(), Some("-bX_9"));
+        assert_eq!(cli.global.token.as_deref(), Some("-t"));
+    }
+
+    #[test]
+    fn global_options_go_anywhere() {
+        let cli = Cli::try_parse_from([
+            "ferry",
+            "creds",
+            "create",
+            "ci",
+            "--role",
+            "Deployer,Viewer",
+            "-o",
+            "json",
+            "--api",
+            "http://x",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.output, Format::Json);
+        assert_eq!(cli.global.api.as_deref(), Some("http://x"));
+        let Command::Creds(CredsArgs {
+            command: CredsCommand::Create { name, roles },
+        }) = cli.command
+        else {
+            panic!("parsed as creds create");
+        };
+        assert_eq!(name, "ci");
+        assert_eq!(roles, ["Deployer", "Viewer"]);
     }
 }

@@ -1,15 +1,114 @@
-//! Command implementations, one module per command group.
+//! Command implementations, one module per command group, and the context they share: the
+//! output format and a lazily built API client (settings resolved from flags, environment and
+//! the credentials file).
 
+mod actions;
+mod agents;
+mod creds;
 mod deploy;
+mod deployments;
+mod login;
+mod secrets;
+mod start;
+mod tenants;
+mod validate;
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use crate::args::{Cli, Command};
+use clap::CommandFactory as _;
+
+use crate::args::{Cli, Command, Format, GlobalArgs};
+use crate::client::Client;
+use crate::config::{self, Settings};
+
+/// What every command may use.
+#[derive(Debug)]
+pub struct Ctx {
+    /// The global options as parsed.
+    pub global: GlobalArgs,
+}
+
+impl Ctx {
+    /// The output format.
+    pub fn format(&self) -> Format {
+        self.global.output
+    }
+
+    /// A client for the configured API and credential.
+    pub fn client(&self) -> anyhow::Result<Arc<Client>> {
+        let g = &self.global;
+        let complete = g.api.is_some() && (g.token.is_some() || g.client_id.is_some());
+        // Flags and environment that say everything make the file irrelevant (even a broken one).
+        let stored = if complete {
+            None
+        } else {
+            config::load(&config::credentials_path()?)?
+        };
+        let settings = Settings::resolve(&self.global, stored.as_ref())?;
+        Ok(Arc::new(Client::new(settings)?))
+    }
+}
 
 /// Runs the parsed command; `Err` is an operational failure (printed by `main`), while a command
 /// that ran and found problems returns its own exit code.
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let ctx = Ctx { global: cli.global };
     match cli.command {
-        Command::Deploy(args) => deploy::run(args),
+        Command::Login(args) => login::login(&ctx, &args).await,
+        Command::Whoami => login::whoami(&ctx).await,
+        Command::Deploy(args) => deploy::run(&ctx, args.command).await,
+        Command::Agents(args) => agents::run(&ctx, args.command).await,
+        Command::Creds(args) => creds::run(&ctx, args.command).await,
+        Command::Secrets(args) => secrets::run(&ctx, args.command).await,
+        Command::Tenants(args) => tenants::run(&ctx, args.command).await,
+        Command::Completions(args) => {
+            let mut command = Cli::command();
+            clap_complete::generate(args.shell, &mut command, "ferry", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Reads all of standard input (for secrets), refusing an interactive terminal with no data.
+pub fn read_stdin(what: &str) -> anyhow::Result<String> {
+    use std::io::Read as _;
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprintln!("Type the {what}, then Ctrl-D:");
+    }
+    let mut text = String::new();
+    stdin
+        .lock()
+        .read_to_string(&mut text)
+        .map_err(|e| anyhow::anyhow!("cannot read the {what} from standard input: {e}"))?;
+    let text = text
+        .strip_suffix('\n')
+        .map(|t| t.strip_suffix('\r').unwrap_or(t))
+        .unwrap_or(&text)
+        .to_string();
+    Ok(text)
+}
+
+/// Percent-encodes one URL path segment (ids and names typed by the user).
+pub fn segment(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn path_segments_are_escaped() {
+        assert_eq!(super::segment("db-pass.v1"), "db-pass.v1");
+        assert_eq!(super::segment("a/b c"), "a%2Fb%20c");
     }
 }

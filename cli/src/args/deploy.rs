@@ -1,0 +1,236 @@
+//! The grammar of `ferry deploy …`: validate and start a deploy file, read deployments, and act
+//! on one (approve, reject, abort, rollback, skip a pause, roll forward, redeploy).
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+/// `ferry deploy …`.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The deploy subcommand.
+    #[command(subcommand)]
+    pub command: DeployCommand,
+}
+
+/// `ferry deploy` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DeployCommand {
+    /// Check a deploy file and its manifests locally and print the plan's summary.
+    Validate(ValidateArgs),
+    /// Send a deploy file and its manifests to Ferry and start a deployment.
+    Start(StartArgs),
+    /// Show a deployment: its targets, their steps, and what it waits for.
+    Status(StatusArgs),
+    /// List deployments, newest first.
+    #[command(alias = "ls")]
+    List(ListArgs),
+    /// Approve a target's pending approval.
+    Approve(DecideArgs),
+    /// Reject a target's pending approval (the target rolls back).
+    Reject(DecideArgs),
+    /// Stop a deployment; targets in progress roll back.
+    Abort(AbortArgs),
+    /// Roll back a deployment, or one of its targets.
+    Rollback(RollbackArgs),
+    /// End a target's current timed pause now.
+    SkipPause(TargetArgs),
+    /// Continue a target waiting on a manual judgement.
+    RollForward(TargetArgs),
+    /// Start a new deployment from a stored deployment's configuration.
+    Redeploy(RedeployArgs),
+}
+
+/// `ferry deploy validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The deploy file.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: PathBuf,
+    /// Overrides the file's `application`.
+    #[arg(long, value_name = "NAME")]
+    pub application: Option<String>,
+    /// Adds or overrides context variables: `k=v,k2=v2` (repeatable).
+    #[arg(long = "add-context", value_name = "K=V,...")]
+    pub add_context: Vec<String>,
+    /// Deploys only these targets (`--target a b` or repeated); fills `targetFilters`.
+    #[arg(long = "target", value_name = "TARGET", num_args = 1..)]
+    pub targets: Vec<String>,
+}
+
+/// How `--watch` behaves.
+#[derive(Debug, Clone, Args)]
+pub struct WatchArgs {
+    /// Follow the deployment live until it ends; the exit code tells how it ended.
+    #[arg(long)]
+    pub watch: bool,
+    /// While watching, approve every pending approval yourself (for unattended runs).
+    #[arg(long, requires = "watch")]
+    pub auto_approve: bool,
+}
+
+/// `ferry deploy start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// The deploy file, its manifest overrides and target filters.
+    #[command(flatten)]
+    pub file: ValidateArgs,
+    /// Follow the deployment.
+    #[command(flatten)]
+    pub watch: WatchArgs,
+}
+
+/// `ferry deploy status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The deployment's id.
+    pub id: String,
+    /// Follow the deployment.
+    #[command(flatten)]
+    pub watch: WatchArgs,
+}
+
+/// `ferry deploy list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this application's deployments.
+    #[arg(long, value_name = "NAME")]
+    pub application: Option<String>,
+    /// Only deployments in this status (waiting, running, paused, succeeded, failed, aborted,
+    /// rolled_back, superseded).
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
+    /// At most this many (1 to 200).
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+}
+
+/// `ferry deploy approve|reject`.
+#[derive(Debug, Args)]
+pub struct DecideArgs {
+    /// The deployment's id.
+    pub id: String,
+    /// The target whose approval is decided (default: the only one pending).
+    #[arg(long, value_name = "TARGET")]
+    pub target: Option<String>,
+    /// Why, for the audit trail.
+    #[arg(long)]
+    pub comment: Option<String>,
+}
+
+/// `ferry deploy abort`.
+#[derive(Debug, Args)]
+pub struct AbortArgs {
+    /// The deployment's id.
+    pub id: String,
+    /// Why.
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+/// `ferry deploy rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The deployment's id.
+    pub id: String,
+    /// Only this target (default: every target).
+    #[arg(long, value_name = "TARGET")]
+    pub target: Option<String>,
+    /// Why.
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+/// `ferry deploy skip-pause|roll-forward`.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// The deployment's id.
+    pub id: String,
+    /// The target.
+    #[arg(long, value_name = "TARGET")]
+    pub target: String,
+}
+
+/// `ferry deploy redeploy`.
+#[derive(Debug, Args)]
+pub struct RedeployArgs {
+    /// The deployment whose configuration is deployed again.
+    pub id: String,
+    /// Follow the new deployment.
+    #[command(flatten)]
+    pub watch: WatchArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use crate::args::{Cli, Command};
+
+    use super::*;
+
+    fn deploy(args: &[&str]) -> DeployCommand {
+        let mut all = vec!["ferry", "deploy"];
+        all.extend_from_slice(args);
+        match Cli::try_parse_from(all).unwrap().command {
+            Command::Deploy(d) => d.command,
+            other => panic!("not a deploy command: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn validate_takes_repeated_and_multiple_targets() {
+        let DeployCommand::Validate(v) = deploy(&[
+            "validate",
+            "-f",
+            "d.yml",
+            "--target",
+            "a",
+            "b",
+            "--target",
+            "c",
+            "--add-context",
+            "k=v",
+        ]) else {
+            panic!("validate");
+        };
+        assert_eq!(v.file, PathBuf::from("d.yml"));
+        assert_eq!(v.targets, ["a", "b", "c"]);
+        assert_eq!(v.add_context, ["k=v"]);
+    }
+
+    #[test]
+    fn start_takes_the_file_options_and_watch() {
+        let DeployCommand::Start(s) = deploy(&[
+            "start",
+            "-f",
+            "d.yml",
+            "--watch",
+            "--auto-approve",
+            "--application",
+            "x",
+        ]) else {
+            panic!("start");
+        };
+        assert!(s.watch.watch && s.watch.auto_approve);
+        assert_eq!(s.file.application.as_deref(), Some("x"));
+        let parsed = Cli::try_parse_from(["ferry", "deploy", "start", "-f", "d", "--auto-approve"]);
+        assert!(parsed.is_err(), "--auto-approve needs --watch");
+    }
+
+    #[test]
+    fn actions_name_their_target() {
+        let DeployCommand::Approve(a) = deploy(&["approve", "d1", "--target", "prod-us"]) else {
+            panic!("approve");
+        };
+        assert_eq!(
+            (a.id.as_str(), a.target.as_deref()),
+            ("d1", Some("prod-us"))
+        );
+        let DeployCommand::SkipPause(s) = deploy(&["skip-pause", "d1", "--target", "t"]) else {
+            panic!("skip-pause");
+        };
+        assert_eq!(s.target, "t");
+        assert!(matches!(deploy(&["ls"]), DeployCommand::List(_)));
+    }
+}

@@ -1,0 +1,62 @@
+//! `ferry secrets set|ls|rm`: the tenant's secrets. Values go one way: set from `--value` or
+//! standard input, never shown again.
+
+use std::process::ExitCode;
+
+use anyhow::bail;
+use serde_json::json;
+
+use super::{Ctx, read_stdin, segment};
+use crate::args::SecretsCommand;
+use crate::output::{self, Table, field, time};
+
+/// Runs `ferry secrets …`.
+pub async fn run(ctx: &Ctx, command: SecretsCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        SecretsCommand::Set { name, value } => {
+            let value = match value {
+                Some(v) => v,
+                None => read_stdin("secret value")?,
+            };
+            if value.is_empty() {
+                bail!("the value of secret {name} is empty");
+            }
+            let client = ctx.client()?;
+            client
+                .put(
+                    &format!("/v1/secrets/{}", segment(&name)),
+                    &json!({ "value": value }),
+                )
+                .await?;
+            output::emit(ctx.format(), &json!({ "name": name, "set": true }), |_| {
+                format!("Secret {name} set.\n")
+            });
+        }
+        SecretsCommand::Ls => {
+            let secrets = ctx.client()?.get("/v1/secrets", &[]).await?;
+            output::emit(ctx.format(), &secrets, |list| {
+                let mut table = Table::new(&["NAME", "CREATED", "UPDATED"]);
+                for s in list.as_array().into_iter().flatten() {
+                    table.row(vec![
+                        field(s, "name"),
+                        time(s, "created_at"),
+                        time(s, "updated_at"),
+                    ]);
+                }
+                table.render("No secrets.")
+            });
+        }
+        SecretsCommand::Rm { name } => {
+            let client = ctx.client()?;
+            client
+                .delete(&format!("/v1/secrets/{}", segment(&name)))
+                .await?;
+            output::emit(
+                ctx.format(),
+                &json!({ "name": name, "deleted": true }),
+                |_| format!("Secret {name} deleted.\n"),
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

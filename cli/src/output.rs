@@ -1,0 +1,186 @@
+//! Printing data: `--output json` (pretty JSON as the API answered), `yaml` (the same data as
+//! YAML, written by saphyr's emitter) or `text` (tidy tables and short sentences), and the
+//! small formatting helpers the text form shares.
+
+use saphyr::{Mapping, Scalar, ScalarStyle, Yaml, YamlEmitter};
+use serde_json::Value;
+
+use crate::args::Format;
+
+/// Prints `value` as JSON or YAML, or as `text(value)` in text mode.
+pub fn emit(format: Format, value: &Value, text: impl FnOnce(&Value) -> String) {
+    let out = match format {
+        Format::Json => serde_json::to_string_pretty(value).unwrap_or_default() + "\n",
+        Format::Yaml => to_yaml(value),
+        Format::Text => text(value),
+    };
+    print!("{out}");
+}
+
+/// `value` as a YAML document.
+pub fn to_yaml(value: &Value) -> String {
+    let mut out = String::new();
+    let mut emitter = YamlEmitter::new(&mut out);
+    emitter.multiline(true);
+    // Writing into a String cannot fail.
+    let _ = emitter.dump(&yaml_of(value));
+    let out = out.strip_prefix("---\n").unwrap_or(&out).to_string();
+    if out.ends_with('\n') { out } else { out + "\n" }
+}
+
+fn yaml_of(value: &Value) -> Yaml<'static> {
+    match value {
+        Value::Null => Yaml::Value(Scalar::Null),
+        Value::Bool(b) => Yaml::Value(Scalar::Boolean(*b)),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Yaml::Value(Scalar::Integer(i)),
+            None => Yaml::Representation(n.to_string().into(), ScalarStyle::Plain, None),
+        },
+        Value::String(s) => Yaml::Value(Scalar::String(s.clone().into())),
+        Value::Array(items) => Yaml::Sequence(items.iter().map(yaml_of).collect()),
+        Value::Object(map) => {
+            let mut out = Mapping::new();
+            for (k, v) in map {
+                out.insert(Yaml::Value(Scalar::String(k.clone().into())), yaml_of(v));
+            }
+            Yaml::Mapping(out)
+        }
+    }
+}
+
+/// A text table: a header row and aligned columns, two spaces apart.
+#[derive(Debug, Default)]
+pub struct Table {
+    headers: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// A table with these column headers.
+    pub fn new(headers: &[&str]) -> Table {
+        Table {
+            headers: headers.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds a row (missing cells are blank).
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    /// The table's text, or `empty` when it has no rows.
+    pub fn render(&self, empty: &str) -> String {
+        if self.rows.is_empty() {
+            return format!("{empty}\n");
+        }
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (i, cell) in row.iter().enumerate() {
+                if i < widths.len() {
+                    widths[i] = widths[i].max(cell.chars().count());
+                }
+            }
+        }
+        let mut out = String::new();
+        for row in std::iter::once(&self.headers).chain(&self.rows) {
+            let mut line = String::new();
+            for (i, width) in widths.iter().enumerate() {
+                let cell = row.get(i).map(String::as_str).unwrap_or("");
+                line.push_str(cell);
+                if i + 1 < widths.len() {
+                    line.push_str(&" ".repeat(width - cell.chars().count() + 2));
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// A JSON string field, or `-` when absent or null.
+pub fn field(value: &Value, key: &str) -> String {
+    match &value[key] {
+        Value::Null => "-".into(),
+        Value::String(s) if s.is_empty() => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// An RFC 3339 time field as `YYYY-MM-DD HH:MM:SS` (UTC), or `-`.
+pub fn time(value: &Value, key: &str) -> String {
+    value[key]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|| "-".into())
+}
+
+/// A JSON array of strings joined with `, `, or `-`.
+pub fn list(value: &Value, key: &str) -> String {
+    let items: Vec<&str> = value[key]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if items.is_empty() {
+        "-".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn tables_align_columns_and_say_when_empty() {
+        let mut t = Table::new(&["NAME", "STATUS"]);
+        t.row(vec!["a-long-name".into(), "ok".into()]);
+        t.row(vec!["b".into(), "failed".into()]);
+        assert_eq!(
+            t.render("none"),
+            "NAME         STATUS\na-long-name  ok\nb            failed\n"
+        );
+        assert_eq!(Table::new(&["X"]).render("no rows"), "no rows\n");
+    }
+
+    #[test]
+    fn yaml_keeps_types_and_quotes_what_needs_it() {
+        let v = json!({"id": "0193", "n": 3, "x": 1.5, "ok": true, "none": null,
+            "tricky": "true", "list": ["a", "b: c"], "empty": []});
+        let y = to_yaml(&v);
+        assert!(y.contains("id: \"0193\"\n"), "{y}");
+        for expected in [
+            "n: 3\n",
+            "x: 1.5\n",
+            "ok: true\n",
+            "none: ~\n",
+            "  - a\n",
+            "empty: []\n",
+        ] {
+            assert!(y.contains(expected), "{expected:?} missing in:\n{y}");
+        }
+        assert!(!y.contains("tricky: true\n"), "{y}");
+        assert!(!y.contains("- b: c\n"), "{y}");
+    }
+
+    #[test]
+    fn fields_and_times_read_tidily() {
+        let v = json!({"a": "x", "b": null, "t": "2026-11-22T22:12:56.123Z", "r": ["A", "B"]});
+        assert_eq!(field(&v, "a"), "x");
+        assert_eq!(field(&v, "b"), "-");
+        assert_eq!(field(&v, "missing"), "-");
+        assert_eq!(time(&v, "t"), "2026-11-22 22:12:56");
+        assert_eq!(list(&v, "r"), "A, B");
+        assert_eq!(list(&v, "missing"), "-");
+    }
+}

@@ -1,0 +1,454 @@
+//! The picture of a deployment's progress, as a pure function of what the API answers
+//! (`GET /v1/deployments/{id}` and, for step names, the plan from `/config`): one row for the
+//! deployment, one per target (status, current step of how many, weight, ready pods, what it
+//! waits for), and under a target that waits on someone the exact command that acts on it.
+//!
+//! Rows carry a stable key so a watcher without a terminal can print only the rows that
+//! changed; [`tree`] draws them for a terminal.
+
+use ferry_deploy::summary::short_step;
+use ferry_deploy::{Plan, Strategy, TargetPlan};
+use serde_json::Value;
+
+/// One line of the picture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// Stable identity across refreshes: `deployment`, `target:<name>`, `hint:<name>`.
+    pub key: String,
+    /// 0 for the deployment, 1 for targets, 2 for what to do about a target.
+    pub depth: usize,
+    /// The text.
+    pub text: String,
+}
+
+/// The deployment's status from a detail answer.
+pub fn status(detail: &Value) -> &str {
+    detail["deployment"]["status"].as_str().unwrap_or("unknown")
+}
+
+/// Whether the deployment ended (nothing will change any more).
+pub fn is_terminal(status: &str) -> bool {
+    matches!(
+        status,
+        "succeeded" | "failed" | "aborted" | "rolled_back" | "superseded"
+    )
+}
+
+/// The rows for a deployment `detail` (as `GET /v1/deployments/{id}` answers), with step
+/// names from `plan` when known.
+pub fn rows(detail: &Value, plan: Option<&Plan>) -> Vec<Row> {
+    let deployment = &detail["deployment"];
+    let id = deployment["id"].as_str().unwrap_or("?");
+    let state = status(detail);
+    let mut head = format!(
+        "{} {id}: {}",
+        deployment["application"].as_str().unwrap_or("?"),
+        state.replace('_', " ")
+    );
+    if let Some(reason) = deployment["reason"].as_str().filter(|r| !r.is_empty()) {
+        head.push_str(&format!(" ({reason})"));
+    }
+    let mut out = vec![Row {
+        key: "deployment".into(),
+        depth: 0,
+        text: head,
+    }];
+    let empty = Vec::new();
+    let approvals = detail["pending_approvals"].as_array().unwrap_or(&empty);
+    // Deployment order (the plan's), else as the API lists them.
+    let mut targets: Vec<&Value> = detail["targets"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .collect();
+    if let Some(plan) = plan {
+        targets.sort_by_key(|t| {
+            plan.targets
+                .iter()
+                .position(|p| t["name"].as_str() == Some(p.name.as_str()))
+                .unwrap_or(usize::MAX)
+        });
+    }
+    for target in targets {
+        let name = target["name"].as_str().unwrap_or("?");
+        let target_plan = plan.and_then(|p| p.targets.iter().find(|t| t.name == name));
+        out.push(Row {
+            key: format!("target:{name}"),
+            depth: 1,
+            text: target_line(target, target_plan),
+        });
+        if is_terminal(state) {
+            continue;
+        }
+        let hint = approvals
+            .iter()
+            .find(|a| a["target_name"].as_str() == Some(name))
+            .map(|a| {
+                let roles = a["requires_roles"]
+                    .as_array()
+                    .map(|r| r.iter().filter_map(Value::as_str).collect::<Vec<_>>())
+                    .unwrap_or_default();
+                let who = if roles.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (needs one of the roles {})", roles.join(", "))
+                };
+                format!(
+                    "waiting for approval{who}: ferry deploy approve {id} --target {name}   (or: ferry deploy reject {id} --target {name})"
+                )
+            })
+            .or_else(|| {
+                let timed_pause = target["status"].as_str() == Some("paused")
+                    && target["reason"]
+                        .as_str()
+                        .is_some_and(|r| r.starts_with("paused for"));
+                timed_pause.then(|| {
+                    format!("to end the pause now: ferry deploy skip-pause {id} --target {name}")
+                })
+            });
+        if let Some(text) = hint {
+            out.push(Row {
+                key: format!("hint:{name}"),
+                depth: 2,
+                text,
+            });
+        }
+    }
+    out
+}
+
+/// `prod-us (prod-us-cluster/hello-prod): running, step 3/5 (50%), weight 25%: canary at 50%:
+/// waiting for pods (1/2 ready)`.
+fn target_line(target: &Value, plan: Option<&TargetPlan>) -> String {
+    let name = target["name"].as_str().unwrap_or("?");
+    let status = target["status"].as_str().unwrap_or("unknown");
+    let phase = target["phase"].as_str().unwrap_or("pending");
+    let reason = target["reason"].as_str().filter(|r| !r.is_empty());
+    let mut line = format!(
+        "{name} ({}/{}): {}",
+        target["account"].as_str().unwrap_or("?"),
+        target["namespace"].as_str().unwrap_or("?"),
+        status.replace('_', " ")
+    );
+    let terminal = matches!(
+        status,
+        "succeeded" | "failed" | "rolled_back" | "aborted" | "skipped"
+    );
+    if !terminal {
+        match phase {
+            "pending" => {
+                let deps = plan.map(|p| p.depends_on.join(", ")).unwrap_or_default();
+                if deps.is_empty() {
+                    line.push_str(", not started");
+                } else {
+                    line.push_str(&format!(", waits for {deps}"));
+                }
+            }
+            // The scheduler's reasons for gates already begin with the phase.
+            "before_deployment" if !said(reason, "before deployment") => {
+                line.push_str(", before deployment")
+            }
+            "deploying" => line.push_str(", deploying"),
+            "steps" => line.push_str(&step_text(target, plan)),
+            "promoting" if !said(reason, "promoting") => line.push_str(", promoting to 100%"),
+            "after_deployment" if !said(reason, "after deployment") => {
+                line.push_str(", after deployment")
+            }
+            _ => {}
+        }
+        if let Some(w) = target["observed"]["weight"].as_u64() {
+            line.push_str(&format!(", weight {w}%"));
+        }
+    }
+    if let Some(reason) = reason.filter(|r| *r != "started") {
+        line.push_str(&format!(": {reason}"));
+    }
+    line
+}
+
+/// Whether `reason` already starts with `phase`.
+fn said(reason: Option<&str>, phase: &str) -> bool {
+    reason.is_some_and(|r| r.starts_with(phase))
+}
+
+/// `, step 3/5 (50%)` for a canary target in its steps.
+fn step_text(target: &Value, plan: Option<&TargetPlan>) -> String {
+    let index = target["step_index"].as_i64().unwrap_or(0).max(0) as usize;
+    let steps = plan.and_then(|p| match &p.strategy {
+        Strategy::Canary { steps } => Some(steps),
+        _ => None,
+    });
+    match steps {
+        Some(steps) if index < steps.len() => format!(
+            ", step {}/{} ({})",
+            index + 1,
+            steps.len(),
+            short_step(&steps[index])
+        ),
+        _ => format!(", step {}", index + 1),
+    }
+}
+
+/// The rows as an indented tree for a terminal.
+pub fn tree(rows: &[Row]) -> String {
+    let mut out = String::new();
+    let targets: Vec<usize> = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.depth == 1)
+        .map(|(i, _)| i)
+        .collect();
+    let last_target = targets.last().copied();
+    for (i, row) in rows.iter().enumerate() {
+        let after_last = last_target.is_some_and(|last| i > last);
+        let prefix = match row.depth {
+            0 => "",
+            1 if Some(i) == last_target => "└─ ",
+            1 => "├─ ",
+            _ if after_last => "     → ",
+            _ => "│    → ",
+        };
+        out.push_str(prefix);
+        out.push_str(&row.text);
+        out.push('\n');
+    }
+    out
+}
+
+/// Rows of `now` whose text differs from the same key in `before` (new keys included), for
+/// printing one line per change.
+pub fn changed<'a>(before: &[Row], now: &'a [Row]) -> Vec<&'a Row> {
+    now.iter()
+        .filter(|r| !before.iter().any(|b| b.key == r.key && b.text == r.text))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use ferry_deploy::{Overrides, Source};
+    use serde_json::json;
+
+    use super::*;
+
+    const FILE: &str = r#"
+application: hello
+targets:
+  staging: {account: staging-cluster, namespace: hello, strategy: quick}
+  prod-us:
+    account: prod-us-cluster
+    namespace: hello-prod
+    strategy: canary
+    constraints:
+      dependsOn: [staging]
+manifests:
+  - path: app.yaml
+strategies:
+  quick:
+    canary:
+      steps:
+        - setWeight: 100
+  canary:
+    canary:
+      steps:
+        - setWeight: 25
+        - pause: {duration: 30, unit: seconds}
+        - setWeight: 50
+        - pause: {untilApproved: true}
+        - setWeight: 100
+"#;
+
+    const APP: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: hello}\nspec:\n  replicas: 4\n  selector: {matchLabels: {app: hello}}\n  template:\n    metadata: {labels: {app: hello}}\n    spec: {containers: [{name: c, image: hello:1}]}\n";
+
+    fn plan() -> Plan {
+        let sources = [Source {
+            path: "app.yaml".into(),
+            content: APP.into(),
+        }];
+        ferry_deploy::check("deploy.yml", FILE, &sources, &Overrides::default())
+            .unwrap_or_else(|d| panic!("{d}"))
+    }
+
+    fn target(
+        name: &str,
+        status: &str,
+        phase: &str,
+        step: i64,
+        reason: &str,
+        weight: Option<u8>,
+    ) -> Value {
+        let account = if name == "staging" {
+            "staging-cluster"
+        } else {
+            "prod-us-cluster"
+        };
+        let namespace = if name == "staging" {
+            "hello"
+        } else {
+            "hello-prod"
+        };
+        json!({"name": name, "account": account, "namespace": namespace, "status": status,
+            "phase": phase, "step_index": step, "reason": reason,
+            "observed": weight.map_or(json!({}), |w| json!({"weight": w}))})
+    }
+
+    fn detail(status: &str, targets: Vec<Value>, approvals: Vec<Value>) -> Value {
+        json!({"deployment": {"id": "d-1", "application": "hello", "status": status, "reason": null},
+            "targets": targets, "steps": [], "pending_approvals": approvals})
+    }
+
+    #[test]
+    fn a_running_canary_shows_step_weight_pods_and_dependencies() {
+        let d = detail(
+            "running",
+            // Listed by name by the API; shown in deployment order.
+            vec![
+                target("prod-us", "pending", "pending", 0, "", None),
+                target(
+                    "staging",
+                    "running",
+                    "steps",
+                    0,
+                    "canary at 100%: waiting for pods (2/4 ready)",
+                    None,
+                ),
+            ],
+            vec![],
+        );
+        let rows = rows(&d, Some(&plan()));
+        let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "hello d-1: running",
+                "staging (staging-cluster/hello): running, step 1/1 (100%): canary at 100%: waiting for pods (2/4 ready)",
+                "prod-us (prod-us-cluster/hello-prod): pending, waits for staging",
+            ]
+        );
+        assert_eq!(rows[1].key, "target:staging");
+    }
+
+    #[test]
+    fn waiting_targets_show_the_command_that_acts_on_them() {
+        let d = detail(
+            "running",
+            vec![
+                target("staging", "paused", "steps", 1, "paused for 30s", Some(25)),
+                target(
+                    "prod-us",
+                    "running",
+                    "steps",
+                    3,
+                    "waiting for approval",
+                    Some(50),
+                ),
+            ],
+            vec![
+                json!({"target_name": "prod-us", "step_key": "step:3", "requires_roles": ["Release Manager"]}),
+            ],
+        );
+        let rows = rows(&d, Some(&plan()));
+        let text = tree(&rows);
+        assert_eq!(
+            text,
+            "hello d-1: running\n\
+             ├─ staging (staging-cluster/hello): paused, step 2, weight 25%: paused for 30s\n\
+             │    → to end the pause now: ferry deploy skip-pause d-1 --target staging\n\
+             └─ prod-us (prod-us-cluster/hello-prod): running, step 4/5 (approval), weight 50%: waiting for approval\n     \
+             → waiting for approval (needs one of the roles Release Manager): ferry deploy approve d-1 --target prod-us   (or: ferry deploy reject d-1 --target prod-us)\n"
+        );
+    }
+
+    #[test]
+    fn an_ended_deployment_shows_outcomes_without_hints() {
+        let mut d = detail(
+            "rolled_back",
+            vec![
+                target("staging", "succeeded", "done", 1, "deployed", Some(100)),
+                target(
+                    "prod-us",
+                    "rolled_back",
+                    "done",
+                    0,
+                    "rolled back: pods not ready after 10m",
+                    Some(25),
+                ),
+            ],
+            vec![json!({"target_name": "prod-us", "requires_roles": []})],
+        );
+        d["deployment"]["reason"] = json!("target prod-us rolled back");
+        let rows = rows(&d, None);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(
+            rows[0].text,
+            "hello d-1: rolled back (target prod-us rolled back)"
+        );
+        assert_eq!(
+            rows[1].text,
+            "staging (staging-cluster/hello): succeeded: deployed"
+        );
+        assert_eq!(
+            rows[2].text,
+            "prod-us (prod-us-cluster/hello-prod): rolled back: rolled back: pods not ready after 10m"
+        );
+        assert!(is_terminal(status(&d)));
+    }
+
+    #[test]
+    fn gates_are_named_once() {
+        let d = detail(
+            "paused",
+            vec![
+                target("staging", "running", "before_deployment", 0, "", None),
+                target(
+                    "prod-us",
+                    "paused",
+                    "before_deployment",
+                    0,
+                    "before deployment: waiting for approval (roles: Release Manager)",
+                    None,
+                ),
+            ],
+            vec![],
+        );
+        let rows = rows(&d, Some(&plan()));
+        assert_eq!(
+            rows[1].text,
+            "staging (staging-cluster/hello): running, before deployment"
+        );
+        assert_eq!(
+            rows[2].text,
+            "prod-us (prod-us-cluster/hello-prod): paused: before deployment: waiting for approval (roles: Release Manager)"
+        );
+    }
+
+    #[test]
+    fn only_changed_rows_are_reprinted() {
+        let before = rows(
+            &detail(
+                "running",
+                vec![target("staging", "running", "deploying", 0, "", None)],
+                vec![],
+            ),
+            None,
+        );
+        let now = rows(
+            &detail(
+                "running",
+                vec![target(
+                    "staging",
+                    "running",
+                    "steps",
+                    0,
+                    "canary at 100% (4/4 pods ready)",
+                    Some(100),
+                )],
+                vec![],
+            ),
+            None,
+        );
+        let changed = changed(&before, &now);
+        assert_eq!(changed.len(), 1);
+        assert_eq!(changed[0].key, "target:staging");
+        assert!(super::changed(&now, &now).is_empty());
+    }
+}

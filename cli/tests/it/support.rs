@@ -1,0 +1,347 @@
+//! The bench the CLI tests run against: svc-api started in process on 127.0.0.1:0 with the
+//! test's own database and bus prefix, optionally the scheduler engine in process deploying to
+//! Kubernetes API simulators, a private HOME for the credentials file, and the real `ferry`
+//! binary run as a child process with a clean environment.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use clap::Parser as _;
+use ferry_bus::{Bus, ConsumerMetrics, Topology};
+use ferry_kube_sim::{RunningSim, SimConfig};
+use ferry_store::TenantId;
+use ferry_svc_api::Settings;
+use ferry_svc_api::identity::bootstrap::BootstrapOutcome;
+use ferry_svc_api::settings::{BootstrapArgs, Cli};
+use ferry_svc_scheduler::{ClusterError, Clusters, EngineConfig};
+use ferry_testkit::TestDb;
+use ferry_testkit::amqp::{self, Cleanup};
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How long one `ferry` run may take before the test fails.
+const RUN_LIMIT: Duration = Duration::from_secs(120);
+
+/// Settings for svc-api on `db` at `base`, publishing under `prefix`.
+fn api_settings(db: &TestDb, base: &str, prefix: &str) -> Settings {
+    let amqp = amqp::amqp_url();
+    let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let args = [
+        "ferry-svc-api",
+        "--database-url",
+        &db.url,
+        "--database-max-connections",
+        "4",
+        "--amqp-url",
+        &amqp,
+        "--bus-prefix",
+        prefix,
+        "--issuer-url",
+        base,
+        "--master-key",
+        &key,
+        "--shutdown-grace-secs",
+        "10",
+        "--rate-limit-burst",
+        "10000",
+        "--events-poll-ms",
+        "50",
+    ];
+    Cli::try_parse_from(args)
+        .expect("valid test settings")
+        .settings
+}
+
+/// Clusters of the engine: one simulator client per account.
+struct SimClusters(HashMap<String, kube::Client>);
+
+#[async_trait]
+impl Clusters for SimClusters {
+    async fn client(&self, _tenant: TenantId, account: &str) -> Result<kube::Client, ClusterError> {
+        self.0
+            .get(account)
+            .cloned()
+            .ok_or_else(|| ClusterError::UnknownAccount(account.to_string()))
+    }
+}
+
+/// svc-api (and optionally the scheduler) for one test.
+pub struct Stack {
+    pub db: TestDb,
+    /// `http://127.0.0.1:<port>`.
+    pub api: String,
+    settings: Settings,
+    prefix: String,
+    shutdown: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+    engine: Option<(CancellationToken, JoinHandle<()>)>,
+    sims: Vec<RunningSim>,
+    _cleanup: Cleanup,
+}
+
+impl Stack {
+    /// Starts svc-api and waits until it answers.
+    pub async fn start() -> Stack {
+        let db = TestDb::new().await;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api = format!("http://{}", listener.local_addr().unwrap());
+        let admin_url = format!("http://{}/readyz", admin.local_addr().unwrap());
+        let prefix = amqp::prefix();
+        let topology = Topology::new(prefix.clone());
+        let cleanup = Cleanup::new(topology.queue_names(), topology.exchange_names());
+        let settings = api_settings(&db, &api, &prefix);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(ferry_svc_api::run(
+            settings.clone(),
+            admin,
+            listener,
+            shutdown.clone(),
+        ));
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::new();
+        ferry_testkit::eventually("svc-api ready", Duration::from_secs(30), || {
+            let http = http.clone();
+            let url = admin_url.clone();
+            async move {
+                let response = http.get(&url).send().await.ok()?;
+                (response.status() == 200).then_some(())
+            }
+        })
+        .await;
+        Stack {
+            db,
+            api,
+            settings,
+            prefix,
+            shutdown,
+            task,
+            engine: None,
+            sims: Vec::new(),
+            _cleanup: cleanup,
+        }
+    }
+
+    /// A new tenant and a credential in it holding `roles` (with its secret).
+    pub async fn tenant(&self, roles: &[&str]) -> BootstrapOutcome {
+        let args = BootstrapArgs {
+            tenant: ferry_testkit::unique("t").replace('_', "-"),
+            client_name: "cli-test".into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            json: true,
+        };
+        ferry_svc_api::bootstrap(&self.settings, &args)
+            .await
+            .expect("bootstrap a tenant and credential")
+    }
+
+    /// Starts the scheduler engine, deploying to one simulator per account (each with
+    /// `namespaces`).
+    pub async fn start_engine(&mut self, accounts: &[&str], namespaces: &[&str]) {
+        let mut clients = HashMap::new();
+        for account in accounts {
+            let mut ns = vec!["default".to_string()];
+            ns.extend(namespaces.iter().map(|n| n.to_string()));
+            let sim = ferry_kube_sim::start(SimConfig {
+                ready_delay: Duration::from_millis(100),
+                namespaces: ns,
+                ..SimConfig::default()
+            })
+            .await
+            .expect("start a Kubernetes API simulator");
+            clients.insert(account.to_string(), sim.client().await.unwrap());
+            self.sims.push(sim);
+        }
+        ferry_svc_scheduler::install_crypto();
+        let bus = Bus::connect(
+            &amqp::amqp_url(),
+            "cli-test-scheduler",
+            Topology::new(self.prefix.clone()),
+        )
+        .await
+        .expect("connect the scheduler's bus");
+        bus.declare().await.unwrap();
+        let config = EngineConfig {
+            tick: Duration::from_millis(200),
+            timer_poll: Duration::from_millis(100),
+            retry_delay: Duration::from_millis(500),
+            ..EngineConfig::default()
+        };
+        let metrics = ConsumerMetrics::register(&prometheus::Registry::new()).unwrap();
+        let token = CancellationToken::new();
+        let clusters: Arc<dyn Clusters> = Arc::new(SimClusters(clients));
+        let handle = tokio::spawn(ferry_svc_scheduler::run_engine(
+            self.db.pool.clone(),
+            bus,
+            clusters,
+            config,
+            metrics,
+            token.clone(),
+        ));
+        self.engine = Some((token, handle));
+    }
+
+    /// Stops the engine and svc-api.
+    pub async fn stop(mut self) {
+        if let Some((token, handle)) = self.engine.take() {
+            token.cancel();
+            handle.await.unwrap();
+        }
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(20), self.task)
+            .await
+            .expect("svc-api stops")
+            .expect("svc-api did not panic")
+            .expect("svc-api ended cleanly");
+        for sim in self.sims {
+            sim.shutdown().await;
+        }
+    }
+}
+
+/// A private HOME (and XDG_CONFIG_HOME) for one test's `ferry` runs.
+pub struct Home {
+    pub dir: PathBuf,
+}
+
+impl Home {
+    /// A fresh, empty home.
+    pub fn new() -> Home {
+        let dir = std::env::temp_dir().join(ferry_testkit::unique("ferry-cli-home"));
+        std::fs::create_dir_all(&dir).unwrap();
+        Home { dir }
+    }
+
+    /// Where `ferry login` writes the credentials.
+    pub fn credentials(&self) -> PathBuf {
+        self.dir.join("config/ferry/credentials.json")
+    }
+
+    /// `ferry args` with this home and `env`, and no other `FERRY_*` variable.
+    pub fn command(&self, env: &[(&str, &str)], args: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("FERRY_") || key == "COLUMNS" {
+                command.env_remove(key);
+            }
+        }
+        command
+            .env("HOME", &self.dir)
+            .env("XDG_CONFIG_HOME", self.dir.join("config"))
+            .envs(env.iter().copied())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Runs `ferry args` to its end.
+    pub async fn run(&self, env: &[(&str, &str)], args: &[&str]) -> Run {
+        self.run_with_stdin(env, args, None).await
+    }
+
+    /// Runs `ferry args` with `stdin` as its standard input.
+    pub async fn run_with_stdin(
+        &self,
+        env: &[(&str, &str)],
+        args: &[&str],
+        stdin: Option<&str>,
+    ) -> Run {
+        let mut command = self.command(env, args);
+        if stdin.is_some() {
+            command.stdin(Stdio::piped());
+        }
+        let mut child = command.spawn().expect("the ferry binary starts");
+        if let Some(text) = stdin {
+            let mut pipe = child.stdin.take().unwrap();
+            pipe.write_all(text.as_bytes()).await.unwrap();
+            drop(pipe);
+        }
+        let output = tokio::time::timeout(RUN_LIMIT, child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("ferry {args:?} did not finish within {RUN_LIMIT:?}"))
+            .unwrap();
+        Run::from(output)
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// How one `ferry` run ended.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<std::process::Output> for Run {
+    fn from(output: std::process::Output) -> Run {
+        let run = Run {
+            code: output.status.code().expect("ferry exited, not killed"),
+            stdout: String::from_utf8(output.stdout).unwrap(),
+            stderr: String::from_utf8(output.stderr).unwrap(),
+        };
+        assert!(
+            !run.stderr.contains("panicked") && !run.stderr.contains("RUST_BACKTRACE"),
+            "ferry panicked:\n{}",
+            run.stderr
+        );
+        run
+    }
+}
+
+impl Run {
+    /// Asserts exit code 0 and returns stdout.
+    pub fn ok(self) -> String {
+        assert_eq!(
+            self.code, 0,
+            "ferry failed:\n{}\n{}",
+            self.stdout, self.stderr
+        );
+        self.stdout
+    }
+
+    /// stdout as JSON, after asserting success.
+    pub fn json(self) -> serde_json::Value {
+        let text = self.ok();
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
+    }
+}
+
+/// The repository's examples folder.
+pub fn examples() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+/// Logs `home` in to `stack` with `credential`.
+pub async fn login(home: &Home, stack: &Stack, credential: &BootstrapOutcome) {
+    let secret = credential.client_secret.as_deref().unwrap();
+    home.run(
+        &[],
+        &[
+            "login",
+            "--api",
+            &stack.api,
+            "--client-id",
+            &credential.client_id,
+            "--client-secret",
+            secret,
+        ],
+    )
+    .await
+    .ok();
+}

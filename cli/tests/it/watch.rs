@@ -1,0 +1,193 @@
+//! `--watch` against real progress: svc-api and the scheduler engine in process, deploying to
+//! a Kubernetes API simulator. A canary watched to success (approved by `--auto-approve`)
+//! exits 0 and prints the tree's lines, one per change and without escape codes; an aborted
+//! deployment ends the watch with exit 1 and, with `-o json`, the final state on stdout.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::support::{Home, Stack, login};
+
+/// One production target with a canary: 50%, an approval, 100%.
+const DEPLOY: &str = r#"
+version: v1
+kind: kubernetes
+application: hello-watch
+targets:
+  prod:
+    account: prod-cluster
+    namespace: hello-prod
+    strategy: canary
+manifests:
+  - path: app.yaml
+strategies:
+  canary:
+    canary:
+      steps:
+        - setWeight: 50
+        - pause:
+            untilApproved: true
+        - setWeight: 100
+"#;
+
+/// A folder with the deploy file and the example app at `image`.
+fn project(image: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(ferry_testkit::unique("ferry-cli-watch"));
+    std::fs::create_dir_all(&dir).unwrap();
+    write_app(&dir, image);
+    std::fs::write(dir.join("deploy.yml"), DEPLOY).unwrap();
+    dir
+}
+
+fn write_app(dir: &Path, image: &str) {
+    let example =
+        std::fs::read_to_string(crate::support::examples().join("hello-ferry/manifests/app.yaml"))
+            .unwrap();
+    let app = example.replace("registry.example/hello-ferry:1.1.0", image);
+    assert_ne!(app, example);
+    std::fs::write(dir.join("app.yaml"), app).unwrap();
+}
+
+/// The deployment id from `Deployment <id> of … started.`
+fn started_id(text: &str) -> String {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("Deployment ") && l.ends_with(" started."))
+        .unwrap_or_else(|| panic!("no start line in:\n{text}"));
+    line.split(' ').nth(1).unwrap().to_string()
+}
+
+/// Deploys version 1 (the first deployment to the target goes straight to 100%), watched.
+async fn first_version(home: &Home, file: &str) {
+    let out = home
+        .run(&[], &["deploy", "start", "-f", file, "--watch"])
+        .await
+        .ok();
+    let id = started_id(&out);
+    assert!(
+        out.contains(&format!("hello-watch {id}: succeeded")),
+        "{out}"
+    );
+    assert!(
+        out.ends_with(&format!("Deployment {id} succeeded.\n")),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn a_watched_canary_with_auto_approve_succeeds_and_exits_0() {
+    let mut stack = Stack::start().await;
+    stack.start_engine(&["prod-cluster"], &["hello-prod"]).await;
+    let admin = stack.tenant(&["Tenant Admin"]).await;
+    let home = Home::new();
+    login(&home, &stack, &admin).await;
+    let dir = project("hello-ferry:1.0.0");
+    let file = dir.join("deploy.yml");
+    let file = file.to_str().unwrap();
+    first_version(&home, file).await;
+
+    write_app(&dir, "hello-ferry:2.0.0");
+    let out = home
+        .run(
+            &[],
+            &["deploy", "start", "-f", file, "--watch", "--auto-approve"],
+        )
+        .await
+        .ok();
+    let id = started_id(&out);
+    assert!(
+        !out.contains('\x1b'),
+        "no escape codes without a terminal:\n{out}"
+    );
+    let expect = [
+        format!("hello-watch {id}: running"),
+        "  prod (prod-cluster/hello-prod): paused, step 2/3 (approval), weight 50%: waiting for approval".to_string(),
+        format!("    → waiting for approval: ferry deploy approve {id} --target prod"),
+        "auto-approved target prod (step:1) because of --auto-approve".to_string(),
+        format!("hello-watch {id}: succeeded"),
+        "  prod (prod-cluster/hello-prod): succeeded: deployed".to_string(),
+        format!("Deployment {id} succeeded."),
+    ];
+    let mut from = 0;
+    for line in &expect {
+        let at = out[from..]
+            .find(line.as_str())
+            .unwrap_or_else(|| panic!("{line:?} missing (in order) in:\n{out}"));
+        from += at + line.len();
+    }
+    // One line per change: the approval wait shows once.
+    assert_eq!(
+        out.matches("waiting for approval: ferry deploy approve")
+            .count(),
+        1,
+        "{out}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn an_aborted_deployment_ends_the_watch_with_exit_1() {
+    let mut stack = Stack::start().await;
+    stack.start_engine(&["prod-cluster"], &["hello-prod"]).await;
+    let admin = stack.tenant(&["Tenant Admin"]).await;
+    let home = Home::new();
+    login(&home, &stack, &admin).await;
+    let dir = project("hello-ferry:1.0.0");
+    let file = dir.join("deploy.yml");
+    let file = file.to_str().unwrap();
+    first_version(&home, file).await;
+
+    write_app(&dir, "hello-ferry:2.0.0");
+    let started = home
+        .run(&[], &["deploy", "start", "-f", file, "-o", "json"])
+        .await
+        .json();
+    let id = started["id"].as_str().unwrap().to_string();
+    let watcher = home
+        .command(&[], &["-o", "json", "deploy", "status", &id, "--watch"])
+        .spawn()
+        .unwrap();
+    ferry_testkit::eventually(
+        "the canary to wait for approval",
+        Duration::from_secs(60),
+        || {
+            let home = &home;
+            let id = id.clone();
+            async move {
+                let detail = home
+                    .run(&[], &["deploy", "status", &id, "-o", "json"])
+                    .await
+                    .json();
+                (!detail["pending_approvals"].as_array()?.is_empty()).then_some(())
+            }
+        },
+    )
+    .await;
+    home.run(&[], &["deploy", "abort", &id, "--reason", "wrong build"])
+        .await
+        .ok();
+
+    let output = tokio::time::timeout(Duration::from_secs(60), watcher.wait_with_output())
+        .await
+        .expect("the watch ends once the deployment is aborted")
+        .unwrap();
+    let run = crate::support::Run::from(output);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let last = run.stderr.lines().last().unwrap();
+    assert!(
+        last.starts_with(&format!("Deployment {id} ended aborted")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!("hello-watch {id}: running")),
+        "{}",
+        run.stderr
+    );
+    let detail: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(detail["deployment"]["status"], "aborted");
+    assert_eq!(detail["targets"][0]["reason"], "aborted: wrong build");
+    std::fs::remove_dir_all(dir).unwrap();
+    stack.stop().await;
+}
