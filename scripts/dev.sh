@@ -94,7 +94,7 @@ up() {
     start "svc-agent-hub-$((i + 1))" $((19105 + i)) env FERRY_HUB_ADDR="127.0.0.1:${hub_ports[$i]}" \
       FERRY_HUB_INSECURE_PLAINTEXT=true FERRY_HUB_ISSUER="$FERRY_ISSUER_URL" \
       FERRY_HUB_REPLICA_ID="hub-$((i + 1))" "$bin/ferry-svc-agent-hub"
-    start "svc-scheduler-$((i + 1))" $((19107 + i)) "$bin/ferry-svc-scheduler"
+    start "svc-scheduler-$((i + 1))" $((19107 + i)) env FERRY_API_URL="$FERRY_ISSUER_URL" "$bin/ferry-svc-scheduler"
   done
   start svc-canary 19103 "$bin/ferry-svc-canary"
   start svc-webhook 19104 "$bin/ferry-svc-webhook"

@@ -36,12 +36,23 @@ pub struct RsState {
     pub ready: i32,
 }
 
-fn is_not_found(e: &kube::Error) -> bool {
+pub(crate) fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
 /// Server-side applies `object` (namespace already forced), force-owning conflicting fields.
 pub async fn apply(client: &kube::Client, object: &Value) -> Result<(), KubeOpError> {
+    let (api, name) = dynamic_api(client, object).await?;
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch(&name, &params, &Patch::Apply(object)).await?;
+    Ok(())
+}
+
+/// The API of `object`'s kind (found by discovery) in its namespace, and its name.
+pub(crate) async fn dynamic_api(
+    client: &kube::Client,
+    object: &Value,
+) -> Result<(Api<DynamicObject>, String), KubeOpError> {
     let api_version = object["apiVersion"].as_str().unwrap_or_default();
     let kind = object["kind"].as_str().unwrap_or_default();
     let name = object["metadata"]["name"].as_str().unwrap_or_default();
@@ -62,9 +73,7 @@ pub async fn apply(client: &kube::Client, object: &Value) -> Result<(), KubeOpEr
         }
         (Scope::Cluster, _) => Api::all_with(client.clone(), &resource),
     };
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    api.patch(name, &params, &Patch::Apply(object)).await?;
-    Ok(())
+    Ok((api, name.to_string()))
 }
 
 fn replica_sets(client: &kube::Client, namespace: &str) -> Api<ReplicaSet> {

@@ -10,7 +10,7 @@ use crate::target::{self, Ctx};
 use crate::{EngineConfig, EngineError};
 use chrono::Utc;
 use ferry_bus::consumer::{Handler, HandlerError, Incoming};
-use ferry_bus::messages::{DeploymentStarted, Status};
+use ferry_bus::messages::{DeploymentStarted, RolloutDecision, Status};
 use ferry_bus::{
     CanaryMessage, DeploymentEvent, Envelope, SchedulerMessage, WebhookMessage, outbox,
 };
@@ -18,7 +18,7 @@ use ferry_deploy::Plan;
 use ferry_store::deployments::{self, Deployment, DeploymentStatus};
 use ferry_store::events::{self, NewEvent};
 use ferry_store::targets::{self, TargetStatus};
-use ferry_store::{DeploymentId, Store, TenantId, approvals, timers};
+use ferry_store::{DeploymentId, Store, TenantId, approvals, callbacks, timers};
 use futures::future::join_all;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -51,16 +51,24 @@ impl Input {
     /// The input a scheduler message brings.
     pub fn from_message(message: &SchedulerMessage) -> Input {
         match message {
-            SchedulerMessage::DeploymentStarted(_)
-            | SchedulerMessage::ApprovalDecided(_)
-            // Manual roll-forward/back decisions of analyses are not modelled yet; the state
-            // decides, so the message is only a wake-up.
-            | SchedulerMessage::RolloutDecided(_) => Input::Wake,
+            SchedulerMessage::DeploymentStarted(_) | SchedulerMessage::ApprovalDecided(_) => {
+                Input::Wake
+            }
+            SchedulerMessage::RolloutDecided(m) => Input::Rollout {
+                target: m.target.clone(),
+                step_index: m.step_index,
+                forward: m.decision == RolloutDecision::Forward,
+                decided_by: m.decided_by.clone().unwrap_or_else(|| "someone".into()),
+            },
             SchedulerMessage::AbortRequested(m) => Input::Abort {
                 reason: m
                     .reason
                     .clone()
-                    .or_else(|| m.requested_by.as_ref().map(|by| format!("requested by {by}")))
+                    .or_else(|| {
+                        m.requested_by
+                            .as_ref()
+                            .map(|by| format!("requested by {by}"))
+                    })
                     .unwrap_or_else(|| "requested".into()),
             },
             SchedulerMessage::RollbackRequested(m) => Input::Rollback {
@@ -68,7 +76,11 @@ impl Input {
                 reason: m
                     .reason
                     .clone()
-                    .or_else(|| m.requested_by.as_ref().map(|by| format!("requested by {by}")))
+                    .or_else(|| {
+                        m.requested_by
+                            .as_ref()
+                            .map(|by| format!("requested by {by}"))
+                    })
                     .unwrap_or_else(|| "requested".into()),
             },
             SchedulerMessage::SkipPauseRequested(m) => Input::SkipPause {
@@ -122,6 +134,25 @@ fn final_status(
         _ => DeploymentStatus::Failed,
     };
     Some((status, failures.join("; ")))
+}
+
+/// `paused` while every target still open waits (on a pause, an approval, a person's decision,
+/// or for a target that does), else `running`.
+fn active_status(outcomes: &[Outcome], before: &[targets::Target]) -> DeploymentStatus {
+    let open: Vec<TargetStatus> = before
+        .iter()
+        .map(|t| match outcomes.iter().find(|o| o.target == t.name) {
+            Some(o) => o.state.status,
+            None => t.status,
+        })
+        .filter(|s| !s.is_terminal())
+        .collect();
+    let waiting = |s: &TargetStatus| matches!(s, TargetStatus::Paused | TargetStatus::Pending);
+    if open.iter().all(waiting) && open.contains(&TargetStatus::Paused) {
+        DeploymentStatus::Paused
+    } else {
+        DeploymentStatus::Running
+    }
 }
 
 fn bus_status(status: DeploymentStatus) -> Status {
@@ -181,11 +212,27 @@ impl Engine {
     ) -> Result<Pass, EngineError> {
         let deployment = deployments::get(&self.store, tenant, id).await?;
         if !deployment.status.is_active() {
+            // Only cleanup timers wake an ended deployment: its preview addresses expire.
+            let rows = targets::list(&self.store, tenant, id).await?;
+            crate::expose::remove_expired(self.clusters.as_ref(), tenant, &rows, Utc::now())
+                .await?;
             return Ok(Pass::Settled);
         }
         let config = deployments::config(&self.store, tenant, id).await?;
         let plan: Plan = serde_json::from_value(config.plan.0)?;
         let rows = targets::list(&self.store, tenant, id).await?;
+        let ended: Vec<_> = rows
+            .iter()
+            .filter(|t| t.status.is_terminal())
+            .cloned()
+            .collect();
+        // Ended targets' expired previews; an unreachable cluster must not stall the others
+        // (the next pass tries again).
+        if let Err(e) =
+            crate::expose::remove_expired(self.clusters.as_ref(), tenant, &ended, Utc::now()).await
+        {
+            tracing::warn!(error = %e, "removing expired preview Services failed; trying later");
+        }
         let ctx = Ctx {
             tenant,
             deployment: &deployment,
@@ -219,14 +266,22 @@ impl Engine {
             Some(_) => None,
             None => final_status(&outcomes, &rows, input),
         };
-        if outcomes.is_empty() && end.is_none() {
+        // Running or paused: the deployment as a whole reflects whether any target moves.
+        let pause = match (&end, &failure) {
+            (None, None) => {
+                Some(active_status(&outcomes, &rows)).filter(|s| *s != deployment.status)
+            }
+            _ => None,
+        };
+        if outcomes.is_empty() && end.is_none() && pause.is_none() {
             return failure.map_or(Ok(Pass::Settled), Err);
         }
         let unblocks = end.is_none()
             && outcomes
                 .iter()
                 .any(|o| o.state.status.is_terminal() || o.state.phase.as_deref() == Some("done"));
-        self.commit(tenant, &deployment, outcomes, end).await?;
+        self.commit(tenant, &deployment, outcomes, end, pause)
+            .await?;
         match failure {
             Some(e) => Err(e),
             None => Ok(if unblocks { Pass::Again } else { Pass::Settled }),
@@ -239,6 +294,7 @@ impl Engine {
         deployment: &Deployment,
         outcomes: Vec<Outcome>,
         end: Option<(DeploymentStatus, String)>,
+        pause: Option<DeploymentStatus>,
     ) -> Result<(), EngineError> {
         let id = deployment.id;
         let tenant_uuid = tenant.as_uuid();
@@ -255,6 +311,33 @@ impl Engine {
                     wait.approval_id = Some(approval.id);
                 }
             }
+            // Before the target row: a callback changes the run id kept in the progress.
+            for request in &o.requests {
+                match request {
+                    Request::Analysis(m) => {
+                        let message = CanaryMessage::AnalysisRequested(m.clone());
+                        outbox::enqueue(&mut tx, &Envelope::new(tenant_uuid, message)).await?;
+                    }
+                    Request::Webhook(m, callback) => {
+                        let mut m = (**m).clone();
+                        if let Some(callback) = callback {
+                            // The API reports the callback by its row id: make it the run's id.
+                            let row = callbacks::create(&mut tx, tenant, id, &callback.row).await?;
+                            let wait = match callback.slot {
+                                Slot::Step => Some(&mut o.progress.wait),
+                                Slot::Gate(i) => o.progress.gates.get_mut(i),
+                            };
+                            if let Some(wait) = wait.filter(|w| w.request_id == Some(m.webhook_id))
+                            {
+                                wait.request_id = Some(row.id);
+                            }
+                            m.webhook_id = row.id;
+                        }
+                        let message = WebhookMessage::WebhookRequested(m);
+                        outbox::enqueue(&mut tx, &Envelope::new(tenant_uuid, message)).await?;
+                    }
+                }
+            }
             let mut state = o.state.clone();
             state.observed = o.progress.to_json();
             targets::save(&mut tx, tenant, id, &o.target, o.version, &state).await?;
@@ -264,21 +347,29 @@ impl Engine {
             for timer in &o.timers {
                 timers::schedule(&mut tx, tenant, id, timer).await?;
             }
-            for request in &o.requests {
-                match request {
-                    Request::Analysis(m) => {
-                        let message = CanaryMessage::AnalysisRequested(m.clone());
-                        outbox::enqueue(&mut tx, &Envelope::new(tenant_uuid, message)).await?;
-                    }
-                    Request::Webhook(m) => {
-                        let message = WebhookMessage::WebhookRequested(m.clone());
-                        outbox::enqueue(&mut tx, &Envelope::new(tenant_uuid, message)).await?;
-                    }
-                }
-            }
             for event in &o.events {
                 outbox::enqueue(&mut tx, &Envelope::new(tenant_uuid, event.clone())).await?;
             }
+        }
+        if let Some(status) = pause {
+            deployments::transition(&mut tx, tenant, id, bumped.version, status, None).await?;
+            events::append(
+                &mut tx,
+                tenant,
+                id,
+                &NewEvent {
+                    kind: format!("deployment.{status}"),
+                    target: None,
+                    payload: serde_json::json!({"status": status}),
+                },
+            )
+            .await?;
+            let event = DeploymentEvent::DeploymentStatus {
+                deployment_id: id.as_uuid(),
+                status: bus_status(status),
+                reason: None,
+            };
+            outbox::enqueue(&mut tx, &Envelope::new(tenant_uuid, event)).await?;
         }
         if let Some((status, reason)) = end {
             let done =
@@ -302,6 +393,14 @@ impl Engine {
                 reason: Some(reason),
             };
             outbox::enqueue(&mut tx, &Envelope::new(tenant_uuid, event)).await?;
+            for old in &done.superseded {
+                let event = DeploymentEvent::DeploymentStatus {
+                    deployment_id: old.as_uuid(),
+                    status: Status::Aborted,
+                    reason: Some("superseded by a newer deployment".into()),
+                };
+                outbox::enqueue(&mut tx, &Envelope::new(tenant_uuid, event)).await?;
+            }
             // The application's queued deployment (enqueueOne) starts now.
             if let Some(next) = done.promoted {
                 let start = SchedulerMessage::DeploymentStarted(DeploymentStarted {
@@ -427,6 +526,22 @@ mod tests {
     }
 
     #[test]
+    fn the_deployment_is_paused_while_every_open_target_waits() {
+        let rows = vec![
+            target("dev", TargetStatus::Succeeded, None),
+            target("prod-us", TargetStatus::Running, None),
+            target("prod-eu", TargetStatus::Paused, None),
+            target("prod-ap", TargetStatus::Pending, None),
+        ];
+        assert_eq!(active_status(&[], &rows), DeploymentStatus::Running);
+        let mut waits = outcome("prod-us", TargetStatus::Paused, "waiting for approval");
+        waits.state.phase = Some("before_deployment".into());
+        assert_eq!(active_status(&[waits], &rows), DeploymentStatus::Paused);
+        let only_pending = vec![target("prod-ap", TargetStatus::Pending, None)];
+        assert_eq!(active_status(&[], &only_pending), DeploymentStatus::Running);
+    }
+
+    #[test]
     fn messages_become_inputs() {
         let d = Uuid::now_v7();
         let id = Uuid::now_v7();
@@ -460,6 +575,23 @@ mod tests {
         assert_eq!(
             Input::from_message(&wake_up(Uuid::now_v7(), d).payload),
             Input::Wake
+        );
+        let back = SchedulerMessage::RolloutDecided(ferry_bus::messages::RolloutDecided {
+            deployment_id: d,
+            target: "prod".into(),
+            step_index: 1,
+            decision: RolloutDecision::Back,
+            decided_by: None,
+            reason: None,
+        });
+        assert_eq!(
+            Input::from_message(&back),
+            Input::Rollout {
+                target: "prod".into(),
+                step_index: 1,
+                forward: false,
+                decided_by: "someone".into()
+            }
         );
     }
 }

@@ -10,14 +10,23 @@
 //! `run` is the whole service; `main.rs` only parses settings and calls it, and tests start the
 //! engine in process with [`run_engine`] and their own [`Clusters`].
 
+pub mod baseline;
+mod bluegreen;
 pub mod cluster;
 pub mod clusters;
 pub mod engine;
+pub mod expose;
+mod mesh;
+pub mod objects;
 pub mod outcome;
 pub mod progress;
 pub mod render;
+mod requests;
+pub mod routing;
 mod target;
+mod template;
 pub mod timer_loop;
+mod traffic;
 mod waits;
 
 pub use clusters::{ClusterError, Clusters, TunnelClusters};
@@ -67,7 +76,13 @@ pub struct Settings {
     /// Milliseconds between looks for due timers.
     #[arg(long, env = "FERRY_SCHEDULER_TIMER_POLL_MS", default_value_t = 1000)]
     pub timer_poll_ms: u64,
+    /// The public base URL of svc-api, where webhook callbacks (`{{ferry.callbackUri}}`) point.
+    #[arg(long, env = "FERRY_API_URL", default_value = DEFAULT_API_URL)]
+    pub api_url: String,
 }
+
+/// The public base URL of svc-api used when `FERRY_API_URL` is not set.
+pub const DEFAULT_API_URL: &str = "http://127.0.0.1:8080";
 
 /// Why the engine could not reconcile a deployment.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +127,10 @@ pub struct EngineConfig {
     pub prefetch: u16,
     /// Delay before a failed message is retried.
     pub retry_delay: Duration,
+    /// The public base URL of svc-api, for webhook callback URIs.
+    pub api_url: String,
+    /// How long a webhook may take to call back before its step fails.
+    pub callback_timeout: Duration,
 }
 
 impl Default for EngineConfig {
@@ -123,6 +142,8 @@ impl Default for EngineConfig {
             max_conflicts: 20,
             prefetch: 16,
             retry_delay: Duration::from_secs(5),
+            api_url: DEFAULT_API_URL.to_string(),
+            callback_timeout: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -191,6 +212,7 @@ pub async fn run(
     let config = EngineConfig {
         tick: Duration::from_secs(settings.tick_secs.max(1)),
         timer_poll: Duration::from_millis(settings.timer_poll_ms.max(10)),
+        api_url: settings.api_url.trim_end_matches('/').to_string(),
         ..EngineConfig::default()
     };
     let work_shutdown = shutdown.clone();

@@ -6,6 +6,7 @@ use crate::progress::Progress;
 use ferry_bus::DeploymentEvent;
 use ferry_bus::messages::{AnalysisRequested, WebhookRequested};
 use ferry_store::approvals::NewApproval;
+use ferry_store::callbacks::NewCallback;
 use ferry_store::events::StepChange;
 use ferry_store::targets::TargetState;
 use ferry_store::timers::NewTimer;
@@ -37,6 +38,18 @@ pub enum Input {
         /// Why.
         reason: String,
     },
+    /// A person decided whether a target waiting on a manual judgement (an analysis with
+    /// `rollForwardMode`/`rollBackMode: manual`) goes on or rolls back.
+    Rollout {
+        /// The target.
+        target: String,
+        /// The strategy step the person saw the target wait at (gates have none of their own).
+        step_index: u32,
+        /// Roll forward (`true`) or back.
+        forward: bool,
+        /// Who decided, for the step history.
+        decided_by: String,
+    },
     /// Roll back one target (or every target in progress).
     Rollback {
         /// The target, or all.
@@ -56,12 +69,22 @@ pub enum Slot {
 }
 
 /// A request to another service, sent through the outbox.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub enum Request {
     /// To svc-canary.
     Analysis(AnalysisRequested),
-    /// To svc-webhook.
-    Webhook(WebhookRequested),
+    /// To svc-webhook, with the callback to create first when the step waits for one.
+    Webhook(Box<WebhookRequested>, Option<Callback>),
+}
+
+/// A webhook's single-use callback, created in the commit's transaction. Its row id becomes the
+/// webhook run's id, because the API reports a callback with the row id.
+#[derive(Clone, Debug)]
+pub struct Callback {
+    /// Where the wait that keeps the run id is.
+    pub slot: Slot,
+    /// The row to store (only the token's hash).
+    pub row: NewCallback,
 }
 
 /// The decided change of one target.

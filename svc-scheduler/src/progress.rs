@@ -106,6 +106,10 @@ pub struct WaitState {
     pub outcome: Option<bool>,
     /// The completion's reason.
     pub outcome_reason: Option<String>,
+    /// A person's roll-forward (`true`) or roll-back decision, for manual rollout modes.
+    pub decision: Option<bool>,
+    /// Who made `decision`.
+    pub decided_by: Option<String>,
 }
 
 /// The engine's record of a target.
@@ -130,6 +134,16 @@ pub struct Progress {
     pub next_tick: Option<DateTime<Utc>>,
     /// The canary weight reached.
     pub weight: Option<u8>,
+    /// Objects this deployment created on the target (they did not exist before), removed
+    /// again when the target rolls back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub created: Vec<crate::objects::ObjectRef>,
+    /// Where traffic goes while the rollout runs (blue/green Services, Istio or SMI objects).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<crate::routing::Routing>,
+    /// Temporary preview addresses by Service name (`exposeServices`), shown by the API.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub preview: std::collections::BTreeMap<String, crate::expose::Preview>,
 }
 
 impl Progress {

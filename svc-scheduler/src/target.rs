@@ -39,17 +39,17 @@ pub(crate) struct Ctx<'a> {
 pub(crate) struct Run<'a> {
     pub ctx: &'a Ctx<'a>,
     pub target: &'a Target,
-    plan: &'a TargetPlan,
-    progress: Progress,
-    status: TargetStatus,
-    phase: Phase,
-    step_index: i32,
+    pub plan: &'a TargetPlan,
+    pub progress: Progress,
+    pub status: TargetStatus,
+    pub phase: Phase,
+    pub step_index: i32,
     reason: Option<String>,
     pub out: Outcome,
 }
 
 /// Whether a phase handler moved on or must wait for the next wake-up.
-enum Flow {
+pub(crate) enum Flow {
     Continue,
     Wait,
 }
@@ -142,8 +142,10 @@ impl<'a> Run<'a> {
                     return Ok(());
                 }
             }
+            Input::Rollout { .. } => self.take_rollout_decision(),
             Input::Wake | Input::SkipPause { .. } => {}
         }
+        self.expire_previews().await?;
         loop {
             let flow = match self.phase {
                 Phase::Pending => self.pending(),
@@ -195,7 +197,7 @@ impl<'a> Run<'a> {
         Some(self.out)
     }
 
-    fn record(&mut self, status: StepStatus, reason: String) {
+    pub(crate) fn record(&mut self, status: StepStatus, reason: String) {
         let step_index = (self.phase == Phase::Steps).then_some(self.step_index);
         self.out.steps.push(StepChange {
             target: self.target.name.clone(),
@@ -208,7 +210,7 @@ impl<'a> Run<'a> {
     }
 
     /// Waits with `reason`, recording it once (not again on every tick).
-    fn wait_with(&mut self, status: TargetStatus, reason: String) -> Flow {
+    pub(crate) fn wait_with(&mut self, status: TargetStatus, reason: String) -> Flow {
         self.status = status;
         if self.reason.as_deref() != Some(reason.as_str()) {
             self.record(StepStatus::Waiting, reason);
@@ -223,7 +225,7 @@ impl<'a> Run<'a> {
         self.progress.deadline = None;
     }
 
-    async fn client(&self) -> Result<kube::Client, EngineError> {
+    pub(crate) async fn client(&self) -> Result<kube::Client, EngineError> {
         Ok(self
             .ctx
             .clusters
@@ -324,29 +326,40 @@ impl<'a> Run<'a> {
     }
 
     async fn deploy(&mut self) -> Result<Flow, EngineError> {
-        if let Strategy::BlueGreen { .. } = self.plan.strategy {
-            self.end(
-                TargetStatus::Failed,
-                StepStatus::Failed,
-                "the blueGreen strategy is not supported by this scheduler yet".into(),
-            );
+        let client = self.client().await?;
+        if let Some(reason) = self.check_routing(&client).await? {
+            self.end(TargetStatus::Failed, StepStatus::Failed, reason);
             return Ok(Flow::Wait);
         }
-        let client = self.client().await?;
         let rctx = RenderContext {
             application: self.ctx.plan.application.clone(),
             deployment_id: self.ctx.deployment.id.to_string(),
             target: self.target.name.clone(),
         };
+        let manifests = match crate::template::render_manifests(self) {
+            Ok(manifests) => manifests,
+            Err(reason) => {
+                // Nothing is applied before every manifest rendered.
+                self.end(TargetStatus::Failed, StepStatus::Failed, reason);
+                return Ok(Flow::Wait);
+            }
+        };
         let keep = self.ctx.plan.deployment_config.keep_deployment_object;
         let mut found = Vec::new();
         let mut applied = 0;
-        for m in &self.plan.manifests {
+        for m in &manifests {
             let is_workload =
                 m.kind == "Deployment" && m.object["apiVersion"].as_str() == Some("apps/v1");
             if !is_workload {
+                if crate::traffic::is_routed(self.plan, m) {
+                    // Applied pointed at a version once the ReplicaSets exist.
+                    continue;
+                }
                 let object = render::with_namespace(&m.object, m.namespace.as_deref());
-                cluster::apply(&client, &object).await?;
+                let created = crate::objects::apply(&client, &object, &rctx.deployment_id).await?;
+                if let Some(created) = created.filter(|c| !self.progress.created.contains(c)) {
+                    self.progress.created.push(created);
+                }
                 applied += 1;
                 continue;
             }
@@ -361,10 +374,12 @@ impl<'a> Run<'a> {
         }
         let first = found.iter().all(|(_, _, stable)| stable.is_empty());
         let canary = matches!(self.plan.strategy, Strategy::Canary { .. }) && !first;
+        // On a mesh the new version runs at full size; weights are set on the mesh.
+        let grow = canary && !crate::traffic::meshed(self.plan);
         let mut names = Vec::new();
         let mut workloads = Vec::new();
         for (rs, existing, stable) in found {
-            cluster::ensure_replica_set(&client, &rs, if canary { 0 } else { rs.replicas }).await?;
+            cluster::ensure_replica_set(&client, &rs, if grow { 0 } else { rs.replicas }).await?;
             names.push(rs.name.clone());
             workloads.push(Workload {
                 name: rs.workload.clone(),
@@ -380,6 +395,10 @@ impl<'a> Run<'a> {
         }
         self.progress.workloads = workloads;
         self.progress.first = first;
+        if let Some(reason) = self.set_up_routing(&client).await? {
+            self.roll_back(format!("rolled back: {reason}")).await?;
+            return Ok(Flow::Wait);
+        }
         let mut reason = format!("applied {applied} objects");
         if !names.is_empty() {
             reason.push_str(&format!("; new ReplicaSet {}", names.join(", ")));
@@ -388,7 +407,8 @@ impl<'a> Run<'a> {
             reason.push_str("; first deployment to this target: straight to 100%");
         }
         self.record(StepStatus::Progressing, reason);
-        if canary {
+        let blue_green = matches!(self.plan.strategy, Strategy::BlueGreen { .. });
+        if canary || (blue_green && !first) {
             self.phase = Phase::Steps;
             self.step_index = 0;
         } else {
@@ -398,6 +418,9 @@ impl<'a> Run<'a> {
     }
 
     async fn steps(&mut self) -> Result<Flow, EngineError> {
+        if let Strategy::BlueGreen { .. } = self.plan.strategy {
+            return self.blue_green().await;
+        }
         let Strategy::Canary { steps } = &self.plan.strategy else {
             self.phase = Phase::Promoting;
             return Ok(Flow::Continue);
@@ -408,14 +431,22 @@ impl<'a> Run<'a> {
             return Ok(Flow::Continue);
         };
         match step {
+            Step::SetWeight { weight } if crate::traffic::meshed(self.plan) => {
+                self.mesh_weight(*weight).await
+            }
             Step::SetWeight { weight } => self.set_weight(*weight).await,
-            Step::ExposeServices { .. } => {
-                self.record(
-                    StepStatus::Skipped,
-                    "exposeServices is not supported by this scheduler yet; skipped".into(),
-                );
-                self.step_index += 1;
-                Ok(Flow::Continue)
+            Step::ExposeServices { services, ttl_secs } => {
+                match self.expose(services, *ttl_secs).await? {
+                    crate::waits::Poll::Failed(r) => {
+                        self.roll_back(format!("rolled back: {r}")).await?;
+                        Ok(Flow::Wait)
+                    }
+                    crate::waits::Poll::Done(r) | crate::waits::Poll::Waiting(r) => {
+                        self.record(StepStatus::Succeeded, r);
+                        self.step_index += 1;
+                        Ok(Flow::Continue)
+                    }
+                }
             }
             wait_step => {
                 let wait = std::mem::take(&mut self.progress.wait);
@@ -426,7 +457,10 @@ impl<'a> Run<'a> {
                 self.progress.wait = wait;
                 match poll {
                     crate::waits::Poll::Waiting(r) => {
-                        let status = if matches!(wait_step, Step::Pause { .. }) {
+                        // A timed pause, an approval, or a verdict waiting for a person.
+                        let paused = matches!(wait_step, Step::Pause { .. })
+                            || self.progress.wait.outcome.is_some();
+                        let status = if paused {
                             TargetStatus::Paused
                         } else {
                             TargetStatus::Running
@@ -450,7 +484,7 @@ impl<'a> Run<'a> {
     }
 
     /// Sizes of the new ReplicaSets after scaling them to `sizes` (per workload).
-    async fn scale_new(
+    pub(crate) async fn scale_new(
         &self,
         client: &kube::Client,
         sizes: &[i32],
@@ -478,6 +512,7 @@ impl<'a> Run<'a> {
             .map(|w| canary_pods(w.replicas, weight))
             .collect();
         let states = self.scale_new(&client, &sizes).await?;
+        self.size_baselines(&client, &sizes).await?;
         let want: i32 = sizes.iter().sum();
         let ready: i32 = states
             .iter()
@@ -536,6 +571,11 @@ impl<'a> Run<'a> {
                 .await_pods(format!("{what}: waiting for pods ({ready}/{total} ready)"))
                 .await;
         }
+        if let Some(reason) = self.promote_routing(&client).await? {
+            self.roll_back(format!("rolled back: {reason}")).await?;
+            return Ok(Flow::Wait);
+        }
+        self.remove_baselines(&client).await?;
         let keep = self.ctx.plan.deployment_config.keep_deployment_object;
         for w in &self.progress.workloads {
             for stable in &w.stable {
@@ -545,6 +585,7 @@ impl<'a> Run<'a> {
                 cluster::retire_user_deployment(&client, &w.namespace, &w.name).await?;
             }
         }
+        self.finish_routing(&client).await?;
         self.progress.deadline = None;
         self.progress.weight = Some(100);
         self.status = TargetStatus::Running;
@@ -569,7 +610,7 @@ impl<'a> Run<'a> {
     }
 
     /// Pods are not ready yet: roll back past the deadline, else look again after a tick.
-    async fn await_pods(&mut self, reason: String) -> Result<Flow, EngineError> {
+    pub(crate) async fn await_pods(&mut self, reason: String) -> Result<Flow, EngineError> {
         let now = self.ctx.now;
         let timeout = self.ctx.plan.deployment_config.timeout_secs;
         let deadline = *self
@@ -593,9 +634,12 @@ impl<'a> Run<'a> {
     }
 
     /// Restores the running versions and removes what this deployment added.
-    async fn roll_back(&mut self, reason: String) -> Result<(), EngineError> {
+    pub(crate) async fn roll_back(&mut self, reason: String) -> Result<(), EngineError> {
         if !self.progress.workloads.is_empty() {
             let client = self.client().await?;
+            // Traffic back on the old version before the new one goes.
+            self.restore_routing(&client).await?;
+            self.remove_baselines(&client).await?;
             for w in &self.progress.workloads {
                 // Capacity first: the old version back to full size, then the new one goes.
                 for stable in &w.stable {
@@ -607,6 +651,12 @@ impl<'a> Run<'a> {
                     cluster::scale(&client, &w.namespace, &w.new_rs, w.new_initial).await?;
                 }
             }
+            self.clean_up_routing(&client).await?;
+        }
+        if !self.progress.created.is_empty() {
+            let client = self.client().await?;
+            crate::objects::delete_created(&client, &self.progress.created).await?;
+            self.progress.created.clear();
         }
         self.progress.next_tick = None;
         self.end(TargetStatus::RolledBack, StepStatus::RolledBack, reason);

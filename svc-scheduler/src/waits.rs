@@ -2,12 +2,12 @@
 //! approval row, optionally expiring), analyses and webhooks (a request through the outbox and
 //! its completion message). Polling one is idempotent: it starts the step once, then only looks.
 
-use crate::outcome::{Request, Slot};
+use crate::outcome::Slot;
 use crate::progress::WaitState;
 use crate::render::human_duration;
+use crate::requests::judged;
 use crate::target::Run;
-use ferry_bus::messages::{AnalysisRequested, WebhookRequested};
-use ferry_deploy::{Pause, Step};
+use ferry_deploy::{Mode, Pause, Step};
 use ferry_store::approvals::{self, Decision, NewApproval};
 use ferry_store::timers::NewTimer;
 use uuid::Uuid;
@@ -114,41 +114,35 @@ impl Run<'_> {
                     None => Poll::Waiting(format!("waiting for approval{roles}")),
                 }
             }
-            Step::Analysis(_) | Step::RunWebhook { .. } => {
-                let what = match step {
-                    Step::RunWebhook { webhook, .. } => format!("webhook {:?}", webhook.name),
-                    _ => "analysis".to_string(),
-                };
+            Step::Analysis(analysis) => {
                 if !wait.started {
                     wait.started = true;
-                    let id = Uuid::now_v7();
-                    wait.request_id = Some(id);
-                    let deployment_id = self.ctx.deployment.id.as_uuid();
-                    self.out.requests.push(match step {
-                        Step::RunWebhook { webhook, .. } => Request::Webhook(WebhookRequested {
-                            deployment_id,
-                            target: Some(target.clone()),
-                            step_index: Some(index),
-                            webhook_id: id,
-                            webhook_name: webhook.name.clone(),
-                        }),
-                        _ => Request::Analysis(AnalysisRequested {
-                            deployment_id,
-                            target: target.clone(),
-                            step_index: index,
-                            analysis_id: id,
-                        }),
-                    });
+                    self.start_analysis(analysis, &mut wait, key, index);
                 }
-                let why = wait
-                    .outcome_reason
-                    .clone()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default();
-                match wait.outcome {
-                    Some(true) => Poll::Done(format!("{what} passed{why}")),
-                    Some(false) => Poll::Failed(format!("{what} failed{why}")),
-                    None => Poll::Waiting(format!("waiting for {what}")),
+                judged(
+                    &wait,
+                    "analysis",
+                    analysis.roll_forward_mode,
+                    analysis.roll_back_mode,
+                )
+            }
+            Step::RunWebhook { webhook, context } => {
+                let what = format!("webhook {:?}", webhook.name);
+                if !wait.started {
+                    wait.started = true;
+                    if let Err(reason) = self
+                        .start_webhook(webhook, context, &mut wait, slot, key, index)
+                        .await?
+                    {
+                        return Ok((wait, Poll::Failed(reason)));
+                    }
+                }
+                match wait.expires_at {
+                    Some(at) if wait.outcome.is_none() && now >= at => Poll::Failed(format!(
+                        "{what} failed: no callback within {}",
+                        human_duration(self.ctx.config.callback_timeout.as_secs())
+                    )),
+                    _ => judged(&wait, &what, Mode::Automatic, Mode::Automatic),
                 }
             }
             Step::SetWeight { .. } | Step::ExposeServices { .. } => {

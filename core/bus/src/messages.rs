@@ -11,6 +11,7 @@
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use crate::topology::{Exchange, WorkQueue};
@@ -200,6 +201,20 @@ pub struct AnalysisRequested {
     pub step_index: u32,
     /// The analysis run, echoed in [`AnalysisCompleted`].
     pub analysis_id: Uuid,
+    /// Which step of the target: `step:<i>` (strategy), `before:<i>` or `after:<i>` (gates).
+    #[serde(default)]
+    pub step_key: String,
+    /// The target's account (agent identifier of its cluster).
+    #[serde(default)]
+    pub account: String,
+    /// The `{{ferry.X}}` variables known when the analysis starts (`applicationName`,
+    /// `deploymentId`, `environmentName`, `accountName`, `namespace`, `replicaSetName`, …); the
+    /// time-window variables are the analysis service's to fill per run.
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+    /// The step's context, merged file < step < caller.
+    #[serde(default)]
+    pub context: BTreeMap<String, String>,
 }
 
 /// svc-webhook: call a webhook.
@@ -215,6 +230,53 @@ pub struct WebhookRequested {
     pub webhook_id: Uuid,
     /// The webhook's name in the deploy file.
     pub webhook_name: String,
+    /// Which step of the target: `step:<i>` (strategy), `before:<i>` or `after:<i>` (gates).
+    #[serde(default)]
+    pub step_key: String,
+    /// The target's account (agent identifier of its cluster).
+    #[serde(default)]
+    pub account: String,
+    /// The call to make, rendered; `{{secrets.X}}` references are left for the sender to
+    /// resolve, so no secret's plaintext is ever written to the outbox or a queue.
+    #[serde(default)]
+    pub call: WebhookCall,
+    /// The step's context, merged file < step < caller (what the templates were rendered with).
+    #[serde(default)]
+    pub context: BTreeMap<String, String>,
+}
+
+/// `networkMode` of a webhook call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum NetworkMode {
+    /// From the control plane.
+    #[default]
+    Direct,
+    /// Through an agent into a private network.
+    RemoteNetworkAgent,
+}
+
+/// A rendered webhook call: everything svc-webhook sends.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookCall {
+    /// HTTP method, upper case.
+    pub method: String,
+    /// The URI.
+    pub uri: String,
+    /// Headers in order, `(name, value)`.
+    pub headers: Vec<(String, String)>,
+    /// The body, if any.
+    pub body: Option<String>,
+    /// Direct or through an agent.
+    pub network_mode: NetworkMode,
+    /// The agent to send through when `network_mode` is `remoteNetworkAgent`.
+    pub agent_identifier: Option<String>,
+    /// Retries on connection failure or non-2xx, with backoff.
+    pub retry_count: u32,
+    /// The scheduler waits for the callback (`callback_uri`), not for the HTTP answer: the
+    /// sender reports only a failure to deliver. `None` when callbacks are disabled: the
+    /// sender reports success or failure of the call itself.
+    pub callback_uri: Option<String>,
 }
 
 /// What svc-scheduler consumes from its work queue.
@@ -496,6 +558,10 @@ mod tests {
             target: t(),
             step_index: 4,
             analysis_id: id,
+            step_key: "step:4".into(),
+            account: "prod-cluster".into(),
+            variables: BTreeMap::from([("replicaSetName".into(), "web-1".into())]),
+            context: BTreeMap::new(),
         }));
         assert_tag_is_kind(WebhookMessage::WebhookRequested(WebhookRequested {
             deployment_id: d,
@@ -503,6 +569,10 @@ mod tests {
             step_index: None,
             webhook_id: id,
             webhook_name: "smoke".into(),
+            step_key: "before:0".into(),
+            account: "prod-cluster".into(),
+            call: WebhookCall::default(),
+            context: BTreeMap::new(),
         }));
         for e in [
             DeploymentEvent::DeploymentStatus {
@@ -525,6 +595,22 @@ mod tests {
         ] {
             assert_tag_is_kind(e);
         }
+    }
+
+    /// Fields added to a released kind carry defaults, so a message written before they existed
+    /// still decodes (a compatible extension, not a new meaning).
+    #[test]
+    fn requests_written_before_the_rendered_fields_still_decode() {
+        let d = Uuid::new_v4();
+        let old = serde_json::json!({"kind": "webhook.requested.v1", "payload": {
+            "deployment_id": d, "target": "prod", "step_index": 0,
+            "webhook_id": d, "webhook_name": "smoke"}});
+        let WebhookMessage::WebhookRequested(m) = serde_json::from_value(old).unwrap();
+        assert_eq!((m.call, m.step_key.as_str()), (WebhookCall::default(), ""));
+        let old = serde_json::json!({"kind": "analysis.requested.v1", "payload": {
+            "deployment_id": d, "target": "prod", "step_index": 0, "analysis_id": d}});
+        let CanaryMessage::AnalysisRequested(m) = serde_json::from_value(old).unwrap();
+        assert!(m.variables.is_empty() && m.context.is_empty());
     }
 
     #[test]

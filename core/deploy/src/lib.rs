@@ -15,6 +15,7 @@ pub mod node;
 pub mod plan;
 mod planner;
 pub mod raw;
+pub mod rendering;
 mod sections;
 mod steps;
 pub mod summary;

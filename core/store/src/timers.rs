@@ -154,7 +154,12 @@ pub async fn cancel(conn: &mut PgConnection, tenant: TenantId, id: Uuid) -> Resu
     }
 }
 
-/// Cancels every pending timer of the deployment (it ended or was aborted); returns how many.
+/// The kind of timer that removes what a deployment left behind for a while (a preview
+/// address): it outlives its deployment, so [`cancel_for_deployment`] keeps it.
+pub const KIND_CLEANUP: &str = "cleanup";
+
+/// Cancels every pending timer of the deployment (it ended or was aborted) except cleanup
+/// timers ([`KIND_CLEANUP`]); returns how many.
 pub async fn cancel_for_deployment(
     conn: &mut PgConnection,
     tenant: TenantId,
@@ -163,10 +168,11 @@ pub async fn cancel_for_deployment(
     let done = sqlx::query(
         "UPDATE timers SET cancelled_at = now(), updated_at = now()
          WHERE tenant_id = $1 AND deployment_id = $2 AND fired_at IS NULL
-           AND cancelled_at IS NULL",
+           AND cancelled_at IS NULL AND kind <> $3",
     )
     .bind(tenant)
     .bind(deployment)
+    .bind(KIND_CLEANUP)
     .execute(conn)
     .await?;
     Ok(done.rows_affected())

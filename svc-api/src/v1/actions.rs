@@ -34,7 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/deployments/{id}/rollback", post(rollback))
         .route("/deployments/{id}/skip-pause", post(skip_pause))
         .route("/deployments/{id}/roll-forward", post(roll_forward))
-        .route("/deployments/{id}/callback/{token}", post(callback))
+        .route("/deployments/{id}/webhooks/{token}/callback", post(callback))
 }
 
 /// How a webhook callback token is stored: lowercase hex SHA-256 of the token in the URL (the
@@ -468,7 +468,7 @@ async fn roll_forward(
 }
 
 /// Completes a webhook whose caller was handed `{{ferry.callbackUri}}`. Single use.
-#[utoipa::path(post, path = "/v1/deployments/{id}/callback/{token}", tag = "actions",
+#[utoipa::path(post, path = "/v1/deployments/{id}/webhooks/{token}/callback", tag = "actions",
     params(("id" = String, Path, description = "Deployment id"), ("token" = String, Path, description = "The callback token from the callback URI")),
     request_body = CallbackRequest,
     responses((status = 202, description = "Recorded", body = Accepted),

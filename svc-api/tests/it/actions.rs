@@ -263,7 +263,7 @@ async fn webhook_callbacks_are_single_use_and_bound_to_their_deployment() {
     // Another deployment's path does not use it; an unknown token is a 404.
     let (status, _) = app
         .post(
-            &format!("/v1/deployments/{other}/callback/tok-123"),
+            &format!("/v1/deployments/{other}/webhooks/tok-123/callback"),
             &token,
             &body,
         )
@@ -271,14 +271,14 @@ async fn webhook_callbacks_are_single_use_and_bound_to_their_deployment() {
     assert_eq!(status, 404);
     let (status, _) = app
         .post(
-            &format!("/v1/deployments/{id}/callback/nope"),
+            &format!("/v1/deployments/{id}/webhooks/nope/callback"),
             &token,
             &body,
         )
         .await;
     assert_eq!(status, 404);
 
-    let path = format!("/v1/deployments/{id}/callback/tok-123");
+    let path = format!("/v1/deployments/{id}/webhooks/tok-123/callback");
     let (status, answer) = app.post(&path, &token, &body).await;
     assert_eq!(status, 202, "{answer}");
     let stored = callbacks::get(

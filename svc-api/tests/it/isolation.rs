@@ -114,7 +114,7 @@ async fn another_tenants_ids_are_not_found_on_every_endpoint() {
         ),
         (
             Method::POST,
-            format!("/v1/deployments/{id}/callback/secret-token"),
+            format!("/v1/deployments/{id}/webhooks/secret-token/callback"),
             Some(json!({ "success": true })),
         ),
         (

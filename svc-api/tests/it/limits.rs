@@ -88,7 +88,7 @@ async fn the_openapi_document_lists_the_paths_and_the_docs_page_needs_nothing_el
         "/v1/deployments/{id}/config",
         "/v1/deployments/{id}/events",
         "/v1/deployments/{id}/approve",
-        "/v1/deployments/{id}/callback/{token}",
+        "/v1/deployments/{id}/webhooks/{token}/callback",
         "/v1/agents",
         "/v1/tenant",
         "/v1/roles",

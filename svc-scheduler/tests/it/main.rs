@@ -1,10 +1,18 @@
 //! svc-scheduler's integration tests: the binary as an operator runs it, and the engine in
 //! process against real Postgres and RabbitMQ with Kubernetes API simulators as its clusters.
 
+mod analysis;
+mod bluegreen;
 mod canary;
+mod failures;
 mod flows;
+mod queue;
 mod restart;
 mod support;
+mod templates;
+mod traffic;
+mod webhooks;
+mod worker;
 
 use ferry_bus::topology::Topology;
 use ferry_testkit::{TestDb, amqp, process};

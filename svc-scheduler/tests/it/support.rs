@@ -3,7 +3,7 @@
 //! and helpers that write deployments and decisions the way svc-api does.
 
 use async_trait::async_trait;
-use ferry_bus::messages::{AbortRequested, ApprovalDecided, DeploymentStarted};
+use ferry_bus::messages::{AbortRequested, ApprovalDecided, DeploymentStarted, RollbackRequested};
 use ferry_bus::{Bus, ConsumerMetrics, Envelope, SchedulerMessage, Topology, outbox};
 use ferry_deploy::{Overrides, Plan, Source};
 use ferry_kube_sim::{RunningSim, SimConfig};
@@ -113,14 +113,20 @@ impl Bench {
 
     /// Starts an engine instance (relay, consumer, timer loop) with fast ticks.
     pub fn start_engine(&mut self) {
+        self.start_engine_with(|_| {});
+    }
+
+    /// Like [`Bench::start_engine`], with the test's changes to the configuration.
+    pub fn start_engine_with(&mut self, change: impl FnOnce(&mut EngineConfig)) {
         let token = CancellationToken::new();
         let clusters: Arc<dyn Clusters> = Arc::new(SimClusters(self.clients.clone()));
-        let config = EngineConfig {
+        let mut config = EngineConfig {
             tick: Duration::from_millis(200),
             timer_poll: Duration::from_millis(100),
             retry_delay: Duration::from_millis(500),
             ..EngineConfig::default()
         };
+        change(&mut config);
         let metrics = ConsumerMetrics::register(&prometheus::Registry::new()).unwrap();
         let handle = tokio::spawn(run_engine(
             self.db.pool.clone(),
@@ -221,6 +227,21 @@ impl Bench {
     pub async fn abort(&self, id: DeploymentId, reason: &str) {
         let message = SchedulerMessage::AbortRequested(AbortRequested {
             deployment_id: id.as_uuid(),
+            requested_by: Some("alice@example.com".into()),
+            reason: Some(reason.into()),
+        });
+        let mut tx = self.store.begin().await.unwrap();
+        outbox::enqueue(&mut tx, &Envelope::new(self.tenant.as_uuid(), message))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    /// Requests a rollback of `target` through the outbox, as svc-api does.
+    pub async fn roll_back(&self, id: DeploymentId, target: &str, reason: &str) {
+        let message = SchedulerMessage::RollbackRequested(RollbackRequested {
+            deployment_id: id.as_uuid(),
+            target: Some(target.into()),
             requested_by: Some("alice@example.com".into()),
             reason: Some(reason.into()),
         });
@@ -338,18 +359,23 @@ pub fn size_of(sets: &HashMap<String, (i32, i32, String)>, image: &str) -> i32 {
 /// A plan from a deploy file of the hello-ferry example (text given, so a test can shorten
 /// pauses), with the example's manifests at `image`.
 pub fn plan(deploy_file: &str, image: &str) -> Plan {
+    plan_from(
+        deploy_file,
+        image,
+        &["manifests/app.yaml", "manifests/service.yaml"],
+    )
+}
+
+/// Like [`plan`], with these files of the example as the manifests sent.
+pub fn plan_from(deploy_file: &str, image: &str, paths: &[&str]) -> Plan {
     let read = |p: &str| std::fs::read_to_string(format!("{EXAMPLES}/{p}")).unwrap();
-    let app = read("manifests/app.yaml").replace("registry.example/hello-ferry:1.1.0", image);
-    let sources = vec![
-        Source {
-            path: "manifests/app.yaml".into(),
-            content: app,
-        },
-        Source {
-            path: "manifests/service.yaml".into(),
-            content: read("manifests/service.yaml"),
-        },
-    ];
+    let sources: Vec<Source> = paths
+        .iter()
+        .map(|p| Source {
+            path: (*p).into(),
+            content: read(p).replace("registry.example/hello-ferry:1.1.0", image),
+        })
+        .collect();
     ferry_deploy::check("deploy.yml", deploy_file, &sources, &Overrides::default())
         .unwrap_or_else(|d| panic!("{d:?}"))
 }

@@ -16,7 +16,7 @@ use ferry_store::{Store, TenantId};
 use ferry_testkit::process::{Exited, ServiceProcess, free_port};
 use ferry_testkit::{TestDb, amqp};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
@@ -70,20 +70,24 @@ pub struct Stack {
     _cleanup: amqp::Cleanup,
 }
 
-/// The path of a Ferry binary built next to this test.
+/// The path of a Ferry binary built with the same profile as the running program: beside it (a
+/// benchmark binary in target/<profile>/) or one level up (a test in target/<profile>/deps/).
 pub fn binary(name: &str) -> String {
-    let exe = std::env::current_exe().expect("the test's path");
-    // target/<profile>/deps/<test> → target/<profile>/<name>
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test runs from target/<profile>/deps");
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build the binaries first (cargo build --bins, or run the whole workspace's tests)",
-        path.display()
-    );
+    let exe = std::env::current_exe().expect("the program's path");
+    let here = exe.parent().expect("the program's directory");
+    let candidates = [Some(here), here.parent()];
+    let found = candidates
+        .into_iter()
+        .flatten()
+        .map(|dir| dir.join(name))
+        .find(|path| path.exists());
+    let Some(path) = found else {
+        panic!(
+            "{name} is missing beside {}: build the binaries first (cargo build --bins, or run the \
+             whole workspace's tests)",
+            here.display()
+        )
+    };
     path.to_string_lossy().into_owned()
 }
 
@@ -268,6 +272,7 @@ impl Stack {
             [
                 ("FERRY_SCHEDULER_TICK_SECS", "1"),
                 ("FERRY_SCHEDULER_TIMER_POLL_MS", "200"),
+                ("FERRY_API_URL", &self.api_url),
             ]
             .map(|(k, v)| (k.to_string(), v.to_string())),
         );

@@ -1,0 +1,367 @@
+//! The blue/green strategy: the new version comes up at full size beside the old one with the
+//! preview Service selecting it and the active Service still on the old version; the
+//! `redirectTrafficAfter` conditions run in parallel; the active Service switches; the
+//! `shutDownOldVersionAfter` conditions run in parallel; then the promotion removes the old
+//! version. Until then a rollback points both Services back at the old version.
+//!
+//! Versions are told apart by the pod-template-hash label, added to each Service's own selector.
+
+use crate::EngineError;
+use crate::outcome::Slot;
+use crate::progress::WaitState;
+use crate::routing::{self, FoundService, Routing, Stage, VersionLabel};
+use crate::target::{Flow, Run};
+use crate::waits::Poll;
+use ferry_bus::DeploymentEvent;
+use ferry_deploy::{Step, Strategy, TargetPlan};
+use ferry_store::events::StepStatus;
+use ferry_store::targets::TargetStatus;
+
+/// Where a list of parallel conditions is.
+pub(crate) enum Conditions {
+    /// At least one still waits: the first one's reason, and whether it is a pause.
+    Waiting(String, bool),
+    /// One failed: why.
+    Failed(String),
+    /// All passed.
+    Done,
+}
+
+/// The active and preview Service names of a blue/green strategy.
+pub(crate) fn services(plan: &TargetPlan) -> Option<(&str, &str)> {
+    match &plan.strategy {
+        Strategy::BlueGreen {
+            active_service,
+            preview_service,
+            ..
+        } => Some((active_service, preview_service)),
+        _ => None,
+    }
+}
+
+impl Run<'_> {
+    /// Why the blue/green Services cannot be used (missing, or selecting none of the target's
+    /// Deployments), before anything is deployed.
+    pub(crate) async fn check_blue_green(
+        &self,
+        client: &kube::Client,
+    ) -> Result<Option<String>, EngineError> {
+        let Some((active, preview)) = services(self.plan) else {
+            return Ok(None);
+        };
+        let namespace = routing::namespace(self.plan);
+        for (role, name) in [("activeService", active), ("previewService", preview)] {
+            let Some(found) = routing::find_service(client, self.plan, &namespace, name).await?
+            else {
+                return Ok(Some(format!(
+                    "blue/green: {role} {name:?} is neither among the target's manifests nor a \
+                     Service in namespace {namespace:?} of the cluster"
+                )));
+            };
+            let base = routing::base_selector(&found.selector());
+            let matched = self.plan.manifests.iter().any(|m| {
+                m.kind == "Deployment"
+                    && routing::selects(&base, &routing::pod_labels(self.plan, &m.name))
+            });
+            if !matched {
+                return Ok(Some(format!(
+                    "blue/green: {role} {name:?} selects none of the target's Deployments \
+                     (its selector is {})",
+                    serde_json::Value::Object(base)
+                )));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Once the new ReplicaSets exist: records the versions and points the Services (the
+    /// active one at the old version, or at the new one on a first deployment; the preview one
+    /// at the new version). `Some(reason)` when the running version cannot be selected.
+    pub(crate) async fn start_blue_green(
+        &mut self,
+        client: &kube::Client,
+    ) -> Result<Option<String>, EngineError> {
+        let Some((active, preview)) = services(self.plan) else {
+            return Ok(None);
+        };
+        let namespace = routing::namespace(self.plan);
+        let (active, preview) = (
+            self.service(client, &namespace, active).await?,
+            self.service(client, &namespace, preview).await?,
+        );
+        let Some(index) =
+            routing::workload_for(self.plan, &self.progress.workloads, &active.selector())
+        else {
+            return Ok(Some(
+                "blue/green: the active Service selects no workload".into(),
+            ));
+        };
+        let workload = &self.progress.workloads[index];
+        let new = VersionLabel::of_new(workload);
+        let old = match workload.stable.first() {
+            None => None,
+            Some(stable) => {
+                match routing::label_of_replica_set(client, &workload.namespace, &stable.name)
+                    .await?
+                {
+                    Some(label) => Some(label),
+                    None => {
+                        return Ok(Some(format!(
+                            "blue/green: the running ReplicaSet {} has no pod-template-hash \
+                             label to select its pods by",
+                            stable.name
+                        )));
+                    }
+                }
+            }
+        };
+        // The Services this deployment creates go again if it rolls back.
+        let deployment = self.ctx.deployment.id.to_string();
+        for (service, version) in [(&active, old.as_ref().unwrap_or(&new)), (&preview, &new)] {
+            let created = routing::point_service(client, service, version, &deployment).await?;
+            self.note_created(created);
+        }
+        self.progress.routing = Some(Routing {
+            namespace,
+            old,
+            new,
+            ..Routing::default()
+        });
+        Ok(None)
+    }
+
+    async fn service(
+        &self,
+        client: &kube::Client,
+        namespace: &str,
+        name: &str,
+    ) -> Result<FoundService, EngineError> {
+        routing::find_service(client, self.plan, namespace, name)
+            .await?
+            .ok_or_else(|| {
+                crate::cluster::KubeOpError::Invalid(format!(
+                    "Service {name:?} disappeared from namespace {namespace:?}"
+                ))
+                .into()
+            })
+    }
+
+    /// The `steps` phase of a blue/green target.
+    pub(crate) async fn blue_green(&mut self) -> Result<Flow, EngineError> {
+        let Strategy::BlueGreen {
+            active_service,
+            preview_service,
+            redirect_traffic_after,
+            shut_down_old_version_after,
+        } = &self.plan.strategy
+        else {
+            return Ok(Flow::Continue);
+        };
+        let mut routing = self.progress.routing.clone().unwrap_or_default();
+        match routing.stage {
+            Stage::Starting => {
+                let client = self.client().await?;
+                let sizes: Vec<i32> = self.progress.workloads.iter().map(|w| w.replicas).collect();
+                let states = self.scale_new(&client, &sizes).await?;
+                let total: i32 = sizes.iter().sum();
+                let ready: i32 = states
+                    .iter()
+                    .zip(&sizes)
+                    .map(|(s, n)| s.ready.min(*n))
+                    .sum();
+                if ready < total {
+                    return self
+                        .await_pods(format!(
+                            "blue/green: new version starting ({ready}/{total} pods ready), \
+                             no production traffic"
+                        ))
+                        .await;
+                }
+                self.progress.deadline = None;
+                routing.ready = ready;
+                routing.stage = Stage::Redirecting;
+                self.progress.routing = Some(routing);
+                self.progress.gates.clear();
+                self.status = TargetStatus::Running;
+                self.record(
+                    StepStatus::Progressing,
+                    format!(
+                        "blue/green: new version ready ({ready}/{total}), preview at service \
+                         {preview_service}"
+                    ),
+                );
+                Ok(Flow::Continue)
+            }
+            Stage::Redirecting => {
+                let head = format!(
+                    "blue/green: new version ready ({0}/{0}), preview at service {preview_service}",
+                    routing.ready
+                );
+                match self.conditions(redirect_traffic_after, "redirect").await? {
+                    Conditions::Waiting(r, paused) => {
+                        let tail = if r.starts_with("waiting") {
+                            format!("{r} to switch traffic")
+                        } else {
+                            format!("{r} before switching traffic")
+                        };
+                        Ok(self.wait_with(paused_status(paused), format!("{head}, {tail}")))
+                    }
+                    Conditions::Failed(r) => {
+                        self.roll_back(format!("rolled back before the switch: {r}"))
+                            .await?;
+                        Ok(Flow::Wait)
+                    }
+                    Conditions::Done => {
+                        let client = self.client().await?;
+                        let namespace = routing.namespace.clone();
+                        let active = self.service(&client, &namespace, active_service).await?;
+                        let deployment = self.ctx.deployment.id.to_string();
+                        routing::point_service(&client, &active, &routing.new, &deployment).await?;
+                        routing.stage = Stage::ShuttingDown;
+                        self.progress.routing = Some(routing);
+                        self.progress.gates.clear();
+                        self.progress.weight = Some(100);
+                        self.status = TargetStatus::Running;
+                        let names: Vec<&str> = self
+                            .progress
+                            .workloads
+                            .iter()
+                            .map(|w| w.new_rs.as_str())
+                            .collect();
+                        self.record(
+                            StepStatus::Succeeded,
+                            format!(
+                                "blue/green: traffic switched: service {active_service} selects \
+                                 the new version ({})",
+                                names.join(", ")
+                            ),
+                        );
+                        self.out.events.push(DeploymentEvent::Step {
+                            deployment_id: self.ctx.deployment.id.as_uuid(),
+                            target: self.target.name.clone(),
+                            step_index: 0,
+                            weight: Some(100),
+                        });
+                        Ok(Flow::Continue)
+                    }
+                }
+            }
+            Stage::ShuttingDown => {
+                match self
+                    .conditions(shut_down_old_version_after, "shutdown")
+                    .await?
+                {
+                    Conditions::Waiting(r, paused) => Ok(self.wait_with(
+                        paused_status(paused),
+                        format!(
+                            "blue/green: traffic on the new version (service {active_service}), \
+                             {r} before the old version is removed"
+                        ),
+                    )),
+                    Conditions::Failed(r) => {
+                        self.roll_back(format!("rolled back after the switch: {r}"))
+                            .await?;
+                        Ok(Flow::Wait)
+                    }
+                    Conditions::Done => {
+                        self.progress.gates.clear();
+                        self.status = TargetStatus::Running;
+                        self.phase = crate::progress::Phase::Promoting;
+                        Ok(Flow::Continue)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs `steps` in parallel, their states kept in the progress' gate slots; `key` names the
+    /// list for timers and approvals.
+    pub(crate) async fn conditions(
+        &mut self,
+        steps: &[Step],
+        key: &str,
+    ) -> Result<Conditions, EngineError> {
+        self.progress
+            .gates
+            .resize(steps.len(), WaitState::default());
+        let mut waiting: Option<(String, bool)> = None;
+        let mut failed = None;
+        for (i, step) in steps.iter().enumerate() {
+            let state = std::mem::take(&mut self.progress.gates[i]);
+            let was_done = state.done;
+            let (state, poll) = match step {
+                Step::ExposeServices { services, ttl_secs } => {
+                    let mut state = state;
+                    let poll = if state.done {
+                        Poll::Done("already done".into())
+                    } else {
+                        self.expose(services, *ttl_secs).await?
+                    };
+                    state.started = true;
+                    state.done = matches!(poll, Poll::Done(_));
+                    (state, poll)
+                }
+                _ => {
+                    self.poll_wait(step, state, Slot::Gate(i), &format!("{key}:{i}"), i as u32)
+                        .await?
+                }
+            };
+            self.progress.gates[i] = state;
+            match poll {
+                Poll::Waiting(r) => {
+                    waiting.get_or_insert((r, matches!(step, Step::Pause { .. })));
+                }
+                Poll::Failed(r) => {
+                    failed.get_or_insert(r);
+                }
+                Poll::Done(r) if !was_done => {
+                    self.record(StepStatus::Succeeded, format!("blue/green: {r}"));
+                }
+                Poll::Done(_) => {}
+            }
+        }
+        Ok(match (failed, waiting) {
+            (Some(r), _) => Conditions::Failed(r),
+            (None, Some((r, paused))) => Conditions::Waiting(r, paused),
+            (None, None) => Conditions::Done,
+        })
+    }
+
+    /// Rollback: both Services back on the old version (nothing to do on a first deployment).
+    pub(crate) async fn blue_green_back(&self, client: &kube::Client) -> Result<(), EngineError> {
+        let (Some((active, preview)), Some(routing)) =
+            (services(self.plan), &self.progress.routing)
+        else {
+            return Ok(());
+        };
+        let Some(old) = &routing.old else {
+            return Ok(());
+        };
+        for name in [active, preview] {
+            if let Some(found) =
+                routing::find_service(client, self.plan, &routing.namespace, name).await?
+            {
+                let deployment = self.ctx.deployment.id.to_string();
+                routing::point_service(client, &found, old, &deployment).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Run<'_> {
+    /// Records an object this deployment created, for the rollback to delete.
+    pub(crate) fn note_created(&mut self, created: Option<crate::objects::ObjectRef>) {
+        if let Some(c) = created.filter(|c| !self.progress.created.contains(c)) {
+            self.progress.created.push(c);
+        }
+    }
+}
+
+fn paused_status(paused: bool) -> TargetStatus {
+    if paused {
+        TargetStatus::Paused
+    } else {
+        TargetStatus::Running
+    }
+}

@@ -1,0 +1,316 @@
+//! Traffic management of a target, as the rollout phases see it: which manifests Ferry applies
+//! itself (Services, VirtualServices and DestinationRules it points at a version), the checks
+//! before anything is deployed, the set-up once the new ReplicaSets exist, canary weights set on
+//! the mesh (Istio or SMI, the new version at full size), the promotion to 100% and the rollback
+//! to the old version. Blue/green's own flow is in [`crate::bluegreen`].
+
+use crate::EngineError;
+use crate::bluegreen;
+use crate::mesh::{self, Split, Versions};
+use crate::routing::{self, Routing, VersionLabel};
+use crate::target::{Flow, Run};
+use ferry_bus::DeploymentEvent;
+use ferry_deploy::{Manifest, Strategy, TargetPlan};
+use ferry_store::events::StepStatus;
+use ferry_store::targets::TargetStatus;
+
+/// Whether the target's canary weights are set on a service mesh.
+pub(crate) fn meshed(plan: &TargetPlan) -> bool {
+    matches!(plan.strategy, Strategy::Canary { .. })
+        && !(plan.traffic_management.istio.is_empty() && plan.traffic_management.smi.is_empty())
+}
+
+/// Whether Ferry applies `m` itself, pointed at a version, instead of applying it as written.
+pub(crate) fn is_routed(plan: &TargetPlan, m: &Manifest) -> bool {
+    if let Some((active, preview)) = bluegreen::services(plan) {
+        return m.kind == "Service" && (m.name == active || m.name == preview);
+    }
+    meshed(plan)
+        && plan.traffic_management.istio.iter().any(|i| {
+            (m.kind == "VirtualService" && m.name == i.virtual_service)
+                || (m.kind == "DestinationRule"
+                    && i.destination_rule
+                        .as_ref()
+                        .is_some_and(|d| d.name == m.name))
+        })
+}
+
+impl Run<'_> {
+    /// Why the target's routing cannot work (a named Service or mesh object missing), checked
+    /// before anything is deployed.
+    pub(crate) async fn check_routing(
+        &self,
+        client: &kube::Client,
+    ) -> Result<Option<String>, EngineError> {
+        if let Some(reason) = self.check_blue_green(client).await? {
+            return Ok(Some(reason));
+        }
+        if !meshed(self.plan) {
+            return Ok(None);
+        }
+        let namespace = routing::namespace(self.plan);
+        let tm = &self.plan.traffic_management;
+        for istio in &tm.istio {
+            let Some(rule) = &istio.destination_rule else {
+                return Ok(Some(format!(
+                    "trafficManagement.istio: VirtualService {:?} needs a destinationRule so the \
+                     versions can be told apart",
+                    istio.virtual_service
+                )));
+            };
+            for (kind, name) in [
+                ("VirtualService", &istio.virtual_service),
+                ("DestinationRule", &rule.name),
+            ] {
+                if mesh::load(client, self.plan, &namespace, kind, name, true)
+                    .await?
+                    .is_none()
+                {
+                    return Ok(Some(format!(
+                        "trafficManagement.istio: {kind} {name:?} is neither among the target's \
+                         manifests nor in namespace {namespace:?} of the cluster"
+                    )));
+                }
+            }
+        }
+        for smi in &tm.smi {
+            let root = &smi.root_service_name;
+            if routing::find_service(client, self.plan, &namespace, root)
+                .await?
+                .is_none()
+            {
+                return Ok(Some(format!(
+                    "trafficManagement.smi: rootServiceName {root:?} is neither among the \
+                     target's manifests nor a Service in namespace {namespace:?} of the cluster"
+                )));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Once the new ReplicaSets exist: points blue/green Services or the mesh at the running
+    /// version (on a first deployment, at the new one). `Some(reason)` when that cannot be done.
+    pub(crate) async fn set_up_routing(
+        &mut self,
+        client: &kube::Client,
+    ) -> Result<Option<String>, EngineError> {
+        if bluegreen::services(self.plan).is_some() {
+            return self.start_blue_green(client).await;
+        }
+        if !meshed(self.plan) || self.progress.workloads.is_empty() {
+            return Ok(None);
+        }
+        let workload = &self.progress.workloads[0];
+        let new = VersionLabel::of_new(workload);
+        let old = match workload.stable.first() {
+            None => None,
+            Some(stable) => {
+                let label =
+                    routing::label_of_replica_set(client, &workload.namespace, &stable.name)
+                        .await?;
+                if label.is_none() {
+                    return Ok(Some(format!(
+                        "the running ReplicaSet {} has no pod-template-hash label to route by",
+                        stable.name
+                    )));
+                }
+                label
+            }
+        };
+        self.progress.routing = Some(Routing {
+            namespace: routing::namespace(self.plan),
+            old,
+            new,
+            ..Routing::default()
+        });
+        let split = if self.progress.first {
+            Split::Promoted
+        } else {
+            Split::Canary(0)
+        };
+        self.set_mesh(client, split, true).await
+    }
+
+    /// Sets every mesh entry of the target to `split`; `Some(reason)` when an object is not as
+    /// the deploy file describes it.
+    async fn set_mesh(
+        &mut self,
+        client: &kube::Client,
+        split: Split,
+        from_manifest: bool,
+    ) -> Result<Option<String>, EngineError> {
+        let Some(routing) = self.progress.routing.clone() else {
+            return Ok(None);
+        };
+        let labels = routing::owned_labels(
+            &self.ctx.plan.application,
+            &self.target.name,
+            &self.ctx.deployment.id.to_string(),
+        );
+        let deployment = self.ctx.deployment.id.to_string();
+        let at = Versions {
+            deployment: &deployment,
+            client,
+            plan: self.plan,
+            namespace: &routing.namespace,
+            old: routing.old.as_ref(),
+            new: &routing.new,
+            labels: &labels,
+        };
+        let tm = &self.plan.traffic_management;
+        for istio in &tm.istio {
+            match mesh::set_istio(&at, istio, split, from_manifest).await? {
+                Ok(objects) => objects.into_iter().for_each(|o| self.note_created(Some(o))),
+                Err(reason) => return Ok(Some(format!("trafficManagement.istio: {reason}"))),
+            }
+        }
+        let mut created = Vec::new();
+        // A first deployment needs no split: the root Service reaches the only version.
+        if !self.progress.first || split != Split::Promoted {
+            for smi in &tm.smi {
+                let root = &smi.root_service_name;
+                let Some(root) =
+                    routing::find_service(client, self.plan, &routing.namespace, root).await?
+                else {
+                    return Ok(Some(format!(
+                        "trafficManagement.smi: Service {root:?} disappeared"
+                    )));
+                };
+                created.extend(mesh::set_smi(&at, &root, smi, split).await?);
+            }
+        }
+        if let Some(r) = self.progress.routing.as_mut() {
+            for c in created {
+                if !r.created.contains(&c) {
+                    r.created.push(c);
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Removes what Ferry created for the rollout (SMI TrafficSplits and backend Services).
+    async fn remove_created(&mut self, client: &kube::Client) -> Result<(), EngineError> {
+        let Some(routing) = self.progress.routing.as_mut() else {
+            return Ok(());
+        };
+        // The split first: the root Service then reaches its pods directly.
+        routing
+            .created
+            .sort_by_key(|c| !c.starts_with("TrafficSplit/"));
+        for object in std::mem::take(&mut routing.created) {
+            let (kind, name) = object.split_once('/').unwrap_or(("", &object));
+            if kind == "Service" {
+                routing::delete_service(client, &routing.namespace, name).await?;
+            } else {
+                mesh::delete(client, &routing.namespace, kind, name).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A canary step on the mesh: the new version runs at full size, then `weight` percent of
+    /// the traffic goes to it.
+    pub(crate) async fn mesh_weight(&mut self, weight: u8) -> Result<Flow, EngineError> {
+        let client = self.client().await?;
+        let sizes: Vec<i32> = self.progress.workloads.iter().map(|w| w.replicas).collect();
+        let states = self.scale_new(&client, &sizes).await?;
+        let total: i32 = sizes.iter().sum();
+        let ready: i32 = states
+            .iter()
+            .zip(&sizes)
+            .map(|(s, n)| s.ready.min(*n))
+            .sum();
+        if ready < total {
+            return self
+                .await_pods(format!(
+                    "canary at {weight}% on the mesh: waiting for the new version's pods \
+                     ({ready}/{total} ready)"
+                ))
+                .await;
+        }
+        if let Some(reason) = self.set_mesh(&client, Split::Canary(weight), false).await? {
+            self.roll_back(format!("rolled back: {reason}")).await?;
+            return Ok(Flow::Wait);
+        }
+        self.progress.deadline = None;
+        self.progress.weight = Some(weight);
+        self.status = TargetStatus::Running;
+        self.record(
+            StepStatus::Succeeded,
+            format!(
+                "canary at {weight}% of traffic through {} (new version {ready}/{total} pods ready)",
+                self.mesh_names()
+            ),
+        );
+        self.out.events.push(DeploymentEvent::Step {
+            deployment_id: self.ctx.deployment.id.as_uuid(),
+            target: self.target.name.clone(),
+            step_index: self.step_index as u32,
+            weight: Some(weight),
+        });
+        self.step_index += 1;
+        Ok(Flow::Continue)
+    }
+
+    fn mesh_names(&self) -> String {
+        let tm = &self.plan.traffic_management;
+        let names: Vec<String> = tm
+            .istio
+            .iter()
+            .map(|i| format!("VirtualService {}", i.virtual_service))
+            .chain(
+                tm.smi
+                    .iter()
+                    .map(|s| format!("TrafficSplit {}", s.traffic_split_name)),
+            )
+            .collect();
+        names.join(", ")
+    }
+
+    /// Promotion, before the old version is deleted: all traffic to the new version, which the
+    /// stable subset or Service now selects.
+    pub(crate) async fn promote_routing(
+        &mut self,
+        client: &kube::Client,
+    ) -> Result<Option<String>, EngineError> {
+        if !meshed(self.plan) {
+            return Ok(None);
+        }
+        self.set_mesh(client, Split::Promoted, false).await
+    }
+
+    /// Promotion, after the old version is deleted: the rollout's own objects go.
+    pub(crate) async fn finish_routing(
+        &mut self,
+        client: &kube::Client,
+    ) -> Result<(), EngineError> {
+        self.remove_created(client).await
+    }
+
+    /// Rollback, before the new version is removed: traffic back to the old version.
+    pub(crate) async fn restore_routing(
+        &mut self,
+        client: &kube::Client,
+    ) -> Result<(), EngineError> {
+        self.blue_green_back(client).await?;
+        if meshed(self.plan)
+            && self.progress.routing.is_some()
+            && !self.progress.first
+            && let Some(reason) = self.set_mesh(client, Split::RolledBack, false).await?
+        {
+            tracing::warn!(target = %self.target.name, %reason, "mesh not restored");
+        }
+        Ok(())
+    }
+
+    /// Rollback, after the new version is removed: the rollout's own objects and preview
+    /// addresses go.
+    pub(crate) async fn clean_up_routing(
+        &mut self,
+        client: &kube::Client,
+    ) -> Result<(), EngineError> {
+        self.remove_created(client).await?;
+        self.remove_previews(client, true).await
+    }
+}

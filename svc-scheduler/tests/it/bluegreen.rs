@@ -1,0 +1,343 @@
+//! Blue/green with the example's preview Service: the new version comes up beside the old one
+//! with only the preview Service on it, the active Service switches on approval and the old
+//! version goes; a rejection or an abort before the switch leaves the old version serving.
+//! Also the preview addresses of `exposeServices` and the timer that removes them.
+
+use crate::support::{Bench, WAIT, example, plan_from, size_of};
+use ferry_deploy::{Plan, Step, Strategy};
+use ferry_store::deployments::DeploymentStatus;
+use ferry_store::targets::TargetStatus;
+use ferry_svc_scheduler::render::LABEL_HASH;
+use ferry_testkit::eventually;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, ListParams};
+use std::collections::BTreeMap;
+
+const ACCOUNT: &str = "prod-us-cluster";
+const NS: &str = "hello-prod";
+const MANIFESTS: [&str; 3] = [
+    "manifests/app.yaml",
+    "manifests/service.yaml",
+    "manifests/preview-service.yaml",
+];
+
+/// The example's deploy-bluegreen.yml, its shutdown pause shortened to 2 seconds.
+fn blue_green(image: &str) -> Plan {
+    let file = example("deploy-bluegreen.yml").replace(
+        "duration: 60\n            unit: seconds",
+        "duration: 2\n            unit: seconds",
+    );
+    assert!(
+        file.contains("duration: 2\n"),
+        "the example changed: {file}"
+    );
+    plan_from(&file, image, &MANIFESTS)
+}
+
+/// The Service's selector, `None` when the Service does not exist.
+pub async fn selector(bench: &Bench, name: &str) -> Option<BTreeMap<String, String>> {
+    let api: Api<Service> = Api::namespaced(bench.clients[ACCOUNT].clone(), NS);
+    api.get_opt(name)
+        .await
+        .unwrap()
+        .map(|s| s.spec.and_then(|s| s.selector).unwrap_or_default())
+}
+
+/// The pod-template hash of the ReplicaSet running `image` (suffix).
+pub async fn hash_of(bench: &Bench, account: &str, ns: &str, image: &str) -> String {
+    let api: Api<ReplicaSet> = Api::namespaced(bench.clients[account].clone(), ns);
+    let list = api.list(&ListParams::default()).await.unwrap();
+    let rs = list
+        .items
+        .into_iter()
+        .find(|rs| {
+            rs.spec
+                .as_ref()
+                .and_then(|s| s.template.as_ref())
+                .and_then(|t| t.spec.as_ref())
+                .and_then(|s| s.containers.first())
+                .and_then(|c| c.image.as_deref())
+                .is_some_and(|i| i.ends_with(image))
+        })
+        .unwrap_or_else(|| panic!("no ReplicaSet runs {image}"));
+    rs.metadata.labels.unwrap()[LABEL_HASH].clone()
+}
+
+fn pinned(hash: &str) -> Option<BTreeMap<String, String>> {
+    Some(BTreeMap::from([
+        ("app".to_string(), "hello-ferry".to_string()),
+        (LABEL_HASH.to_string(), hash.to_string()),
+    ]))
+}
+
+const WAITING: &str = "blue/green: new version ready (4/4), preview at service \
+                       hello-ferry-preview, waiting for approval to switch traffic";
+
+async fn first_version(bench: &Bench) -> String {
+    let v1 = bench.start_deployment(&blue_green(":1.1.0")).await;
+    let end = bench.wait_end(v1).await;
+    assert_eq!(end.status, DeploymentStatus::Succeeded, "{:?}", end.reason);
+    let old = hash_of(bench, ACCOUNT, NS, ":1.1.0").await;
+    // A first deployment goes straight to the active Service.
+    assert_eq!(selector(bench, "hello-ferry").await, pinned(&old));
+    old
+}
+
+#[tokio::test]
+async fn blue_green_previews_then_switches_on_approval_then_removes_the_old_version() {
+    let mut bench = Bench::new(&[ACCOUNT], &[NS]).await;
+    bench.start_engine();
+    let old = first_version(&bench).await;
+
+    let v2 = bench.start_deployment(&blue_green(":1.2.0")).await;
+    let waiting = bench
+        .wait_target(v2, "prod", "the approval before the switch", |t| {
+            t.status == TargetStatus::Paused
+        })
+        .await;
+    assert_eq!(waiting.reason.as_deref(), Some(WAITING));
+    let new = hash_of(&bench, ACCOUNT, NS, ":1.2.0").await;
+    let sets = bench.replica_sets(ACCOUNT, NS).await;
+    assert_eq!(
+        (size_of(&sets, ":1.1.0"), size_of(&sets, ":1.2.0")),
+        (4, 4),
+        "both versions at full size: {sets:?}"
+    );
+    assert_eq!(selector(&bench, "hello-ferry-preview").await, pinned(&new));
+    assert_eq!(selector(&bench, "hello-ferry").await, pinned(&old));
+    // exposeServices published a preview address that selects the new version.
+    let link = &waiting.observed.0["preview"]["hello-ferry-preview"];
+    assert_eq!(
+        link["address"], "http://hello-ferry-preview-ferry-preview.hello-prod.svc.cluster.local:80",
+        "{link}"
+    );
+    assert_eq!(
+        selector(&bench, "hello-ferry-preview-ferry-preview").await,
+        pinned(&new)
+    );
+
+    bench.decide(v2, "prod", true).await;
+    // The switch comes before the old version goes: the shutdown pause holds both.
+    bench
+        .wait_target(v2, "prod", "the pause before the old version goes", |t| {
+            t.reason
+                .as_deref()
+                .is_some_and(|r| r.ends_with("before the old version is removed"))
+        })
+        .await;
+    assert_eq!(selector(&bench, "hello-ferry").await, pinned(&new));
+    let end = bench.wait_end(v2).await;
+    assert_eq!(end.status, DeploymentStatus::Succeeded, "{:?}", end.reason);
+    let sets = bench.replica_sets(ACCOUNT, NS).await;
+    assert_eq!(sets.len(), 1, "the old version is removed: {sets:?}");
+    assert_eq!(size_of(&sets, ":1.2.0"), 4);
+    assert_eq!(selector(&bench, "hello-ferry").await, pinned(&new));
+    let reasons = bench.reasons(v2, "prod").await;
+    assert!(
+        reasons.iter().any(|r| r.starts_with(
+            "blue/green: traffic switched: service hello-ferry selects the new version"
+        )),
+        "{reasons:?}"
+    );
+    bench.stop_engine().await;
+}
+
+#[tokio::test]
+async fn blue_green_rejected_or_aborted_before_the_switch_keeps_the_old_version() {
+    let mut bench = Bench::new(&[ACCOUNT], &[NS]).await;
+    bench.start_engine();
+    let old = first_version(&bench).await;
+
+    for (image, reject) in [(":1.2.0", true), (":1.3.0", false)] {
+        let id = bench.start_deployment(&blue_green(image)).await;
+        bench
+            .wait_target(id, "prod", "the approval before the switch", |t| {
+                t.reason.as_deref() == Some(WAITING)
+            })
+            .await;
+        let new = hash_of(&bench, ACCOUNT, NS, image).await;
+        assert_eq!(selector(&bench, "hello-ferry-preview").await, pinned(&new));
+        if reject {
+            bench.decide(id, "prod", false).await;
+        } else {
+            bench.abort(id, "wrong build").await;
+        }
+        let end = bench.wait_end(id).await;
+        let expected = if reject {
+            DeploymentStatus::Failed
+        } else {
+            DeploymentStatus::Aborted
+        };
+        assert_eq!(end.status, expected, "{:?}", end.reason);
+        let t = bench.target(id, "prod").await;
+        if reject {
+            assert_eq!(t.status, TargetStatus::RolledBack);
+            assert_eq!(
+                t.reason.as_deref(),
+                Some("rolled back before the switch: approval rejected by rita@example.com")
+            );
+        }
+        // Both Services are back on the old version; the new one and its preview are gone.
+        assert_eq!(selector(&bench, "hello-ferry").await, pinned(&old));
+        assert_eq!(selector(&bench, "hello-ferry-preview").await, pinned(&old));
+        assert_eq!(
+            selector(&bench, "hello-ferry-preview-ferry-preview").await,
+            None
+        );
+        let sets = bench.replica_sets(ACCOUNT, NS).await;
+        assert_eq!(sets.len(), 1, "{sets:?}");
+        assert_eq!(size_of(&sets, ":1.1.0"), 4);
+    }
+    bench.stop_engine().await;
+}
+
+#[tokio::test]
+async fn blue_green_with_a_missing_service_fails_naming_it() {
+    let mut bench = Bench::new(&[ACCOUNT], &[NS]).await;
+    bench.start_engine();
+    // Without the preview Service's manifest, and none in the cluster.
+    let file = example("deploy-bluegreen.yml");
+    let plan = plan_from(&file, ":1.1.0", &MANIFESTS[..2]);
+    let id = bench.start_deployment(&plan).await;
+    let end = bench.wait_end(id).await;
+    assert_eq!(end.status, DeploymentStatus::Failed);
+    let t = bench.target(id, "prod").await;
+    assert_eq!(
+        t.reason.as_deref(),
+        Some(
+            "blue/green: previewService \"hello-ferry-preview\" is neither among the target's \
+             manifests nor a Service in namespace \"hello-prod\" of the cluster"
+        )
+    );
+    assert!(bench.replica_sets(ACCOUNT, NS).await.is_empty());
+    bench.stop_engine().await;
+}
+
+/// The example as written: a minute's pause before the old version goes.
+fn blue_green_slow(image: &str) -> Plan {
+    plan_from(&example("deploy-bluegreen.yml"), image, &MANIFESTS)
+}
+
+#[tokio::test]
+async fn blue_green_rolled_back_after_the_switch_puts_traffic_back_on_the_old_version() {
+    let mut bench = Bench::new(&[ACCOUNT], &[NS]).await;
+    bench.start_engine();
+    let old = first_version(&bench).await;
+    let v2 = bench.start_deployment(&blue_green_slow(":1.2.0")).await;
+    bench
+        .wait_target(v2, "prod", "the approval before the switch", |t| {
+            t.reason.as_deref() == Some(WAITING)
+        })
+        .await;
+    bench.decide(v2, "prod", true).await;
+    let after = bench
+        .wait_target(v2, "prod", "the minute before the old version goes", |t| {
+            t.status == TargetStatus::Paused
+                && t.reason
+                    .as_deref()
+                    .is_some_and(|r| r.ends_with("before the old version is removed"))
+        })
+        .await;
+    assert_eq!(
+        after.reason.as_deref(),
+        Some(
+            "blue/green: traffic on the new version (service hello-ferry), paused for 1m before \
+             the old version is removed"
+        )
+    );
+    let new = hash_of(&bench, ACCOUNT, NS, ":1.2.0").await;
+    assert_eq!(selector(&bench, "hello-ferry").await, pinned(&new));
+
+    bench
+        .roll_back(v2, "prod", "errors in the new version")
+        .await;
+    let end = bench.wait_end(v2).await;
+    assert_eq!(end.status, DeploymentStatus::RolledBack, "{:?}", end.reason);
+    let t = bench.target(v2, "prod").await;
+    assert_eq!(
+        t.reason.as_deref(),
+        Some("rolled back on request: errors in the new version")
+    );
+    assert_eq!(selector(&bench, "hello-ferry").await, pinned(&old));
+    assert_eq!(selector(&bench, "hello-ferry-preview").await, pinned(&old));
+    let sets = bench.replica_sets(ACCOUNT, NS).await;
+    assert_eq!((sets.len(), size_of(&sets, ":1.1.0")), (1, 4), "{sets:?}");
+    bench.stop_engine().await;
+}
+
+/// A canary that exposes the active Service's new version, then waits for an approval.
+const EXPOSING: &str = r#"
+version: v1
+application: hello-ferry
+targets:
+  prod:
+    account: prod-us-cluster
+    namespace: hello-prod
+    strategy: look-first
+manifests:
+  - path: manifests/app.yaml
+  - path: manifests/service.yaml
+strategies:
+  look-first:
+    canary:
+      steps:
+        - setWeight: 25
+        - exposeServices:
+            services: ["hello-ferry"]
+            ttl:
+              duration: 1
+              unit: minutes
+        - pause:
+            untilApproved: true
+"#;
+
+#[tokio::test]
+async fn exposed_services_are_removed_when_their_time_runs_out_even_after_the_end() {
+    let mut bench = Bench::new(&[ACCOUNT], &[NS]).await;
+    bench.start_engine();
+    let v1 = bench
+        .start_deployment(&plan_from(EXPOSING, ":1.1.0", &MANIFESTS[..2]))
+        .await;
+    assert_eq!(bench.wait_end(v1).await.status, DeploymentStatus::Succeeded);
+    let mut plan = plan_from(EXPOSING, ":1.2.0", &MANIFESTS[..2]);
+    // Shorter than the file allows, so the test need not wait a minute.
+    let Strategy::Canary { steps } = &mut plan.targets[0].strategy else {
+        panic!("a canary");
+    };
+    let Step::ExposeServices { ttl_secs, .. } = &mut steps[1] else {
+        panic!("exposeServices");
+    };
+    *ttl_secs = 6;
+    let v2 = bench.start_deployment(&plan).await;
+    let waiting = bench
+        .wait_target(v2, "prod", "the approval after exposing", |t| {
+            t.status == TargetStatus::Paused
+        })
+        .await;
+    let new = hash_of(&bench, ACCOUNT, NS, ":1.2.0").await;
+    assert_eq!(
+        selector(&bench, "hello-ferry-ferry-preview").await,
+        pinned(&new)
+    );
+    let link = &waiting.observed.0["preview"]["hello-ferry"];
+    assert_eq!(
+        link["address"],
+        "http://hello-ferry-ferry-preview.hello-prod.svc.cluster.local:80"
+    );
+    bench.decide(v2, "prod", true).await;
+    assert_eq!(bench.wait_end(v2).await.status, DeploymentStatus::Succeeded);
+    // The deployment ended before the preview's time ran out; the cleanup timer still fires.
+    assert_eq!(
+        selector(&bench, "hello-ferry-ferry-preview").await,
+        pinned(&new)
+    );
+    eventually("the preview Service to expire", WAIT, || async {
+        selector(&bench, "hello-ferry-ferry-preview")
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    bench.stop_engine().await;
+}
