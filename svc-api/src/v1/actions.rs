@@ -34,7 +34,10 @@ pub fn router() -> Router<AppState> {
         .route("/deployments/{id}/rollback", post(rollback))
         .route("/deployments/{id}/skip-pause", post(skip_pause))
         .route("/deployments/{id}/roll-forward", post(roll_forward))
-        .route("/deployments/{id}/webhooks/{token}/callback", post(callback))
+        .route(
+            "/deployments/{id}/webhooks/{token}/callback",
+            post(callback),
+        )
 }
 
 /// How a webhook callback token is stored: lowercase hex SHA-256 of the token in the URL (the

@@ -88,10 +88,15 @@ data:
 
 /// Writes the deploy file and manifests of `version`; returns the deploy file's path.
 pub fn write(stack: &Stack, version: &str) -> PathBuf {
+    write_with(stack, version, DEPLOY_FILE)
+}
+
+/// Writes `deploy_file` and the manifests of `version`; returns the deploy file's path.
+pub fn write_with(stack: &Stack, version: &str, deploy_file: &str) -> PathBuf {
     let dir = stack.write_files(
         version,
         &[
-            ("deploy.yml", DEPLOY_FILE),
+            ("deploy.yml", deploy_file),
             ("manifests/app.yaml", &APP.replace("VERSION", version)),
         ],
     );

@@ -36,7 +36,11 @@ async fn approve_until_done(stack: &Stack, api: &Api, id: &str) -> DeploymentSta
 }
 
 async fn start(stack: &Stack, api: &Api, version: &str) -> String {
-    let file = app::write(stack, version);
+    start_with(stack, api, version, app::DEPLOY_FILE).await
+}
+
+async fn start_with(stack: &Stack, api: &Api, version: &str, deploy_file: &str) -> String {
+    let file = app::write_with(stack, version, deploy_file);
     let (code, body) = api.start(&file, &["manifests/app.yaml"]).await;
     assert_eq!(code, 201, "start {version}: {body}");
     body["id"].as_str().expect("an id").to_string()
@@ -115,5 +119,64 @@ async fn a_killed_scheduler_replica_leaves_nothing_undone_or_done_twice() {
         HashMap::from([(0, 1), (1, 1), (2, 1), (3, 1)]),
         "each step succeeds once:\n{}",
         reasons.join("\n")
+    );
+}
+
+/// One target behind a timed pause of three seconds.
+const PAUSED: &str = r#"version: v1
+application: hello-stack
+targets:
+  prod:
+    account: prod-cluster
+    namespace: hello-prod
+    constraints:
+      beforeDeployment:
+        - pause:
+            duration: 3
+            unit: seconds
+manifests:
+  - path: manifests/app.yaml
+"#;
+
+#[tokio::test]
+async fn a_timed_pause_fires_after_every_scheduler_replica_was_killed() {
+    let mut stack = Stack::start(StackOptions {
+        clusters: CLUSTERS.to_vec(),
+        hubs: 1,
+        schedulers: 2,
+        pod_ready_delay: Duration::from_millis(200),
+    })
+    .await;
+    let api = Api::sign_in(&stack.api_url, &stack.admin).await;
+    let id = start_with(&stack, &api, "1.0.0", PAUSED).await;
+    let deployment: DeploymentId = id.parse().unwrap();
+    eventually("prod to pause", WAIT, || async {
+        (status(&stack, deployment).await == DeploymentStatus::Paused).then_some(())
+    })
+    .await;
+
+    // Every replica dies while the pause runs; nothing runs the engine until the pause is over.
+    for replica in [0, 1] {
+        stack.kill_9_scheduler(replica).await;
+    }
+    let due = std::time::Instant::now() + Duration::from_secs(3);
+    eventually("the pause to be over", WAIT, || async {
+        (std::time::Instant::now() >= due).then_some(())
+    })
+    .await;
+    assert_eq!(status(&stack, deployment).await, DeploymentStatus::Paused);
+
+    // A new replica finds the due timer in Postgres and carries on.
+    stack.start_scheduler().await;
+    let ended = eventually("the deployment to end", WAIT, || async {
+        let s = status(&stack, deployment).await;
+        s.is_terminal().then_some(s)
+    })
+    .await;
+    assert_eq!(ended, DeploymentStatus::Succeeded, "{}", stack.logs());
+    let prod = app::replica_sets(&stack, "prod-cluster", "hello-prod").await;
+    assert_eq!(
+        prod,
+        [("registry.example/hello-stack:1.0.0".to_string(), 4, 4)]
     );
 }
