@@ -79,6 +79,9 @@ pub async fn run(
     let master = identity.master_key()?;
     settings.api.validate()?;
     let people = settings.oidc.config()?;
+    let manifest_fetch = settings
+        .manifest_fetch
+        .config(settings.api.max_body_bytes)?;
     if people.as_ref().is_some_and(|p| p.issuer == issuer) {
         anyhow::bail!("FERRY_OIDC_ISSUER_URL must be another issuer than FERRY_ISSUER_URL");
     }
@@ -126,6 +129,7 @@ pub async fn run(
             events_poll: Duration::from_millis(settings.api.events_poll_ms),
             events_keep_alive: EVENTS_KEEP_ALIVE,
             shutdown: work_shutdown.clone(),
+            manifest_fetch,
         },
     );
     let state = match people {

@@ -1,7 +1,9 @@
 //! svc-api's settings: every field a flag or a `FERRY_*` environment variable, checked at start,
-//! and the master key that encrypts the issuer's signing keys at rest.
+//! the master key that encrypts the issuer's signing keys at rest, and how manifest URLs are
+//! fetched.
 
 use crate::identity::crypto::MasterKey;
+use crate::v1::remote_manifests::FetchConfig;
 use clap::{Args, Parser, Subcommand};
 use ferry_runtime::{AmqpArgs, CommonArgs, PostgresArgs};
 use std::net::SocketAddr;
@@ -69,6 +71,55 @@ pub struct Settings {
     /// The external OIDC issuer people sign in with (optional).
     #[command(flatten)]
     pub oidc: OidcArgs,
+    /// Fetching manifests a deploy file names by `http(s)` URL.
+    #[command(flatten)]
+    pub manifest_fetch: ManifestFetchArgs,
+}
+
+/// How svc-api fetches the manifests a deploy file names by `http(s)` URL.
+#[derive(Clone, Debug, Args)]
+pub struct ManifestFetchArgs {
+    /// Time one manifest URL may take, connecting and reading included (and across its
+    /// redirects), in milliseconds.
+    #[arg(
+        long,
+        env = "FERRY_MANIFEST_FETCH_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub manifest_fetch_timeout_ms: u64,
+
+    /// Largest manifest a URL may return, in bytes (default: `FERRY_MAX_BODY_BYTES`, what a
+    /// client could send itself).
+    #[arg(long, env = "FERRY_MANIFEST_FETCH_MAX_BYTES")]
+    pub manifest_fetch_max_bytes: Option<usize>,
+
+    /// Allow manifest URLs whose host resolves to a loopback, private, link-local, unspecified
+    /// or cloud metadata address. Off by default: a deploy file must not make svc-api reach
+    /// into the network it runs in.
+    #[arg(
+        long,
+        env = "FERRY_MANIFEST_FETCH_ALLOW_PRIVATE",
+        default_value_t = false
+    )]
+    pub manifest_fetch_allow_private: bool,
+}
+
+impl ManifestFetchArgs {
+    /// The checked fetch settings; `max_body_bytes` is the default size cap.
+    pub fn config(&self, max_body_bytes: usize) -> Result<FetchConfig, SettingsError> {
+        if self.manifest_fetch_timeout_ms == 0 {
+            return Err(SettingsError::Zero("FERRY_MANIFEST_FETCH_TIMEOUT_MS"));
+        }
+        let max_bytes = self.manifest_fetch_max_bytes.unwrap_or(max_body_bytes);
+        if max_bytes == 0 {
+            return Err(SettingsError::Zero("FERRY_MANIFEST_FETCH_MAX_BYTES"));
+        }
+        Ok(FetchConfig {
+            timeout: Duration::from_millis(self.manifest_fetch_timeout_ms),
+            max_bytes,
+            allow_private: self.manifest_fetch_allow_private,
+        })
+    }
 }
 
 /// The external OIDC issuer (an identity provider) whose ID or access tokens identify people.
@@ -447,6 +498,35 @@ mod tests {
                 ("platform".to_string(), "Tenant Admin".to_string())
             ]
         );
+    }
+
+    #[test]
+    fn manifest_fetch_defaults_and_checks() {
+        let config = parse(&[]).settings.manifest_fetch.config(4096).unwrap();
+        assert_eq!(
+            config,
+            FetchConfig {
+                timeout: Duration::from_secs(10),
+                max_bytes: 4096,
+                allow_private: false,
+            }
+        );
+        let set = parse(&[
+            "--manifest-fetch-timeout-ms",
+            "250",
+            "--manifest-fetch-max-bytes",
+            "100",
+            "--manifest-fetch-allow-private",
+        ]);
+        let config = set.settings.manifest_fetch.config(4096).unwrap();
+        assert_eq!(config.timeout, Duration::from_millis(250));
+        assert_eq!(config.max_bytes, 100);
+        assert!(config.allow_private);
+        let zero = parse(&["--manifest-fetch-timeout-ms", "0"]);
+        assert!(matches!(
+            zero.settings.manifest_fetch.config(4096),
+            Err(SettingsError::Zero("FERRY_MANIFEST_FETCH_TIMEOUT_MS"))
+        ));
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct ApiConfig {
     pub events_keep_alive: Duration,
     /// Fires when the service stops: open event streams end so the server can drain.
     pub shutdown: CancellationToken,
+    /// How manifests named by URL are fetched.
+    pub manifest_fetch: crate::v1::remote_manifests::FetchConfig,
 }
 
 /// Shared handler state.

@@ -46,8 +46,8 @@ pub(crate) fn render_manifests(run: &Run<'_>) -> Result<Vec<Manifest>, String> {
     if let Some(url) = run.plan.remote_manifests.first() {
         // Deploying without them would silently leave part of the application out.
         return Err(format!(
-            "manifest {url}: manifests by URL are not fetched by this version of Ferry; \
-             send their contents (the CLI reads local files)"
+            "manifest {url}: its contents were never fetched (svc-api fetches manifest URLs when \
+             a deployment starts; this deployment was stored without them): start it again"
         ));
     }
     let mut vars = target_variables(run);

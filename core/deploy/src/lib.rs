@@ -5,6 +5,9 @@
 //! Two phases: [`parse`] turns the YAML text into the raw model ([`DeployFile`], every value with
 //! its line, column and field path) and checks every rule the file alone decides; [`plan`] adds
 //! the caller's manifest sources and overrides and produces the [`Plan`] the scheduler runs.
+//! Manifest sources are the local files the caller read and the contents of manifest URLs the
+//! caller fetched (a [`Source`] whose path is the URL); a URL left unfetched stays in the
+//! target's `remote_manifests`.
 //! Every error of a file is reported together as [`Diagnostics`].
 
 mod decode;
@@ -97,15 +100,18 @@ impl DeployFile {
         out
     }
 
-    /// The `http(s)` manifest URLs, fetched by the server.
+    /// The `http(s)` manifest URLs (each once, in file order), fetched by the server: their
+    /// contents are passed to [`plan`] as [`Source`]s whose path is the URL as written.
     pub fn manifest_urls(&self) -> Vec<String> {
-        self.manifests
-            .iter()
-            .filter_map(|m| match &m.source.value {
-                ManifestSource::Url(u) => Some(u.clone()),
-                _ => None,
-            })
-            .collect()
+        let mut out: Vec<String> = Vec::new();
+        for m in &self.manifests {
+            if let ManifestSource::Url(u) = &m.source.value
+                && !out.contains(u)
+            {
+                out.push(u.clone());
+            }
+        }
+        out
     }
 }
 

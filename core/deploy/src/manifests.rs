@@ -1,4 +1,4 @@
-//! Kubernetes manifests: the caller's sources, matching manifest entries to them, parsing them
+//! Kubernetes manifests: the caller's sources (files, and fetched URLs), matching manifest entries to them, parsing them
 //! into objects (with errors naming the manifest file, line and column), the refused kinds,
 //! cluster-scoped kinds and apply order.
 
@@ -8,10 +8,12 @@ use crate::diagnostics::Diagnostic;
 use crate::file::normalize_path;
 use crate::node::{self, Node, NodeKind};
 
-/// A manifest file the caller loaded, by its path relative to the deploy file's folder.
+/// A manifest file the caller loaded, by its path relative to the deploy file's folder, or
+/// the contents of a manifest URL the caller fetched, by that URL exactly as the file writes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
-    /// Relative path with `/` separators (normalised again here).
+    /// Relative path with `/` separators (normalised again here), or an `http(s)` URL (kept
+    /// verbatim).
     pub path: String,
     /// The file's text.
     pub content: String,
@@ -61,6 +63,12 @@ pub fn apply_rank(kind: &str) -> u8 {
 pub fn is_yaml(path: &str) -> bool {
     let lower = path.to_ascii_lowercase();
     lower.ends_with(".yaml") || lower.ends_with(".yml")
+}
+
+/// Whether a manifest path is an `http(s)` URL (fetched by the server) rather than a file.
+pub fn is_url(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://")
 }
 
 /// Whether a source belongs to a manifest entry's path: the file itself, or a YAML file under
@@ -182,10 +190,12 @@ pub(crate) fn parse_objects(
     out
 }
 
-/// Normalised copies of the caller's sources.
+/// Normalised copies of the caller's file sources; fetched URLs are left out (they match only
+/// their URL entry, never a directory entry).
 pub(crate) fn normalize_sources(sources: &[Source]) -> Vec<Source> {
     sources
         .iter()
+        .filter(|s| !is_url(&s.path))
         .map(|s| Source {
             path: normalize_path(&s.path),
             content: s.content.clone(),

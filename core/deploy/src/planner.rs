@@ -1,6 +1,8 @@
 //! The planner: a parsed deploy file, the caller's manifest sources and overrides become a
 //! [`Plan`] (targets in dependency order, steps resolved, context merged, manifests parsed).
-//! Rules that need the sources or the caller's context are checked here.
+//! Rules that need the sources or the caller's context are checked here. Manifests named by URL
+//! are parsed from the contents the caller fetched (sources whose path is the URL); the planner
+//! itself fetches nothing.
 
 use std::collections::{HashMap, HashSet};
 
@@ -200,8 +202,14 @@ fn order<'f>(file: &'f DeployFile, kept: &HashSet<&str>) -> Vec<&'f RawTarget> {
     out
 }
 
-/// Parses what every manifest entry names, reporting entries that match no source.
+/// Parses what every manifest entry names, reporting entries that match no source. A URL
+/// entry whose content the caller supplied (a source whose path is the URL) is parsed like a
+/// file; one without stays in the target's `remote_manifests`.
 fn resolve_manifests(d: &mut Decoder<'_>, file: &DeployFile, sources: &[Source]) -> Vec<Resolved> {
+    let fetched: Vec<&Source> = sources
+        .iter()
+        .filter(|s| manifests::is_url(&s.path))
+        .collect();
     let sources = manifests::normalize_sources(sources);
     let mut parsed: HashMap<String, Vec<Object>> = HashMap::new();
     let mut out = Vec::new();
@@ -211,7 +219,16 @@ fn resolve_manifests(d: &mut Decoder<'_>, file: &DeployFile, sources: &[Source])
             urls: Vec::new(),
         };
         match &entry.source.value {
-            ManifestSource::Url(url) => resolved.urls.push(url.clone()),
+            ManifestSource::Url(url) => match fetched.iter().find(|s| &s.path == url) {
+                // Fetched by the caller: parsed exactly like a local file, named by its URL.
+                Some(source) => {
+                    let objects = parsed.entry(url.clone()).or_insert_with(|| {
+                        manifests::parse_objects(url, url, &source.content, 0, &mut d.diags)
+                    });
+                    resolved.objects.extend(objects.iter().cloned());
+                }
+                None => resolved.urls.push(url.clone()),
+            },
             ManifestSource::Inline(text) => {
                 let label = format!("manifests[{i}].inline");
                 let mut diags = Vec::new();
@@ -500,5 +517,115 @@ impl StepPlanner<'_> {
                 })
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Overrides, Source, check};
+
+    const URL: &str = "https://example.com/app.yaml";
+
+    const FILE: &str = "application: a
+targets:
+  dev: {account: c, namespace: dev}
+  prod: {account: c}
+manifests:
+  - path: .
+  - path: https://example.com/app.yaml
+    targets: [dev]
+";
+
+    fn source(path: &str, content: &str) -> Source {
+        Source {
+            path: path.into(),
+            content: content.into(),
+        }
+    }
+
+    fn local() -> Source {
+        source(
+            "svc.yaml",
+            "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: web}\n",
+        )
+    }
+
+    #[test]
+    fn fetched_urls_are_parsed_like_files() {
+        let fetched = source(
+            URL,
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: other}\n\
+             ---\napiVersion: v1\nkind: Namespace\nmetadata: {name: dev}\n",
+        );
+        let plan = check(
+            "deploy.yml",
+            FILE,
+            &[local(), fetched],
+            &Overrides::default(),
+        )
+        .unwrap();
+        let dev = &plan.targets[0];
+        assert!(dev.remote_manifests.is_empty());
+        let got: Vec<(&str, &str, Option<&str>)> = dev
+            .manifests
+            .iter()
+            .map(|m| (m.kind.as_str(), m.source.as_str(), m.namespace.as_deref()))
+            .collect();
+        // Namespaces first; the target's namespace forced; the URL names the source verbatim
+        // (and a `path: .` directory entry does not pick the URL up as a file).
+        assert_eq!(
+            got,
+            [
+                ("Namespace", URL, None),
+                ("Service", "svc.yaml", Some("dev")),
+                ("Deployment", URL, Some("dev")),
+            ]
+        );
+        assert_eq!(dev.manifests[2].object["metadata"]["namespace"], "dev");
+        // `targets: [dev]` keeps the URL's objects out of prod.
+        let prod = &plan.targets[1];
+        assert_eq!(prod.manifests.len(), 1);
+        assert!(prod.remote_manifests.is_empty());
+    }
+
+    #[test]
+    fn fetched_urls_follow_the_file_rules_with_errors_naming_the_url() {
+        let fetched = source(
+            URL,
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n\
+             apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n",
+        );
+        let d = check(
+            "deploy.yml",
+            FILE,
+            &[local(), fetched],
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert_eq!(d.0.len(), 1, "{d:?}");
+        assert_eq!(d.0[0].file, URL);
+        assert_eq!((d.0[0].line, d.0[0].column), (6, 7));
+        assert_eq!(d.0[0].path, "documents[1].kind");
+        assert!(d.0[0].message.contains("bare Pod"), "{}", d.0[0].message);
+
+        let broken = source(URL, "a:\n  b: 1\n   c: 2\n");
+        let d = check(
+            "deploy.yml",
+            FILE,
+            &[local(), broken],
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (d.0[0].file.as_str(), d.0[0].path.as_str()),
+            (URL, "syntax")
+        );
+    }
+
+    #[test]
+    fn unfetched_urls_stay_remote() {
+        let plan = check("deploy.yml", FILE, &[local()], &Overrides::default()).unwrap();
+        assert_eq!(plan.targets[0].remote_manifests, [URL]);
+        assert!(plan.targets[1].remote_manifests.is_empty());
     }
 }

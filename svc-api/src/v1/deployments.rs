@@ -4,8 +4,12 @@
 //! Starting validates with `ferry_deploy::check` first and writes nothing when it fails; on
 //! success the deployment, its targets, the `deployment.started` outbox message and the audit
 //! entry commit in one transaction (DESIGN principles 4 and 7).
+//!
+//! Manifests the file names by URL are fetched once, at start ([`remote_manifests`]), and stored
+//! with the submitted ones under their URL, so the configuration shows them and a redeploy
+//! reuses them without fetching again.
 
-use super::{audit, enqueue};
+use super::{audit, enqueue, remote_manifests};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -80,7 +84,8 @@ pub struct OverridesBody {
 pub struct StartRequest {
     /// The deploy file.
     pub deploy_file: DeployFileBody,
-    /// The manifests the deploy file names.
+    /// The local manifest files the deploy file names (those it names by URL are fetched by
+    /// the server and must not be sent).
     #[serde(default)]
     pub manifests: Vec<ManifestBody>,
     /// Overrides of application, context and targets.
@@ -142,8 +147,9 @@ struct ConfigResponse {
         (status = 201, description = "Started", body = StartResponse),
         (status = 202, description = "Queued behind the running deployment (enqueueOne)", body = StartResponse),
         (status = 409, description = "The application is busy (reject); `running` names the deployment in progress"),
+        (status = 400, description = "A submitted manifest's path is a URL"),
         (status = 413, description = "Body too large"),
-        (status = 422, description = "Invalid deploy file; `errors` lists every problem"),
+        (status = 422, description = "Invalid deploy file, or a manifest URL could not be fetched; `errors` lists every problem"),
     ))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant))]
 async fn start(
@@ -158,7 +164,16 @@ async fn start(
         context: overrides.context.into_iter().collect(),
         targets: overrides.targets,
     };
-    let manifests = request
+    if let Some((i, m)) = (request.manifests.iter().enumerate())
+        .find(|(_, m)| ferry_deploy::manifests::is_url(&m.path))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "manifests[{i}].path \"{}\" is a URL: manifests named by URL are fetched by the \
+             server, send only local files",
+            m.path
+        )));
+    }
+    let mut manifests: Vec<ManifestFile> = request
         .manifests
         .into_iter()
         .map(|m| ManifestFile {
@@ -166,6 +181,14 @@ async fn start(
             content: m.content,
         })
         .collect();
+    // Only a file without errors is worth fetching for; `submit` reports the errors of one
+    // that has them.
+    if let Ok(file) = ferry_deploy::parse(&request.deploy_file.name, &request.deploy_file.content) {
+        let fetched = remote_manifests::fetch_all(&state.api.manifest_fetch, &file)
+            .await
+            .map_err(ApiError::InvalidDeployFile)?;
+        manifests.extend(fetched);
+    }
     submit(
         &state,
         &principal,

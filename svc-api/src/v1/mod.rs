@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod deployments;
 pub mod events;
 pub mod metric_providers;
+pub mod remote_manifests;
 pub mod roles;
 pub mod secrets;
 pub mod tenant;

@@ -14,6 +14,7 @@ mod lifecycle;
 mod limits;
 mod oidc_issuer;
 mod people;
+mod remote_manifests;
 mod support;
 mod tenants;
 mod token;
