@@ -39,6 +39,22 @@ if [ -n "$free_kib" ] && [ "$free_kib" -lt $((20 * 1024 * 1024)) ] && [ -d "$CAR
   rm -rf "$CARGO_TARGET_DIR/debug"
 fi
 
+# Test binaries embed their crate's folder (env!("CARGO_MANIFEST_DIR")) and cargo does not rebuild
+# them when the same sources sit in another checkout (each CI run clones anew): when this checkout
+# is not the one the shared build directory last served, rebuild Ferry's own crates (not the
+# dependencies) so no test reads files of another checkout.
+stamp="$CARGO_TARGET_DIR/ferry-checkout"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" != "$ROOT" ]; then
+  say "the build directory last served $(cat "$stamp"): rebuilding Ferry's crates for $ROOT"
+  packages=()
+  for manifest in $(git ls-files '*Cargo.toml'); do
+    name=$(sed -n 's/^name = "\(.*\)"$/\1/p' "$manifest" | head -n1)
+    [ "$manifest" = Cargo.toml ] || packages+=(-p "$name")
+  done
+  cargo clean --quiet "${packages[@]}"
+fi
+mkdir -p "$CARGO_TARGET_DIR" && echo "$ROOT" >"$stamp"
+
 if ! cargo nextest --version >/dev/null 2>&1; then
   say "installing cargo-nextest (once)"
   cargo install --locked cargo-nextest >/dev/null

@@ -160,15 +160,7 @@ impl Run<'_> {
         let mut routing = self.progress.routing.clone().unwrap_or_default();
         match routing.stage {
             Stage::Starting => {
-                let client = self.client().await?;
-                let sizes: Vec<i32> = self.progress.workloads.iter().map(|w| w.replicas).collect();
-                let states = self.scale_new(&client, &sizes).await?;
-                let total: i32 = sizes.iter().sum();
-                let ready: i32 = states
-                    .iter()
-                    .zip(&sizes)
-                    .map(|(s, n)| s.ready.min(*n))
-                    .sum();
+                let (ready, total) = self.scale_new_to_full().await?;
                 if ready < total {
                     return self
                         .await_pods(format!(

@@ -483,6 +483,21 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// Scales every new ReplicaSet to its full size; returns `(ready, total)` pods of the new
+    /// version.
+    pub(crate) async fn scale_new_to_full(&self) -> Result<(i32, i32), EngineError> {
+        let client = self.client().await?;
+        let sizes: Vec<i32> = self.progress.workloads.iter().map(|w| w.replicas).collect();
+        let states = self.scale_new(&client, &sizes).await?;
+        let total: i32 = sizes.iter().sum();
+        let ready: i32 = states
+            .iter()
+            .zip(&sizes)
+            .map(|(s, n)| s.ready.min(*n))
+            .sum();
+        Ok((ready, total))
+    }
+
     /// Sizes of the new ReplicaSets after scaling them to `sizes` (per workload).
     pub(crate) async fn scale_new(
         &self,
@@ -552,15 +567,7 @@ impl<'a> Run<'a> {
     }
 
     async fn promote(&mut self) -> Result<Flow, EngineError> {
-        let client = self.client().await?;
-        let sizes: Vec<i32> = self.progress.workloads.iter().map(|w| w.replicas).collect();
-        let states = self.scale_new(&client, &sizes).await?;
-        let total: i32 = sizes.iter().sum();
-        let ready: i32 = states
-            .iter()
-            .zip(&sizes)
-            .map(|(s, n)| s.ready.min(*n))
-            .sum();
+        let (ready, total) = self.scale_new_to_full().await?;
         if ready < total {
             let what = if self.progress.first {
                 "first deployment at 100%"
@@ -571,6 +578,7 @@ impl<'a> Run<'a> {
                 .await_pods(format!("{what}: waiting for pods ({ready}/{total} ready)"))
                 .await;
         }
+        let client = self.client().await?;
         if let Some(reason) = self.promote_routing(&client).await? {
             self.roll_back(format!("rolled back: {reason}")).await?;
             return Ok(Flow::Wait);

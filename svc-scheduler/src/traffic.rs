@@ -212,15 +212,7 @@ impl Run<'_> {
     /// A canary step on the mesh: the new version runs at full size, then `weight` percent of
     /// the traffic goes to it.
     pub(crate) async fn mesh_weight(&mut self, weight: u8) -> Result<Flow, EngineError> {
-        let client = self.client().await?;
-        let sizes: Vec<i32> = self.progress.workloads.iter().map(|w| w.replicas).collect();
-        let states = self.scale_new(&client, &sizes).await?;
-        let total: i32 = sizes.iter().sum();
-        let ready: i32 = states
-            .iter()
-            .zip(&sizes)
-            .map(|(s, n)| s.ready.min(*n))
-            .sum();
+        let (ready, total) = self.scale_new_to_full().await?;
         if ready < total {
             return self
                 .await_pods(format!(
@@ -229,6 +221,7 @@ impl Run<'_> {
                 ))
                 .await;
         }
+        let client = self.client().await?;
         if let Some(reason) = self.set_mesh(&client, Split::Canary(weight), false).await? {
             self.roll_back(format!("rolled back: {reason}")).await?;
             return Ok(Flow::Wait);

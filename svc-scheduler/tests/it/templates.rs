@@ -140,8 +140,9 @@ manifests:
     assert_eq!(
         dev.reason.as_deref(),
         Some(
-            "manifest https://manifests.example/hello/app.yaml: manifests by URL are not fetched \
-             by this version of Ferry; send their contents (the CLI reads local files)"
+            "manifest https://manifests.example/hello/app.yaml: its contents were never fetched \
+             (svc-api fetches manifest URLs when a deployment starts; this deployment was stored \
+             without them): start it again"
         )
     );
     let maps: Api<ConfigMap> = Api::namespaced(bench.clients["dev-cluster"].clone(), "hello-dev");
