@@ -175,10 +175,13 @@ pub async fn running_versions(
     Ok(out)
 }
 
-/// Takes over the user's `Deployment` of the same name, if one exists and Ferry does not manage
-/// it yet: its ReplicaSets are labelled as this workload's running version, then the Deployment
-/// is deleted with orphan propagation so its pods keep serving. With `keep`, the Deployment
-/// stays and is scaled to zero later by [`retire_user_deployment`].
+/// Takes over the user's `Deployment` of the same name, if one exists: its ReplicaSets are
+/// labelled as this workload's running version (the stable version a canary or blue/green
+/// replaces, whose pods keep serving until the new version is ready), then the Deployment lets
+/// go of them. Without `keep`, it is deleted with orphan propagation. With `keep`, it stays:
+/// paused (so it makes no new ReplicaSet once it owns none), its ReplicaSets taken out of its
+/// selector and ownership, then scaled to zero and marked as Ferry's (see
+/// [`retire_user_deployment`]). Running again finds nothing left to take over.
 pub async fn adopt_user_deployment(
     client: &kube::Client,
     application: &str,
@@ -191,14 +194,30 @@ pub async fn adopt_user_deployment(
         return Ok(());
     };
     if keep {
-        return Ok(());
+        let pause = json!({"spec": {"paused": true}});
+        deployments
+            .patch(&rs.workload, &PatchParams::default(), &Patch::Merge(&pause))
+            .await?;
     }
     let uid = user.metadata.uid.clone().unwrap_or_default();
-    let labels = json!({"metadata": {"labels": {
-        render::LABEL_APPLICATION: render::label_value(application),
-        render::LABEL_TARGET: render::label_value(target),
-        render::LABEL_WORKLOAD: render::label_value(&rs.workload),
-    }}});
+    let mut labels = serde_json::Map::new();
+    if keep {
+        // A kept Deployment would claim a ReplicaSet its selector still matches again.
+        for key in selector_keys(&user) {
+            labels.insert(key, Value::Null);
+        }
+    }
+    for (key, value) in [
+        (render::LABEL_APPLICATION, application),
+        (render::LABEL_TARGET, target),
+        (render::LABEL_WORKLOAD, rs.workload.as_str()),
+    ] {
+        labels.insert(key.to_string(), json!(render::label_value(value)));
+    }
+    let mut patch = json!({"metadata": {"labels": labels}});
+    if keep {
+        patch["metadata"]["ownerReferences"] = Value::Null;
+    }
     let api = replica_sets(client, &rs.namespace);
     for owned in api.list(&ListParams::default()).await?.items {
         let owned_by_user = owned
@@ -208,9 +227,12 @@ pub async fn adopt_user_deployment(
             .flatten()
             .any(|o| o.uid == uid);
         if let (true, Some(name)) = (owned_by_user, owned.metadata.name.as_deref()) {
-            api.patch(name, &PatchParams::default(), &Patch::Merge(&labels))
+            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await?;
         }
+    }
+    if keep {
+        return retire_user_deployment(client, &rs.namespace, &rs.workload).await;
     }
     match deployments
         .delete(&rs.workload, &DeleteParams::orphan())
@@ -222,8 +244,30 @@ pub async fn adopt_user_deployment(
     }
 }
 
+/// The label keys whose presence makes an object match the Deployment's selector.
+fn selector_keys(deployment: &Deployment) -> Vec<String> {
+    let Some(selector) = deployment.spec.as_ref().map(|s| &s.selector) else {
+        return Vec::new();
+    };
+    let mut keys: Vec<String> = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(k, _)| k.clone())
+        .collect();
+    keys.extend(
+        selector
+            .match_expressions
+            .iter()
+            .flatten()
+            .filter(|e| e.operator == "In" || e.operator == "Exists")
+            .map(|e| e.key.clone()),
+    );
+    keys
+}
+
 /// With `keepDeploymentObject`: scales the user's Deployment to zero and marks it as managed by
-/// Ferry, once the managed version serves.
+/// Ferry (it owns no ReplicaSet any more, so no pod goes with it).
 pub async fn retire_user_deployment(
     client: &kube::Client,
     namespace: &str,
@@ -241,5 +285,30 @@ pub async fn retire_user_deployment(
         Ok(_) => Ok(()),
         Err(e) if is_not_found(&e) => Ok(()),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selector_keys_are_those_whose_removal_stops_a_match() {
+        let deployment: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "hello"},
+            "spec": {
+                "selector": {
+                    "matchLabels": {"app": "hello"},
+                    "matchExpressions": [
+                        {"key": "tier", "operator": "In", "values": ["web"]},
+                        {"key": "canary", "operator": "DoesNotExist"},
+                        {"key": "team", "operator": "Exists"},
+                    ],
+                },
+                "template": {"metadata": {"labels": {"app": "hello"}}},
+            }
+        }))
+        .unwrap();
+        assert_eq!(selector_keys(&deployment), ["app", "tier", "team"]);
     }
 }

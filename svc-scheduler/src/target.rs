@@ -584,13 +584,9 @@ impl<'a> Run<'a> {
             return Ok(Flow::Wait);
         }
         self.remove_baselines(&client).await?;
-        let keep = self.ctx.plan.deployment_config.keep_deployment_object;
         for w in &self.progress.workloads {
             for stable in &w.stable {
                 cluster::delete_replica_set(&client, &w.namespace, &stable.name).await?;
-            }
-            if keep {
-                cluster::retire_user_deployment(&client, &w.namespace, &w.name).await?;
             }
         }
         self.finish_routing(&client).await?;

@@ -1,11 +1,14 @@
 //! svc-scheduler's integration tests: the binary as an operator runs it, and the engine in
 //! process against real Postgres and RabbitMQ with Kubernetes API simulators as its clusters.
 
+mod adoption;
 mod analysis;
 mod bluegreen;
 mod canary;
+mod direct;
 mod failures;
 mod flows;
+mod gates;
 mod queue;
 mod restart;
 mod support;
