@@ -4,7 +4,7 @@
 #   scripts/bench.sh hub     # agent hub: tunnel round trip vs raw RabbitMQ, idle streams' memory
 #   scripts/bench.sh deploy  # deployments end to end: latency one at a time, throughput at once
 #
-# Needs Redis and RabbitMQ (scripts/deps.sh starts them). Extra arguments go to the benchmark.
+# Needs Postgres, Redis and RabbitMQ (scripts/deps.sh starts them). Extra arguments go to the benchmark.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ferry/target}"

@@ -1,9 +1,11 @@
 //! Agent streams: the `AgentHub.Tunnel` gRPC handler. It authenticates the bearer token, reads
 //! the hello, claims the agent's route in Redis under a fresh session, registers the stream in
-//! this replica's table, and then reads the agent's messages: heartbeats refresh the lease (and
+//! this replica's table, records the connection in Postgres (off the stream's path, see
+//! [`crate::presence`]), and then reads the agent's messages: heartbeats refresh the lease (and
 //! end the stream when the route moved), responses go to the request waiting for them.
 
 use crate::metrics::Metrics;
+use crate::presence::{Presence, Record};
 use crate::routes::Routes;
 use bytes::Bytes;
 use ferry_proto::agent::agent_hub_server::AgentHub;
@@ -84,6 +86,8 @@ pub struct HubState {
     pub replica: String,
     /// The Redis routes.
     pub routes: Routes,
+    /// The agents table in Postgres.
+    pub presence: Presence,
     /// Token verification.
     pub keys: crate::keys::IssuerKeys,
     /// Metrics.
@@ -197,9 +201,13 @@ impl AgentHub for HubService {
             "agent connected"
         );
 
-        state
-            .tasks
-            .spawn(read_agent(self.state.clone(), conn.clone(), inbound));
+        let record = state.presence.record(claims.tenant, &hello);
+        state.tasks.spawn(read_agent(
+            self.state.clone(),
+            conn.clone(),
+            inbound,
+            record,
+        ));
         let stream = ReceiverStream::new(rx).take_until(conn.closed.clone().cancelled_owned());
         Ok(Response::new(Box::pin(stream)))
     }
@@ -270,11 +278,13 @@ enum End {
     Failed(Status),
 }
 
-/// Reads one agent's messages until the stream ends, then unregisters it.
+/// Reads one agent's messages until the stream ends, then unregisters it (in Redis, in this
+/// replica's table, and, by dropping `record`, in Postgres).
 async fn read_agent(
     state: Arc<HubState>,
     conn: Arc<AgentConn>,
     mut inbound: Streaming<AgentMessage>,
+    record: Record,
 ) {
     let end = loop {
         let next = tokio::select! {
@@ -297,7 +307,7 @@ async fn read_agent(
                     .refresh(&conn.tenant, &conn.agent, conn.session)
                     .await
                 {
-                    Ok(true) => {}
+                    Ok(true) => record.beat(),
                     Ok(false) => break End::RouteMoved,
                     // Redis being briefly away is no reason to drop the agent: the lease runs
                     // on, and the next heartbeat tries again.
@@ -364,6 +374,8 @@ async fn read_agent(
     // Dropping the senders tells every waiting forwarder the agent is gone.
     conn.lock_pending().clear();
     conn.closed.cancel();
+    // Its writer records the disconnect (on its own task, tracked by `state.tasks`).
+    drop(record);
 }
 
 /// Hands one response part to the request waiting for it.

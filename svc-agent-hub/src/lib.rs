@@ -3,12 +3,17 @@
 //! number), consumes its own queue on the `ferry.hub` exchange and relays every request to the
 //! agent's stream, publishing the answer to the caller's reply queue.
 //!
+//! Each connection is also recorded in Postgres (the agents table the API lists), off the
+//! stream's path.
+//!
 //! Modules: [`settings`] (flags and environment), [`keys`] (the issuer's keys), [`routes`]
-//! (Redis leases), [`agents`] (the gRPC streams), [`relay`] (the bus side), [`metrics`].
+//! (Redis leases), [`presence`] (the Postgres record), [`agents`] (the gRPC streams), [`relay`]
+//! (the bus side), [`metrics`].
 
 pub mod agents;
 pub mod keys;
 pub mod metrics;
+pub mod presence;
 pub mod relay;
 pub mod routes;
 pub mod settings;
@@ -17,6 +22,7 @@ pub use settings::Settings;
 
 use crate::agents::{HubService, HubState};
 use crate::metrics::Metrics;
+use crate::presence::Presence;
 use crate::routes::Routes;
 use anyhow::Context;
 use ferry_proto::agent::agent_hub_server::AgentHubServer;
@@ -102,6 +108,7 @@ pub async fn run_with_registry(
     )
     .await
     .context("loading the token issuer's keys (FERRY_HUB_ISSUER / FERRY_HUB_JWKS_FILE)")?;
+    let pool = ferry_runtime::connect::postgres(&settings.postgres).await?;
     let redis_client = redis::Client::open(settings.redis.redis_url.as_str())
         .context("FERRY_REDIS_URL is not a Redis URL")?;
     // Thousands of agents can leave at once (a replica drains, a network blips); their route
@@ -134,18 +141,28 @@ pub async fn run_with_registry(
         .mark_alive()
         .await
         .context("marking the replica alive")?;
+    let tasks = TaskTracker::new();
+    let presence = Presence::new(
+        ferry_store::Store::from_pool(pool),
+        &replica,
+        settings.heartbeat_record_interval(),
+        tasks.clone(),
+    );
     let state = Arc::new(HubState {
         replica: replica.clone(),
         routes: routes.clone(),
+        presence,
         keys,
         metrics,
         agents: Mutex::new(HashMap::new()),
         heartbeat_interval: settings.heartbeat_interval(),
         lease_ttl: settings.lease_ttl(),
         shutdown: CancellationToken::new(),
-        tasks: TaskTracker::new(),
+        tasks,
     });
 
+    // Postgres only records who is connected (best effort, off the relay's path): a hub without
+    // it still relays, so it stays ready and keeps taking agents.
     let checks: Vec<Arc<dyn ReadinessCheck>> = vec![
         Arc::new(checks::Redis(redis.clone())),
         Arc::new(checks::RabbitMq(amqp)),

@@ -30,7 +30,8 @@ fn text(agents: &Value) -> String {
         "HUB",
     ]);
     for a in agents.as_array().into_iter().flatten() {
-        let connected = a["hub_replica"].is_string() && a["disconnected_at"].is_null();
+        // The API judges staleness (a hub killed outright records no disconnect).
+        let connected = a["connected"].as_bool().unwrap_or(false);
         table.row(vec![
             field(a, "identifier"),
             if connected { "yes" } else { "no" }.into(),

@@ -8,6 +8,9 @@
 //! The replica runs as a child process (this same binary, re-executed with
 //! `FERRY_HUB_BENCH_CHILD=1`) so its resident memory is its own; callers and simulated agents
 //! run in the parent. Prints a table, then one JSON line.
+//!
+//! The replica records its agents in Postgres like any other; they belong to the tenant with
+//! slug `hub-bench`, created on the first run and reused (with the same agent rows) after.
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -22,6 +25,8 @@ use std::time::{Duration, Instant};
 
 const CHILD_ENV: &str = "FERRY_HUB_BENCH_CHILD";
 const ISSUER: &str = "https://bench.ferry.local";
+/// The slug of the tenant the benchmark's agents belong to.
+const TENANT_SLUG: &str = "hub-bench";
 
 /// Flags of the benchmark.
 #[derive(Debug, Parser)]
@@ -50,6 +55,13 @@ struct Args {
         default_value = "redis://127.0.0.1:6379"
     )]
     redis_url: String,
+    /// Postgres, where the replica records its agents.
+    #[arg(
+        long,
+        env = "FERRY_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/ferry"
+    )]
+    database_url: String,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -93,6 +105,7 @@ impl Replica {
             .env("FERRY_BUS_PREFIX", prefix)
             .env("FERRY_AMQP_URL", &args.amqp_url)
             .env("FERRY_REDIS_URL", &args.redis_url)
+            .env("FERRY_DATABASE_URL", &args.database_url)
             .env("FERRY_HUB_ISSUER", ISSUER)
             .env("FERRY_HUB_JWKS_FILE", jwks)
             .env("FERRY_HUB_REPLICA_ID", "bench")
@@ -138,6 +151,31 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
+/// The id of the `hub-bench` tenant, created if missing.
+async fn bench_tenant(database_url: &str) -> anyhow::Result<uuid::Uuid> {
+    use ferry_store::tenants;
+    let pool = ferry_runtime::connect::postgres(&ferry_runtime::PostgresArgs {
+        database_url: database_url.to_string(),
+        database_max_connections: 1,
+    })
+    .await?;
+    let store = ferry_store::Store::from_pool(pool);
+    let tenant = match tenants::get_by_slug(&store, TENANT_SLUG).await {
+        Ok(tenant) => tenant,
+        Err(e) if e.is_not_found() => {
+            let mut conn = store.pool().acquire().await?;
+            let new = tenants::NewTenant {
+                slug: TENANT_SLUG.into(),
+                name: "Hub benchmark".into(),
+                organization_id: None,
+            };
+            tenants::create(&mut conn, &new).await?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(tenant.id.as_uuid())
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i].as_secs_f64() * 1000.0
@@ -155,7 +193,9 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     let signer = Signer::generate_es256("bench")?;
     let jwks = std::env::temp_dir().join(format!("{}jwks.json", prefix));
     std::fs::write(&jwks, serde_json::to_vec(&signer.jwk_set())?)?;
-    let tenant = uuid::Uuid::new_v4();
+    let tenant = bench_tenant(&args.database_url)
+        .await
+        .context("preparing the benchmark tenant in Postgres (FERRY_DATABASE_URL)")?;
     let token = signer.sign(&Claims::new(
         ISSUER,
         "bench",

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_wrong_audience_and_foreign_tokens_are_refused() {
-    let env = Env::new();
+    let env = Env::new().await;
     let hub = env.replica("r1").await;
     let tenant = Uuid::new_v4();
 
@@ -68,7 +68,7 @@ async fn expired_wrong_audience_and_foreign_tokens_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_can_neither_register_nor_reach_another_tenants_agent() {
-    let env = Env::new();
+    let env = Env::new().await;
     let hub = env.replica("r1").await;
     let tenant_a = Uuid::new_v4();
     let tenant_b = Uuid::new_v4();

@@ -18,7 +18,7 @@ fn slow_script() -> Script {
 /// Starts a slow GET, waits until the agent has it, runs `lose` on the replica, and checks the
 /// caller still succeeds within its deadline through the other replica.
 async fn inflight_get_survives(hard_kill: bool) {
-    let env = Env::new();
+    let env = Env::new().await;
     let a = env.replica("ra").await;
     let b = env.replica("rb").await;
     let tenant = Uuid::new_v4();
@@ -86,7 +86,7 @@ async fn killing_a_replica_moves_its_agents_and_inflight_callers_retry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_replica_releases_its_routes() {
-    let env = Env::new();
+    let env = Env::new().await;
     let a = env.replica("ra").await;
     let tenant = Uuid::new_v4();
     let mut options = SimOptions::new(&a.url, &env.token(tenant), "cluster-1", Script::new());
@@ -115,7 +115,7 @@ async fn a_stopped_replica_releases_its_routes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_whose_route_moved_no_longer_answers_for_the_agent() {
-    let env = Env::new();
+    let env = Env::new().await;
     let a = env.replica("ra").await;
     let b = env.replica("rb").await;
     let tenant = Uuid::new_v4();

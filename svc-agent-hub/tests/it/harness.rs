@@ -1,9 +1,10 @@
-//! Test environment: an issuer key, a name prefix, hub replicas on their own runtimes, tokens,
-//! tunnels and metric readers.
+//! Test environment: an issuer key, a name prefix, a database, hub replicas on their own
+//! runtimes, tokens, tunnels and metric readers.
 
 use ferry_agent_sim::{Script, SimAgent, SimOptions};
 use ferry_auth::{Claims, Signer};
-use ferry_runtime::{AmqpArgs, CommonArgs, LogFormat, RedisArgs};
+use ferry_runtime::{AmqpArgs, CommonArgs, LogFormat, PostgresArgs, RedisArgs};
+use ferry_store::{Store, tenants};
 use ferry_svc_agent_hub::{Listeners, Settings};
 use ferry_tunnel::{AgentTunnel, TunnelConfig};
 use prometheus::Registry;
@@ -16,15 +17,19 @@ use uuid::Uuid;
 pub const ISSUER: &str = "https://issuer.ferry.test";
 pub const AUDIENCE: &str = "ferry-hub";
 
-/// One test's world: its own prefix for queues and keys, its own issuer key.
+/// How often the replicas of the tests record an agent's heartbeat in Postgres.
+pub const RECORD_INTERVAL: Duration = Duration::from_millis(300);
+
+/// One test's world: its own prefix for queues and keys, its own issuer key and database.
 pub struct Env {
     pub prefix: String,
     pub signer: Signer,
     pub jwks_file: PathBuf,
+    pub db: ferry_testkit::TestDb,
 }
 
 impl Env {
-    pub fn new() -> Env {
+    pub async fn new() -> Env {
         let signer = Signer::generate_es256(ferry_testkit::unique("kid")).unwrap();
         let jwks_file =
             std::env::temp_dir().join(format!("{}.jwks.json", ferry_testkit::unique("hub")));
@@ -33,7 +38,25 @@ impl Env {
             prefix: ferry_testkit::amqp::prefix(),
             signer,
             jwks_file,
+            db: ferry_testkit::TestDb::new().await,
         }
+    }
+
+    /// The store over the test's database.
+    pub fn store(&self) -> Store {
+        Store::from_pool(self.db.pool.clone())
+    }
+
+    /// Creates a tenant in the test's database (agents of tenants it lacks are served but not
+    /// recorded) and returns its id.
+    pub async fn tenant(&self, slug: &str) -> Uuid {
+        let mut conn = self.db.pool.acquire().await.unwrap();
+        let new = tenants::NewTenant {
+            slug: slug.into(),
+            name: slug.into(),
+            organization_id: None,
+        };
+        tenants::create(&mut conn, &new).await.unwrap().id.as_uuid()
     }
 
     /// A token of `tenant` for the hub, valid for an hour.
@@ -68,6 +91,10 @@ impl Env {
             redis: RedisArgs {
                 redis_url: redis_url(),
             },
+            postgres: PostgresArgs {
+                database_url: self.db.url.clone(),
+                database_max_connections: 4,
+            },
             hub_addr: "127.0.0.1:0".parse().unwrap(),
             tls_cert: None,
             tls_key: None,
@@ -75,6 +102,7 @@ impl Env {
             replica_id: Some(replica.to_string()),
             lease_ttl_ms: 1_000,
             heartbeat_interval_ms: 200,
+            heartbeat_record_interval_ms: RECORD_INTERVAL.as_millis() as u64,
             issuer: ISSUER.into(),
             jwks_file: Some(self.jwks_file.clone()),
             audience: AUDIENCE.into(),

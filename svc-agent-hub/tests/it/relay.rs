@@ -15,7 +15,7 @@ fn named(name: &str) -> Script {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_reach_the_replica_holding_the_agent() {
-    let env = Env::new();
+    let env = Env::new().await;
     let a = env.replica("ra").await;
     let b = env.replica("rb").await;
     let tenant = Uuid::new_v4();
@@ -47,7 +47,7 @@ async fn requests_reach_the_replica_holding_the_agent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_client_lists_pods_through_the_tunnel() {
-    let env = Env::new();
+    let env = Env::new().await;
     let hub = env.replica("r1").await;
     let tenant = Uuid::new_v4();
     let pods = r#"{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"7"},
@@ -85,7 +85,7 @@ async fn kube_client_lists_pods_through_the_tunnel() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_requests_reach_the_agents_network() {
-    let env = Env::new();
+    let env = Env::new().await;
     let hub = env.replica("r1").await;
     let tenant = Uuid::new_v4();
     let url = "http://prometheus.monitoring:9090/api/v1/query?query=up";
@@ -116,7 +116,7 @@ const BODY_BOUND: usize = (PENDING_CAPACITY + 3) * ferry_proto::MAX_CHUNK_BYTES;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_10_mib_response_streams_within_the_memory_bound() {
     const LEN: usize = 10 * 1024 * 1024;
-    let env = Env::new();
+    let env = Env::new().await;
     let hub = env.replica("r1").await;
     let tenant = Uuid::new_v4();
     let script = Script::new().on("GET", "/big", SimReply::generated(LEN));
@@ -153,7 +153,7 @@ async fn a_10_mib_response_streams_within_the_memory_bound() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_never_connected_agent_fails_fast() {
-    let env = Env::new();
+    let env = Env::new().await;
     let _hub = env.replica("r1").await;
     let tunnel = env.tunnel().await;
     let mut request = get("/api/v1/namespaces");
@@ -178,7 +178,7 @@ async fn a_never_connected_agent_fails_fast() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_leaving_mid_request_fails_a_post_fast() {
-    let env = Env::new();
+    let env = Env::new().await;
     let hub = env.replica("r1").await;
     let tenant = Uuid::new_v4();
     let script = Script::new().on(
@@ -224,7 +224,7 @@ async fn an_agent_leaving_mid_request_fails_a_post_fast() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_departed_agent_fails_fast_even_from_a_cached_route() {
-    let env = Env::new();
+    let env = Env::new().await;
     let hub = env.replica("r1").await;
     let tenant = Uuid::new_v4();
     let t = tenant.to_string();

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_connect_over_tls_with_a_self_signed_certificate() {
-    let env = Env::new();
+    let env = Env::new().await;
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let dir = std::env::temp_dir().join(ferry_testkit::unique("hub-tls"));
     std::fs::create_dir_all(&dir).unwrap();

@@ -1,5 +1,5 @@
 //! The caller's tenant (`GET /v1/tenant`) and its agents (`GET /v1/agents`: identifier,
-//! connection times, last heartbeat, versions, hub replica).
+//! connection times, last heartbeat, versions, hub replica, and whether it is connected).
 
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -9,6 +9,31 @@ use axum::routing::get;
 use axum::{Json, Router};
 use ferry_store::agents::{self, Agent};
 use ferry_store::tenants::{self, Tenant};
+use serde::Serialize;
+
+/// How long after its last recorded heartbeat an agent still counts as connected. The hub records
+/// a heartbeat every 30 s by default; a hub killed outright records no disconnect, so a row that
+/// stopped beating is taken as gone after three missed records.
+const STALE_AFTER: chrono::Duration = chrono::Duration::seconds(90);
+
+/// An agent as the API shows it.
+#[derive(Debug, Serialize)]
+struct AgentView {
+    #[serde(flatten)]
+    agent: Agent,
+    /// Held by a hub replica that recorded a heartbeat recently.
+    connected: bool,
+}
+
+impl AgentView {
+    fn new(agent: Agent, now: chrono::DateTime<chrono::Utc>) -> AgentView {
+        let connected = agent.hub_replica.is_some()
+            && agent
+                .last_heartbeat_at
+                .is_some_and(|beat| now - beat < STALE_AFTER);
+        AgentView { agent, connected }
+    }
+}
 
 /// The resource's routes.
 pub fn router() -> Router<AppState> {
@@ -36,7 +61,11 @@ async fn tenant(
 async fn list_agents(
     State(state): State<AppState>,
     principal: Principal,
-) -> Result<Json<Vec<Agent>>, ApiError> {
+) -> Result<Json<Vec<AgentView>>, ApiError> {
     principal.can_read()?;
-    Ok(Json(agents::list(&state.store, principal.tenant).await?))
+    let now = chrono::Utc::now();
+    let list = agents::list(&state.store, principal.tenant).await?;
+    Ok(Json(
+        list.into_iter().map(|a| AgentView::new(a, now)).collect(),
+    ))
 }

@@ -43,6 +43,26 @@ async fn agents_show_their_connection_and_heartbeat() {
     agents::disconnect(&mut conn, owner.tenant_id, "staging", gone.session)
         .await
         .unwrap();
+    // A hub killed outright records no disconnect: its agent just stops beating.
+    agents::connect(
+        &mut conn,
+        owner.tenant_id,
+        &Connect {
+            identifier: "dev".into(),
+            agent_version: "1.2.0".into(),
+            kubernetes_version: "v1.32.0".into(),
+            hub_replica: "hub-2".into(),
+        },
+    )
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE agents SET last_heartbeat_at = now() - interval '5 minutes' \
+         WHERE identifier = 'dev'",
+    )
+    .execute(&mut *conn)
+    .await
+    .unwrap();
     drop(conn);
 
     let (status, listed) = app.get("/v1/agents", Some(&viewer)).await;
@@ -67,10 +87,15 @@ async fn agents_show_their_connection_and_heartbeat() {
     let parse = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap();
     assert!(parse(heartbeat) >= parse(connected_at));
     assert!(prod["disconnected_at"].is_null());
+    assert_eq!(prod["connected"], true);
 
     let staging = find("staging");
     assert!(staging["hub_replica"].is_null(), "disconnected: {staging}");
     assert!(staging["disconnected_at"].is_string());
+    assert_eq!(staging["connected"], false);
+    let dev = find("dev");
+    assert_eq!(dev["hub_replica"], "hub-2");
+    assert_eq!(dev["connected"], false, "stopped beating: {dev}");
 
     let (status, foreign) = app.get("/v1/agents", Some(&stranger)).await;
     assert_eq!(status, 200);

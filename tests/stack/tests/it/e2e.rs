@@ -45,6 +45,20 @@ async fn the_cli_rolls_a_canary_out_through_hubs_and_agents() {
         );
     }
 
+    // The hubs recorded both agents, and the API shows them connected.
+    let agents = stack.ferry(&["agents", "ls", "-o", "json"]).await;
+    let agents: serde_json::Value =
+        serde_json::from_slice(&agents.stdout).expect("agents ls prints JSON");
+    let mut connected: Vec<_> = agents
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|a| a["connected"] == true)
+        .map(|a| a["identifier"].as_str().unwrap_or_default().to_string())
+        .collect();
+    connected.sort();
+    assert_eq!(connected, ["dev-cluster", "prod-cluster"], "{agents}");
+
     // A start while one runs is refused with exit code 3 naming the running deployment.
     let file = app::write(&stack, "1.2.0");
     let file = file.to_string_lossy();
