@@ -31,6 +31,8 @@ pub struct World {
     pub tenant: Uuid,
     pub prefix: String,
     pub tunnel: AgentTunnel,
+    /// The hubs' database (they record agent connections).
+    pub db: ferry_testkit::TestDb,
 }
 
 impl World {
@@ -77,6 +79,7 @@ impl World {
             tenant: Uuid::new_v4(),
             prefix,
             tunnel,
+            db: ferry_testkit::TestDb::new().await,
         }
     }
 
@@ -128,6 +131,8 @@ impl World {
             &amqp,
             "--replica-id",
             &replica,
+            "--database-url",
+            &self.db.url,
             "--heartbeat-interval-ms",
             "200",
             "--lease-ttl-ms",
