@@ -17,8 +17,9 @@
 use ferry_proto::agent::Hello;
 use ferry_store::ids::TenantId;
 use ferry_store::{Store, StoreError, agents};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
@@ -26,12 +27,18 @@ use uuid::Uuid;
 /// How long one write (pool wait included) may take before it is given up and logged.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Writes in flight at once per replica (a few per pooled connection). Writers beyond it wait
+/// for a permit holding nothing but that small wait, so 10,000 agents connecting at once do not
+/// hold 10,000 database futures in memory.
+const WRITES_IN_FLIGHT: usize = 32;
+
 /// Records this replica's agent connections in Postgres.
 pub struct Presence {
     store: Store,
     replica: String,
     interval: Duration,
     tasks: TaskTracker,
+    writes: Arc<Semaphore>,
 }
 
 impl Presence {
@@ -43,6 +50,7 @@ impl Presence {
             replica: replica.to_string(),
             interval,
             tasks,
+            writes: Arc::new(Semaphore::new(WRITES_IN_FLIGHT)),
         }
     }
 
@@ -59,6 +67,7 @@ impl Presence {
                 hub_replica: self.replica.clone(),
             },
             interval: self.interval,
+            writes: self.writes.clone(),
         };
         self.tasks.spawn(writer.run(rx));
         Record { beats }
@@ -95,11 +104,14 @@ struct Writer {
     tenant: TenantId,
     connect: agents::Connect,
     interval: Duration,
+    writes: Arc<Semaphore>,
 }
 
 impl Writer {
     async fn run(self, mut beats: mpsc::Receiver<()>) {
-        let mut session = self.connect().await;
+        // The writes' futures are boxed: this task spends its life waiting for a beat, and an
+        // inline database future would make every stream's resting task as large as a query.
+        let mut session = self.limited(|| self.connect()).await;
         let mut last_write = Instant::now();
         // The channel closes when the stream's `Record` is dropped.
         while beats.recv().await.is_some() {
@@ -108,14 +120,25 @@ impl Writer {
             }
             last_write = Instant::now();
             session = match session {
-                Session::Unrecorded => self.connect().await,
-                Session::Current(number) => self.heartbeat(number).await,
+                Session::Unrecorded => self.limited(|| self.connect()).await,
+                Session::Current(number) => self.limited(|| self.heartbeat(number)).await,
                 Session::Superseded => Session::Superseded,
             };
         }
         if let Session::Current(number) = session {
-            self.disconnect(number).await;
+            self.limited(|| self.disconnect(number)).await;
         }
+    }
+
+    /// Starts `write` once a write permit is free; its (large) future exists, on the heap, only
+    /// while it runs.
+    async fn limited<'a, T, F>(&'a self, write: impl FnOnce() -> F) -> T
+    where
+        F: std::future::Future<Output = T> + 'a,
+    {
+        // The semaphore is never closed.
+        let _permit = self.writes.acquire().await.ok();
+        Box::pin(write()).await
     }
 
     async fn connect(&self) -> Session {
