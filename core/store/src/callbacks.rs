@@ -6,9 +6,19 @@ use crate::error::{Result, StoreError, found, write_error};
 use crate::ids::{DeploymentId, TenantId};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
+
+/// How a callback token is stored and looked up: lowercase hex SHA-256 of the token in the URL.
+/// The scheduler stores it when it hands the URL out; svc-api looks the callback up by it.
+pub fn token_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 /// A callback and, once used, the result it brought.
 #[derive(Clone, Debug, Serialize, sqlx::FromRow)]
@@ -118,4 +128,15 @@ pub async fn get(store: &Store, tenant: TenantId, id: Uuid) -> Result<Callback> 
     .fetch_optional(store.pool())
     .await?;
     found(row, "webhook callback")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn callback_tokens_hash_to_hex_sha256() {
+        assert_eq!(
+            super::token_hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
 }

@@ -11,7 +11,6 @@ use ferry_store::deployments::DeploymentStatus;
 use ferry_store::targets::TargetStatus;
 use ferry_store::{callbacks, secrets};
 use ferry_svc_scheduler::DEFAULT_API_URL;
-use sha2::{Digest, Sha256};
 
 /// Stores a tenant secret (its sealed bytes; the engine only checks it exists).
 async fn put_secret(bench: &Bench, name: &str) {
@@ -105,10 +104,7 @@ async fn webhook_requests_carry_the_rendered_call_and_a_working_callback() {
     assert_eq!(row.deployment_id, id);
     assert_eq!(row.target_name.as_deref(), Some("staging"));
     assert!(row.used_at.is_none());
-    let hash: String = Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash = callbacks::token_hash(token);
     let stored: String =
         sqlx::query_scalar("SELECT token_hash FROM webhook_callbacks WHERE id = $1")
             .bind(request.webhook_id)
@@ -219,10 +215,9 @@ async fn a_failed_webhook_step_rolls_back_and_dependents_never_start() {
     let mut svc_webhook: Worker<WebhookMessage> = Worker::start(&bench, WorkQueue::Webhook);
     bench.start_engine();
     // The first deployment goes straight to 100%: strategy steps (and the webhook) are skipped.
-    let v1 = bench
-        .start_deployment(&plan(SMOKE, "hello-ferry:1.1.0"))
+    bench
+        .deploy_succeeded(&plan(SMOKE, "hello-ferry:1.1.0"))
         .await;
-    assert_eq!(bench.wait_end(v1).await.status, DeploymentStatus::Succeeded);
     assert_eq!(
         requests_written(&bench, "webhook").await,
         0,
@@ -280,10 +275,9 @@ async fn a_failed_webhook_step_rolls_back_and_dependents_never_start() {
 async fn a_webhook_naming_a_missing_secret_fails_before_anything_is_sent() {
     let mut bench = Bench::new(&["staging-cluster", "prod-cluster"], &["hello"]).await;
     bench.start_engine();
-    let v1 = bench
-        .start_deployment(&plan(SMOKE, "hello-ferry:1.1.0"))
+    bench
+        .deploy_succeeded(&plan(SMOKE, "hello-ferry:1.1.0"))
         .await;
-    assert_eq!(bench.wait_end(v1).await.status, DeploymentStatus::Succeeded);
     let v2 = bench
         .start_deployment(&plan(SMOKE, "hello-ferry:1.2.0"))
         .await;
