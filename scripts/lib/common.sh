@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the scripts: messages, waiting with a deadline, the cargo target directory.
 
 if [ -t 2 ]; then

@@ -8,8 +8,9 @@
 //! metric providers, each resource in its module under [`v1`]. People sign in with an external
 //! OIDC issuer (`FERRY_OIDC_*`) as users a tenant administrator invited
 //! ([`identity::people`]). `GET /openapi.json` describes it (generated with utoipa) and `/docs`
-//! renders that offline. Bodies are size-limited and each tenant is rate-limited. The process also runs the transactional-outbox relay, reports health and
-//! metrics on its admin port, and drains and stops on SIGTERM.
+//! renders that offline. Bodies are size-limited and each tenant is rate-limited. The process
+//! also runs the transactional-outbox relay, reports health and metrics on its admin port, and
+//! drains and stops on SIGTERM.
 //!
 //! `run` is the whole service; `main.rs` only parses settings and calls it (or `bootstrap`), and
 //! tests start it in process.

@@ -19,6 +19,17 @@ struct Bucket {
     refilled_at: Instant,
 }
 
+impl Bucket {
+    /// The tokens held at `now`: those left at the last refill plus what `per_sec` added since,
+    /// capped at `burst`.
+    fn tokens_at(&self, now: Instant, per_sec: f64, burst: f64) -> f64 {
+        let elapsed = now
+            .saturating_duration_since(self.refilled_at)
+            .as_secs_f64();
+        (self.tokens + elapsed * per_sec).min(burst)
+    }
+}
+
 /// Token buckets by tenant: `burst` requests at once, refilled at `per_sec`.
 #[derive(Debug)]
 pub struct RateLimiter {
@@ -50,18 +61,13 @@ impl RateLimiter {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if buckets.len() > PRUNE_ABOVE {
             let (per_sec, burst) = (self.per_sec, self.burst);
-            buckets.retain(|_, b| {
-                b.tokens + now.duration_since(b.refilled_at).as_secs_f64() * per_sec < burst
-            });
+            buckets.retain(|_, b| b.tokens_at(now, per_sec, burst) < burst);
         }
         let bucket = buckets.entry(tenant).or_insert(Bucket {
             tokens: self.burst,
             refilled_at: now,
         });
-        let elapsed = now
-            .saturating_duration_since(bucket.refilled_at)
-            .as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * self.per_sec).min(self.burst);
+        bucket.tokens = bucket.tokens_at(now, self.per_sec, self.burst);
         bucket.refilled_at = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;

@@ -12,7 +12,6 @@ use crate::progress::WaitState;
 use crate::routing::{self, FoundService, Routing, Stage, VersionLabel};
 use crate::target::{Flow, Run};
 use crate::waits::Poll;
-use ferry_bus::DeploymentEvent;
 use ferry_deploy::{Step, Strategy, TargetPlan};
 use ferry_store::events::StepStatus;
 use ferry_store::targets::TargetStatus;
@@ -228,12 +227,7 @@ impl Run<'_> {
                                 names.join(", ")
                             ),
                         );
-                        self.out.events.push(DeploymentEvent::Step {
-                            deployment_id: self.ctx.deployment.id.as_uuid(),
-                            target: self.target.name.clone(),
-                            step_index: 0,
-                            weight: Some(100),
-                        });
+                        self.announce_step(0, 100);
                         Ok(Flow::Continue)
                     }
                 }

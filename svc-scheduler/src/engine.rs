@@ -61,27 +61,11 @@ impl Input {
                 decided_by: m.decided_by.clone().unwrap_or_else(|| "someone".into()),
             },
             SchedulerMessage::AbortRequested(m) => Input::Abort {
-                reason: m
-                    .reason
-                    .clone()
-                    .or_else(|| {
-                        m.requested_by
-                            .as_ref()
-                            .map(|by| format!("requested by {by}"))
-                    })
-                    .unwrap_or_else(|| "requested".into()),
+                reason: requested_reason(m.reason.as_deref(), m.requested_by.as_deref()),
             },
             SchedulerMessage::RollbackRequested(m) => Input::Rollback {
                 target: m.target.clone(),
-                reason: m
-                    .reason
-                    .clone()
-                    .or_else(|| {
-                        m.requested_by
-                            .as_ref()
-                            .map(|by| format!("requested by {by}"))
-                    })
-                    .unwrap_or_else(|| "requested".into()),
+                reason: requested_reason(m.reason.as_deref(), m.requested_by.as_deref()),
             },
             SchedulerMessage::SkipPauseRequested(m) => Input::SkipPause {
                 target: m.target.clone(),
@@ -98,6 +82,16 @@ impl Input {
                 reason: m.reason.clone(),
             },
         }
+    }
+}
+
+/// The reason an abort or rollback request carries: the one given, else who asked, else
+/// "requested".
+fn requested_reason(reason: Option<&str>, requested_by: Option<&str>) -> String {
+    match (reason, requested_by) {
+        (Some(reason), _) => reason.to_owned(),
+        (None, Some(by)) => format!("requested by {by}"),
+        (None, None) => "requested".into(),
     }
 }
 

@@ -209,6 +209,16 @@ impl<'a> Run<'a> {
         self.reason = Some(reason);
     }
 
+    /// Announces that the target reached step `step_index` at `weight`% of the new version.
+    pub(crate) fn announce_step(&mut self, step_index: u32, weight: u8) {
+        self.out.events.push(DeploymentEvent::Step {
+            deployment_id: self.ctx.deployment.id.as_uuid(),
+            target: self.target.name.clone(),
+            step_index,
+            weight: Some(weight),
+        });
+    }
+
     /// Waits with `reason`, recording it once (not again on every tick).
     pub(crate) fn wait_with(&mut self, status: TargetStatus, reason: String) -> Flow {
         self.status = status;
@@ -556,12 +566,7 @@ impl<'a> Run<'a> {
             StepStatus::Succeeded,
             format!("canary at {weight}% ({ready}/{total} pods ready)"),
         );
-        self.out.events.push(DeploymentEvent::Step {
-            deployment_id: self.ctx.deployment.id.as_uuid(),
-            target: self.target.name.clone(),
-            step_index: self.step_index as u32,
-            weight: Some(weight),
-        });
+        self.announce_step(self.step_index as u32, weight);
         self.step_index += 1;
         Ok(Flow::Continue)
     }
@@ -602,12 +607,7 @@ impl<'a> Run<'a> {
         };
         self.record(StepStatus::Succeeded, reason);
         if !self.progress.workloads.is_empty() {
-            self.out.events.push(DeploymentEvent::Step {
-                deployment_id: self.ctx.deployment.id.as_uuid(),
-                target: self.target.name.clone(),
-                step_index: self.step_index.max(0) as u32,
-                weight: Some(100),
-            });
+            self.announce_step(self.step_index.max(0) as u32, 100);
         }
         self.phase = Phase::AfterDeployment;
         Ok(Flow::Continue)

@@ -9,7 +9,6 @@ use crate::bluegreen;
 use crate::mesh::{self, Split, Versions};
 use crate::routing::{self, Routing, VersionLabel};
 use crate::target::{Flow, Run};
-use ferry_bus::DeploymentEvent;
 use ferry_deploy::{Manifest, Strategy, TargetPlan};
 use ferry_store::events::StepStatus;
 use ferry_store::targets::TargetStatus;
@@ -236,12 +235,7 @@ impl Run<'_> {
                 self.mesh_names()
             ),
         );
-        self.out.events.push(DeploymentEvent::Step {
-            deployment_id: self.ctx.deployment.id.as_uuid(),
-            target: self.target.name.clone(),
-            step_index: self.step_index as u32,
-            weight: Some(weight),
-        });
+        self.announce_step(self.step_index as u32, weight);
         self.step_index += 1;
         Ok(Flow::Continue)
     }

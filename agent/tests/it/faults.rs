@@ -1,7 +1,7 @@
 //! A slow or failing Kubernetes API: deadlines stop the work, the concurrency bound holds,
 //! and errors reach the caller without costing the stream.
 
-use crate::support::{WAIT, World};
+use crate::support::{self, WAIT, World};
 use ferry_kube_sim::Faults;
 use ferry_proto::agent::ErrorCode;
 use ferry_tunnel::{Deadline, TunnelError};
@@ -16,12 +16,7 @@ fn get(path: &str, deadline: Duration) -> http::Request<bytes::Bytes> {
 #[tokio::test]
 async fn a_deadline_stops_the_work_on_a_slow_api() {
     let world = World::new().await;
-    let hub = world.hub(0).await;
-    let token = world.token_file(&world.token(Duration::from_secs(600)));
-    let agent = world
-        .agent("cluster-d", &hub.url, token.to_str().unwrap(), &[])
-        .await;
-    world.connected_to(&agent, "cluster-d", &hub.replica).await;
+    let (hub, agent) = world.connected_agent("cluster-d", &[]).await;
     let tenant = world.tenant.to_string();
 
     world.sim.set_faults(Faults {
@@ -98,17 +93,9 @@ async fn a_deadline_stops_the_work_on_a_slow_api() {
 #[tokio::test]
 async fn the_concurrency_bound_holds() {
     let world = World::new().await;
-    let hub = world.hub(0).await;
-    let token = world.token_file(&world.token(Duration::from_secs(600)));
-    let agent = world
-        .agent(
-            "cluster-c",
-            &hub.url,
-            token.to_str().unwrap(),
-            &["--max-in-flight", "2", "--max-queued", "2"],
-        )
+    let (hub, agent) = world
+        .connected_agent("cluster-c", &["--max-in-flight", "2", "--max-queued", "2"])
         .await;
-    world.connected_to(&agent, "cluster-c", &hub.replica).await;
     let tenant = world.tenant.to_string();
     world.sim.set_faults(Faults {
         latency_ms: 700,
@@ -180,12 +167,7 @@ async fn the_concurrency_bound_holds() {
 #[tokio::test]
 async fn a_failing_api_returns_errors_without_dropping_the_stream() {
     let world = World::new().await;
-    let hub = world.hub(0).await;
-    let token = world.token_file(&world.token(Duration::from_secs(600)));
-    let agent = world
-        .agent("cluster-f", &hub.url, token.to_str().unwrap(), &[])
-        .await;
-    world.connected_to(&agent, "cluster-f", &hub.replica).await;
+    let (hub, agent) = world.connected_agent("cluster-f", &[]).await;
     let tenant = world.tenant.to_string();
     let route = world
         .tunnel
@@ -275,12 +257,7 @@ async fn a_failing_api_returns_errors_without_dropping_the_stream() {
 #[tokio::test]
 async fn shutdown_lets_in_flight_requests_finish() {
     let world = World::new().await;
-    let hub = world.hub(0).await;
-    let token = world.token_file(&world.token(Duration::from_secs(600)));
-    let agent = world
-        .agent("cluster-s", &hub.url, token.to_str().unwrap(), &[])
-        .await;
-    world.connected_to(&agent, "cluster-s", &hub.replica).await;
+    let (hub, agent) = world.connected_agent("cluster-s", &[]).await;
     let tenant = world.tenant.to_string();
     world.sim.set_faults(Faults {
         latency_ms: 1_000,
@@ -313,14 +290,11 @@ async fn shutdown_lets_in_flight_requests_finish() {
         .await
         .expect("the agent drains and stops cleanly");
     assert_eq!(call.await.unwrap().expect("drained, not cut"), 200);
-    let ok = registry
-        .gather()
-        .iter()
-        .filter(|f| f.name() == "ferry_agent_requests_total")
-        .flat_map(|f| f.get_metric())
-        .filter(|m| m.get_label().iter().any(|l| l.value() == "ok"))
-        .map(|m| m.get_counter().get_value())
-        .sum::<f64>();
+    let ok = support::metric(
+        &registry,
+        "ferry_agent_requests_total",
+        &[("outcome", "ok")],
+    );
     assert_eq!(ok, 1.0);
     // The agent closed its stream on the way out, so its route is released.
     ferry_testkit::eventually("the route to be released", WAIT, || async {

@@ -10,7 +10,6 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 /// Follows Pods labelled `app=web` with a watcher until `count` of them are Ready.
 async fn wait_ready_pods(pods: Api<Pod>, count: usize) {
@@ -50,12 +49,7 @@ fn is_ready(pod: &Pod) -> bool {
 #[tokio::test]
 async fn a_control_plane_client_manages_a_replicaset_through_the_agent() {
     let world = World::new().await;
-    let hub = world.hub(0).await;
-    let token = world.token_file(&world.token(Duration::from_secs(600)));
-    let agent = world
-        .agent("cluster-a", &hub.url, token.to_str().unwrap(), &[])
-        .await;
-    world.connected_to(&agent, "cluster-a", &hub.replica).await;
+    let (hub, agent) = world.connected_agent("cluster-a", &[]).await;
 
     let client = world.client("cluster-a");
     let direct = world.sim.client().await.unwrap();
@@ -166,12 +160,7 @@ async fn a_control_plane_client_manages_a_replicaset_through_the_agent() {
 async fn http_requests_reach_the_agents_network() {
     use axum::routing::{get, post};
     let world = World::new().await;
-    let hub = world.hub(0).await;
-    let token = world.token_file(&world.token(Duration::from_secs(600)));
-    let agent = world
-        .agent("cluster-h", &hub.url, token.to_str().unwrap(), &[])
-        .await;
-    world.connected_to(&agent, "cluster-h", &hub.replica).await;
+    let (hub, agent) = world.connected_agent("cluster-h", &[]).await;
 
     // A service inside the agent's network.
     let big: Vec<u8> = (0..300 * 1024).map(|i| (i % 251) as u8).collect();

@@ -225,6 +225,18 @@ impl World {
         .await;
     }
 
+    /// Starts a hub and an agent `agent_id` (a 10-minute token, `extra` flags) and waits until
+    /// the agent is connected to that hub.
+    pub async fn connected_agent(&self, agent_id: &str, extra: &[&str]) -> (Hub, Agent) {
+        let hub = self.hub(0).await;
+        let token = self.token_file(&self.token(Duration::from_secs(600)));
+        let agent = self
+            .agent(agent_id, &hub.url, token.to_str().unwrap(), extra)
+            .await;
+        self.connected_to(&agent, agent_id, &hub.replica).await;
+        (hub, agent)
+    }
+
     /// A kube-rs client for the agent's cluster, through hub and agent.
     pub fn client(&self, agent_id: &str) -> kube::Client {
         self.tunnel
@@ -269,26 +281,7 @@ pub struct Agent {
 impl Agent {
     /// A metric's value: the sample of `name` whose labels include all of `labels`, summed.
     pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        let mut total = 0.0;
-        for family in self.registry.gather() {
-            if family.name() != name {
-                continue;
-            }
-            for metric in family.get_metric() {
-                let matches = labels.iter().all(|(k, v)| {
-                    metric
-                        .get_label()
-                        .iter()
-                        .any(|l| l.name() == *k && l.value() == *v)
-                });
-                if !matches {
-                    continue;
-                }
-                // Only one of the two is set, the other reads 0.
-                total += metric.get_counter().get_value() + metric.get_gauge().get_value();
-            }
-        }
-        total
+        metric(&self.registry, name, labels)
     }
 
     /// The status of the agent's `/readyz`.
@@ -305,6 +298,31 @@ impl Agent {
         self.stop.cancel();
         self.task.await.expect("agent task")
     }
+}
+
+/// A metric's value in `registry`: the samples of `name` whose labels include all of `labels`,
+/// summed (usable after the agent that owned the registry has stopped).
+pub fn metric(registry: &Registry, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let mut total = 0.0;
+    for family in registry.gather() {
+        if family.name() != name {
+            continue;
+        }
+        for metric in family.get_metric() {
+            let matches = labels.iter().all(|(k, v)| {
+                metric
+                    .get_label()
+                    .iter()
+                    .any(|l| l.name() == *k && l.value() == *v)
+            });
+            if !matches {
+                continue;
+            }
+            // Only one of the two is set, the other reads 0.
+            total += metric.get_counter().get_value() + metric.get_gauge().get_value();
+        }
+    }
+    total
 }
 
 /// The Redis the tests use.

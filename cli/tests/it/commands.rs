@@ -112,9 +112,7 @@ async fn login_saves_a_private_credentials_file_that_later_commands_use() {
 #[tokio::test]
 async fn creds_create_shows_the_secret_once_and_ls_and_rm_never_do() {
     let stack = Stack::start().await;
-    let admin = stack.tenant(&["Tenant Admin"]).await;
-    let home = Home::new();
-    login(&home, &stack, &admin).await;
+    let (_, home) = stack.logged_in(&["Tenant Admin"]).await;
 
     let out = home
         .run(&[], &["creds", "create", "ci", "--role", "Deployer"])
@@ -206,9 +204,7 @@ async fn creds_create_shows_the_secret_once_and_ls_and_rm_never_do() {
 #[tokio::test]
 async fn secrets_are_set_from_a_flag_or_stdin_listed_by_name_and_removed() {
     let stack = Stack::start().await;
-    let admin = stack.tenant(&["Tenant Admin"]).await;
-    let home = Home::new();
-    login(&home, &stack, &admin).await;
+    let (_, home) = stack.logged_in(&["Tenant Admin"]).await;
 
     let out = home
         .run(
@@ -262,9 +258,7 @@ async fn secrets_are_set_from_a_flag_or_stdin_listed_by_name_and_removed() {
 #[tokio::test]
 async fn agents_ls_shows_each_agent_and_whether_it_is_connected() {
     let stack = Stack::start().await;
-    let admin = stack.tenant(&["Tenant Admin"]).await;
-    let home = Home::new();
-    login(&home, &stack, &admin).await;
+    let (admin, home) = stack.logged_in(&["Tenant Admin"]).await;
     assert_eq!(
         home.run(&[], &["agents", "ls"]).await.ok(),
         "No agents have connected yet.\n"

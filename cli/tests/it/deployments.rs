@@ -5,14 +5,12 @@
 
 use std::fs;
 
-use crate::support::{Home, Stack, examples, login};
+use crate::support::{Stack, examples};
 
 #[tokio::test]
 async fn start_prints_the_id_and_status_and_list_show_it() {
     let stack = Stack::start().await;
-    let admin = stack.tenant(&["Tenant Admin"]).await;
-    let home = Home::new();
-    login(&home, &stack, &admin).await;
+    let (admin, home) = stack.logged_in(&["Tenant Admin"]).await;
     let file = examples().join("hello-ferry/deploy-canary.yml");
     let file = file.to_str().unwrap();
 
@@ -160,9 +158,7 @@ async fn start_prints_the_id_and_status_and_list_show_it() {
 #[tokio::test]
 async fn an_invalid_deploy_file_is_refused_with_every_error_positioned() {
     let stack = Stack::start().await;
-    let admin = stack.tenant(&["Deployer"]).await;
-    let home = Home::new();
-    login(&home, &stack, &admin).await;
+    let (_, home) = stack.logged_in(&["Deployer"]).await;
 
     // Found by the API (problem+json), shown as `deploy validate` shows it.
     let path = examples().join("invalid/unknown-strategy.yml");

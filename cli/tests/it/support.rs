@@ -142,6 +142,14 @@ impl Stack {
             .expect("bootstrap a tenant and credential")
     }
 
+    /// A new tenant and credential holding `roles`, and a fresh home logged in with it.
+    pub async fn logged_in(&self, roles: &[&str]) -> (BootstrapOutcome, Home) {
+        let credential = self.tenant(roles).await;
+        let home = Home::new();
+        login(&home, self, &credential).await;
+        (credential, home)
+    }
+
     /// Starts the scheduler engine, deploying to one simulator per account (each with
     /// `namespaces`).
     pub async fn start_engine(&mut self, accounts: &[&str], namespaces: &[&str]) {

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::support::{Home, Stack, login};
+use crate::support::{Home, Stack};
 
 /// One production target with a canary: 50%, an approval, 100%.
 const DEPLOY: &str = r#"
@@ -78,9 +78,7 @@ async fn first_version(home: &Home, file: &str) {
 async fn a_watched_canary_with_auto_approve_succeeds_and_exits_0() {
     let mut stack = Stack::start().await;
     stack.start_engine(&["prod-cluster"], &["hello-prod"]).await;
-    let admin = stack.tenant(&["Tenant Admin"]).await;
-    let home = Home::new();
-    login(&home, &stack, &admin).await;
+    let (_, home) = stack.logged_in(&["Tenant Admin"]).await;
     let dir = project("hello-ferry:1.0.0");
     let file = dir.join("deploy.yml");
     let file = file.to_str().unwrap();
@@ -130,9 +128,7 @@ async fn a_watched_canary_with_auto_approve_succeeds_and_exits_0() {
 async fn an_aborted_deployment_ends_the_watch_with_exit_1() {
     let mut stack = Stack::start().await;
     stack.start_engine(&["prod-cluster"], &["hello-prod"]).await;
-    let admin = stack.tenant(&["Tenant Admin"]).await;
-    let home = Home::new();
-    login(&home, &stack, &admin).await;
+    let (_, home) = stack.logged_in(&["Tenant Admin"]).await;
     let dir = project("hello-ferry:1.0.0");
     let file = dir.join("deploy.yml");
     let file = file.to_str().unwrap();

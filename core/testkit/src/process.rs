@@ -103,15 +103,13 @@ impl ServiceProcess {
 
     /// Sends SIGTERM and waits for the exit.
     pub async fn terminate(self, deadline: Duration) -> Exited {
-        let pid = self.child.id().expect("child still running") as i32;
-        kill(Pid::from_raw(pid), Signal::SIGTERM).expect("send SIGTERM");
+        self.signal(Signal::SIGTERM);
         self.wait(deadline).await
     }
 
     /// Kills the child with SIGKILL, as a crash or an OOM kill would: no draining, no goodbye.
     pub async fn kill_9(mut self) -> Exited {
-        let pid = self.child.id().expect("child still running") as i32;
-        kill(Pid::from_raw(pid), Signal::SIGKILL).expect("send SIGKILL");
+        self.signal(Signal::SIGKILL);
         let status = self.child.wait().await.expect("wait for child");
         let stderr = self.output().await;
         Exited { status, stderr }
@@ -120,6 +118,12 @@ impl ServiceProcess {
     /// What the child has written to stderr so far (for a failing test's message).
     pub fn stderr_so_far(&self) -> String {
         self.stderr.lock().expect("stderr buffer").clone()
+    }
+
+    /// Sends `signal` to the still-running child.
+    fn signal(&self, signal: Signal) {
+        let pid = self.child.id().expect("child still running") as i32;
+        kill(Pid::from_raw(pid), signal).unwrap_or_else(|e| panic!("send {signal}: {e}"));
     }
 
     /// Waits for the child to exit by itself.
@@ -135,7 +139,7 @@ impl ServiceProcess {
     /// Everything the child wrote to stderr, once it has exited.
     async fn output(&mut self) -> String {
         let _ = (&mut self.stderr_reader).await;
-        self.stderr.lock().expect("stderr buffer").clone()
+        self.stderr_so_far()
     }
 }
 

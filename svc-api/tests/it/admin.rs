@@ -83,14 +83,7 @@ async fn a_credential_secret_is_shown_once_works_and_stops_when_revoked() {
     assert_eq!(status, 409, "{body}");
 
     let id = created["id"].as_str().unwrap();
-    let (status, revoked, _) = app
-        .send(
-            Method::DELETE,
-            &format!("/v1/credentials/{id}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let (status, revoked) = app.delete(&format!("/v1/credentials/{id}"), &token).await;
     assert_eq!(status, 200, "{revoked}");
     assert!(revoked["revoked_at"].is_string());
     let (status, _, _) = app.token_request(Some((&client_id, &secret)), &form).await;
@@ -104,12 +97,11 @@ async fn secrets_are_sealed_and_never_returned() {
     let app = TestApp::start(&db, Options::default()).await;
     let (admin, token) = app.tenant_token(&["Tenant Admin"]).await;
     let value = "s3cr3t-value-that-must-not-leak";
-    let (status, body, _) = app
-        .send(
-            Method::PUT,
+    let (status, body) = app
+        .put(
             "/v1/secrets/datadog-key",
-            Some(&token),
-            Some(&json!({ "value": value })),
+            &token,
+            &json!({ "value": value }),
         )
         .await;
     assert_eq!(status, 204, "{body}");
@@ -145,60 +137,25 @@ async fn secrets_are_sealed_and_never_returned() {
     // Metric providers reference secrets by name; an unknown one is refused.
     let provider = json!({ "kind": "datadog", "baseUrl": "https://api.datadoghq.com",
                            "secretRefs": { "apiKey": "datadog-key" } });
-    let (status, body, _) = app
-        .send(
-            Method::PUT,
-            "/v1/metric-providers/dd",
-            Some(&token),
-            Some(&provider),
-        )
-        .await;
+    let (status, body) = app.put("/v1/metric-providers/dd", &token, &provider).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["kind"], "datadog");
     let missing = json!({ "kind": "prometheus", "baseUrl": "http://prom:9090",
                           "secretRefs": { "token": "nope" } });
-    let (status, _, _) = app
-        .send(
-            Method::PUT,
-            "/v1/metric-providers/prom",
-            Some(&token),
-            Some(&missing),
-        )
-        .await;
+    let (status, _) = app.put("/v1/metric-providers/prom", &token, &missing).await;
     assert_eq!(status, 400);
     let bad_kind = json!({ "kind": "graphite", "baseUrl": "http://g" });
-    let (status, _, _) = app
-        .send(
-            Method::PUT,
-            "/v1/metric-providers/g",
-            Some(&token),
-            Some(&bad_kind),
-        )
-        .await;
+    let (status, _) = app.put("/v1/metric-providers/g", &token, &bad_kind).await;
     assert_eq!(status, 400);
     let (status, body) = app.get("/v1/metric-providers/dd", Some(&token)).await;
     assert_eq!(status, 200);
     assert!(!body.to_string().contains(value));
-    let (status, _, _) = app
-        .send(
-            Method::DELETE,
-            "/v1/metric-providers/dd",
-            Some(&token),
-            None,
-        )
-        .await;
+    let (status, _) = app.delete("/v1/metric-providers/dd", &token).await;
     assert_eq!(status, 204);
     let (status, _) = app.get("/v1/metric-providers/dd", Some(&token)).await;
     assert_eq!(status, 404);
 
-    let (status, _, _) = app
-        .send(
-            Method::DELETE,
-            "/v1/secrets/datadog-key",
-            Some(&token),
-            None,
-        )
-        .await;
+    let (status, _) = app.delete("/v1/secrets/datadog-key", &token).await;
     assert_eq!(status, 204);
     let (_, listed) = app.get("/v1/secrets", Some(&token)).await;
     assert_eq!(listed, json!([]));
@@ -242,13 +199,8 @@ async fn roles_are_enforced_on_every_kind_of_operation() {
     for path in ["/v1/roles", "/v1/credentials", "/v1/secrets"] {
         assert_eq!(app.get(path, Some(&deployer)).await.0, 403, "{path}");
     }
-    let (status, _, _) = app
-        .send(
-            Method::PUT,
-            "/v1/secrets/x",
-            Some(&deployer),
-            Some(&json!({ "value": "v" })),
-        )
+    let (status, _) = app
+        .put("/v1/secrets/x", &deployer, &json!({ "value": "v" }))
         .await;
     assert_eq!(status, 403);
 
@@ -265,12 +217,11 @@ async fn roles_are_enforced_on_every_kind_of_operation() {
         )
         .await;
     assert_eq!(status, 201, "{role}");
-    let (status, role, _) = app
-        .send(
-            Method::PUT,
+    let (status, role) = app
+        .put(
             "/v1/roles/Auditor/grants",
-            Some(&admin_token),
-            Some(&json!({ "grants": ["audit.read", "deployments.read"] })),
+            &admin_token,
+            &json!({ "grants": ["audit.read", "deployments.read"] }),
         )
         .await;
     assert_eq!(status, 200, "{role}");

@@ -56,21 +56,19 @@ async fn another_tenants_ids_are_not_found_on_every_endpoint() {
     .await
     .unwrap();
     drop(conn);
-    let (status, _, _) = app
-        .send(
-            Method::PUT,
+    let (status, _) = app
+        .put(
             "/v1/secrets/owner-secret",
-            Some(&owner_token),
-            Some(&json!({ "value": "v" })),
+            &owner_token,
+            &json!({ "value": "v" }),
         )
         .await;
     assert_eq!(status, 204);
-    let (status, _, _) = app
-        .send(
-            Method::PUT,
+    let (status, _) = app
+        .put(
             "/v1/metric-providers/owner-prom",
-            Some(&owner_token),
-            Some(&json!({ "kind": "prometheus", "baseUrl": "http://prom" })),
+            &owner_token,
+            &json!({ "kind": "prometheus", "baseUrl": "http://prom" }),
         )
         .await;
     assert_eq!(status, 200);

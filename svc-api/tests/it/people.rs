@@ -116,12 +116,11 @@ async fn an_invited_person_signs_in_with_their_roles_until_removed() {
     assert_eq!(users[0]["roles"], json!(["Viewer"]));
 
     // A member without roles of their own reaches the tenant only through their groups.
-    let (status, body, _) = app
-        .send(
-            Method::PUT,
+    let (status, body) = app
+        .put(
             "/v1/users/ada@example.com/roles",
-            Some(&admin_token),
-            Some(&json!({ "roles": [] })),
+            &admin_token,
+            &json!({ "roles": [] }),
         )
         .await;
     assert_eq!(status, 200, "{body}");
@@ -142,25 +141,11 @@ async fn an_invited_person_signs_in_with_their_roles_until_removed() {
     assert_eq!(me["roles"], json!(["Deployer"]));
 
     // Removed: Ada is answered as for a tenant that does not exist.
-    let (status, _, _) = app
-        .send(
-            Method::DELETE,
-            "/v1/users/ada@example.com",
-            Some(&admin_token),
-            None,
-        )
-        .await;
+    let (status, _) = app.delete("/v1/users/ada@example.com", &admin_token).await;
     assert_eq!(status, 204);
     let (status, _) = person(&app, Method::GET, "/v1/whoami", &ada, Some(slug)).await;
     assert_eq!(status, 404);
-    let (status, _, _) = app
-        .send(
-            Method::DELETE,
-            "/v1/users/ada@example.com",
-            Some(&admin_token),
-            None,
-        )
-        .await;
+    let (status, _) = app.delete("/v1/users/ada@example.com", &admin_token).await;
     assert_eq!(status, 404);
 
     let actions: Vec<String> = sqlx::query_scalar(
@@ -193,12 +178,11 @@ async fn bad_person_tokens_are_refused_with_a_reason_and_strangers_see_no_tenant
     let (admin, admin_token) = app.tenant_token(&["Tenant Admin"]).await;
     let (other, _) = app.tenant_token(&["Tenant Admin"]).await;
     let slug = admin.tenant.as_str();
-    let (status, _, _) = app
-        .send(
-            Method::PUT,
+    let (status, _) = app
+        .put(
             "/v1/users/bo@example.com/roles",
-            Some(&admin_token),
-            Some(&json!({ "roles": ["Viewer"] })),
+            &admin_token,
+            &json!({ "roles": ["Viewer"] }),
         )
         .await;
     assert_eq!(status, 201);

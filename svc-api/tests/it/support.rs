@@ -191,12 +191,7 @@ impl TestApp {
         if let Some((id, secret)) = basic {
             request = request.basic_auth(id, Some(secret));
         }
-        let response = request.form(form).send().await.expect("token request");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap();
-        let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
-        (status, body, headers)
+        read(request.form(form).send().await.expect("token request")).await
     }
 
     /// A token for `outcome`'s credential and `audience`, via client_secret_basic.
@@ -214,14 +209,7 @@ impl TestApp {
 
     /// `GET path` with an optional bearer token: status and JSON body.
     pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
-        let mut request = self.http.get(format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.expect("GET");
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        let (status, body, _) = self.send(reqwest::Method::GET, path, token, None).await;
         (status, body)
     }
 
@@ -243,12 +231,7 @@ impl TestApp {
                 .header("content-type", "application/json")
                 .body(serde_json::to_vec(body).unwrap());
         }
-        let response = request.send().await.expect("request");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap();
-        let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
-        (status, body, headers)
+        read(request.send().await.expect("request")).await
     }
 
     /// `method path` as a person: bearer `token` of the external issuer, `X-Ferry-Tenant:
@@ -273,10 +256,7 @@ impl TestApp {
                 .header("content-type", "application/json")
                 .body(serde_json::to_vec(body).unwrap());
         }
-        let response = request.send().await.expect("request");
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        let (status, body, _) = read(request.send().await.expect("request")).await;
         (status, body)
     }
 
@@ -289,6 +269,27 @@ impl TestApp {
     ) -> (u16, serde_json::Value) {
         let (status, body, _) = self
             .send(reqwest::Method::POST, path, Some(token), Some(body))
+            .await;
+        (status, body)
+    }
+
+    /// `PUT path` with a JSON body.
+    pub async fn put(
+        &self,
+        path: &str,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let (status, body, _) = self
+            .send(reqwest::Method::PUT, path, Some(token), Some(body))
+            .await;
+        (status, body)
+    }
+
+    /// `DELETE path` without a body.
+    pub async fn delete(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
+        let (status, body, _) = self
+            .send(reqwest::Method::DELETE, path, Some(token), None)
             .await;
         (status, body)
     }
@@ -400,4 +401,13 @@ pub async fn outbox_count(db: &TestDb, tenant: uuid::Uuid, kind: &str) -> i64 {
     .fetch_one(&db.pool)
     .await
     .expect("count outbox rows")
+}
+
+/// The status, JSON body (a string when the body is not JSON) and headers of `response`.
+async fn read(response: reqwest::Response) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    (status, body, headers)
 }

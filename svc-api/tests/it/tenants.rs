@@ -146,12 +146,11 @@ async fn a_person_creating_a_tenant_administers_it() {
     let app = TestApp::start_with(&db, Options::default(), &idp.flags(&[])).await;
     let acme = organization(&db, "acme").await;
     let (_, org_admin) = tenant_in(&app, &db, acme, "acme-a", &["Organization Admin"]).await;
-    let (status, _, _) = app
-        .send(
-            Method::PUT,
+    let (status, _) = app
+        .put(
             "/v1/users/eve@acme.test/roles",
-            Some(&org_admin),
-            Some(&json!({ "roles": ["Organization Admin"] })),
+            &org_admin,
+            &json!({ "roles": ["Organization Admin"] }),
         )
         .await;
     assert_eq!(status, 201);
@@ -183,12 +182,11 @@ async fn users_of_another_tenant_are_not_found() {
     let (_, intruder) = app
         .tenant_token(&["Tenant Admin", "Organization Admin"])
         .await;
-    let (status, _, _) = app
-        .send(
-            Method::PUT,
+    let (status, _) = app
+        .put(
             "/v1/users/fay@owner.test/roles",
-            Some(&owner_token),
-            Some(&json!({ "roles": ["Deployer"] })),
+            &owner_token,
+            &json!({ "roles": ["Deployer"] }),
         )
         .await;
     assert_eq!(status, 201);
@@ -196,25 +194,17 @@ async fn users_of_another_tenant_are_not_found() {
     let (status, listed) = app.get("/v1/users", Some(&intruder)).await;
     assert_eq!(status, 200);
     assert_eq!(listed, json!([]));
-    let (status, body, _) = app
-        .send(
-            Method::DELETE,
-            "/v1/users/fay@owner.test",
-            Some(&intruder),
-            None,
-        )
-        .await;
+    let (status, body) = app.delete("/v1/users/fay@owner.test", &intruder).await;
     assert_eq!(status, 404, "{body}");
     let (_, tenants) = app.get("/v1/tenants", Some(&intruder)).await;
     assert!(!tenants.to_string().contains(&owner.tenant));
 
     // Inviting the same email elsewhere makes a separate user; the owner's is untouched.
-    let (status, _, _) = app
-        .send(
-            Method::PUT,
+    let (status, _) = app
+        .put(
             "/v1/users/fay@owner.test/roles",
-            Some(&intruder),
-            Some(&json!({ "roles": ["Viewer"] })),
+            &intruder,
+            &json!({ "roles": ["Viewer"] }),
         )
         .await;
     assert_eq!(status, 201);
@@ -223,21 +213,19 @@ async fn users_of_another_tenant_are_not_found() {
     assert_eq!(listed[0]["roles"], json!(["Deployer"]));
 
     // A tenant admin cannot hand out Organization Admin, nor reach the users API as a Viewer.
-    let (status, _, _) = app
-        .send(
-            Method::PUT,
+    let (status, _) = app
+        .put(
             "/v1/users/fay@owner.test/roles",
-            Some(&owner_token),
-            Some(&json!({ "roles": ["Organization Admin"] })),
+            &owner_token,
+            &json!({ "roles": ["Organization Admin"] }),
         )
         .await;
     assert_eq!(status, 403);
-    let (status, _, _) = app
-        .send(
-            Method::PUT,
+    let (status, _) = app
+        .put(
             "/v1/users/fay@owner.test/roles",
-            Some(&owner_token),
-            Some(&json!({ "roles": ["No Such Role"] })),
+            &owner_token,
+            &json!({ "roles": ["No Such Role"] }),
         )
         .await;
     assert_eq!(status, 404);

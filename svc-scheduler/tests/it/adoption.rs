@@ -3,7 +3,7 @@
 //! then the Deployment is gone (orphan semantics: deleting it took nothing down), or, with
 //! `keepDeploymentObject`, kept at zero replicas and marked as managed by Ferry.
 
-use crate::support::{Bench, WAIT, plan, size_of};
+use crate::support::{Bench, WAIT, is_ready, plan, size_of};
 use ferry_store::deployments::DeploymentStatus;
 use ferry_store::targets::TargetStatus;
 use ferry_testkit::eventually;
@@ -102,14 +102,7 @@ impl CapacityWatch {
                         .items
                         .iter()
                         .filter(|p| p.metadata.deletion_timestamp.is_none())
-                        .filter(|p| {
-                            p.status
-                                .as_ref()
-                                .and_then(|s| s.conditions.as_ref())
-                                .is_some_and(|c| {
-                                    c.iter().any(|c| c.type_ == "Ready" && c.status == "True")
-                                })
-                        })
+                        .filter(|p| is_ready(p))
                         .count();
                     min_ready.fetch_min(ready, Ordering::SeqCst);
                     tokio::task::yield_now().await;

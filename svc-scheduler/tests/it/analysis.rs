@@ -56,10 +56,9 @@ async fn a_failed_analysis_rolls_the_canary_back() {
     let mut svc_canary: Worker<CanaryMessage> = Worker::start(&bench, WorkQueue::Canary);
     bench.start_engine();
     let automatic = analysed("automatic", "automatic");
-    let v1 = bench
-        .start_deployment(&plan(&automatic, "hello-ferry:1.1.0"))
+    bench
+        .deploy_succeeded(&plan(&automatic, "hello-ferry:1.1.0"))
         .await;
-    assert_eq!(bench.wait_end(v1).await.status, DeploymentStatus::Succeeded);
 
     let v2 = bench
         .start_deployment(&plan(&automatic, "hello-ferry:1.2.0"))
@@ -113,10 +112,9 @@ async fn manual_modes_wait_for_a_person_to_roll_forward_or_back() {
     let mut bench = Bench::new(&["prod-cluster"], &["hello-prod"]).await;
     let mut svc_canary: Worker<CanaryMessage> = Worker::start(&bench, WorkQueue::Canary);
     bench.start_engine();
-    let v1 = bench
-        .start_deployment(&plan(&analysed("manual", "manual"), "hello-ferry:1.1.0"))
+    bench
+        .deploy_succeeded(&plan(&analysed("manual", "manual"), "hello-ferry:1.1.0"))
         .await;
-    assert_eq!(bench.wait_end(v1).await.status, DeploymentStatus::Succeeded);
 
     // rollBackMode manual: a failed analysis waits; the person rolls forward anyway.
     let v2 = bench
@@ -217,10 +215,9 @@ async fn a_comparison_runs_a_baseline_of_the_old_version_beside_the_canary() {
     let mut bench = Bench::new(&["prod-cluster"], &["hello-prod"]).await;
     let mut svc_canary: Worker<CanaryMessage> = Worker::start(&bench, WorkQueue::Canary);
     bench.start_engine();
-    let v1 = bench
-        .start_deployment(&plan(COMPARED, "hello-ferry:1.1.0"))
+    bench
+        .deploy_succeeded(&plan(COMPARED, "hello-ferry:1.1.0"))
         .await;
-    assert_eq!(bench.wait_end(v1).await.status, DeploymentStatus::Succeeded);
     let stable = bench
         .replica_sets("prod-cluster", "hello-prod")
         .await

@@ -1,7 +1,7 @@
 //! Canary by pod ratio on a target that already runs a version, and a bad version that rolls
 //! back and keeps its dependents from starting.
 
-use crate::support::{Bench, WAIT, plan, size_of};
+use crate::support::{Bench, WAIT, is_ready, plan, size_of};
 use ferry_store::deployments::DeploymentStatus;
 use ferry_store::targets::TargetStatus;
 use ferry_testkit::eventually;
@@ -94,18 +94,7 @@ async fn canary_moves_by_pod_ratio_without_losing_capacity() {
                 kube::Api::namespaced(client, "hello-prod");
             while watching.load(Ordering::SeqCst) {
                 let list = pods.list(&Default::default()).await.unwrap();
-                let ready = list
-                    .items
-                    .iter()
-                    .filter(|p| {
-                        p.status
-                            .as_ref()
-                            .and_then(|s| s.conditions.as_ref())
-                            .is_some_and(|c| {
-                                c.iter().any(|c| c.type_ == "Ready" && c.status == "True")
-                            })
-                    })
-                    .count();
+                let ready = list.items.iter().filter(|p| is_ready(p)).count();
                 min_ready.fetch_min(ready, Ordering::SeqCst);
                 tokio::task::yield_now().await;
             }
@@ -228,10 +217,9 @@ async fn a_bad_version_rolls_back_and_its_dependents_never_start() {
 async fn abort_mid_canary_restores_the_stable_version() {
     let mut bench = Bench::new(&["prod-cluster"], &["hello-prod"]).await;
     bench.start_engine();
-    let v1 = bench
-        .start_deployment(&plan(CANARY, "hello-ferry:1.1.0"))
+    bench
+        .deploy_succeeded(&plan(CANARY, "hello-ferry:1.1.0"))
         .await;
-    assert_eq!(bench.wait_end(v1).await.status, DeploymentStatus::Succeeded);
     let v2 = bench
         .start_deployment(&plan(CANARY, "hello-ferry:1.2.0"))
         .await;

@@ -147,10 +147,9 @@ async fn without_a_strategy_a_new_version_replaces_the_old_at_once_with_ferrys_m
     let mut bench = Bench::new(&["prod-cluster"], &["hello"]).await;
     bench.start_engine();
     let target = "prod-eu (direct)";
-    let v1 = bench
-        .start_deployment(&plan(NO_STRATEGY, "hello-ferry:1.1.0"))
+    bench
+        .deploy_succeeded(&plan(NO_STRATEGY, "hello-ferry:1.1.0"))
         .await;
-    assert_eq!(bench.wait_end(v1).await.status, DeploymentStatus::Succeeded);
     let v2 = bench
         .start_deployment(&plan(NO_STRATEGY, "hello-ferry:1.2.0"))
         .await;

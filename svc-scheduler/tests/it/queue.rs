@@ -3,11 +3,8 @@
 //! `reject` (the default) refuses a second start and stores nothing.
 
 use crate::support::{Bench, WAIT, plan};
-use ferry_bus::messages::DeploymentStarted;
-use ferry_bus::{Envelope, SchedulerMessage, outbox};
-use ferry_deploy::Plan;
-use ferry_store::deployments::{self, Created, DeploymentStatus, NewDeployment, OnBusy};
-use ferry_store::targets::{NewTarget, TargetStatus};
+use ferry_store::deployments::{self, Created, DeploymentStatus, OnBusy};
+use ferry_store::targets::TargetStatus;
 use ferry_store::{DeploymentId, targets};
 use ferry_testkit::eventually;
 
@@ -34,43 +31,6 @@ manifests:
     )
 }
 
-/// Stores a deployment as svc-api does: `deployment.started` only when it started at once.
-async fn create(bench: &Bench, plan: &Plan, on_busy: OnBusy) -> (DeploymentId, Created) {
-    let id = DeploymentId::new();
-    let new = NewDeployment {
-        id,
-        application: plan.application.clone(),
-        created_by: "alice@example.com".into(),
-        deploy_file: String::new(),
-        manifests: Vec::new(),
-        plan: serde_json::to_value(plan).unwrap(),
-        targets: plan
-            .targets
-            .iter()
-            .map(|t| NewTarget {
-                name: t.name.clone(),
-                account: t.account.clone(),
-                namespace: t.namespace.clone().unwrap_or_default(),
-                desired: serde_json::json!({}),
-            })
-            .collect(),
-    };
-    let mut tx = bench.store.begin().await.unwrap();
-    let created = deployments::create(&mut tx, bench.tenant, &new, on_busy)
-        .await
-        .unwrap();
-    if let Created::Started(_) = created {
-        let started = SchedulerMessage::DeploymentStarted(DeploymentStarted {
-            deployment_id: id.as_uuid(),
-        });
-        outbox::enqueue(&mut tx, &Envelope::new(bench.tenant.as_uuid(), started))
-            .await
-            .unwrap();
-    }
-    tx.commit().await.unwrap();
-    (id, created)
-}
-
 async fn status(bench: &Bench, id: DeploymentId) -> DeploymentStatus {
     deployments::get(&bench.store, bench.tenant, id)
         .await
@@ -83,7 +43,7 @@ async fn enqueue_one_starts_the_newest_waiting_start_when_the_running_one_ends()
     let mut bench = Bench::new(&["dev-cluster"], &["hello-dev"]).await;
     bench.start_engine();
     let first = plan(&gated("enqueueOne"), "hello-ferry:1.1.0");
-    let (d1, created) = create(&bench, &first, OnBusy::EnqueueOne).await;
+    let (d1, created) = bench.create(&first, OnBusy::EnqueueOne).await;
     assert!(matches!(created, Created::Started(_)), "{created:?}");
     bench
         .wait_target(d1, "dev", "d1 waiting for approval", |t| {
@@ -97,22 +57,22 @@ async fn enqueue_one_starts_the_newest_waiting_start_when_the_running_one_ends()
     .await;
 
     // Two more starts while d1 runs: both queue, the newer one supersedes the older.
-    let (d2, created) = create(
-        &bench,
-        &plan(&gated("enqueueOne"), "hello-ferry:1.2.0"),
-        OnBusy::EnqueueOne,
-    )
-    .await;
+    let (d2, created) = bench
+        .create(
+            &plan(&gated("enqueueOne"), "hello-ferry:1.2.0"),
+            OnBusy::EnqueueOne,
+        )
+        .await;
     assert!(
         matches!(&created, Created::Queued { superseded, .. } if superseded.is_empty()),
         "{created:?}"
     );
-    let (d3, created) = create(
-        &bench,
-        &plan(&gated("enqueueOne"), "hello-ferry:1.3.0"),
-        OnBusy::EnqueueOne,
-    )
-    .await;
+    let (d3, created) = bench
+        .create(
+            &plan(&gated("enqueueOne"), "hello-ferry:1.3.0"),
+            OnBusy::EnqueueOne,
+        )
+        .await;
     match &created {
         Created::Queued { superseded, .. } => assert_eq!(superseded, &vec![d2]),
         other => panic!("d3 should queue: {other:?}"),
@@ -160,18 +120,15 @@ async fn reject_refuses_a_second_start_and_stores_nothing() {
         p.deployment_config.if_deployment_in_progress,
         ferry_deploy::InProgressPolicy::Reject
     );
-    let (d1, _) = create(&bench, &p, OnBusy::Reject).await;
+    let (d1, _) = bench.create(&p, OnBusy::Reject).await;
     bench
         .wait_target(d1, "dev", "d1 waiting for approval", |t| {
             t.status == TargetStatus::Paused
         })
         .await;
-    let (d2, created) = create(
-        &bench,
-        &plan(&gated("reject"), "hello-ferry:1.2.0"),
-        OnBusy::Reject,
-    )
-    .await;
+    let (d2, created) = bench
+        .create(&plan(&gated("reject"), "hello-ferry:1.2.0"), OnBusy::Reject)
+        .await;
     match created {
         Created::Busy { running } => assert_eq!(running, d1),
         other => panic!("a second start must be refused: {other:?}"),

@@ -8,7 +8,7 @@ use ferry_bus::{Bus, ConsumerMetrics, Envelope, SchedulerMessage, Topology, outb
 use ferry_deploy::{Overrides, Plan, Source};
 use ferry_kube_sim::{RunningSim, SimConfig};
 use ferry_store::approvals::{self, Decision};
-use ferry_store::deployments::{self, Created, NewDeployment, OnBusy};
+use ferry_store::deployments::{self, Created, DeploymentStatus, NewDeployment, OnBusy};
 use ferry_store::targets::{self, NewTarget, Target};
 use ferry_store::tenants::{self, NewTenant};
 use ferry_store::{DeploymentId, Store, TenantId};
@@ -150,6 +150,15 @@ impl Bench {
     /// Stores a deployment with `plan` and writes `deployment.started`, in one transaction, as
     /// svc-api does.
     pub async fn start_deployment(&self, plan: &Plan) -> DeploymentId {
+        let (id, created) = self.create(plan, OnBusy::Reject).await;
+        assert!(matches!(created, Created::Started(_)), "{created:?}");
+        id
+    }
+
+    /// Stores a deployment as svc-api does, with `on_busy` deciding what happens when another
+    /// is in flight, and writes `deployment.started` in the same transaction only when it
+    /// started at once.
+    pub async fn create(&self, plan: &Plan, on_busy: OnBusy) -> (DeploymentId, Created) {
         let id = DeploymentId::new();
         let new = NewDeployment {
             id,
@@ -170,18 +179,26 @@ impl Bench {
                 .collect(),
         };
         let mut tx = self.store.begin().await.unwrap();
-        let created = deployments::create(&mut tx, self.tenant, &new, OnBusy::Reject)
+        let created = deployments::create(&mut tx, self.tenant, &new, on_busy)
             .await
             .unwrap();
-        assert!(matches!(created, Created::Started(_)), "{created:?}");
-        let started = SchedulerMessage::DeploymentStarted(DeploymentStarted {
-            deployment_id: id.as_uuid(),
-        });
-        outbox::enqueue(&mut tx, &Envelope::new(self.tenant.as_uuid(), started))
-            .await
-            .unwrap();
+        if let Created::Started(_) = created {
+            let started = SchedulerMessage::DeploymentStarted(DeploymentStarted {
+                deployment_id: id.as_uuid(),
+            });
+            outbox::enqueue(&mut tx, &Envelope::new(self.tenant.as_uuid(), started))
+                .await
+                .unwrap();
+        }
         tx.commit().await.unwrap();
-        id
+        (id, created)
+    }
+
+    /// Starts a deployment with `plan` and waits until it succeeded, failing the test otherwise.
+    pub async fn deploy_succeeded(&self, plan: &Plan) {
+        let id = self.start_deployment(plan).await;
+        let end = self.wait_end(id).await;
+        assert_eq!(end.status, DeploymentStatus::Succeeded, "{:?}", end.reason);
     }
 
     /// Decides the target's pending approval and writes `approval.decided`, as svc-api does.
@@ -230,11 +247,7 @@ impl Bench {
             requested_by: Some("alice@example.com".into()),
             reason: Some(reason.into()),
         });
-        let mut tx = self.store.begin().await.unwrap();
-        outbox::enqueue(&mut tx, &Envelope::new(self.tenant.as_uuid(), message))
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
+        self.send(message).await;
     }
 
     /// Requests a rollback of `target` through the outbox, as svc-api does.
@@ -245,6 +258,11 @@ impl Bench {
             requested_by: Some("alice@example.com".into()),
             reason: Some(reason.into()),
         });
+        self.send(message).await;
+    }
+
+    /// Writes `message` to the scheduler through the outbox, in its own transaction.
+    pub async fn send(&self, message: SchedulerMessage) {
         let mut tx = self.store.begin().await.unwrap();
         outbox::enqueue(&mut tx, &Envelope::new(self.tenant.as_uuid(), message))
             .await
@@ -338,14 +356,17 @@ impl Bench {
             .items
             .iter()
             .filter(|p| p.metadata.deletion_timestamp.is_none())
-            .filter(|p| {
-                p.status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-            })
+            .filter(|p| is_ready(p))
             .count()
     }
+}
+
+/// Whether the pod reports the `Ready` condition as `True`.
+pub fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 /// The sizes (spec replicas) of ReplicaSets running `image` suffix, summed.

@@ -183,8 +183,7 @@ async fn at_step(bench: &Bench, id: DeploymentId, step: i32) {
 async fn istio_weights_follow_the_steps_and_end_on_the_new_version() {
     let mut bench = Bench::new(&[ACCOUNT], &[NS]).await;
     bench.start_engine();
-    let v1 = bench.start_deployment(&istio(":1.1.0")).await;
-    assert_eq!(bench.wait_end(v1).await.status, DeploymentStatus::Succeeded);
+    bench.deploy_succeeded(&istio(":1.1.0")).await;
     let old = hash_of(&bench, ACCOUNT, NS, ":1.1.0").await;
     assert_eq!(route(&bench).await, pairs(&[("stable", 100)]));
     assert_eq!(subsets(&bench).await, vec![("stable".into(), old.clone())]);
@@ -261,8 +260,7 @@ async fn service_hash(bench: &Bench, name: &str) -> Option<String> {
 async fn smi_weights_follow_the_steps_and_the_split_goes_when_done() {
     let mut bench = Bench::new(&[ACCOUNT], &[NS]).await;
     bench.start_engine();
-    let v1 = bench.start_deployment(&smi(":1.1.0")).await;
-    assert_eq!(bench.wait_end(v1).await.status, DeploymentStatus::Succeeded);
+    bench.deploy_succeeded(&smi(":1.1.0")).await;
     assert!(
         split(&bench).await.is_none(),
         "a first deployment needs no split"

@@ -7,7 +7,7 @@ use ferry_bus::messages::{
     AnalysisCompleted, AnalysisRequested, Message, WebhookCompleted, WebhookRequested,
 };
 use ferry_bus::{
-    CanaryMessage, ConsumerMetrics, Envelope, SchedulerMessage, WebhookMessage, WorkQueue, outbox,
+    CanaryMessage, ConsumerMetrics, Envelope, SchedulerMessage, WebhookMessage, WorkQueue,
 };
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -84,28 +84,18 @@ pub async fn analysis_request(worker: &mut Worker<CanaryMessage>) -> AnalysisReq
     m
 }
 
-async fn send(bench: &Bench, message: SchedulerMessage) {
-    let mut tx = bench.store.begin().await.unwrap();
-    outbox::enqueue(&mut tx, &Envelope::new(bench.tenant.as_uuid(), message))
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-}
-
 /// Reports the webhook's result as svc-webhook (or the callback through svc-api) does.
 pub async fn complete_webhook(bench: &Bench, request: &WebhookRequested, success: bool, why: &str) {
-    send(
-        bench,
-        SchedulerMessage::WebhookCompleted(WebhookCompleted {
+    bench
+        .send(SchedulerMessage::WebhookCompleted(WebhookCompleted {
             deployment_id: request.deployment_id,
             target: request.target.clone(),
             step_index: request.step_index,
             webhook_id: request.webhook_id,
             success,
             reason: Some(why.into()),
-        }),
-    )
-    .await;
+        }))
+        .await;
 }
 
 /// Reports the analysis verdict as svc-canary does.
@@ -115,26 +105,23 @@ pub async fn complete_analysis(
     success: bool,
     why: &str,
 ) {
-    send(
-        bench,
-        SchedulerMessage::AnalysisCompleted(AnalysisCompleted {
+    bench
+        .send(SchedulerMessage::AnalysisCompleted(AnalysisCompleted {
             deployment_id: request.deployment_id,
             target: request.target.clone(),
             step_index: request.step_index,
             analysis_id: request.analysis_id,
             success,
             reason: Some(why.into()),
-        }),
-    )
-    .await;
+        }))
+        .await;
 }
 
 /// A person's roll-forward or roll-back decision, written as svc-api does.
 pub async fn decide_rollout(bench: &Bench, request: &AnalysisRequested, forward: bool) {
     use ferry_bus::messages::{RolloutDecided, RolloutDecision};
-    send(
-        bench,
-        SchedulerMessage::RolloutDecided(RolloutDecided {
+    bench
+        .send(SchedulerMessage::RolloutDecided(RolloutDecided {
             deployment_id: request.deployment_id,
             target: request.target.clone(),
             step_index: request.step_index,
@@ -145,9 +132,8 @@ pub async fn decide_rollout(bench: &Bench, request: &AnalysisRequested, forward:
             },
             decided_by: Some("olga@example.com".into()),
             reason: None,
-        }),
-    )
-    .await;
+        }))
+        .await;
 }
 
 /// How many requests the engine wrote for a service (`webhook`, `canary`) through the outbox:

@@ -96,6 +96,12 @@ fn replica(i: usize) -> String {
     format!("hub-{}", i + 1)
 }
 
+/// `base` followed by `extra`: the environment of one process.
+fn extended(base: &[(String, String)], extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let extra = extra.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+    base.iter().cloned().chain(extra).collect()
+}
+
 fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
     env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
@@ -135,15 +141,14 @@ impl Stack {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
 
-        let mut api_env = env.clone();
-        api_env.extend(
-            [
-                ("FERRY_HTTP_ADDR", format!("127.0.0.1:{api_port}")),
-                ("FERRY_ISSUER_URL", api_url.clone()),
-                ("FERRY_MASTER_KEY", master_key),
-                ("FERRY_DEV", "true".into()),
-            ]
-            .map(|(k, v)| (k.to_string(), v)),
+        let api_env = extended(
+            &env,
+            &[
+                ("FERRY_HTTP_ADDR", &format!("127.0.0.1:{api_port}")),
+                ("FERRY_ISSUER_URL", &api_url),
+                ("FERRY_MASTER_KEY", &master_key),
+                ("FERRY_DEV", "true"),
+            ],
         );
         let mut api = ServiceProcess::spawn(&binary("ferry-svc-api"), &pairs(&api_env));
         api.wait_ready(READY).await;
@@ -159,7 +164,7 @@ impl Stack {
             },
             clusters: HashMap::new(),
             dir,
-            env: api_env,
+            env,
             api: Some(api),
             hubs: Vec::new(),
             schedulers: Vec::new(),
@@ -167,7 +172,6 @@ impl Stack {
             sims: Vec::new(),
             _cleanup: cleanup,
         };
-        stack.env.truncate(env.len());
         let (tenant, admin) = stack.bootstrap("admin", "Tenant Admin").await;
         stack.tenant = tenant;
         stack.admin = admin;
@@ -175,15 +179,14 @@ impl Stack {
         let mut hub_urls = Vec::new();
         for i in 0..options.hubs {
             let port = free_port();
-            let mut hub_env = stack.env.clone();
-            hub_env.extend(
-                [
-                    ("FERRY_HUB_ADDR", format!("127.0.0.1:{port}")),
-                    ("FERRY_HUB_INSECURE_PLAINTEXT", "true".into()),
-                    ("FERRY_HUB_ISSUER", stack.api_url.clone()),
-                    ("FERRY_HUB_REPLICA_ID", replica(i)),
-                ]
-                .map(|(k, v)| (k.to_string(), v)),
+            let hub_env = extended(
+                &stack.env,
+                &[
+                    ("FERRY_HUB_ADDR", &format!("127.0.0.1:{port}")),
+                    ("FERRY_HUB_INSECURE_PLAINTEXT", "true"),
+                    ("FERRY_HUB_ISSUER", &stack.api_url),
+                    ("FERRY_HUB_REPLICA_ID", &replica(i)),
+                ],
             );
             let mut hub = ServiceProcess::spawn(&binary("ferry-svc-agent-hub"), &pairs(&hub_env));
             hub.wait_ready(READY).await;
@@ -216,20 +219,16 @@ impl Stack {
             let (_, cred) = stack
                 .bootstrap(&format!("agent-{}", cluster.account), "Agent")
                 .await;
-            let mut agent_env = stack.env.clone();
-            agent_env.extend(
-                [
-                    ("FERRY_AGENT_HUB_URL", hub_urls[n % hub_urls.len()].clone()),
-                    ("FERRY_AGENT_ID", cluster.account.to_string()),
-                    ("FERRY_AGENT_ISSUER_URL", stack.api_url.clone()),
-                    ("FERRY_AGENT_CLIENT_ID", cred.client_id),
-                    ("FERRY_AGENT_CLIENT_SECRET", cred.client_secret),
-                    (
-                        "FERRY_AGENT_KUBECONFIG",
-                        kubeconfig.to_string_lossy().into_owned(),
-                    ),
-                ]
-                .map(|(k, v)| (k.to_string(), v)),
+            let agent_env = extended(
+                &stack.env,
+                &[
+                    ("FERRY_AGENT_HUB_URL", &hub_urls[n % hub_urls.len()]),
+                    ("FERRY_AGENT_ID", cluster.account),
+                    ("FERRY_AGENT_ISSUER_URL", &stack.api_url),
+                    ("FERRY_AGENT_CLIENT_ID", &cred.client_id),
+                    ("FERRY_AGENT_CLIENT_SECRET", &cred.client_secret),
+                    ("FERRY_AGENT_KUBECONFIG", &kubeconfig.to_string_lossy()),
+                ],
             );
             let mut agent = ServiceProcess::spawn(&binary("ferry-agent"), &pairs(&agent_env));
             agent.wait_ready(READY).await;
@@ -267,14 +266,13 @@ impl Stack {
 
     /// Starts one more svc-scheduler replica; returns its index.
     pub async fn start_scheduler(&mut self) -> usize {
-        let mut env = self.env.clone();
-        env.extend(
-            [
+        let env = extended(
+            &self.env,
+            &[
                 ("FERRY_SCHEDULER_TICK_SECS", "1"),
                 ("FERRY_SCHEDULER_TIMER_POLL_MS", "200"),
                 ("FERRY_API_URL", &self.api_url),
-            ]
-            .map(|(k, v)| (k.to_string(), v.to_string())),
+            ],
         );
         let mut scheduler = ServiceProcess::spawn(&binary("ferry-svc-scheduler"), &pairs(&env));
         scheduler.wait_ready(READY).await;

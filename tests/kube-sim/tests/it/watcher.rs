@@ -168,14 +168,7 @@ async fn watch_from_compacted_version_gets_410_and_watcher_recovers() {
     };
     let (sim, client) = sim_with(config, "resume").await;
     let api: Api<ConfigMap> = Api::namespaced(client, "resume");
-    let pp = PostParams::default();
-    let first = api
-        .create(
-            &pp,
-            &serde_json::from_value(json!({"metadata": {"name": "first"}})).unwrap(),
-        )
-        .await
-        .unwrap();
+    let first = create(&api, json!({"metadata": {"name": "first"}})).await;
     let old_rv = first.metadata.resource_version.unwrap();
 
     // The watcher lists, then watches with a 1s server timeout and no bookmarks, so after the
@@ -198,12 +191,7 @@ async fn watch_from_compacted_version_gets_410_and_watcher_recovers() {
     ));
     for i in 0..10 {
         let name = format!("noise-{i}");
-        api.create(
-            &pp,
-            &serde_json::from_value(json!({"metadata": {"name": name}})).unwrap(),
-        )
-        .await
-        .unwrap();
+        create(&api, json!({"metadata": {"name": name}})).await;
     }
 
     let mut raw = api
@@ -227,13 +215,11 @@ async fn watch_from_compacted_version_gets_410_and_watcher_recovers() {
     })
     .await
     .expect("the watcher meets 410 when it resumes");
-    api.create(
-        &pp,
-        &serde_json::from_value(json!({"metadata": {"name": "target", "labels": {"app": "w"}}}))
-            .unwrap(),
+    create(
+        &api,
+        json!({"metadata": {"name": "target", "labels": {"app": "w"}}}),
     )
-    .await
-    .unwrap();
+    .await;
     tokio::time::timeout(DEADLINE, async {
         loop {
             match stream.next().await {
@@ -260,14 +246,7 @@ async fn bookmarks_and_streaming_lists() {
     };
     let (sim, client) = sim_with(config, "marks").await;
     let api: Api<ConfigMap> = Api::namespaced(client, "marks");
-    let pp = PostParams::default();
-    let first = api
-        .create(
-            &pp,
-            &serde_json::from_value(json!({"metadata": {"name": "first"}})).unwrap(),
-        )
-        .await
-        .unwrap();
+    let first = create(&api, json!({"metadata": {"name": "first"}})).await;
     let rv = first.metadata.resource_version.unwrap();
 
     // WatchParams enables bookmarks by default: one arrives with a version at least the last.
@@ -305,6 +284,12 @@ async fn bookmarks_and_streaming_lists() {
     .expect("the initial events end");
     assert_eq!(initial, ["first"]);
     sim.shutdown().await;
+}
+
+/// Creates a ConfigMap from its JSON body.
+async fn create(api: &Api<ConfigMap>, body: serde_json::Value) -> ConfigMap {
+    let cm = serde_json::from_value(body).unwrap();
+    api.create(&PostParams::default(), &cm).await.unwrap()
 }
 
 fn ready_rs(rs: &ReplicaSet) -> (i32, i32) {
