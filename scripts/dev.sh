@@ -8,7 +8,7 @@
 #   scripts/dev.sh status   what runs, with its readiness
 #   scripts/dev.sh logs [NAME]   follow the logs (of one process)
 #
-# State lives in .ferry/: dev/ (pids, logs, credentials), dev.env (FERRY_API, FERRY_CLIENT_ID and
+# State lives in .ferry/: dev/ (pids, logs, credentials, ui-login: the web UI's sign-in), dev.env (FERRY_API, FERRY_CLIENT_ID and
 # FERRY_CLIENT_SECRET of an admin of the `demo` tenant) and clusters/<account>.kubeconfig.
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
@@ -52,6 +52,24 @@ await() {
 ready() {
   alive "$1" || die "$1 exited: $(tail -n 5 "$state/logs/$1.log")"
   http_ok "$2" /readyz
+}
+
+# An Agent credential owns the agent id it first connects as. A stack brought up again on the same
+# database makes new credentials, so the earlier ones of each cluster's agent are revoked first
+# (a rotation): the new credential then takes the id over.
+retire_agent_credentials() { # retire_agent_credentials ACCOUNT KEEP_CLIENT_ID (as the demo admin)
+  local listed ids id
+  listed=$("$bin/ferry" creds ls -o json 2>>"$state/logs/bootstrap.log") \
+    || die "listing the demo tenant's credentials failed: see .ferry/dev/logs/bootstrap.log"
+  ids=$(python3 -c '
+import json, sys
+account, keep = sys.argv[1], sys.argv[2]
+for c in json.load(sys.stdin):
+    if c["name"].startswith(f"agent-{account}-") and c["client_id"] != keep and not c.get("revoked_at"):
+        print(c["id"])' "$1" "$2" <<<"$listed")
+  for id in $ids; do
+    "$bin/ferry" creds rm "$id" >>"$state/logs/bootstrap.log" 2>&1 || die "revoking credential $id failed"
+  done
 }
 
 bootstrap() { # bootstrap NAME ROLES: prints client_id<TAB>client_secret of a new credential
@@ -114,6 +132,17 @@ up() {
   } >"$env_file"
   chmod 600 "$env_file"
 
+  # A person for the web UI: a local account of svc-api's issuer, an admin of the demo tenant,
+  # with a generated password (only its argon2 hash is stored). Its sign-in is in .ferry/dev/ui-login.
+  local login
+  login=$("$bin/ferry-svc-api" local-user --tenant demo --email demo@ferry.local --roles "Tenant Admin" --json \
+    2>>"$state/logs/bootstrap.log") || die "creating the web UI's user failed: see .ferry/dev/logs/bootstrap.log"
+  (umask 077 && {
+    echo "url: $FERRY_ISSUER_URL/ui"
+    echo "email: demo@ferry.local"
+    echo "password: $(sed -n 's/.*"password": *"\([^"]*\)".*/\1/p' <<<"$login")"
+  } >"$state/ui-login")
+
   local n=0 account
   for account in "${accounts[@]}"; do
     local kubeconfig="$clusters_dir/$account.kubeconfig"
@@ -123,6 +152,7 @@ up() {
     wait_for "kube-sim for $account" 30 test -s "$kubeconfig"
     local cred
     cred=$(bootstrap "agent-$account-$stamp" Agent)
+    (source "$env_file" && retire_agent_credentials "$account" "${cred%%$'\t'*}")
     # Agents spread over the two hub replicas: the scheduler finds each through Redis.
     start "ferry-agent-$account" $((19110 + n)) env FERRY_AGENT_HUB_URL="http://127.0.0.1:${hub_ports[$((n % 2))]}" \
       FERRY_AGENT_ID="$account" FERRY_AGENT_ISSUER_URL="$FERRY_ISSUER_URL" \

@@ -63,7 +63,8 @@ fi
 say "cargo fmt --check"
 cargo fmt --all -- --check
 say "cargo clippy (warnings are errors)"
-cargo clippy --workspace --all-targets --quiet -- -D warnings
+# --all-features: the benchmark binaries behind features are checked too.
+cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 # The whole-system tests (tests/stack) run the services' binaries: build every one first.
 say "building the binaries"
 cargo build --workspace --bins --quiet

@@ -3,11 +3,10 @@
 //! or cannot be opened, reconnect with exponential backoff and jitter. A refused token is
 //! renewed before the next attempt.
 
+use crate::dial::{self, AgentStream, Dial, DialError};
 use crate::metrics::Metrics;
 use crate::session::{self, SessionEnd, Shared};
 use crate::token::{TokenError, TokenProvider};
-use ferry_agent_sim::AgentStream;
-use ferry_agent_sim::connection::{self, Dial, DialError};
 use ferry_proto::agent::Hello;
 use rand::Rng;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -84,7 +83,7 @@ impl HubEndpoint {
 
     /// Opens a welcomed stream with `token`.
     async fn open(&self, token: String, hello: Hello) -> Result<AgentStream, ConnectError> {
-        let dial = Dial {
+        let target = Dial {
             url: self.url.clone(),
             ca_pem: self.ca_pem.clone(),
             tls_domain: self.tls_domain.clone(),
@@ -94,7 +93,7 @@ impl HubEndpoint {
         };
         let open = async {
             let channel = self.channel().await?;
-            connection::open(channel, &dial).await
+            dial::open(channel, &target).await
         };
         match tokio::time::timeout(self.connect_timeout, open).await {
             Ok(stream) => Ok(stream?),

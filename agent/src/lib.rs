@@ -4,10 +4,12 @@
 //! deployment logic (DESIGN.md, principle 1).
 //!
 //! Modules: [`settings`] (flags and environment), [`token`] (OIDC discovery, client
-//! credentials, token file, renewal), [`hub`] (dialing and reconnecting), [`session`] (one
+//! credentials, token file, renewal), [`dial`] (opening one hub stream: TLS, bearer token,
+//! hello, welcome), [`hub`] (dialing and reconnecting), [`session`] (one
 //! stream: requests, cancels, deadlines, heartbeats, the concurrency bound), [`execute`]
 //! (running one request and streaming its answer), [`metrics`].
 
+pub mod dial;
 pub mod execute;
 pub mod hub;
 pub mod metrics;

@@ -2,10 +2,10 @@
 //! agent's concurrency bound, answers pings and sends heartbeats, honours cancels and deadlines,
 //! and on shutdown drains in-flight requests for a bounded time before closing.
 
+use crate::dial::AgentStream;
 use crate::execute::{Executor, Outcome, ResponseSink};
 use crate::metrics::{Metrics, outcome};
 use bytes::BytesMut;
-use ferry_agent_sim::AgentStream;
 use ferry_proto::agent::{
     AgentMessage, ErrorCode, Heartbeat, HubMessage, Request, RequestKind, agent_message,
     hub_message,
@@ -25,6 +25,10 @@ const MIN_HEARTBEAT: Duration = Duration::from_millis(100);
 
 /// How long a closing stream waits for its request tasks to record their outcome.
 const TASK_CLEAN_UP: Duration = Duration::from_secs(5);
+
+/// How long a stream closed for shutdown waits for the hub to close its half (by then every
+/// queued answer has reached the hub).
+const FLUSH: Duration = Duration::from_secs(2);
 
 /// What every stream of the process shares: the executor and the limits.
 #[derive(Debug)]
@@ -141,6 +145,16 @@ pub async fn serve(
     done.cancel();
     session.tasks.close();
     let _ = tokio::time::timeout(TASK_CLEAN_UP, session.tasks.wait()).await;
+    if matches!(end, SessionEnd::Shutdown) {
+        // The drained answers may still be queued behind our half of the stream: close it (the
+        // session holds the last sender) and wait for the hub to close its half, so the
+        // connection is not torn down under them.
+        drop(session);
+        let _ = tokio::time::timeout(FLUSH, async {
+            while let Ok(Some(_)) = inbound.message().await {}
+        })
+        .await;
+    }
     end
 }
 
@@ -162,6 +176,18 @@ impl Session {
         }
         if request.body.len() > self.shared.max_body {
             self.refuse_too_large(request);
+            return;
+        }
+        // Bodies still arriving count against the same bound as admitted requests, so a hub
+        // cannot make the agent hold more than that many partial bodies (each at most max_body).
+        if !self.partial.contains_key(&request.request_id)
+            && self.partial.len() >= self.shared.max_admitted
+        {
+            let message = format!(
+                "the agent is busy: {} request bodies are still arriving",
+                self.partial.len()
+            );
+            self.refuse(request, ErrorCode::Internal, outcome::REJECTED, message);
             return;
         }
         let id = request.request_id.clone();
@@ -521,6 +547,50 @@ mod tests {
         assert_eq!(error.code, ErrorCode::DeadlineExceeded as i32);
         assert!(rx.recv().await.is_none(), "nothing after the error");
         assert_eq!(shared.metrics.in_flight.get(), 0);
+    }
+
+    #[tokio::test]
+    async fn partial_bodies_are_bounded_by_the_admission_limit() {
+        let (_sim, shared) = slow_api().await;
+        let (tx, mut rx) = mpsc::channel(16);
+        let mut session = Session {
+            shared: shared.clone(),
+            outbound: tx,
+            cancels: Cancels::default(),
+            partial: HashMap::new(),
+            tasks: TaskTracker::new(),
+            done: CancellationToken::new(),
+            draining: false,
+        };
+        let started = |id: usize| Request {
+            request_id: format!("r-{id}"),
+            method: "POST".into(),
+            body: bytes::Bytes::from_static(b"{"),
+            body_complete: false,
+            ..list_namespaces(0)
+        };
+        for id in 0..shared.max_admitted {
+            session.request(started(id));
+        }
+        assert_eq!(session.partial.len(), shared.max_admitted);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), rx.recv())
+                .await
+                .is_err(),
+            "nothing refused within the bound"
+        );
+        // One more is refused at once, the others are kept.
+        session.request(started(shared.max_admitted));
+        assert_eq!(session.partial.len(), shared.max_admitted);
+        let message = rx.recv().await.expect("a refusal");
+        let Some(agent_message::Kind::Response(r)) = message.kind else {
+            panic!("not a response: {message:?}");
+        };
+        assert_eq!(r.request_id, format!("r-{}", shared.max_admitted));
+        let Some(response::Part::Error(error)) = r.part else {
+            panic!("not an error: {:?}", r.part);
+        };
+        assert!(error.message.contains("busy"), "{}", error.message);
     }
 
     #[test]

@@ -1,18 +1,22 @@
 //! The command-line grammar (clap derive): the global connection and output options, and one
 //! variant of [`Command`] per command group. The `deploy` group lives in [`deploy`].
 
+pub mod analysis;
 pub mod deploy;
+pub mod notify;
+pub mod people;
+pub mod template;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use deploy::{
-    AbortArgs, DecideArgs, DeployArgs, DeployCommand, ListArgs, RedeployArgs, RollbackArgs,
-    StartArgs, StatusArgs, TargetArgs, ValidateArgs, WatchArgs,
+    AbortArgs, DecideArgs, DeployArgs, DeployCommand, HistoryArgs, ListArgs, RedeployArgs,
+    RollbackArgs, StartArgs, StatusArgs, TargetArgs, UndoArgs, ValidateArgs, WatchArgs,
 };
 
 /// Ferry: continuous deployment as a service.
 #[derive(Debug, Parser)]
-#[command(name = "ferry", version, about)]
+#[command(name = "ferry", version, about, after_help = crate::exit::HELP)]
 pub struct Cli {
     /// Where and how to reach the API, and how to print.
     #[command(flatten)]
@@ -52,6 +56,13 @@ pub struct GlobalArgs {
         allow_hyphen_values = true
     )]
     pub token: Option<String>,
+    /// The context of the credentials file to use (default: its current one).
+    #[arg(long, env = "FERRY_CONTEXT", global = true, value_name = "NAME")]
+    pub context: Option<String>,
+    /// The tenant (slug) a person's requests are for, sent as `X-Ferry-Tenant` (default: the
+    /// context's).
+    #[arg(long, env = "FERRY_TENANT", global = true, value_name = "SLUG")]
+    pub tenant: Option<String>,
     /// How to print data.
     #[arg(
         short = 'o',
@@ -78,8 +89,14 @@ pub enum Format {
 /// Top-level command groups.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Save the API address and a credential (or token) for later commands.
+    /// Sign in: as a person in the browser (the device flow, the default), or save a machine
+    /// credential (--client-id/--client-secret) or a token for later commands.
     Login(LoginArgs),
+    /// Forget the context's tokens (revoking a person's sign-in at its issuer).
+    Logout,
+    /// Named contexts of the credentials file: several APIs or tenants.
+    #[command(alias = "contexts")]
+    Context(ContextArgs),
     /// Show who the API takes you for: tenant, subject and roles.
     Whoami,
     /// Work with deployments and deploy files.
@@ -93,6 +110,22 @@ pub enum Command {
     /// Tenants: yours, or your organization's (Organization Admin).
     #[command(alias = "tenant")]
     Tenants(TenantsArgs),
+    /// The tenant's audit log: who did what (Tenant Admin).
+    Audit(AuditArgs),
+    /// People of the tenant and their roles (Tenant Admin).
+    Users(people::UsersArgs),
+    /// The tenant's roles and who holds them (Tenant Admin).
+    Roles(people::RolesArgs),
+    /// Canary analysis: compare two samples offline with Ferry's judge.
+    Analysis(analysis::AnalysisArgs),
+    /// Where the tenant's deployment events are sent (Slack or signed JSON endpoints).
+    #[command(alias = "notification")]
+    Notifications(notify::NotificationsArgs),
+    /// Print the deploy file's JSON Schema (editors use it; the API serves it at
+    /// `/v1/schema/deploy.json`).
+    Schema,
+    /// Print a commented starting deploy file: `ferry template canary --features manual,automated`.
+    Template(template::TemplateArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
 }
@@ -103,6 +136,40 @@ pub struct LoginArgs {
     /// Read the client secret from standard input (when not given by flag or environment).
     #[arg(long)]
     pub client_secret_stdin: bool,
+    /// Sign in as a person with the device flow (the default without a client id or token).
+    #[arg(long, conflicts_with = "client_secret_stdin")]
+    pub device: bool,
+    /// The issuer to sign in with (default: the first the API names, an external one before
+    /// the API's own).
+    #[arg(long, value_name = "URL")]
+    pub issuer: Option<String>,
+}
+
+/// `ferry context …`.
+#[derive(Debug, Args)]
+pub struct ContextArgs {
+    /// The context subcommand.
+    #[command(subcommand)]
+    pub command: ContextCommand,
+}
+
+/// `ferry context` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ContextCommand {
+    /// List the contexts (the current one marked).
+    #[command(alias = "list")]
+    Ls,
+    /// Make NAME the current context.
+    Use {
+        /// The context's name.
+        name: String,
+    },
+    /// Remove NAME (and its tokens) from the credentials file.
+    #[command(alias = "delete")]
+    Rm {
+        /// The context's name.
+        name: String,
+    },
 }
 
 /// `ferry agents …`.
@@ -277,4 +344,49 @@ mod tests {
         assert_eq!(name, "ci");
         assert_eq!(roles, ["Deployer", "Viewer"]);
     }
+}
+
+/// `ferry audit …`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The audit subcommand.
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+/// `ferry audit` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List entries, newest first.
+    #[command(alias = "ls")]
+    List(AuditListArgs),
+}
+
+/// `ferry audit list`.
+#[derive(Debug, Args)]
+pub struct AuditListArgs {
+    /// Only this actor (a user id, a credential id, or a service).
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Only this action, or every action under a prefix ending in `.` (`credential.`).
+    #[arg(long)]
+    pub action: Option<String>,
+    /// Only this kind of resource (`credential`, `deployment`, …).
+    #[arg(long)]
+    pub resource_kind: Option<String>,
+    /// Only this resource id.
+    #[arg(long)]
+    pub resource_id: Option<String>,
+    /// At or after this instant (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Before this instant (RFC 3339).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Entries per page (1 to 200).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=200))]
+    pub limit: i64,
+    /// Follow every page.
+    #[arg(long)]
+    pub all: bool,
 }

@@ -1,15 +1,18 @@
-//! The HTTP client of the Ferry API: JSON requests with a bearer token, the token fetched with
-//! client credentials at `/oauth/token` when needed and cached for the process (fetched again
-//! once if the API answers 401, e.g. after it expired during a long watch), and every failure
-//! turned into an [`ApiError`].
+//! The HTTP client of the Ferry API: JSON requests with a bearer token (and `X-Ferry-Tenant`
+//! when a tenant is set), the token fetched with client credentials at `/oauth/token` when
+//! needed and cached for the process until shortly before it expires, or a person's token
+//! refreshed with its refresh token shortly before it expires and written back to the
+//! credentials file (either fetched or refreshed again once if the API answers 401), and every
+//! failure turned into an [`ApiError`].
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use crate::config::{Auth, Settings};
+use crate::config::{self, Auth, PersonAuth, Settings};
+use crate::device;
 use crate::error::ApiError;
 
 /// The audience of API tokens.
@@ -24,13 +27,21 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an event stream may stay silent (the API sends keep-alives far more often).
 const STREAM_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// A fetched token is replaced this long before it expires.
+const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(30);
+
 /// A connection to one Ferry API.
 pub struct Client {
     http: reqwest::Client,
     stream: reqwest::Client,
     api: String,
     auth: Auth,
-    token: Mutex<Option<String>>,
+    /// The token in use, with the instant to replace it (for fetched tokens).
+    token: Mutex<Option<(String, Option<Instant>)>>,
+    /// A person's session as last refreshed.
+    person: Mutex<Option<PersonAuth>>,
+    /// The tenant sent as `X-Ferry-Tenant`.
+    tenant: Option<String>,
 }
 
 impl std::fmt::Debug for Client {
@@ -62,8 +73,13 @@ impl Client {
             http,
             stream,
             api: settings.api,
+            person: Mutex::new(match &settings.auth {
+                Auth::Person(person) => Some((**person).clone()),
+                _ => None,
+            }),
             auth: settings.auth,
             token: Mutex::new(None),
+            tenant: settings.tenant,
         })
     }
 
@@ -72,23 +88,139 @@ impl Client {
         &self.api
     }
 
-    /// A token for the API: the given one, or one fetched with client credentials (cached).
+    /// A token for the API: the given one, one fetched with client credentials (cached), or a
+    /// person's (refreshed when it expires within the margin).
     pub async fn token(&self) -> Result<String, ApiError> {
+        if matches!(self.auth, Auth::Person(_)) {
+            return self.person_token(false).await;
+        }
         let mut cached = self.token.lock().await;
-        if let Some(token) = cached.as_ref() {
+        if let Some((token, renew)) = cached.as_ref()
+            && renew.is_none_or(|at| Instant::now() < at)
+        {
             return Ok(token.clone());
         }
-        let token = match &self.auth {
-            Auth::Token(token) => token.clone(),
-            Auth::Client { id, secret } => self.fetch_token(id, secret).await?,
-            Auth::None => return Err(ApiError::NotLoggedIn),
+        let (token, renew) = match &self.auth {
+            Auth::Token(token) => (token.clone(), None),
+            Auth::Client { id, secret } => {
+                let (token, lifetime) = self.fetch_token(id, secret).await?;
+                let renew =
+                    lifetime.map(|l| Instant::now() + l.saturating_sub(TOKEN_REFRESH_MARGIN));
+                (token, renew)
+            }
+            Auth::Person(_) | Auth::None => return Err(ApiError::NotLoggedIn),
         };
-        *cached = Some(token.clone());
+        *cached = Some((token.clone(), renew));
         Ok(token)
     }
 
-    /// Exchanges client credentials for a token (OAuth2 client-credentials grant).
-    async fn fetch_token(&self, id: &str, secret: &str) -> Result<String, ApiError> {
+    /// A person's token, refreshed first when `force`d (the API refused it) or when it
+    /// expires within [`TOKEN_REFRESH_MARGIN`]; a refreshed session is saved where it was read.
+    async fn person_token(&self, force: bool) -> Result<String, ApiError> {
+        let mut guard = self.person.lock().await;
+        let person = guard.as_mut().ok_or(ApiError::NotLoggedIn)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let fresh = person
+            .session
+            .expires_at
+            .is_none_or(|at| now + TOKEN_REFRESH_MARGIN.as_secs() < at);
+        if fresh && !force {
+            return Ok(person.session.token.clone());
+        }
+        // Another process may be refreshing the same sign-in: wait for it, then take its
+        // tokens instead of spending the refresh token it already spent.
+        let _lock = match &person.saved_at {
+            Some(saved_at) => {
+                let path = saved_at.path.clone();
+                let lock = tokio::task::spawn_blocking(move || config::lock(&path))
+                    .await
+                    .map_err(|e| self.unexpected(format!("locking the credentials file: {e}")))?
+                    .map_err(|e| self.unexpected(format!("{e:#}")))?;
+                let theirs = config::load(&saved_at.path, Some(&saved_at.context))
+                    .ok()
+                    .flatten()
+                    .and_then(|(_, context)| context.person)
+                    .filter(|theirs| {
+                        theirs.issuer == person.session.issuer
+                            && theirs.refresh_token != person.session.refresh_token
+                    });
+                if let Some(theirs) = theirs {
+                    person.session = theirs;
+                    let fresh = person
+                        .session
+                        .expires_at
+                        .is_none_or(|at| now + TOKEN_REFRESH_MARGIN.as_secs() < at);
+                    if fresh {
+                        return Ok(person.session.token.clone());
+                    }
+                }
+                Some(lock)
+            }
+            None => None,
+        };
+        let answer =
+            device::refresh(&self.http, &person.session)
+                .await
+                .map_err(|error| match error {
+                    device::RefreshError::Refused(_) => ApiError::NotAuthorised(error.to_string()),
+                    device::RefreshError::Unreachable { .. } => ApiError::Unreachable {
+                        api: person.session.token_endpoint.clone(),
+                        reason: error.to_string(),
+                    },
+                })?;
+        let previous = person.session.refresh_token.clone();
+        let session = &mut person.session;
+        session.token = match (session.bearer.as_str(), answer.id_token) {
+            ("id_token", Some(id_token)) => id_token,
+            // The access token is not for the API: the sign-in cannot go on.
+            ("id_token", None) => {
+                return Err(ApiError::NotAuthorised(format!(
+                    "the issuer {} refreshed the sign-in without an ID token; run ferry login again",
+                    session.issuer
+                )));
+            }
+            _ => answer.access_token,
+        };
+        session.refresh_token = answer.refresh_token.or(previous.clone());
+        session.expires_at = answer.expires_in.map(|secs| now + secs);
+        if let Some(saved_at) = &person.saved_at {
+            // The new refresh token replaces the spent one; losing it would end the sign-in.
+            config::save_session(saved_at, previous.as_deref(), session).map_err(|e| {
+                self.unexpected(format!("cannot save the refreshed sign-in: {e:#}"))
+            })?;
+        }
+        Ok(person.session.token.clone())
+    }
+
+    fn unexpected(&self, detail: String) -> ApiError {
+        ApiError::Unexpected {
+            api: self.api.clone(),
+            detail,
+        }
+    }
+
+    /// Forgets the token in use after the API refused it: the next request fetches or
+    /// refreshes one. Whether a retry can help (the token was fetched or refreshable).
+    async fn renewable(&self) -> bool {
+        match &self.auth {
+            Auth::Client { .. } => {
+                *self.token.lock().await = None;
+                true
+            }
+            Auth::Person(_) => self.person_token(true).await.is_ok(),
+            Auth::Token(_) | Auth::None => false,
+        }
+    }
+
+    /// Exchanges client credentials for a token (OAuth2 client-credentials grant): the token
+    /// and its lifetime, when the answer gives one.
+    async fn fetch_token(
+        &self,
+        id: &str,
+        secret: &str,
+    ) -> Result<(String, Option<Duration>), ApiError> {
         let url = format!("{}/oauth/token", self.api);
         let request = self
             .http
@@ -113,9 +245,10 @@ impl Client {
             });
         }
         let json: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        let lifetime = json["expires_in"].as_u64().map(Duration::from_secs);
         json["access_token"]
             .as_str()
-            .map(str::to_string)
+            .map(|token| (token.to_string(), lifetime))
             .ok_or_else(|| ApiError::Unexpected {
                 api: self.api.clone(),
                 detail: format!("the token endpoint {url} answered without an access_token"),
@@ -142,6 +275,11 @@ impl Client {
         self.call(Method::DELETE, path, &[], None).await
     }
 
+    /// `DELETE path` with a JSON body (e.g. which member leaves a role).
+    pub async fn delete_with(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
+        self.call(Method::DELETE, path, &[], Some(body)).await
+    }
+
     /// One JSON request; a 401 with a fetched token fetches a new one and tries once more.
     async fn call(
         &self,
@@ -166,41 +304,45 @@ impl Client {
                 .await
                 .map_err(|e| ApiError::unreachable(&self.api, &e))?;
             let status = response.status().as_u16();
-            if status == 401 && !retried && matches!(self.auth, Auth::Client { .. }) {
+            if status == 401 && !retried && self.renewable().await {
                 retried = true;
-                *self.token.lock().await = None;
                 continue;
             }
             return self.read(response).await;
         }
     }
 
-    /// Opens `GET path` as an event stream, resuming after `last_event_id`.
+    /// Opens `GET path` as an event stream, resuming after `last_event_id`; a 401 with a
+    /// fetched token (it expired or was replaced) fetches a new one and tries once more.
     pub async fn event_stream(
         &self,
         path: &str,
         last_event_id: Option<i64>,
     ) -> Result<Response, ApiError> {
-        let mut request = self
-            .authorised(self.stream.get(self.url(path)))
-            .await?
-            .header("accept", "text/event-stream");
-        if let Some(id) = last_event_id {
-            request = request.header("last-event-id", id.to_string());
+        let mut retried = false;
+        loop {
+            let mut request = self
+                .authorised(self.stream.get(self.url(path)))
+                .await?
+                .header("accept", "text/event-stream");
+            if let Some(id) = last_event_id {
+                request = request.header("last-event-id", id.to_string());
+            }
+            let response = request
+                .send()
+                .await
+                .map_err(|e| ApiError::unreachable(&self.api, &e))?;
+            if response.status().is_success() {
+                return Ok(response);
+            }
+            let status = response.status().as_u16();
+            if status == 401 && !retried && self.renewable().await {
+                retried = true;
+                continue;
+            }
+            let body = response.text().await.unwrap_or_default();
+            return Err(ApiError::from_answer(status, &body));
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ApiError::unreachable(&self.api, &e))?;
-        if response.status().is_success() {
-            return Ok(response);
-        }
-        if response.status().as_u16() == 401 && matches!(self.auth, Auth::Client { .. }) {
-            *self.token.lock().await = None;
-        }
-        let status = response.status().as_u16();
-        let body = response.text().await.unwrap_or_default();
-        Err(ApiError::from_answer(status, &body))
     }
 
     fn url(&self, path: &str) -> String {
@@ -208,7 +350,16 @@ impl Client {
     }
 
     async fn authorised(&self, request: RequestBuilder) -> Result<RequestBuilder, ApiError> {
-        Ok(request.bearer_auth(self.token().await?))
+        let request = request.bearer_auth(self.token().await?);
+        Ok(match &self.tenant {
+            Some(tenant) => request.header("x-ferry-tenant", tenant),
+            None => request,
+        })
+    }
+
+    /// The HTTP client (for the issuer's endpoints during sign-in and sign-out).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     async fn read(&self, response: Response) -> Result<Value, ApiError> {

@@ -1,6 +1,6 @@
 //! What can go wrong talking to the Ferry API, each with the one-line message the user sees:
 //! the API cannot be reached, not logged in or not authorised, not found, the application is
-//! busy (exit code 3), the deploy file is invalid (every error with its position), or the API
+//! busy (exit code 3; see [`crate::exit`] for every code), the deploy file is invalid (every error with its position), or the API
 //! refused the request for another reason. Answers are read from `application/problem+json`
 //! (svc-api's `detail`, `code`, `errors`, `running`) or OAuth2's `error_description`.
 
@@ -20,7 +20,7 @@ pub enum ApiError {
     },
     /// No token and no client credentials anywhere.
     #[error(
-        "not logged in: run `ferry login --api URL --client-id ID --client-secret SECRET`, or set FERRY_TOKEN, or FERRY_CLIENT_ID and FERRY_CLIENT_SECRET"
+        "not logged in: run `ferry login --api URL` to sign in as a person (in a browser), or `ferry login --api URL --client-id ID --client-secret SECRET` for a machine; or set FERRY_TOKEN, or FERRY_CLIENT_ID and FERRY_CLIENT_SECRET"
     )]
     NotLoggedIn,
     /// 401 or 403.
@@ -62,8 +62,10 @@ impl ApiError {
     /// The process exit code this error ends the CLI with.
     pub fn exit_code(&self) -> u8 {
         match self {
-            ApiError::Busy { .. } => 3,
-            _ => 1,
+            ApiError::Busy { .. } => crate::exit::BUSY,
+            ApiError::NotLoggedIn | ApiError::NotAuthorised(_) => crate::exit::AUTH,
+            ApiError::Unreachable { .. } => crate::exit::UNREACHABLE,
+            _ => crate::exit::USAGE,
         }
     }
 

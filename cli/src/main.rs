@@ -1,13 +1,16 @@
 //! `ferry`: the command-line client of Ferry. This file only parses arguments, runs the
-//! command on a small runtime and turns failures into one-line messages and exit codes: 0 for
-//! success, 3 when the application is busy with another deployment, 1 for anything else.
+//! command on a small runtime and turns failures into one-line messages and exit codes (one per
+//! kind of outcome: [`exit`]).
 
 mod args;
 mod client;
 mod commands;
 mod config;
+mod device;
 mod error;
+mod exit;
 mod files;
+mod github;
 mod output;
 mod progress;
 mod sse;
@@ -18,7 +21,19 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 fn main() -> ExitCode {
-    let cli = args::Cli::parse();
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version print to stdout and succeed; a usage error is exit code 1.
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::SUCCESS
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -26,7 +41,7 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(exit::USAGE);
         }
     };
     match runtime.block_on(commands::run(cli)) {
@@ -35,7 +50,7 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             match e.downcast_ref::<error::ApiError>() {
                 Some(api) => ExitCode::from(api.exit_code()),
-                None => ExitCode::FAILURE,
+                None => ExitCode::from(exit::USAGE),
             }
         }
     }

@@ -210,6 +210,7 @@ mod tests {
         let client = Client::new(crate::config::Settings {
             api,
             auth: crate::config::Auth::Token("tok".into()),
+            tenant: None,
         })
         .unwrap();
         let (tx, mut rx) = mpsc::unbounded_channel();

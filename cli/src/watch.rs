@@ -15,7 +15,7 @@ use ferry_deploy::Plan;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::args::Format;
+use crate::args::{Format, WatchArgs};
 use crate::client::Client;
 use crate::commands::segment;
 use crate::error::ApiError;
@@ -126,13 +126,16 @@ impl Screen {
     }
 }
 
-/// Follows deployment `id` until it ends; the exit code says how it ended.
+/// Follows deployment `id` until it ends (or `--timeout` passes); the exit code says how it
+/// ended ([`crate::exit`]).
 pub async fn run(
     client: Arc<Client>,
     id: &str,
     format: Format,
-    auto_approve: bool,
+    watch: &WatchArgs,
 ) -> anyhow::Result<ExitCode> {
+    let auto_approve = watch.auto_approve;
+    let deadline = watch.timeout.map(|t| tokio::time::Instant::now() + t);
     let detail_path = format!("/v1/deployments/{}", segment(id));
     // The first read also tells a wrong id (404) before anything else starts.
     let mut detail = client.get(&detail_path, &[]).await?;
@@ -160,6 +163,9 @@ pub async fn run(
         if progress::is_terminal(&status) {
             break Ok(status);
         }
+        if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+            break Ok(TIMED_OUT.to_string());
+        }
         // Wait for an event (several arriving together make one refresh) or the poll.
         tokio::select! {
             signal = signals.recv(), if live => match signal {
@@ -171,6 +177,7 @@ pub async fn run(
                 None => live = false,
             },
             _ = tokio::time::sleep(POLL) => {}
+            _ = sleep_until(deadline) => {}
         }
         match client.get(&detail_path, &[]).await {
             Ok(d) => {
@@ -196,15 +203,34 @@ pub async fn run(
         .as_str()
         .map(|r| format!(": {r}"))
         .unwrap_or_default();
+    if status == TIMED_OUT {
+        let waited = watch.timeout.unwrap_or_default().as_secs();
+        eprintln!(
+            "Stopped watching deployment {id} after {waited}s (--timeout): it is still {}; \
+             follow it with `ferry deploy status {id} --watch`.",
+            progress::status(&detail).replace('_', " ")
+        );
+        return Ok(ExitCode::from(crate::exit::TIMED_OUT));
+    }
     if status == "succeeded" {
         screen.write(&format!("Deployment {id} succeeded.\n"));
-        Ok(ExitCode::SUCCESS)
     } else {
         eprintln!(
             "Deployment {id} ended {}{reason}.",
             status.replace('_', " ")
         );
-        Ok(ExitCode::FAILURE)
+    }
+    Ok(crate::exit::for_status(&status))
+}
+
+/// Marks a watch that ran out of `--timeout` (never a status the API uses).
+const TIMED_OUT: &str = "--timeout";
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -40,5 +40,3 @@ pub const MAX_CHUNK_BYTES: usize = 64 * 1024;
 
 /// The metadata key that carries the bearer token on `Tunnel`.
 pub const AUTHORIZATION: &str = "authorization";
-
-pub mod routing;

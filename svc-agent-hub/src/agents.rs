@@ -1,8 +1,11 @@
-//! Agent streams: the `AgentHub.Tunnel` gRPC handler. It authenticates the bearer token, reads
-//! the hello, claims the agent's route in Redis under a fresh session, registers the stream in
-//! this replica's table, records the connection in Postgres (off the stream's path, see
-//! [`crate::presence`]), and then reads the agent's messages: heartbeats refresh the lease (and
-//! end the stream when the route moved), responses go to the request waiting for them.
+//! Agent streams: the `AgentHub.Tunnel` gRPC handler. It authenticates the bearer token (an
+//! unrevoked credential with the Agent role), reads the hello, checks that the agent identifier
+//! belongs to that credential (see [`ferry_store::agents::bind`]), claims the agent's route in
+//! Redis under a fresh session, registers the stream in this replica's table, records the
+//! connection in Postgres (off the stream's path, see [`crate::presence`]), and then reads the
+//! agent's messages: heartbeats refresh the lease (and end the stream when the route moved),
+//! responses go to the request waiting for them. [`sweep_revoked`] ends the streams of
+//! credentials revoked since they connected.
 
 use crate::metrics::Metrics;
 use crate::presence::{Presence, Record};
@@ -12,8 +15,11 @@ use ferry_proto::agent::agent_hub_server::AgentHub;
 use ferry_proto::agent::{
     AgentMessage, GoAway, Hello, HubMessage, Welcome, agent_message, hub_message, response,
 };
+use ferry_store::agents::Binding;
+use ferry_store::revocations::{self, Revocations};
+use ferry_store::{Store, TenantId};
 use futures::{Stream, StreamExt};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,6 +29,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
+use uuid::Uuid;
 
 /// How long an agent has to send its hello after opening the stream.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -40,6 +47,16 @@ pub const PENDING_CAPACITY: usize = 8;
 /// The longest agent identifier accepted (a DNS name's length).
 const MAX_AGENT_ID_LEN: usize = 253;
 
+/// Agent bindings a replica remembers having checked; past this it forgets them all (they are
+/// only a shortcut past Postgres for reconnects).
+const MAX_KNOWN_BINDINGS: usize = 100_000;
+
+/// Credentials checked in one revocation query of [`sweep_revoked`].
+const SWEEP_BATCH: usize = 5_000;
+
+/// A machine credential: its tenant and id (a token's `tenant` and `sub`).
+pub type CredentialKey = (TenantId, Uuid);
+
 /// A request waiting for its response parts.
 pub struct Pending {
     /// Where the agent's parts go.
@@ -54,6 +71,8 @@ pub struct AgentConn {
     pub tenant: String,
     /// The agent identifier (from the hello).
     pub agent: String,
+    /// The credential whose token opened the stream.
+    pub credential: CredentialKey,
     /// The fencing session of this stream.
     pub session: u64,
     /// Messages to the agent.
@@ -62,6 +81,8 @@ pub struct AgentConn {
     pub pending: Mutex<HashMap<String, Pending>>,
     /// Cancelled when the stream is over; ends the outbound half.
     pub closed: CancellationToken,
+    /// Cancelled when the credential was found revoked; the stream then ends.
+    pub revoked: CancellationToken,
 }
 
 impl AgentConn {
@@ -88,6 +109,13 @@ pub struct HubState {
     pub routes: Routes,
     /// The agents table in Postgres.
     pub presence: Presence,
+    /// The store, for agent bindings and revocations.
+    pub store: Store,
+    /// Cached revocation checks of the credentials that connect.
+    pub revocations: Revocations,
+    /// (tenant, agent, credential) bindings this replica found in Postgres: a reconnect of a
+    /// known agent passes even while Postgres is away.
+    pub known_bindings: Mutex<HashSet<(TenantId, String, Uuid)>>,
     /// Token verification.
     pub keys: crate::keys::IssuerKeys,
     /// Metrics.
@@ -114,6 +142,12 @@ impl HubState {
 
     fn lock_agents(&self) -> std::sync::MutexGuard<'_, HashMap<AgentKey, Arc<AgentConn>>> {
         self.agents.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_bindings(&self) -> std::sync::MutexGuard<'_, HashSet<(TenantId, String, Uuid)>> {
+        self.known_bindings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -148,6 +182,13 @@ impl AgentHub for HubService {
                 return Err(status);
             }
         };
+        let credential = match admit(&claims) {
+            Ok(credential) => credential,
+            Err(status) => {
+                state.metrics.refused_streams.inc();
+                return Err(status);
+            }
+        };
         let tenant = claims.tenant.to_string();
         let mut inbound = request.into_inner();
         let hello = match read_hello(&mut inbound).await {
@@ -158,6 +199,10 @@ impl AgentHub for HubService {
             }
         };
         let agent = hello.agent_id.clone();
+        if let Err(status) = check_binding(state, credential, &agent).await {
+            state.metrics.refused_streams.inc();
+            return Err(status);
+        }
         let session = state.routes.claim(&tenant, &agent).await.map_err(|e| {
             tracing::error!(error = %e, "claiming an agent route in Redis");
             Status::unavailable("the hub cannot register agents right now")
@@ -167,10 +212,12 @@ impl AgentHub for HubService {
         let conn = Arc::new(AgentConn {
             tenant: tenant.clone(),
             agent: agent.clone(),
+            credential,
             session,
             outbound,
             pending: Mutex::new(HashMap::new()),
             closed: CancellationToken::new(),
+            revoked: CancellationToken::new(),
         });
         let welcome = HubMessage {
             kind: Some(hub_message::Kind::Welcome(Welcome {
@@ -234,6 +281,131 @@ async fn authenticate(
     })
 }
 
+/// Checks that the token's credential may act as an agent at all (it holds the Agent role and
+/// names a machine credential), before the hello is read. Returns the credential.
+fn admit(claims: &ferry_auth::Claims) -> Result<CredentialKey, Status> {
+    if !claims.roles.iter().any(|r| r == ferry_auth::AGENT_ROLE) {
+        tracing::info!(credential = %claims.sub, "agent stream refused: no Agent role");
+        return Err(Status::permission_denied(format!(
+            "the token's credential lacks the {} role; create a credential for the agent with \
+             that role",
+            ferry_auth::AGENT_ROLE
+        )));
+    }
+    let id = Uuid::parse_str(&claims.sub)
+        .map_err(|_| Status::unauthenticated("the token's subject is not a machine credential"))?;
+    Ok((TenantId(claims.tenant), id))
+}
+
+/// Checks that `credential` is not revoked and that `agent` belongs to it, binding the agent
+/// on its first connection: one credential per agent identifier, one identifier per
+/// credential. While Postgres is away, only agents this replica already checked pass (the
+/// revocation sweep catches up when it is back).
+async fn check_binding(
+    state: &HubState,
+    credential: CredentialKey,
+    agent: &str,
+) -> Result<(), Status> {
+    let (tenant, id) = credential;
+    let key = (tenant, agent.to_string(), id);
+    let known = state.lock_bindings().contains(&key);
+    match state.revocations.is_revoked(tenant, id).await {
+        Ok(false) => {}
+        Ok(true) => {
+            tracing::info!(credential = %id, agent, "agent stream refused: credential revoked");
+            return Err(Status::unauthenticated(
+                "the token's credential was revoked",
+            ));
+        }
+        Err(e) if known => {
+            tracing::warn!(error = %e, agent, "cannot check a credential's revocation; admitting a known agent");
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "checking a credential's revocation");
+            return Err(Status::unavailable(
+                "the hub cannot check credentials right now; try again",
+            ));
+        }
+    }
+    if known {
+        return Ok(());
+    }
+    let binding = async {
+        let mut conn = state.store.pool().acquire().await?;
+        ferry_store::agents::bind(&mut conn, tenant, agent, id).await
+    }
+    .await;
+    match binding {
+        Ok(Binding::Owned) => {
+            let mut known = state.lock_bindings();
+            if known.len() >= MAX_KNOWN_BINDINGS {
+                known.clear();
+            }
+            known.insert(key);
+            Ok(())
+        }
+        Ok(Binding::OwnedByAnother) => {
+            tracing::warn!(tenant = %tenant, agent, credential = %id, "agent stream refused: the agent belongs to another credential");
+            Err(Status::permission_denied(format!(
+                "agent {agent:?} belongs to another credential of the tenant; each agent \
+                 connects with its own credential"
+            )))
+        }
+        Ok(Binding::CredentialOwns(own)) => {
+            tracing::warn!(tenant = %tenant, agent, own, credential = %id, "agent stream refused: the credential belongs to another agent");
+            Err(Status::permission_denied(format!(
+                "this credential belongs to agent {own:?} and cannot connect as {agent:?}; \
+                 give each agent its own credential"
+            )))
+        }
+        Err(ferry_store::StoreError::NotFound { .. }) => Err(Status::unauthenticated(
+            "the token's credential does not exist",
+        )),
+        Err(e) => {
+            tracing::error!(error = %e, "binding an agent to its credential");
+            Err(Status::unavailable(
+                "the hub cannot check the agent's identity right now; try again",
+            ))
+        }
+    }
+}
+
+/// Ends the streams of credentials revoked since they connected, checking every `every`, until
+/// the replica shuts down.
+pub async fn sweep_revoked(state: Arc<HubState>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let held: Vec<Arc<AgentConn>> = state.lock_agents().values().cloned().collect();
+        let credentials: Vec<CredentialKey> = held
+            .iter()
+            .map(|c| c.credential)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let mut revoked = HashSet::new();
+        for batch in credentials.chunks(SWEEP_BATCH) {
+            match revocations::revoked_among(&state.store, batch).await {
+                Ok(found) => revoked.extend(found),
+                Err(e) => {
+                    tracing::warn!(error = %e, "checking connected agents' credentials");
+                    break;
+                }
+            }
+        }
+        for &(tenant, credential) in &revoked {
+            state.revocations.note_revoked(tenant, credential);
+        }
+        for conn in held.iter().filter(|c| revoked.contains(&c.credential)) {
+            conn.revoked.cancel();
+        }
+    }
+}
+
 /// Reads and checks the first message, which must be a hello.
 async fn read_hello(inbound: &mut Streaming<AgentMessage>) -> Result<Hello, Status> {
     let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
@@ -273,6 +445,7 @@ enum End {
     Closed,
     Shutdown,
     Replaced,
+    Revoked,
     RouteMoved,
     Silent,
     Failed(Status),
@@ -291,6 +464,7 @@ async fn read_agent(
             biased;
             _ = state.shutdown.cancelled() => break End::Shutdown,
             _ = conn.closed.cancelled() => break End::Replaced,
+            _ = conn.revoked.cancelled() => break End::Revoked,
             next = tokio::time::timeout(state.lease_ttl, inbound.message()) => next,
         };
         let message = match next {
@@ -325,6 +499,7 @@ async fn read_agent(
         End::Closed => "agent closed the stream",
         End::Shutdown => "replica shutting down",
         End::Replaced => "a newer stream of the same agent replaced this one",
+        End::Revoked => "the agent's credential was revoked",
         End::RouteMoved => "the agent's route moved to another session",
         End::Silent => "no heartbeat within the lease",
         End::Failed(_) => "stream failed",
@@ -342,7 +517,7 @@ async fn read_agent(
             state.metrics.stream_errors.inc();
             tracing::warn!(tenant = %conn.tenant, agent = %conn.agent, session = conn.session, error = %status, reason, "agent stream ended");
         }
-        End::Silent | End::RouteMoved => {
+        End::Silent | End::RouteMoved | End::Revoked => {
             state.metrics.stream_errors.inc();
             tracing::warn!(tenant = %conn.tenant, agent = %conn.agent, session = conn.session, reason, "agent stream ended");
         }

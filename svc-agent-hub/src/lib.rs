@@ -3,12 +3,15 @@
 //! number), consumes its own queue on the `ferry.hub` exchange and relays every request to the
 //! agent's stream, publishing the answer to the caller's reply queue.
 //!
-//! Each connection is also recorded in Postgres (the agents table the API lists), off the
-//! stream's path.
+//! A stream is admitted against Postgres (the credential holds the Agent role, is not revoked,
+//! and owns the agent identifier it says hello with; see [`agents`]); while Postgres is away only
+//! reconnects of agents this replica already checked are admitted. Each connection is also
+//! recorded in Postgres (the agents table the API lists), off the stream's path.
 //!
 //! Modules: [`settings`] (flags and environment), [`keys`] (the issuer's keys), [`routes`]
-//! (Redis leases), [`presence`] (the Postgres record), [`agents`] (the gRPC streams), [`relay`]
-//! (the bus side), [`metrics`].
+//! (Redis leases), [`presence`] (the Postgres record), [`sweep`] (recording the agents of dead
+//! replicas as disconnected), [`agents`] (the gRPC streams), [`relay`] (the bus side),
+//! [`metrics`].
 
 pub mod agents;
 pub mod keys;
@@ -17,6 +20,7 @@ pub mod presence;
 pub mod relay;
 pub mod routes;
 pub mod settings;
+pub mod sweep;
 
 pub use settings::Settings;
 
@@ -25,10 +29,13 @@ use crate::metrics::Metrics;
 use crate::presence::Presence;
 use crate::routes::Routes;
 use anyhow::Context;
+use ferry_backends::checks;
+
 use ferry_proto::agent::agent_hub_server::AgentHubServer;
-use ferry_runtime::{Health, ReadinessCheck, checks};
+use ferry_runtime::{Health, ReadinessCheck};
+use ferry_store::revocations::Revocations;
 use prometheus::Registry;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -37,11 +44,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
-/// How long connecting to RabbitMQ may take at start.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// How long one Redis command may wait for its answer.
 const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often the credentials of connected agents are checked for revocation.
+const REVOCATION_SWEEP: Duration = Duration::from_secs(2);
 
 /// The sockets a replica serves, bound by the caller (tests bind `127.0.0.1:0`).
 #[derive(Debug)]
@@ -108,7 +115,7 @@ pub async fn run_with_registry(
     )
     .await
     .context("loading the token issuer's keys (FERRY_HUB_ISSUER / FERRY_HUB_JWKS_FILE)")?;
-    let pool = ferry_runtime::connect::postgres(&settings.postgres).await?;
+    let pool = ferry_backends::connect::postgres(&settings.postgres).await?;
     let redis_client = redis::Client::open(settings.redis.redis_url.as_str())
         .context("FERRY_REDIS_URL is not a Redis URL")?;
     // Thousands of agents can leave at once (a replica drains, a network blips); their route
@@ -118,32 +125,31 @@ pub async fn run_with_registry(
     let redis = redis::aio::ConnectionManager::new_with_config(redis_client, redis_config)
         .await
         .context("connecting to Redis")?;
-    // A broker that accepts TCP but never answers the handshake would hang start-up silently.
-    let amqp = tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        lapin::Connection::connect(
-            &settings.amqp.amqp_url,
-            lapin::ConnectionProperties::default(),
-        ),
+    // Later losses of the connection are reconnected (see `relay::run`); the name, under the
+    // bus prefix, shows in the broker's connection list. The hub declares only its own queue.
+    let bus = ferry_backends::connect::bus_connection(
+        &settings.amqp,
+        &format!("{prefix}svc-agent-hub-{replica}"),
     )
-    .await
-    .map_err(|_| anyhow::anyhow!("RabbitMQ did not answer within {CONNECT_TIMEOUT:?}"))?
-    .context("connecting to RabbitMQ")?;
-    let consume_channel = amqp.create_channel().await?;
-    let reply_channel = amqp.create_channel().await?;
-    let consumer = relay::consume(&consume_channel, &prefix, &replica)
+    .await?;
+    // The first declaration fails start-up loudly (a broker refusing it is a configuration
+    // error); later ones happen on every reconnect.
+    let first = relay::Consuming::open(&bus, &prefix, &replica)
         .await
         .context("declaring the replica queue")?;
 
     let metrics = Metrics::register(&registry).context("registering metrics")?;
+    let grpc_metrics =
+        ferry_runtime::metrics::GrpcMetrics::register(&registry).context("registering metrics")?;
     let routes = Routes::new(redis.clone(), &prefix, &replica, settings.lease_ttl());
     routes
         .mark_alive()
         .await
         .context("marking the replica alive")?;
     let tasks = TaskTracker::new();
+    let store = ferry_store::Store::from_pool(pool);
     let presence = Presence::new(
-        ferry_store::Store::from_pool(pool),
+        store.clone(),
         &replica,
         settings.heartbeat_record_interval(),
         tasks.clone(),
@@ -152,6 +158,9 @@ pub async fn run_with_registry(
         replica: replica.clone(),
         routes: routes.clone(),
         presence,
+        revocations: Revocations::new(store.clone(), Revocations::DEFAULT_TTL),
+        store,
+        known_bindings: Mutex::new(HashSet::new()),
         keys,
         metrics,
         agents: Mutex::new(HashMap::new()),
@@ -163,9 +172,15 @@ pub async fn run_with_registry(
 
     // Postgres only records who is connected (best effort, off the relay's path): a hub without
     // it still relays, so it stays ready and keeps taking agents.
+    // Ready for agents only while the replica queue is consumed: requests for this replica's
+    // agents cannot reach it otherwise (its streams are kept meanwhile).
+    let consuming = relay::Consuming::state();
     let checks: Vec<Arc<dyn ReadinessCheck>> = vec![
         Arc::new(checks::Redis(redis.clone())),
-        Arc::new(checks::RabbitMq(amqp)),
+        Arc::new(relay::ReplicaQueueCheck {
+            bus: bus.clone(),
+            consuming: consuming.clone(),
+        }),
     ];
     let health = Health::new(checks);
     let grace = Duration::from_secs(settings.common.shutdown_grace_secs);
@@ -177,16 +192,18 @@ pub async fn run_with_registry(
         "agent hub listening"
     );
 
-    let channels = Channels {
-        consume: consume_channel,
-        reply: reply_channel,
+    let queue = relay::QueueLoop {
+        bus,
+        prefix,
+        first,
+        consuming,
     };
     let work = serve(
         state,
         listeners.hub,
         tls,
-        consumer,
-        channels,
+        grpc_metrics,
+        queue,
         shutdown.clone(),
     );
     ferry_runtime::lifecycle::run(
@@ -201,19 +218,13 @@ pub async fn run_with_registry(
     .await
 }
 
-/// The replica's AMQP channels: one consuming its queue, one publishing replies.
-struct Channels {
-    consume: lapin::Channel,
-    reply: lapin::Channel,
-}
-
 /// Serves agents and the replica queue until `shutdown`, then drains.
 async fn serve(
     state: Arc<HubState>,
     listener: TcpListener,
     tls: Option<ServerTlsConfig>,
-    consumer: lapin::Consumer,
-    channels: Channels,
+    grpc_metrics: ferry_runtime::metrics::GrpcMetrics,
+    queue: relay::QueueLoop,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut builder = Server::builder()
@@ -224,29 +235,29 @@ async fn serve(
         builder = builder.tls_config(tls).context("configuring TLS")?;
     }
     let stop_accepting = CancellationToken::new();
+    let tunnel_method = format!(
+        "/{}/Tunnel",
+        ferry_proto::agent::agent_hub_server::SERVICE_NAME
+    );
     let grpc = builder
+        .layer(grpc_metrics.layer(&[tunnel_method.as_str()]))
         .add_service(AgentHubServer::new(HubService::new(state.clone())))
         .serve_with_incoming_shutdown(
             TcpListenerStream::new(listener),
             stop_accepting.clone().cancelled_owned(),
         );
     let grpc = tokio::spawn(grpc);
-    let relay = tokio::spawn(relay::serve(
-        state.clone(),
-        consumer,
-        channels.reply.clone(),
-    ));
+    // The queue loop stops after the streams drained, so relays in flight can still reply.
+    let queue_stop = CancellationToken::new();
+    let relay = tokio::spawn(queue.run(state.clone(), queue_stop.clone()));
     let alive = tokio::spawn(keep_alive(state.clone()));
+    let sweep = tokio::spawn(agents::sweep_revoked(state.clone(), REVOCATION_SWEEP));
+    let presence_sweep = tokio::spawn(sweep::run(state.clone()));
 
-    let result = tokio::select! {
-        _ = shutdown.cancelled() => Ok(()),
-        ended = relay => match ended {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(anyhow::Error::new(e).context("relaying requests")),
-            Err(e) => Err(anyhow::anyhow!("the relay task failed: {e}")),
-        },
-    };
+    shutdown.cancelled().await;
     alive.abort();
+    sweep.abort();
+    presence_sweep.abort();
 
     // Stop taking streams and requests, then end every stream (go-away, release routes).
     state.shutdown.cancel();
@@ -258,22 +269,21 @@ async fn serve(
     }
     // Closing the consuming channel cancels the consumer, which deletes the auto-delete queue:
     // requests still on their way are returned to their callers, who look the agent up again.
-    for channel in [&channels.consume, &channels.reply] {
-        if let Err(e) = channel.close(200, "replica shutting down".into()).await {
-            tracing::warn!(error = %e, "closing a RabbitMQ channel");
-        }
+    queue_stop.cancel();
+    if let Err(e) = relay.await {
+        tracing::warn!(error = %e, "the replica queue task failed");
     }
     match grpc.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!(error = %e, "gRPC server ended with an error"),
         Err(e) => tracing::warn!(error = %e, "gRPC server task failed"),
     }
-    result
+    Ok(())
 }
 
-/// Refreshes the replica's liveness mark every half lease.
+/// Refreshes the replica's liveness mark three times per its TTL.
 async fn keep_alive(state: Arc<HubState>) {
-    let mut tick = tokio::time::interval(state.lease_ttl / 2);
+    let mut tick = tokio::time::interval(routes::LIVENESS_TTL / 3);
     loop {
         tick.tick().await;
         if let Err(e) = state.routes.mark_alive().await {

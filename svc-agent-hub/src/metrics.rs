@@ -1,8 +1,11 @@
-//! The hub's Prometheus metrics, registered into the registry handed to [`crate::run`].
+//! The hub's Prometheus metrics, registered into the registry handed to [`crate::run`]. The gRPC
+//! surface (calls by method and code, stream lifetimes) is measured by
+//! [`ferry_runtime::metrics::GrpcMetrics`], registered next to these.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use prometheus::core::Collector;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Outcome labels of `ferry_hub_requests_total`.
@@ -37,6 +40,10 @@ pub struct Metrics {
     /// Response body bytes buffered in the hub for one request, the largest seen: the memory
     /// bound of relaying a body (chunks in the per-request queue plus the one being published).
     pub max_buffered_response_bytes: IntGauge,
+    /// Times the replica queue was declared again after the broker connection was lost.
+    pub bus_reconnects: IntCounter,
+    /// Agents of replicas found dead (no liveness mark) recorded as disconnected by this replica.
+    pub swept_agents: IntCounter,
     /// The maximum behind the gauge, updated atomically (a gauge has no compare-and-set).
     max_buffered: Arc<AtomicI64>,
 }
@@ -44,7 +51,30 @@ pub struct Metrics {
 impl Metrics {
     /// Creates the metrics and registers them in `registry`.
     pub fn register(registry: &Registry) -> prometheus::Result<Metrics> {
-        let m = Metrics {
+        let metrics = Metrics::new()?;
+        for collector in metrics.collectors() {
+            registry.register(collector)?;
+        }
+        Ok(metrics)
+    }
+
+    /// Every collector, for registering and for the catalog.
+    pub fn collectors(&self) -> Vec<Box<dyn Collector>> {
+        vec![
+            Box::new(self.connected_agents.clone()),
+            Box::new(self.requests.clone()),
+            Box::new(self.request_seconds.clone()),
+            Box::new(self.stream_errors.clone()),
+            Box::new(self.refused_streams.clone()),
+            Box::new(self.max_buffered_response_bytes.clone()),
+            Box::new(self.bus_reconnects.clone()),
+            Box::new(self.swept_agents.clone()),
+        ]
+    }
+
+    /// The metrics, registered nowhere (tests, the catalog).
+    pub fn new() -> prometheus::Result<Metrics> {
+        Ok(Metrics {
             connected_agents: IntGauge::new(
                 "ferry_hub_connected_agents",
                 "Agent streams held by this replica",
@@ -78,15 +108,16 @@ impl Metrics {
                 "ferry_hub_max_buffered_response_bytes",
                 "Largest number of response body bytes buffered in the hub for one request",
             )?,
+            bus_reconnects: IntCounter::new(
+                "ferry_hub_bus_reconnects_total",
+                "Times the replica queue was declared again after the broker connection was lost",
+            )?,
+            swept_agents: IntCounter::new(
+                "ferry_hub_swept_agents_total",
+                "Agents of dead replicas recorded as disconnected by this replica",
+            )?,
             max_buffered: Arc::new(AtomicI64::new(0)),
-        };
-        registry.register(Box::new(m.connected_agents.clone()))?;
-        registry.register(Box::new(m.requests.clone()))?;
-        registry.register(Box::new(m.request_seconds.clone()))?;
-        registry.register(Box::new(m.stream_errors.clone()))?;
-        registry.register(Box::new(m.refused_streams.clone()))?;
-        registry.register(Box::new(m.max_buffered_response_bytes.clone()))?;
-        Ok(m)
+        })
     }
 
     /// Records that `bytes` were buffered for one request at once, keeping the maximum.
@@ -97,6 +128,22 @@ impl Metrics {
             // Set from the atomic, not from `bytes`: a racing smaller update cannot win.
             self.max_buffered_response_bytes
                 .set(self.max_buffered.load(Ordering::SeqCst));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hub_metrics_are_documented() {
+        let path = ferry_runtime::metrics::document_path(env!("CARGO_MANIFEST_DIR"), 1);
+        let collectors = Metrics::new().unwrap().collectors();
+        if let Err(e) =
+            ferry_runtime::metrics::check_documented(&path, "svc-agent-hub", &collectors)
+        {
+            panic!("{e}");
         }
     }
 }

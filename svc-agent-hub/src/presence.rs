@@ -15,6 +15,7 @@
 //! than twice the record interval as disconnected.
 
 use ferry_proto::agent::Hello;
+use ferry_runtime::error_chain;
 use ferry_store::ids::TenantId;
 use ferry_store::{Store, StoreError, agents};
 use std::sync::Arc;
@@ -154,7 +155,7 @@ impl Writer {
                 tracing::warn!(
                     tenant = %self.tenant,
                     agent = %self.connect.identifier,
-                    error = %chain(&e),
+                    error = %error_chain(&e),
                     "recording an agent connection in Postgres (tried again on a later heartbeat)"
                 );
                 Session::Unrecorded
@@ -177,7 +178,7 @@ impl Writer {
                     tenant = %self.tenant,
                     agent = %identifier,
                     session = number,
-                    error = %chain(&e),
+                    error = %error_chain(&e),
                     "agent record belongs to a newer connection; no more heartbeats recorded"
                 );
                 Session::Superseded
@@ -187,7 +188,7 @@ impl Writer {
                     tenant = %self.tenant,
                     agent = %identifier,
                     session = number,
-                    error = %chain(&e),
+                    error = %error_chain(&e),
                     "recording an agent heartbeat in Postgres"
                 );
                 Session::Current(number)
@@ -216,7 +217,7 @@ impl Writer {
                 tenant = %self.tenant,
                 agent = %identifier,
                 session = number,
-                error = %chain(&e),
+                error = %error_chain(&e),
                 "recording an agent disconnect in Postgres"
             ),
         }
@@ -232,18 +233,6 @@ enum WriteError {
     /// The write took longer than [`WRITE_TIMEOUT`].
     #[error("Postgres did not answer within {WRITE_TIMEOUT:?}")]
     TimedOut,
-}
-
-/// `error` with its sources, for logs ("database error" alone says little).
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
 }
 
 /// Runs one write with [`WRITE_TIMEOUT`].

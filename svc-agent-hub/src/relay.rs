@@ -1,15 +1,25 @@
 //! The bus side of the hub: this replica's queue on the `ferry.hub` exchange, and for each
 //! request taken off it, the relay to the agent's stream and the replies back to the caller's
 //! reply queue (accepted, head, body chunks, end; or an error).
+//!
+//! The queue is exclusive to the replica's connection, so it goes when the connection goes. When
+//! the broker restarts or drops the connection, [`QueueLoop::run`] reconnects through the bus
+//! with backoff and declares the queue again; agents' gRPC streams are untouched meanwhile (the
+//! replica only cannot receive requests for them, which callers retry), and readiness
+//! ([`ReplicaQueueCheck`]) says the queue is not consumed.
 
 use crate::agents::{AgentConn, HubState, PENDING_CAPACITY, Pending, split_body};
 use crate::metrics::outcome;
+use ferry_bus::Bus;
 use ferry_proto::agent::{Cancel, HubMessage, RequestBody, hub_message, response};
+use ferry_proto::tunnel;
 use ferry_proto::tunnel::{
     Accepted, TunnelErrorCode, TunnelReply, TunnelReplyBatch, TunnelRequest, tunnel_reply,
 };
-use ferry_proto::{routing, tunnel};
+use ferry_runtime::ReadinessCheck;
+use ferry_tunnel::routing;
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use lapin::options::{
     BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
@@ -17,8 +27,9 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, ExchangeKind};
 use prost::Message;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 /// Errors of the relay's bus plumbing.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +40,144 @@ pub enum RelayError {
     /// The consumer stopped: the connection or channel closed.
     #[error("the replica queue consumer stopped")]
     ConsumerEnded,
+    /// The bus could not give a connection.
+    #[error("bus")]
+    Bus(#[source] ferry_bus::BusError),
+}
+
+/// The replica queue being consumed: its channel, the channel replies are published on, and the
+/// consumer.
+pub struct Consuming {
+    consume: Channel,
+    replies: Channel,
+    consumer: lapin::Consumer,
+}
+
+impl Consuming {
+    /// Opens both channels on the bus's connection (reconnecting it if it was lost), declares the
+    /// exchange and the replica's queue and starts consuming.
+    pub async fn open(bus: &Bus, prefix: &str, replica: &str) -> Result<Consuming, RelayError> {
+        let connection = bus.connection().await.map_err(RelayError::Bus)?;
+        let channel = connection.create_channel().await?;
+        let replies = connection.create_channel().await?;
+        let consumer = consume(&channel, prefix, replica).await?;
+        Ok(Consuming {
+            consume: channel,
+            replies,
+            consumer,
+        })
+    }
+
+    /// A shared "is the queue consumed" flag, for [`ReplicaQueueCheck`].
+    pub fn state() -> Arc<AtomicBool> {
+        Arc::new(AtomicBool::new(false))
+    }
+}
+
+async fn close_channels(channels: &[&Channel]) {
+    for channel in channels {
+        if channel.status().connected()
+            && let Err(e) = channel.close(200, "replica shutting down".into()).await
+        {
+            tracing::warn!(error = %e, "closing a RabbitMQ channel");
+        }
+    }
+}
+
+/// Consumes the replica queue for as long as the replica runs, reconnecting when it is lost.
+pub struct QueueLoop {
+    /// The replica's bus (its connection named after the replica).
+    pub bus: Bus,
+    /// The bus prefix.
+    pub prefix: String,
+    /// The queue opened at start.
+    pub first: Consuming,
+    /// Set while the queue is consumed.
+    pub consuming: Arc<AtomicBool>,
+}
+
+impl QueueLoop {
+    /// Relays requests until `stop`, then closes the channels (deleting the queue). A lost
+    /// channel or connection is logged and reopened with the bus's backoff.
+    pub async fn run(self, state: Arc<HubState>, stop: CancellationToken) {
+        let QueueLoop {
+            bus,
+            prefix,
+            first,
+            consuming,
+        } = self;
+        let mut current = Some(first);
+        let mut attempt: u32 = 0;
+        loop {
+            let open = match current.take() {
+                Some(open) => open,
+                None => match Consuming::open(&bus, &prefix, &state.replica).await {
+                    Ok(open) => {
+                        tracing::info!(replica = %state.replica, "replica queue declared again after a broker loss");
+                        state.metrics.bus_reconnects.inc();
+                        open
+                    }
+                    Err(e) => {
+                        tracing::warn!(attempt, error = %e, "cannot declare the replica queue; retrying");
+                        if !bus.backoff().wait(attempt, &stop).await {
+                            return;
+                        }
+                        attempt = attempt.saturating_add(1);
+                        continue;
+                    }
+                },
+            };
+            attempt = 0;
+            consuming.store(true, Ordering::SeqCst);
+            let Consuming {
+                consume,
+                replies,
+                consumer,
+            } = open;
+            let stopped = tokio::select! {
+                ended = serve(state.clone(), consumer, replies.clone()) => {
+                    let error = ended.err().map(|e| e.to_string()).unwrap_or_default();
+                    tracing::warn!(replica = %state.replica, %error, "the replica queue consumer stopped (broker lost?); agents stay connected, reconnecting");
+                    false
+                }
+                () = stop.cancelled() => true,
+            };
+            consuming.store(false, Ordering::SeqCst);
+            if stopped {
+                // Closing the consuming channel cancels the consumer and deletes the
+                // auto-delete queue: requests still on their way go back to their callers.
+                close_channels(&[&consume, &replies]).await;
+                return;
+            }
+            if !bus.backoff().wait(0, &stop).await {
+                return;
+            }
+        }
+    }
+}
+
+/// Readiness of the replica's bus side: its queue is consumed and the broker answers.
+pub struct ReplicaQueueCheck {
+    /// The replica's bus.
+    pub bus: Bus,
+    /// Set while the queue is consumed ([`QueueLoop`]).
+    pub consuming: Arc<AtomicBool>,
+}
+
+impl ReadinessCheck for ReplicaQueueCheck {
+    fn name(&self) -> &'static str {
+        "rabbitmq"
+    }
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            if !self.consuming.load(Ordering::SeqCst) {
+                return Err(
+                    "the replica queue is not consumed (reconnecting to the broker)".into(),
+                );
+            }
+            self.bus.ping().await.map_err(|e| e.to_string())
+        })
+    }
 }
 
 /// Declares the exchange and this replica's queue and starts consuming it.

@@ -2,11 +2,16 @@
 //! session, refreshing it on heartbeats only while this replica's session still holds it,
 //! releasing it on disconnect, and marking the replica alive.
 
-use ferry_proto::routing;
+use ferry_tunnel::routing;
 use redis::Script;
 use redis::aio::ConnectionManager;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long a replica's liveness mark lives without a refresh. Short, so a killed replica is
+/// known dead within seconds (its agents' records are then swept, see [`crate::sweep`]); the
+/// replica refreshes it every third of this.
+pub const LIVENESS_TTL: Duration = Duration::from_secs(3);
 
 /// Session counters outlive any lease by far, so a session number is never handed out twice
 /// while a route using it can still exist.
@@ -118,16 +123,30 @@ impl Routes {
         Ok(released == 1)
     }
 
-    /// Marks this replica alive for one lease.
+    /// Marks this replica alive for [`LIVENESS_TTL`].
     pub async fn mark_alive(&self) -> redis::RedisResult<()> {
         let mut conn = self.redis.clone();
         redis::cmd("SET")
             .arg(routing::replica_key(&self.prefix, &self.replica))
             .arg(unix_ms())
             .arg("PX")
-            .arg(self.ttl.as_millis() as u64)
+            .arg(LIVENESS_TTL.as_millis() as u64)
             .query_async(&mut conn)
             .await
+    }
+
+    /// Whether `replica`'s liveness mark exists.
+    pub async fn is_alive(&self, replica: &str) -> redis::RedisResult<bool> {
+        let mut conn = self.redis.clone();
+        redis::cmd("EXISTS")
+            .arg(routing::replica_key(&self.prefix, replica))
+            .query_async(&mut conn)
+            .await
+    }
+
+    /// This replica's id.
+    pub fn replica(&self) -> &str {
+        &self.replica
     }
 
     /// Removes this replica's liveness mark (on shutdown).

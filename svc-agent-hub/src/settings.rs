@@ -1,7 +1,8 @@
 //! The hub's settings: every field a flag or a `FERRY_*` environment variable, checked at start.
 
 use clap::Parser;
-use ferry_runtime::{AmqpArgs, CommonArgs, PostgresArgs, RedisArgs};
+use ferry_backends::{AmqpArgs, PostgresArgs, RedisArgs};
+use ferry_runtime::CommonArgs;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;

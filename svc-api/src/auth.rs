@@ -6,7 +6,7 @@
 //! names which roles each kind of operation needs.
 
 use crate::error::ApiError;
-use crate::identity::{oidc, people};
+use crate::identity::{self, oidc, people};
 use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::header;
@@ -15,6 +15,7 @@ use ferry_auth::AuthError;
 use ferry_store::TenantId;
 use ferry_store::roles::PrincipalKind;
 use serde::Serialize;
+use uuid::Uuid;
 
 /// The caller of an API request, from a verified token. The tenant is the only one the request
 /// may touch.
@@ -32,6 +33,10 @@ pub struct Principal {
     /// A person's email.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// When the token expires, seconds since the Unix epoch (long-lived responses such as
+    /// event streams end then).
+    #[serde(skip)]
+    pub expires_at: u64,
 }
 
 impl Principal {
@@ -135,6 +140,9 @@ impl FromRequestParts<AppState> for Principal {
                     "the token was issued by an issuer this API does not accept".into(),
                 ));
             }
+            _ if identity::local_people::is_person_token(token) => {
+                identity::local_people::principal(state, &parts.headers, token).await?
+            }
             _ => machine(state, token).await?,
         };
         // Limited per tenant, after verification: an unauthenticated flood cannot spend a
@@ -156,13 +164,42 @@ async fn machine(state: &AppState, token: &str) -> Result<Principal, ApiError> {
         .verify_api_token(token)
         .await
         .map_err(|error| ApiError::Unauthorized(refusal(&error).into()))?;
+    let tenant = TenantId(claims.tenant);
+    let credential = Uuid::parse_str(&claims.sub)
+        .map_err(|_| ApiError::Unauthorized("the token's subject is not a credential".into()))?;
+    if state.revocations.is_revoked(tenant, credential).await? {
+        return Err(ApiError::Unauthorized(
+            "the token's credential was revoked".into(),
+        ));
+    }
     Ok(Principal {
-        tenant: TenantId(claims.tenant),
+        tenant,
         subject: claims.sub,
         roles: claims.roles,
         kind: PrincipalKind::Credential,
         email: None,
+        expires_at: claims.exp,
     })
+}
+
+impl Principal {
+    /// Whether the principal's token still stands: not expired, and (for a machine credential)
+    /// not revoked. Long-lived responses ask this again as they go.
+    pub async fn still_valid(&self, state: &AppState) -> bool {
+        if ferry_auth::unix_now() >= self.expires_at {
+            return false;
+        }
+        match (self.kind, Uuid::parse_str(&self.subject)) {
+            (PrincipalKind::Credential, Ok(credential)) => {
+                // A database hiccup is not a revocation: the next check decides.
+                !matches!(
+                    state.revocations.is_revoked(self.tenant, credential).await,
+                    Ok(true)
+                )
+            }
+            _ => true,
+        }
+    }
 }
 
 /// What the caller is told about a refused token: enough to fix their side, nothing about keys.
@@ -187,6 +224,7 @@ mod tests {
             roles: vec!["Deployer".into()],
             kind: PrincipalKind::Credential,
             email: None,
+            expires_at: u64::MAX,
         };
         assert!(principal.require_role("Deployer").is_ok());
         assert!(require_role(&principal, "Tenant Admin").is_err());

@@ -34,6 +34,9 @@ pub enum ApiError {
     /// The request is malformed or names something invalid.
     #[error("{0}")]
     BadRequest(String),
+    /// A well-formed request with a value out of its limits (a reason too long).
+    #[error("{0}")]
+    Invalid(String),
     /// A store operation failed (not found, conflict, or the database itself).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -114,7 +117,7 @@ impl ApiError {
             ApiError::Store(StoreError::Conflict { .. }) | ApiError::Conflict(_) => {
                 (StatusCode::CONFLICT, "conflict", "Conflict")
             }
-            ApiError::Store(StoreError::Invalid { .. }) => (
+            ApiError::Store(StoreError::Invalid { .. }) | ApiError::Invalid(_) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_value",
                 "Invalid value",

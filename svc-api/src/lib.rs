@@ -15,6 +15,7 @@
 //! `run` is the whole service; `main.rs` only parses settings and calls it (or `bootstrap`), and
 //! tests start it in process.
 
+pub mod armory;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -24,6 +25,7 @@ pub mod openapi;
 pub mod ratelimit;
 pub mod settings;
 pub mod state;
+pub mod ui;
 pub mod v1;
 
 pub use settings::{Cli, Command, Settings};
@@ -31,9 +33,8 @@ pub use state::{ApiConfig, AppState, IssuerConfig};
 
 use anyhow::Context;
 use axum::Router;
-use ferry_bus::{Bus, Relay, RelayConfig, Topology};
-use ferry_runtime::{Health, ReadinessCheck, checks, lifecycle};
-use futures::future::BoxFuture;
+use ferry_bus::{Relay, RelayConfig, RelayMetrics};
+use ferry_runtime::{Health, lifecycle};
 use identity::bootstrap::BootstrapOutcome;
 use identity::keys::{KeyPolicy, KeyRing};
 use std::net::SocketAddr;
@@ -50,16 +51,24 @@ pub const DEFAULT_ADMIN_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9101);
 
 /// The public router: the issuer's endpoints, `/v1`, the OpenAPI document and its page, with
-/// request ids, a request body limit and problem+json 404s.
+/// request ids, a request body limit, problem+json 404s, and request metrics by route.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.api.max_body_bytes;
+    let http_metrics = state.metrics.http.clone();
     Router::new()
         .merge(identity::router())
         .merge(v1::router())
+        .merge(armory::router())
         .merge(openapi::router())
+        .merge(ui::router())
         .fallback(error::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(error::request_id))
+        // Outermost, so the time and status include every other layer (the body limit's 413s).
+        .layer(axum::middleware::from_fn_with_state(
+            http_metrics,
+            ferry_runtime::metrics::http::track,
+        ))
         .with_state(state)
 }
 
@@ -89,22 +98,13 @@ pub async fn run(
 
     let registry = ferry_runtime::admin::new_registry();
     let metrics = metrics::ApiMetrics::register(&registry).context("registering metrics")?;
+    let relay_metrics = RelayMetrics::register(&registry).context("registering metrics")?;
     let store = connect_store(&settings).await?;
-    let bus = Bus::connect(
-        &settings.amqp.amqp_url,
-        "ferry-svc-api",
-        Topology::new(settings.amqp.bus_prefix.clone()),
-    )
-    .await
-    .with_context(|| {
-        format!(
-            "connecting to RabbitMQ at {} (FERRY_AMQP_URL)",
-            ferry_runtime::settings::redact_url(&settings.amqp.amqp_url)
-        )
-    })?;
-    bus.declare()
-        .await
-        .context("declaring the bus topology on RabbitMQ")?;
+    let deployment_gauges = Arc::new(
+        metrics::deployments::DeploymentGauges::register(store.pool().clone(), &registry)
+            .context("registering metrics")?,
+    );
+    let bus = ferry_backends::connect::bus(&settings.amqp, "ferry-svc-api").await?;
     let keys = Arc::new(
         KeyRing::open(store.pool().clone(), master.clone(), issuer.clone(), policy)
             .await
@@ -121,10 +121,13 @@ pub async fn run(
         IssuerConfig { issuer, token_ttl },
         metrics,
         master,
-        ratelimit::RateLimiter::new(
-            settings.api.rate_limit_per_sec,
-            settings.api.rate_limit_burst,
-        ),
+        state::Limits {
+            per_tenant: ratelimit::RateLimiter::new(
+                settings.api.rate_limit_per_sec,
+                settings.api.rate_limit_burst,
+            ),
+            token: identity::token_limits::TokenLimits::new(&settings.api),
+        },
         ApiConfig {
             max_body_bytes: settings.api.max_body_bytes,
             events_poll: Duration::from_millis(settings.api.events_poll_ms),
@@ -143,17 +146,26 @@ pub async fn run(
         }
         None => state,
     };
-    let health = Health::new(vec![
-        Arc::new(checks::Postgres(store.pool().clone())) as Arc<dyn ReadinessCheck>,
-        Arc::new(BusCheck(bus.clone())),
-    ]);
+    let mut state = state;
+    state.oidc_client_secret = settings
+        .oidc
+        .oidc_client_secret
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(Arc::from);
+    let health = Health::new(ferry_backends::connect::checks(store.pool(), &bus));
     let http_addr = http.local_addr().context("reading the HTTP address")?;
     tracing::info!(%http_addr, issuer = keys.issuer(), kid = keys.current_kid(), "serving");
 
-    let relay = Relay::new(store.pool().clone(), bus.clone(), RelayConfig::default());
+    let relay = Relay::new(store.pool().clone(), bus.clone(), RelayConfig::default())
+        .with_metrics(relay_metrics);
     let work = async move {
-        let server = axum::serve(http, router(state))
-            .with_graceful_shutdown(work_shutdown.clone().cancelled_owned());
+        // Peers' addresses reach the handlers (the token endpoint limits per source address).
+        let server = axum::serve(
+            http,
+            router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(work_shutdown.clone().cancelled_owned());
         let relay_shutdown = work_shutdown.clone();
         let relay_task = tokio::spawn(async move { relay.run(relay_shutdown).await });
         let keys_task = tokio::spawn(keys.run(work_shutdown.clone()));
@@ -165,11 +177,12 @@ pub async fn run(
         bus.close().await;
         served
     };
-    lifecycle::run(
+    let admin_server =
+        ferry_runtime::Admin::new(health, registry).with_scrape_hook(deployment_gauges);
+    lifecycle::run_admin(
         "svc-api",
         admin,
-        health,
-        registry,
+        admin_server,
         shutdown,
         Duration::from_secs(settings.common.shutdown_grace_secs),
         work,
@@ -188,33 +201,19 @@ pub async fn bootstrap(
         .with_context(|| format!("bootstrapping tenant {:?}", args.tenant))
 }
 
-async fn connect_store(settings: &Settings) -> anyhow::Result<ferry_store::Store> {
-    ferry_store::Store::connect(
-        &settings.postgres.database_url,
-        settings.postgres.database_max_connections,
-    )
-    .await
-    .with_context(|| {
-        format!(
-            "connecting to Postgres at {} (FERRY_DATABASE_URL)",
-            ferry_runtime::settings::redact_url(&settings.postgres.database_url)
-        )
-    })
+/// Makes a local account a user of a tenant (the `local-user` command).
+pub async fn local_user(
+    settings: &Settings,
+    args: &settings::LocalUserArgs,
+    password: Option<String>,
+) -> anyhow::Result<identity::local_users::LocalUser> {
+    let store = connect_store(settings).await?;
+    identity::local_users::local_user(&store, args, password)
+        .await
+        .with_context(|| format!("making {:?} a local user of {:?}", args.email, args.tenant))
 }
 
-/// Readiness of the broker through the bus (which reconnects), not a fixed connection.
-struct BusCheck(Bus);
-
-impl ReadinessCheck for BusCheck {
-    fn name(&self) -> &'static str {
-        "rabbitmq"
-    }
-    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async move {
-            self.0
-                .readiness()
-                .await
-                .map_err(|e| identity::keys::error_chain(&e))
-        })
-    }
+async fn connect_store(settings: &Settings) -> anyhow::Result<ferry_store::Store> {
+    let pool = ferry_backends::connect::postgres(&settings.postgres).await?;
+    Ok(ferry_store::Store::from_pool(pool))
 }

@@ -1,10 +1,16 @@
 //! The OpenAPI 3.1 document of the REST API, generated from the handlers' `#[utoipa::path]`
 //! annotations and the request types' schemas (`GET /openapi.json`), and a small self-contained
 //! documentation page (`GET /docs`) that renders it without loading anything from elsewhere,
-//! so it works offline.
+//! so it works offline. The same document is committed at `docs/openapi.json`; after changing
+//! the API, regenerate it with `cargo run -p ferry-svc-api -- openapi --out docs/openapi.json`
+//! (tests fail while the two differ).
+
+mod problems;
+
+use problems::ProblemResponses;
 
 use crate::state::AppState;
-use crate::v1;
+use crate::{armory, v1};
 use axum::Router;
 use axum::response::Html;
 use axum::routing::get;
@@ -59,8 +65,22 @@ use utoipa::{Modify, OpenApi};
         v1::metric_providers::read,
         v1::metric_providers::put_provider,
         v1::metric_providers::remove,
+        v1::analysis::retrospective,
+        v1::analysis::analyses,
+        v1::audit_log::list,
+        v1::webhooks::list,
+        v1::webhooks::network_settings,
+        v1::webhooks::set_network_settings,
+        v1::notifications::list,
+        v1::notifications::create,
+        v1::notifications::remove,
+        armory::start::start_kubernetes,
+        armory::start::start_generic,
+        armory::status::pipeline,
+        armory::status::deployment,
+        v1::schema::deploy_schema,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ProblemResponses),
     security(("bearer" = [])),
     tags(
         (name = "deployments", description = "Start, list and read deployments; their events"),
@@ -71,6 +91,11 @@ use utoipa::{Modify, OpenApi};
         (name = "credentials", description = "Machine credentials"),
         (name = "secrets", description = "Write-only secrets"),
         (name = "metric-providers", description = "Metric providers for canary analysis"),
+        (name = "analysis", description = "Canary analysis: a deployment's analyses, retrospective analysis"),
+        (name = "armory", description = "Armory CD-as-a-Service's API (start a pipeline, read it and its deployments), for CI written for Armory; errors in Armory's envelope"),
+        (name = "schema", description = "The deploy file's JSON Schema, for editors (public)"),
+        (name = "audit", description = "The tenant's audit log (tenant administrators)"),
+        (name = "notifications", description = "Where deployment events are sent: Slack-compatible or signed generic JSON endpoints"),
     )
 )]
 pub struct ApiDoc;
@@ -93,11 +118,15 @@ impl Modify for BearerAuth {
     }
 }
 
+/// The document exactly as `/openapi.json` serves it and `docs/openapi.json` holds it
+/// (pretty-printed, with a final newline).
+pub fn document_json() -> Result<String, serde_json::Error> {
+    ApiDoc::openapi().to_pretty_json().map(|json| json + "\n")
+}
+
 /// The routes: `/openapi.json` and `/docs` (public, like any API description).
 pub fn router() -> Router<AppState> {
-    let document = ApiDoc::openapi()
-        .to_json()
-        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    let document = document_json().unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     Router::new()
         .route(
             "/openapi.json",
@@ -160,10 +189,130 @@ async function tryIt(i, method) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    /// Every `(METHOD, path)` routed by the `.route(..)` calls in one source file: the first
+    /// string literal of the call is the path, and `get(`/`post(`/`put(`/`delete(`/`patch(`
+    /// inside the call are its methods.
+    fn routes_in(source: &str, prefix: &str, found: &mut BTreeSet<(String, String)>) {
+        for (start, _) in source.match_indices(".route(") {
+            let body = &source[start + ".route(".len()..];
+            let mut depth = 1usize;
+            let end = body
+                .char_indices()
+                .find(|&(_, c)| {
+                    match c {
+                        '(' => depth += 1,
+                        ')' => depth -= 1,
+                        _ => {}
+                    }
+                    depth == 0
+                })
+                .map(|(i, _)| i)
+                .expect("an unclosed .route(");
+            let call = &body[..end];
+            let path = call
+                .split('"')
+                .nth(1)
+                .expect("a .route( without a path literal");
+            for method in ["get", "post", "put", "delete", "patch"] {
+                let token = format!("{method}(");
+                let routed = call.match_indices(&token).any(|(i, _)| {
+                    i == 0
+                        || !call.as_bytes()[i - 1].is_ascii_alphanumeric()
+                            && call.as_bytes()[i - 1] != b'_'
+                });
+                if routed {
+                    found.insert((method.to_uppercase(), format!("{prefix}{path}")));
+                }
+            }
+        }
+    }
+
+    /// The routes of the API's routers, read from their sources (`src/v1/*.rs` under `/v1`, and
+    /// the Armory routes at the root), so a route added anywhere there is seen.
+    fn routed() -> BTreeSet<(String, String)> {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut found = BTreeSet::new();
+        for entry in std::fs::read_dir(src.join("v1")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "rs") {
+                routes_in(&std::fs::read_to_string(&path).unwrap(), "/v1", &mut found);
+            }
+        }
+        routes_in(
+            &std::fs::read_to_string(src.join("armory/mod.rs")).unwrap(),
+            "",
+            &mut found,
+        );
+        found
+    }
+
+    #[test]
+    fn every_route_is_in_the_document_with_its_responses() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let routed = routed();
+        assert!(
+            routed.len() > 40,
+            "the route scan found too little: {routed:?}"
+        );
+        let mut missing = Vec::new();
+        let mut documented = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                documented.insert((method.to_uppercase(), path.clone()));
+                let responses = operation["responses"].as_object();
+                assert!(
+                    responses.is_some_and(|r| !r.is_empty()),
+                    "{method} {path} documents no responses"
+                );
+                for (status, response) in responses.unwrap() {
+                    if status.starts_with('4') || status.starts_with('5') {
+                        assert!(
+                            response["content"]
+                                .as_object()
+                                .is_some_and(|c| !c.is_empty()),
+                            "{method} {path}: the {status} response has no body schema"
+                        );
+                    }
+                }
+            }
+        }
+        for route in &routed {
+            if !documented.contains(route) {
+                missing.push(format!("{} {}", route.0, route.1));
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "routes missing from the OpenAPI document (add their #[utoipa::path] to ApiDoc): {missing:?}"
+        );
+        let stale: Vec<_> = documented.difference(&routed).collect();
+        assert!(stale.is_empty(), "documented but not routed: {stale:?}");
+    }
+
+    #[test]
+    fn the_committed_document_is_the_generated_one() {
+        let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json");
+        let committed = std::fs::read_to_string(&committed).unwrap_or_default();
+        assert!(
+            committed == document_json().unwrap(),
+            "docs/openapi.json differs from the generated document; regenerate it with \
+             `cargo run -p ferry-svc-api -- openapi --out docs/openapi.json`"
+        );
+    }
 
     #[test]
     fn the_document_is_generated() {
         let doc = ApiDoc::openapi();
         assert!(doc.paths.paths.contains_key("/v1/deployments"));
+        // The schema is public: its operation overrides the document's bearer requirement.
+        let schema = serde_json::to_value(&doc.paths.paths["/v1/schema/deploy.json"]).unwrap();
+        assert_eq!(
+            schema["get"]["security"],
+            serde_json::json!([{}]),
+            "{schema}"
+        );
     }
 }

@@ -1,10 +1,12 @@
-//! Per-tenant rate limiting: an in-process token bucket per tenant, checked by the
+//! Rate limiting: an in-process token bucket per key. Per tenant, checked by the
 //! [`Principal`](crate::auth::Principal) extractor once the tenant is known, so one tenant's
-//! burst cannot starve the others on this replica. Each replica limits on its own; the
-//! configured rate is per replica.
+//! burst cannot starve the others on this replica; per client id and per source address at the
+//! token endpoint ([`crate::identity::token`]). Each replica limits on its own; the configured
+//! rates are per replica.
 
 use ferry_store::TenantId;
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -30,17 +32,18 @@ impl Bucket {
     }
 }
 
-/// Token buckets by tenant: `burst` requests at once, refilled at `per_sec`.
+/// Token buckets by key (a tenant unless said otherwise): `burst` requests at once, refilled
+/// at `per_sec`.
 #[derive(Debug)]
-pub struct RateLimiter {
+pub struct RateLimiter<K = TenantId> {
     per_sec: f64,
     burst: f64,
-    buckets: Mutex<HashMap<TenantId, Bucket>>,
+    buckets: Mutex<HashMap<K, Bucket>>,
 }
 
-impl RateLimiter {
-    /// A limiter allowing `burst` requests at once and `per_sec` sustained, per tenant.
-    pub fn new(per_sec: f64, burst: u32) -> RateLimiter {
+impl<K: Hash + Eq> RateLimiter<K> {
+    /// A limiter allowing `burst` requests at once and `per_sec` sustained, per key.
+    pub fn new(per_sec: f64, burst: u32) -> RateLimiter<K> {
         RateLimiter {
             per_sec,
             burst: f64::from(burst),
@@ -48,12 +51,33 @@ impl RateLimiter {
         }
     }
 
-    /// Takes one token from `tenant`'s bucket; `Err` carries how long until one is available.
-    pub fn acquire(&self, tenant: TenantId) -> Result<(), Duration> {
-        self.acquire_at(tenant, Instant::now())
+    /// Takes one token from `key`'s bucket; `Err` carries how long until one is available.
+    pub fn acquire(&self, key: K) -> Result<(), Duration> {
+        self.acquire_at(key, Instant::now())
     }
 
-    fn acquire_at(&self, tenant: TenantId, now: Instant) -> Result<(), Duration> {
+    /// Whether `key`'s bucket holds a token, without taking it; `Err` carries how long until
+    /// one is available.
+    pub fn check(&self, key: &K) -> Result<(), Duration> {
+        let now = Instant::now();
+        let buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match buckets.get(key) {
+            Some(bucket) => {
+                let tokens = bucket.tokens_at(now, self.per_sec, self.burst);
+                if tokens >= 1.0 {
+                    Ok(())
+                } else {
+                    Err(Duration::from_secs_f64((1.0 - tokens) / self.per_sec))
+                }
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn acquire_at(&self, key: K, now: Instant) -> Result<(), Duration> {
         // A poisoned lock only means another request panicked mid-update of plain numbers.
         let mut buckets = self
             .buckets
@@ -63,7 +87,7 @@ impl RateLimiter {
             let (per_sec, burst) = (self.per_sec, self.burst);
             buckets.retain(|_, b| b.tokens_at(now, per_sec, burst) < burst);
         }
-        let bucket = buckets.entry(tenant).or_insert(Bucket {
+        let bucket = buckets.entry(key).or_insert(Bucket {
             tokens: self.burst,
             refilled_at: now,
         });
@@ -100,5 +124,14 @@ mod tests {
         let later = start + Duration::from_millis(500);
         assert!(limiter.acquire_at(a, later).is_ok());
         assert!(limiter.acquire_at(a, later).is_err());
+    }
+
+    #[test]
+    fn checking_takes_nothing() {
+        let limiter: RateLimiter<&str> = RateLimiter::new(0.001, 1);
+        assert!(limiter.check(&"a").is_ok());
+        assert!(limiter.check(&"a").is_ok());
+        assert!(limiter.acquire("a").is_ok());
+        assert!(limiter.check(&"a").is_err());
     }
 }

@@ -5,7 +5,8 @@
 use crate::identity::crypto::MasterKey;
 use crate::v1::remote_manifests::FetchConfig;
 use clap::{Args, Parser, Subcommand};
-use ferry_runtime::{AmqpArgs, CommonArgs, PostgresArgs};
+use ferry_backends::{AmqpArgs, PostgresArgs};
+use ferry_runtime::CommonArgs;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -31,6 +32,39 @@ pub enum Command {
     /// Creates (idempotently) a tenant and an admin credential, and prints the credential's
     /// client id and secret once. Needs only the database: it is how the first token is obtained.
     Bootstrap(BootstrapArgs),
+    /// Creates (or sets a new password of) a local account of this issuer and makes it a user
+    /// of a tenant with roles, for signing in to the web UI without an external identity
+    /// provider. The password is `FERRY_LOCAL_USER_PASSWORD`, or generated and printed once.
+    LocalUser(LocalUserArgs),
+    /// Writes the OpenAPI document (the one served at `/openapi.json`) to a file, or to standard
+    /// output without `--out`. Needs nothing running. `docs/openapi.json` is written with
+    /// `cargo run -p ferry-svc-api -- openapi --out docs/openapi.json`.
+    Openapi(OpenapiArgs),
+}
+
+/// Arguments of `openapi`.
+#[derive(Clone, Debug, Args)]
+pub struct OpenapiArgs {
+    /// The file to write (replaced); standard output when absent.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Arguments of `local-user`.
+#[derive(Clone, Debug, Args)]
+pub struct LocalUserArgs {
+    /// The person's email (their sign-in name).
+    #[arg(long)]
+    pub email: String,
+    /// The tenant's slug (it must exist).
+    #[arg(long)]
+    pub tenant: String,
+    /// Roles in the tenant.
+    #[arg(long, value_delimiter = ',', default_value = "Viewer")]
+    pub roles: Vec<String>,
+    /// Print the result as one JSON object.
+    #[arg(long, default_value_t = false)]
+    pub json: bool,
 }
 
 /// Arguments of `bootstrap`.
@@ -153,6 +187,12 @@ pub struct OidcArgs {
     /// id, in seconds (so made-up key ids cannot make svc-api hammer the provider).
     #[arg(long, env = "FERRY_OIDC_KEYS_MIN_RELOAD_SECS", default_value_t = 10)]
     pub oidc_keys_min_reload_secs: u64,
+
+    /// The web UI's client secret at the provider, when Ferry is registered there as a
+    /// confidential client (its client id is `FERRY_OIDC_AUDIENCE`; the redirect URI is
+    /// `{FERRY_ISSUER_URL}/ui/auth/callback`). Unset: a public client with PKCE.
+    #[arg(long, env = "FERRY_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<String>,
 }
 
 /// The checked form of [`OidcArgs`].
@@ -229,6 +269,32 @@ pub struct ApiArgs {
     /// How often an open event stream looks for new events, in milliseconds.
     #[arg(long, env = "FERRY_EVENTS_POLL_MS", default_value_t = 250)]
     pub events_poll_ms: u64,
+
+    /// Token requests per second one source address may make at `/oauth/token`.
+    #[arg(long, env = "FERRY_TOKEN_RATE_PER_ADDRESS", default_value_t = 20.0)]
+    pub token_rate_per_address: f64,
+
+    /// Token requests one source address may make in a burst.
+    #[arg(long, env = "FERRY_TOKEN_BURST_PER_ADDRESS", default_value_t = 100)]
+    pub token_burst_per_address: u32,
+
+    /// Failed authentications per second one client id may accumulate at `/oauth/token`;
+    /// past its burst, the client id is refused until the bucket refills.
+    #[arg(long, env = "FERRY_TOKEN_FAILURES_PER_CLIENT", default_value_t = 0.2)]
+    pub token_failures_per_client: f64,
+
+    /// Failed authentications one client id may have in a burst.
+    #[arg(
+        long,
+        env = "FERRY_TOKEN_FAILURE_BURST_PER_CLIENT",
+        default_value_t = 10
+    )]
+    pub token_failure_burst_per_client: u32,
+
+    /// Client secrets verified at once (argon2 is slow by design); further requests wait
+    /// briefly, then get 503. Default: the number of CPUs.
+    #[arg(long, env = "FERRY_TOKEN_VERIFICATIONS")]
+    pub token_verifications: Option<usize>,
 }
 
 impl ApiArgs {
@@ -246,6 +312,26 @@ impl ApiArgs {
         }
         if self.events_poll_ms == 0 {
             return Err(SettingsError::Zero("FERRY_EVENTS_POLL_MS"));
+        }
+        for (rate, name) in [
+            (self.token_rate_per_address, "FERRY_TOKEN_RATE_PER_ADDRESS"),
+            (
+                self.token_failures_per_client,
+                "FERRY_TOKEN_FAILURES_PER_CLIENT",
+            ),
+        ] {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(SettingsError::Zero(name));
+            }
+        }
+        if self.token_burst_per_address == 0 {
+            return Err(SettingsError::Zero("FERRY_TOKEN_BURST_PER_ADDRESS"));
+        }
+        if self.token_failure_burst_per_client == 0 {
+            return Err(SettingsError::Zero("FERRY_TOKEN_FAILURE_BURST_PER_CLIENT"));
+        }
+        if self.token_verifications == Some(0) {
+            return Err(SettingsError::Zero("FERRY_TOKEN_VERIFICATIONS"));
         }
         Ok(())
     }

@@ -6,9 +6,11 @@
 use crate::identity::crypto::MasterKey;
 use crate::identity::keys::KeyRing;
 use crate::identity::oidc::OidcIssuer;
+use crate::identity::token_limits::TokenLimits;
 use crate::metrics::ApiMetrics;
 use crate::ratelimit::RateLimiter;
 use ferry_store::Store;
+use ferry_store::revocations::Revocations;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -37,6 +39,15 @@ pub struct ApiConfig {
     pub manifest_fetch: crate::v1::remote_manifests::FetchConfig,
 }
 
+/// The request limits of one replica.
+#[derive(Debug)]
+pub struct Limits {
+    /// Requests under `/v1`, per tenant.
+    pub per_tenant: RateLimiter,
+    /// The token endpoint's.
+    pub token: TokenLimits,
+}
+
 /// Shared handler state.
 #[derive(Clone, Debug)]
 pub struct AppState {
@@ -56,6 +67,12 @@ pub struct AppState {
     pub api: Arc<ApiConfig>,
     /// The external OIDC issuer people sign in with, when one is configured.
     pub people: Option<Arc<OidcIssuer>>,
+    /// Cached revocation checks of machine credentials whose tokens are presented.
+    pub revocations: Arc<Revocations>,
+    /// The token endpoint's rate limits and verification slots.
+    pub token_limits: Arc<TokenLimits>,
+    /// The web UI's client secret at the external issuer, when it is a confidential client.
+    pub oidc_client_secret: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -66,18 +83,21 @@ impl AppState {
         issuer: IssuerConfig,
         metrics: ApiMetrics,
         master: MasterKey,
-        limiter: RateLimiter,
+        limits: Limits,
         api: ApiConfig,
     ) -> AppState {
         AppState {
+            revocations: Arc::new(Revocations::new(store.clone(), Revocations::DEFAULT_TTL)),
             store,
             keys,
             issuer: Arc::new(issuer),
             metrics,
             master,
-            limiter: Arc::new(limiter),
+            limiter: Arc::new(limits.per_tenant),
+            token_limits: Arc::new(limits.token),
             api: Arc::new(api),
             people: None,
+            oidc_client_secret: None,
         }
     }
 

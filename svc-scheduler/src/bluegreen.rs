@@ -12,6 +12,7 @@ use crate::progress::WaitState;
 use crate::routing::{self, FoundService, Routing, Stage, VersionLabel};
 use crate::target::{Flow, Run};
 use crate::waits::Poll;
+use ferry_bus::StepKey;
 use ferry_deploy::{Step, Strategy, TargetPlan};
 use ferry_store::events::StepStatus;
 use ferry_store::targets::TargetStatus;
@@ -26,16 +27,32 @@ pub(crate) enum Conditions {
     Done,
 }
 
-/// The active and preview Service names of a blue/green strategy.
-pub(crate) fn services(plan: &TargetPlan) -> Option<(&str, &str)> {
+/// The active and (optional) preview Service names of a blue/green strategy.
+pub(crate) fn services(plan: &TargetPlan) -> Option<(&str, Option<&str>)> {
     match &plan.strategy {
         Strategy::BlueGreen {
             active_service,
             preview_service,
             ..
-        } => Some((active_service, preview_service)),
+        } => Some((active_service, preview_service.as_deref())),
         _ => None,
     }
+}
+
+/// The blue/green Services a strategy names, with their roles: the active one, then the
+/// preview one when there is one.
+pub(crate) fn named_services(plan: &TargetPlan) -> Vec<(&'static str, &str)> {
+    match services(plan) {
+        Some((active, preview)) => std::iter::once(("activeService", active))
+            .chain(preview.map(|p| ("previewService", p)))
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+/// `, preview at service NAME`, or nothing without a preview Service.
+fn preview_note(preview: Option<&str>) -> String {
+    preview.map_or_else(String::new, |p| format!(", preview at service {p}"))
 }
 
 impl Run<'_> {
@@ -45,11 +62,12 @@ impl Run<'_> {
         &self,
         client: &kube::Client,
     ) -> Result<Option<String>, EngineError> {
-        let Some((active, preview)) = services(self.plan) else {
+        let named = named_services(self.plan);
+        if named.is_empty() {
             return Ok(None);
-        };
+        }
         let namespace = routing::namespace(self.plan);
-        for (role, name) in [("activeService", active), ("previewService", preview)] {
+        for (role, name) in named {
             let Some(found) = routing::find_service(client, self.plan, &namespace, name).await?
             else {
                 return Ok(Some(format!(
@@ -84,10 +102,11 @@ impl Run<'_> {
             return Ok(None);
         };
         let namespace = routing::namespace(self.plan);
-        let (active, preview) = (
-            self.service(client, &namespace, active).await?,
-            self.service(client, &namespace, preview).await?,
-        );
+        let active = self.service(client, &namespace, active).await?;
+        let preview = match preview {
+            Some(name) => Some(self.service(client, &namespace, name).await?),
+            None => None,
+        };
         let Some(index) =
             routing::workload_for(self.plan, &self.progress.workloads, &active.selector())
         else {
@@ -116,7 +135,9 @@ impl Run<'_> {
         };
         // The Services this deployment creates go again if it rolls back.
         let deployment = self.ctx.deployment.id.to_string();
-        for (service, version) in [(&active, old.as_ref().unwrap_or(&new)), (&preview, &new)] {
+        let pointed = std::iter::once((&active, old.as_ref().unwrap_or(&new)))
+            .chain(preview.as_ref().map(|preview| (preview, &new)));
+        for (service, version) in pointed {
             let created = routing::point_service(client, service, version, &deployment).await?;
             self.note_created(created);
         }
@@ -177,18 +198,22 @@ impl Run<'_> {
                 self.record(
                     StepStatus::Progressing,
                     format!(
-                        "blue/green: new version ready ({ready}/{total}), preview at service \
-                         {preview_service}"
+                        "blue/green: new version ready ({ready}/{total}){}",
+                        preview_note(preview_service.as_deref())
                     ),
                 );
                 Ok(Flow::Continue)
             }
             Stage::Redirecting => {
                 let head = format!(
-                    "blue/green: new version ready ({0}/{0}), preview at service {preview_service}",
-                    routing.ready
+                    "blue/green: new version ready ({0}/{0}){1}",
+                    routing.ready,
+                    preview_note(preview_service.as_deref())
                 );
-                match self.conditions(redirect_traffic_after, "redirect").await? {
+                match self
+                    .conditions(redirect_traffic_after, StepKey::Redirect)
+                    .await?
+                {
                     Conditions::Waiting(r, paused) => {
                         let tail = if r.starts_with("waiting") {
                             format!("{r} to switch traffic")
@@ -234,7 +259,7 @@ impl Run<'_> {
             }
             Stage::ShuttingDown => {
                 match self
-                    .conditions(shut_down_old_version_after, "shutdown")
+                    .conditions(shut_down_old_version_after, StepKey::ShutDown)
                     .await?
                 {
                     Conditions::Waiting(r, paused) => Ok(self.wait_with(
@@ -260,12 +285,12 @@ impl Run<'_> {
         }
     }
 
-    /// Runs `steps` in parallel, their states kept in the progress' gate slots; `key` names the
-    /// list for timers and approvals.
+    /// Runs `steps` in parallel, their states kept in the progress' gate slots; `key` makes
+    /// each one's [`StepKey`] for timers and approvals.
     pub(crate) async fn conditions(
         &mut self,
         steps: &[Step],
-        key: &str,
+        key: fn(u32) -> StepKey,
     ) -> Result<Conditions, EngineError> {
         self.progress
             .gates
@@ -288,7 +313,7 @@ impl Run<'_> {
                     (state, poll)
                 }
                 _ => {
-                    self.poll_wait(step, state, Slot::Gate(i), &format!("{key}:{i}"), i as u32)
+                    self.poll_wait(step, state, Slot::Gate(i), key(i as u32), i as u32)
                         .await?
                 }
             };
@@ -315,15 +340,13 @@ impl Run<'_> {
 
     /// Rollback: both Services back on the old version (nothing to do on a first deployment).
     pub(crate) async fn blue_green_back(&self, client: &kube::Client) -> Result<(), EngineError> {
-        let (Some((active, preview)), Some(routing)) =
-            (services(self.plan), &self.progress.routing)
-        else {
+        let Some(routing) = &self.progress.routing else {
             return Ok(());
         };
         let Some(old) = &routing.old else {
             return Ok(());
         };
-        for name in [active, preview] {
+        for (_, name) in named_services(self.plan) {
             if let Some(found) =
                 routing::find_service(client, self.plan, &routing.namespace, name).await?
             {

@@ -207,8 +207,9 @@ pub async fn adopt_user_deployment(
             labels.insert(key, Value::Null);
         }
     }
+    let application = ferry_deploy::application_slug(application);
     for (key, value) in [
-        (render::LABEL_APPLICATION, application),
+        (render::LABEL_APPLICATION, application.as_str()),
         (render::LABEL_TARGET, target),
         (render::LABEL_WORKLOAD, rs.workload.as_str()),
     ] {

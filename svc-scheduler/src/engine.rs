@@ -75,11 +75,13 @@ impl Input {
                 id: m.analysis_id,
                 success: m.success,
                 reason: m.reason.clone(),
+                inconclusive: m.inconclusive,
             },
             SchedulerMessage::WebhookCompleted(m) => Input::Completed {
                 id: m.webhook_id,
                 success: m.success,
                 reason: m.reason.clone(),
+                inconclusive: false,
             },
         }
     }
@@ -297,10 +299,10 @@ impl Engine {
         for mut o in outcomes {
             for (slot, new) in &o.approvals {
                 let approval = approvals::create(&mut tx, tenant, id, new).await?;
-                let wait = match slot {
-                    Slot::Step => Some(&mut o.progress.wait),
-                    Slot::Gate(i) => o.progress.gates.get_mut(*i),
-                };
+                let wait = o.progress.as_mut().and_then(|p| match slot {
+                    Slot::Step => Some(&mut p.wait),
+                    Slot::Gate(i) => p.gates.get_mut(*i),
+                });
                 if let Some(wait) = wait {
                     wait.approval_id = Some(approval.id);
                 }
@@ -317,10 +319,10 @@ impl Engine {
                         if let Some(callback) = callback {
                             // The API reports the callback by its row id: make it the run's id.
                             let row = callbacks::create(&mut tx, tenant, id, &callback.row).await?;
-                            let wait = match callback.slot {
-                                Slot::Step => Some(&mut o.progress.wait),
-                                Slot::Gate(i) => o.progress.gates.get_mut(i),
-                            };
+                            let wait = o.progress.as_mut().and_then(|p| match callback.slot {
+                                Slot::Step => Some(&mut p.wait),
+                                Slot::Gate(i) => p.gates.get_mut(i),
+                            });
                             if let Some(wait) = wait.filter(|w| w.request_id == Some(m.webhook_id))
                             {
                                 wait.request_id = Some(row.id);
@@ -333,7 +335,9 @@ impl Engine {
                 }
             }
             let mut state = o.state.clone();
-            state.observed = o.progress.to_json();
+            if let Some(progress) = &o.progress {
+                state.observed = progress.to_json();
+            }
             targets::save(&mut tx, tenant, id, &o.target, o.version, &state).await?;
             for step in &o.steps {
                 events::record_step(&mut tx, tenant, id, step).await?;
@@ -417,15 +421,49 @@ impl Handler for Engine {
         let tenant = TenantId(envelope.tenant_id);
         let id = DeploymentId(envelope.payload.deployment_id());
         let input = Input::from_message(&envelope.payload);
-        self.reconcile(tenant, id, &input).await.map_err(|e| {
-            if e.is_permanent() {
-                tracing::error!(error = %e, %id, "deployment cannot be reconciled");
-                HandlerError::permanent(e)
-            } else {
-                tracing::warn!(error = %e, %id, "reconcile failed; retrying later");
-                HandlerError::retryable(e)
+        match self.reconcile(tenant, id, &input).await {
+            Ok(()) => Ok(()),
+            // No retry can decode it: the deployment is failed with the reason instead of
+            // staying open with its messages dead-lettered.
+            Err(EngineError::Plan(e)) => {
+                let reason = format!("the stored plan does not decode: {e}");
+                tracing::error!(%id, %reason, "failing the deployment");
+                crate::retry::give_up(self, tenant, id, &reason).await
             }
-        })
+            Err(e) if e.is_permanent() => {
+                tracing::error!(error = %e, %id, "deployment cannot be reconciled");
+                Err(HandlerError::permanent(e))
+            }
+            // Out of quick attempts: a durable timer takes over (see `retry`).
+            Err(e) if message.attempt >= self.config.retry.park_at_attempt => {
+                crate::retry::park(self, envelope, &e.to_string()).await
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, %id, "reconcile failed; retrying later");
+                Err(HandlerError::retryable(e))
+            }
+        }
+    }
+}
+
+impl Engine {
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub(crate) fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Commits outcomes decided outside a reconcile pass (a deployment given up on).
+    pub(crate) async fn commit_outcomes(
+        &self,
+        tenant: TenantId,
+        deployment: &Deployment,
+        outcomes: Vec<Outcome>,
+        end: Option<(DeploymentStatus, String)>,
+    ) -> Result<(), EngineError> {
+        self.commit(tenant, deployment, outcomes, end, None).await
     }
 }
 
@@ -546,13 +584,15 @@ mod tests {
             analysis_id: id,
             success: false,
             reason: Some("error rate 3.2 above 1".into()),
+            inconclusive: false,
         });
         assert_eq!(
             Input::from_message(&completed),
             Input::Completed {
                 id,
                 success: false,
-                reason: Some("error rate 3.2 above 1".into())
+                reason: Some("error rate 3.2 above 1".into()),
+                inconclusive: false,
             }
         );
         let abort = SchedulerMessage::AbortRequested(AbortRequested {

@@ -89,7 +89,7 @@ impl Run<'_> {
             routing::ensure_copy(&client, &found, &preview, &version, &labels).await?;
             let expires_at = match self.progress.preview.get(name) {
                 Some(p) => p.expires_at,
-                None => self.ctx.now + chrono::Duration::seconds(ttl_secs as i64),
+                None => crate::waits::after(self.ctx.now, ttl_secs),
             };
             let link = Preview {
                 address: address(&preview, &ns, &found.object),
@@ -157,7 +157,16 @@ pub async fn remove_expired(
     now: DateTime<Utc>,
 ) -> Result<(), EngineError> {
     for row in rows {
-        let progress = Progress::from_json(&row.observed.0);
+        // An ended target whose record does not decode was failed with that reason already;
+        // nothing it holds can be known, so there is nothing to remove.
+        let progress = match Progress::decode(&row.observed.0) {
+            Ok(progress) => progress,
+            Err(e) => {
+                tracing::error!(target = %row.name, error = %ferry_runtime::error_chain(&e),
+                                "an ended target's stored state does not decode; previews kept");
+                continue;
+            }
+        };
         let due: Vec<_> = progress
             .preview
             .values()

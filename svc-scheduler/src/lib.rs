@@ -10,6 +10,7 @@
 //! `run` is the whole service; `main.rs` only parses settings and calls it, and tests start the
 //! engine in process with [`run_engine`] and their own [`Clusters`].
 
+mod autoscalers;
 pub mod baseline;
 mod bluegreen;
 pub mod cluster;
@@ -19,9 +20,13 @@ pub mod expose;
 mod mesh;
 pub mod objects;
 pub mod outcome;
+pub mod previous;
 pub mod progress;
+#[cfg(test)]
+mod progress_compat;
 pub mod render;
 mod requests;
+pub mod retry;
 pub mod routing;
 mod target;
 mod template;
@@ -35,10 +40,11 @@ pub use outcome::Input;
 
 use anyhow::Context;
 use clap::Parser;
+use ferry_backends::{AmqpArgs, PostgresArgs, RedisArgs, connect};
 use ferry_bus::consumer::ConsumerConfig;
 use ferry_bus::outbox::{Relay, RelayConfig};
 use ferry_bus::{Bus, ConsumerMetrics, WorkQueue};
-use ferry_runtime::{AmqpArgs, CommonArgs, Health, PostgresArgs, RedisArgs, connect, lifecycle};
+use ferry_runtime::{CommonArgs, Health, lifecycle};
 use ferry_store::{Store, StoreError};
 use sqlx::PgPool;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -131,6 +137,16 @@ pub struct EngineConfig {
     pub api_url: String,
     /// How long a webhook may take to call back before its step fails.
     pub callback_timeout: Duration,
+    /// How long a webhook without callback (`disableCallback`) may take to be answered,
+    /// retries included, before its step fails.
+    pub webhook_deadline: Duration,
+    /// How long past its runs' own time (interval × runs, and half that again) an analysis
+    /// may take to answer before its step fails.
+    pub analysis_grace: Duration,
+    /// Durable retries of messages that keep failing (see [`retry`]).
+    pub retry: retry::RetryPolicy,
+    /// Where the outbox relay counts parked rows and failed publishes (none in tests).
+    pub relay_metrics: Option<ferry_bus::RelayMetrics>,
 }
 
 impl Default for EngineConfig {
@@ -144,6 +160,10 @@ impl Default for EngineConfig {
             retry_delay: Duration::from_secs(5),
             api_url: DEFAULT_API_URL.to_string(),
             callback_timeout: Duration::from_secs(24 * 3600),
+            webhook_deadline: Duration::from_secs(3600),
+            analysis_grace: Duration::from_secs(600),
+            retry: retry::RetryPolicy::default(),
+            relay_metrics: None,
         }
     }
 }
@@ -167,10 +187,15 @@ pub async fn run_engine(
     let store = Store::from_pool(pool.clone());
     let engine = Arc::new(Engine::new(store.clone(), clusters, config.clone()));
     // Publishes what this service's transactions write to the outbox.
-    let relay = Relay::new(pool, bus.clone(), RelayConfig::default());
+    let mut relay = Relay::new(pool, bus.clone(), RelayConfig::default());
+    if let Some(metrics) = config.relay_metrics.clone() {
+        relay = relay.with_metrics(metrics);
+    }
     let mut consumer = ConsumerConfig::new(WorkQueue::Scheduler);
     consumer.prefetch = config.prefetch;
     consumer.retry_delay = config.retry_delay;
+    // The engine parks a message on this attempt, before the consumer would dead-letter it.
+    consumer.max_attempts = config.retry.park_at_attempt.max(1);
     tokio::join!(
         relay.run(shutdown.clone()),
         ferry_bus::run_consumer(&bus, consumer, engine, metrics, shutdown.clone()),
@@ -199,13 +224,15 @@ pub async fn run(
         .get_connection_manager()
         .await
         .context("connecting to Redis (FERRY_REDIS_URL)")?;
-    let amqp = bus.connection().await.context("connecting to RabbitMQ")?;
     let mut checks = connect::checks(&pool, &bus);
     // Without Redis no agent can be found, so no cluster can be reached.
-    checks.push(Arc::new(ferry_runtime::checks::Redis(redis.clone())));
-    let tunnel = ferry_tunnel::AgentTunnel::connect(&amqp, redis, &settings.amqp.bus_prefix)
+    checks.push(Arc::new(ferry_backends::checks::Redis(redis.clone())));
+    let tunnel = ferry_tunnel::AgentTunnel::connect(&bus, redis, &settings.amqp.bus_prefix)
         .await
-        .context("opening the agent tunnel")?;
+        .context("opening the agent tunnel")?
+        .with_metrics(
+            ferry_tunnel::TunnelMetrics::register(&registry).context("registering metrics")?,
+        );
     let clusters: Arc<dyn Clusters> = Arc::new(TunnelClusters::new(tunnel));
     let metrics = ConsumerMetrics::register(&registry).context("registering metrics")?;
     let health = Health::new(checks);
@@ -213,6 +240,9 @@ pub async fn run(
         tick: Duration::from_secs(settings.tick_secs.max(1)),
         timer_poll: Duration::from_millis(settings.timer_poll_ms.max(10)),
         api_url: settings.api_url.trim_end_matches('/').to_string(),
+        relay_metrics: Some(
+            ferry_bus::RelayMetrics::register(&registry).context("registering metrics")?,
+        ),
         ..EngineConfig::default()
     };
     let work_shutdown = shutdown.clone();

@@ -1,6 +1,7 @@
-//! The ordinary objects a deployment applies (everything but the managed ReplicaSets), and which
-//! of them it created, so a rollback removes them again: a failed first deployment leaves the
-//! target as it found it.
+//! The ordinary objects a deployment applies (everything but the managed ReplicaSets), which of
+//! them it created, so a rollback removes them again, and what the others held before it
+//! changed them ([`crate::previous`]), so a rollback puts that back: a failed deployment leaves
+//! the target as it found it.
 //!
 //! An object Ferry creates carries the annotation [`ANNOTATION_CREATED_BY`] with the
 //! deployment id. Applying again after a crash finds the object with this deployment's mark and
@@ -8,6 +9,7 @@
 //! server-side apply drops it and that deployment does not count it as its own.
 
 use crate::cluster::{self, FIELD_MANAGER, KubeOpError};
+use crate::previous::{NotKept, Previous};
 use kube::api::{DeleteParams, Patch, PatchParams};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -30,7 +32,7 @@ pub struct ObjectRef {
 }
 
 impl ObjectRef {
-    fn of(object: &Value) -> ObjectRef {
+    pub(crate) fn of(object: &Value) -> ObjectRef {
         let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
         ObjectRef {
             api_version: text(&object["apiVersion"]),
@@ -63,18 +65,37 @@ pub async fn apply(
     object: &Value,
     deployment: &str,
 ) -> Result<Option<ObjectRef>, KubeOpError> {
+    Ok(apply_keeping(client, object, deployment).await?.created)
+}
+
+/// What [`apply_keeping`] did to an object.
+#[derive(Debug)]
+pub struct Applied {
+    /// The object, when this deployment created it.
+    pub created: Option<ObjectRef>,
+    /// The object existed and another deployment (or a person) made it: its contents before
+    /// this apply, or why they were not kept.
+    pub previous: Option<Result<Previous, NotKept>>,
+}
+
+/// As [`apply`], also returning the contents an existing object had before.
+pub async fn apply_keeping(
+    client: &kube::Client,
+    object: &Value,
+    deployment: &str,
+) -> Result<Applied, KubeOpError> {
     let (api, name) = cluster::dynamic_api(client, object).await?;
     let existing = api.get_opt(&name).await?;
-    let ours = match &existing {
-        None => true,
-        Some(o) => {
-            o.metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(ANNOTATION_CREATED_BY))
-                == Some(&deployment.to_string())
+    let previous = match &existing {
+        Some(o) if !created_by(o, deployment) => {
+            let contents = serde_json::to_value(o).map_err(|e| {
+                KubeOpError::Invalid(format!("{} as read back: {e}", ObjectRef::of(object)))
+            })?;
+            Some(Previous::of(ObjectRef::of(object), &contents))
         }
+        _ => None,
     };
+    let ours = existing.as_ref().is_none_or(|o| created_by(o, deployment));
     let mut object = object.clone();
     if ours {
         let meta = &mut object["metadata"];
@@ -85,7 +106,20 @@ pub async fn apply(
     }
     let params = PatchParams::apply(FIELD_MANAGER).force();
     api.patch(&name, &params, &Patch::Apply(&object)).await?;
-    Ok(ours.then(|| ObjectRef::of(&object)))
+    Ok(Applied {
+        created: ours.then(|| ObjectRef::of(&object)),
+        previous,
+    })
+}
+
+/// Whether `deployment` created the object (it carries the deployment's mark).
+fn created_by(object: &kube::api::DynamicObject, deployment: &str) -> bool {
+    object
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION_CREATED_BY))
+        .is_some_and(|d| d == deployment)
 }
 
 /// Deletes what a deployment created, newest first (namespaces and definitions, applied first,

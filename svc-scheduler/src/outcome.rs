@@ -25,6 +25,8 @@ pub enum Input {
         success: bool,
         /// Why, for humans.
         reason: Option<String>,
+        /// Undecided: a person decides whatever the rollout modes say.
+        inconclusive: bool,
     },
     /// End a pause of a target's strategy step now.
     SkipPause {
@@ -96,8 +98,9 @@ pub struct Outcome {
     pub version: i64,
     /// Its new state (`observed` is filled from `progress` at commit).
     pub state: TargetState,
-    /// The engine's record.
-    pub progress: Progress,
+    /// The engine's record; `None` keeps the stored `observed` as it is (a record that did not
+    /// decode stays for people to inspect).
+    pub progress: Option<Progress>,
     /// Step history rows (each also an event).
     pub steps: Vec<StepChange>,
     /// Timers to write.

@@ -6,8 +6,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// The phases of a target, stored in the target row's `phase`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The phases of a target, stored in the target row's `phase` (a CHECK constraint keeps the
+/// column to these spellings, migration `0010_target_phase.sql`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Phase {
     /// Waiting for `dependsOn`.
     Pending,
@@ -39,16 +41,12 @@ impl Phase {
         }
     }
 
-    /// The phase a stored spelling names; no phase yet is `Pending`.
-    pub fn parse(text: Option<&str>) -> Phase {
+    /// The phase a stored `phase` column names; no phase yet (`NULL`) is `Pending`. Any other
+    /// spelling is an error, never a default: the target is parked with the reason.
+    pub fn from_column(text: Option<&str>) -> Result<Phase, StateError> {
         match text {
-            Some("before_deployment") => Phase::BeforeDeployment,
-            Some("deploying") => Phase::Deploying,
-            Some("steps") => Phase::Steps,
-            Some("promoting") => Phase::Promoting,
-            Some("after_deployment") => Phase::AfterDeployment,
-            Some("done") => Phase::Done,
-            _ => Phase::Pending,
+            None => Ok(Phase::Pending),
+            Some(text) => text.parse(),
         }
     }
 
@@ -57,6 +55,67 @@ impl Phase {
         matches!(self, Phase::Steps | Phase::Promoting)
     }
 }
+
+impl Phase {
+    /// Every phase, in order.
+    pub const ALL: [Phase; 7] = [
+        Phase::Pending,
+        Phase::BeforeDeployment,
+        Phase::Deploying,
+        Phase::Steps,
+        Phase::Promoting,
+        Phase::AfterDeployment,
+        Phase::Done,
+    ];
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Phase {
+    type Err = StateError;
+
+    fn from_str(text: &str) -> Result<Phase, StateError> {
+        Phase::ALL
+            .into_iter()
+            .find(|p| p.as_str() == text)
+            .ok_or_else(|| StateError::UnknownPhase(text.chars().take(64).collect()))
+    }
+}
+
+/// Why a target's stored state does not decode. Never turned into a default: the engine parks
+/// the target with this as its reason.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The `phase` column holds a spelling this code does not know.
+    #[error("unknown phase {0:?} in the target's phase column")]
+    UnknownPhase(String),
+    /// `observed` is not a JSON object.
+    #[error("the stored progress is not a JSON object but {0}")]
+    NotAnObject(&'static str),
+    /// `observed` names a schema version this code does not know.
+    #[error("the stored progress has schema version {0}, this scheduler reads 1 to {CURRENT}")]
+    UnknownVersion(String),
+    /// The fields do not match the version's schema.
+    #[error("the stored progress (schema version {version}) does not decode: {source}")]
+    Malformed {
+        /// The schema version it claimed (1: no version field).
+        version: u64,
+        /// What serde found.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// The schema version [`Progress::to_json`] writes.
+pub const CURRENT: u64 = 2;
+
+/// The key of the schema version in the stored progress, next to its fields (so readers of
+/// single fields, like the API's views, see the same paths in every version).
+pub const VERSION_KEY: &str = "v";
 
 /// One user `Deployment` of the target and its managed ReplicaSets.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -110,11 +169,15 @@ pub struct WaitState {
     pub decision: Option<bool>,
     /// Who made `decision`.
     pub decided_by: Option<String>,
+    /// The analysis could not decide: a person does, whatever the rollout modes say.
+    #[serde(default)]
+    pub inconclusive: bool,
 }
 
-/// The engine's record of a target.
+/// The engine's record of a target. Stored with its schema version (`{"v": 2, ...}`); the
+/// record written before versions existed (no `v`) is version 1, whose fields are the same.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Progress {
     /// Managed workloads, filled when the target deploys.
     #[serde(default)]
@@ -138,6 +201,10 @@ pub struct Progress {
     /// again when the target rolls back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub created: Vec<crate::objects::ObjectRef>,
+    /// Objects that existed before this deployment changed them, with their contents then,
+    /// restored when the target rolls back (only the first change of each is kept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous: Vec<crate::previous::Previous>,
     /// Where traffic goes while the rollout runs (blue/green Services, Istio or SMI objects).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routing: Option<crate::routing::Routing>,
@@ -147,14 +214,43 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// The record stored in `observed`; an empty or foreign value starts afresh.
-    pub fn from_json(value: &serde_json::Value) -> Progress {
-        serde_json::from_value(value.clone()).unwrap_or_default()
+    /// Decodes the record stored in `observed`. A new target's row holds `{}` (version 1, no
+    /// fields yet: a fresh record). Unknown versions, fields or values are errors.
+    pub fn decode(value: &serde_json::Value) -> Result<Progress, StateError> {
+        let serde_json::Value::Object(fields) = value else {
+            return Err(StateError::NotAnObject(json_kind(value)));
+        };
+        let mut fields = fields.clone();
+        match fields.remove(VERSION_KEY) {
+            None => Progress::from_v1(fields),
+            Some(serde_json::Value::Number(n)) if n.as_u64() == Some(CURRENT) => {
+                serde_json::from_value(serde_json::Value::Object(fields)).map_err(|source| {
+                    StateError::Malformed {
+                        version: CURRENT,
+                        source,
+                    }
+                })
+            }
+            Some(other) => Err(StateError::UnknownVersion(
+                other.to_string().chars().take(64).collect(),
+            )),
+        }
     }
 
-    /// The JSON stored in `observed`.
+    /// Version 1, written before the record carried a version: the same fields as version 2,
+    /// every one optional (a fresh target's `{}`).
+    fn from_v1(fields: serde_json::Map<String, serde_json::Value>) -> Result<Progress, StateError> {
+        serde_json::from_value(serde_json::Value::Object(fields))
+            .map_err(|source| StateError::Malformed { version: 1, source })
+    }
+
+    /// The JSON stored in `observed`, with the current schema version.
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or_default()
+        let mut value = serde_json::to_value(self).expect("progress serializes to JSON");
+        if let serde_json::Value::Object(fields) = &mut value {
+            fields.insert(VERSION_KEY.into(), CURRENT.into());
+        }
+        value
     }
 
     /// The wait with this request id, to record a completion in.
@@ -166,25 +262,38 @@ impl Progress {
     }
 }
 
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn phases_round_trip_and_progress_survives_json() {
-        for p in [
-            Phase::Pending,
-            Phase::BeforeDeployment,
-            Phase::Deploying,
-            Phase::Steps,
-            Phase::Promoting,
-            Phase::AfterDeployment,
-            Phase::Done,
-        ] {
-            assert_eq!(Phase::parse(Some(p.as_str())), p);
+    fn phases_round_trip_and_unknown_phases_are_errors() {
+        for p in Phase::ALL {
+            assert_eq!(Phase::from_column(Some(p.as_str())).unwrap(), p);
+            assert_eq!(serde_json::to_value(p).unwrap(), p.as_str());
         }
-        assert_eq!(Phase::parse(None), Phase::Pending);
-        let mut p = Progress::from_json(&serde_json::json!({}));
+        assert_eq!(Phase::from_column(None).unwrap(), Phase::Pending);
+        let err = Phase::from_column(Some("canarying")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown phase \"canarying\" in the target's phase column"
+        );
+    }
+
+    #[test]
+    fn progress_survives_json_with_its_version() {
+        let mut p = Progress::decode(&serde_json::json!({})).unwrap();
         assert_eq!(p, Progress::default());
         let id = Uuid::now_v7();
         p.gates.push(WaitState {
@@ -192,8 +301,10 @@ mod tests {
             ..WaitState::default()
         });
         p.wait_for_request(id).unwrap().outcome = Some(true);
-        let back = Progress::from_json(&p.to_json());
-        assert_eq!(back.gates[0].outcome, Some(true));
+        let stored = p.to_json();
+        assert_eq!(stored[VERSION_KEY], CURRENT);
+        let back = Progress::decode(&stored).unwrap();
+        assert_eq!(back, p);
         assert!(back.clone().wait_for_request(Uuid::now_v7()).is_none());
     }
 }

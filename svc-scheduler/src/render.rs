@@ -6,7 +6,8 @@
 
 use serde_json::{Map, Value, json};
 
-/// Label: the application that owns a managed object.
+/// Label: the application that owns a managed object (its slug:
+/// [`ferry_deploy::application_slug`], collision-safe, unlike [`label_value`]).
 pub const LABEL_APPLICATION: &str = "ferry.dev/application";
 /// Label: the target (sanitised to a label value) that owns a managed object.
 pub const LABEL_TARGET: &str = "ferry.dev/target";
@@ -104,7 +105,7 @@ pub fn pod_template_hash(template: &Value, target: &str) -> String {
 pub fn workload_selector(application: &str, target: &str, workload: &str) -> String {
     format!(
         "{LABEL_APPLICATION}={},{LABEL_TARGET}={},{LABEL_WORKLOAD}={}",
-        label_value(application),
+        ferry_deploy::application_slug(application),
         label_value(target),
         label_value(workload)
     )
@@ -135,7 +136,10 @@ pub fn managed_replica_set(
     let hash = pod_template_hash(&user_template, &ctx.target);
     let name = format!("{workload}-{hash}");
     let labels = [
-        (LABEL_APPLICATION, label_value(&ctx.application)),
+        (
+            LABEL_APPLICATION,
+            ferry_deploy::application_slug(&ctx.application),
+        ),
         (LABEL_TARGET, label_value(&ctx.target)),
         (LABEL_WORKLOAD, label_value(&workload)),
         (LABEL_HASH, hash.clone()),
@@ -342,6 +346,19 @@ mod tests {
             assert_eq!(get(&format!("{p}_ENVIRONMENT_NAME")), "prod-eu (blue)");
             assert_eq!(get(&format!("{p}_REPLICA_SET_NAME")), json!(rs.name));
         }
+    }
+
+    #[test]
+    fn an_application_named_as_people_write_it_labels_by_its_slug() {
+        let mut named = ctx("dev");
+        named.application = "Potato Facts".into();
+        let rs = managed_replica_set(&deployment("app:1"), "web", &named);
+        let slug = ferry_deploy::application_slug("Potato Facts");
+        assert_eq!(rs.object["metadata"]["labels"][LABEL_APPLICATION], slug);
+        assert!(workload_selector("Potato Facts", "dev", "hello").contains(&slug));
+        // Shown as written wherever people read it.
+        let pod = &rs.object["spec"]["template"]["metadata"];
+        assert_eq!(pod["annotations"]["ferry.dev/application"], "Potato Facts");
     }
 
     #[test]

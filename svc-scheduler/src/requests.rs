@@ -9,6 +9,7 @@ use crate::progress::{Phase, WaitState};
 use crate::target::Run;
 use crate::template;
 use crate::waits::Poll;
+use ferry_bus::StepKey;
 use ferry_bus::messages::{AnalysisRequested, WebhookRequested};
 use ferry_deploy::{AnalysisStep, Mode, Webhook};
 use ferry_store::callbacks::NewCallback;
@@ -42,8 +43,16 @@ pub(crate) fn judged(wait: &WaitState, what: &str, forward: Mode, back: Mode) ->
     let Some(passed) = wait.outcome else {
         return Poll::Waiting(format!("waiting for {what}"));
     };
-    let verdict = if passed { "passed" } else { "failed" };
-    let mode = if passed { forward } else { back };
+    let verdict = match (passed, wait.inconclusive) {
+        (_, true) => "was inconclusive",
+        (true, false) => "passed",
+        (false, false) => "failed",
+    };
+    let mode = match (passed, wait.inconclusive) {
+        (_, true) => Mode::Manual,
+        (true, false) => forward,
+        (false, false) => back,
+    };
     let who = wait.decided_by.as_deref().unwrap_or("someone");
     match (mode, wait.decision) {
         (Mode::Automatic, _) if passed => Poll::Done(format!("{what} passed{why}")),
@@ -66,11 +75,23 @@ impl Run<'_> {
         &mut self,
         analysis: &AnalysisStep,
         wait: &mut WaitState,
-        key: &str,
+        key: StepKey,
         index: u32,
     ) {
         let id = Uuid::now_v7();
         wait.request_id = Some(id);
+        // A deadline, so a lost analysis never leaves the target waiting forever: the runs'
+        // own time, half as much again, and the grace.
+        let runs = analysis
+            .interval_secs
+            .saturating_mul(u64::from(analysis.number_of_judgment_runs.max(1)));
+        let grace = self.ctx.config.analysis_grace.as_secs();
+        let deadline = crate::waits::after(
+            self.ctx.now,
+            runs.saturating_add(runs / 2).saturating_add(grace),
+        );
+        wait.expires_at = Some(deadline);
+        self.timer(format!("analysis:{key}"), deadline);
         let request = AnalysisRequested {
             deployment_id: self.ctx.deployment.id.as_uuid(),
             target: self.target.name.clone(),
@@ -93,7 +114,7 @@ impl Run<'_> {
         context: &IndexMap<String, String>,
         wait: &mut WaitState,
         slot: Slot,
-        key: &str,
+        key: StepKey,
         index: u32,
     ) -> Result<Result<(), String>, crate::EngineError> {
         let deployment_id = self.ctx.deployment.id.as_uuid();
@@ -122,23 +143,26 @@ impl Run<'_> {
         }
         let id = Uuid::now_v7();
         wait.request_id = Some(id);
+        // Every webhook has a deadline held by a durable timer: the callback's, or (without
+        // one) the time its answer may take, retries included.
+        let timeout = match token {
+            Some(_) => self.ctx.config.callback_timeout,
+            None => self.ctx.config.webhook_deadline,
+        };
+        let expires_at = self.ctx.now
+            + chrono::Duration::from_std(timeout).unwrap_or_else(|_| chrono::Duration::days(1));
+        wait.expires_at = Some(expires_at);
+        self.timer(format!("callback:{key}"), expires_at);
         let callback = match token {
-            Some(token) => {
-                let timeout = chrono::Duration::from_std(self.ctx.config.callback_timeout)
-                    .unwrap_or_else(|_| chrono::Duration::days(1));
-                let expires_at = self.ctx.now + timeout;
-                wait.expires_at = Some(expires_at);
-                self.timer(format!("callback:{key}"), expires_at);
-                Some(Callback {
-                    slot,
-                    row: NewCallback {
-                        target: Some(self.target.name.clone()),
-                        webhook_name: webhook.name.clone(),
-                        token_hash: ferry_store::callbacks::token_hash(&token),
-                        expires_at,
-                    },
-                })
-            }
+            Some(token) => Some(Callback {
+                slot,
+                row: NewCallback {
+                    target: Some(self.target.name.clone()),
+                    webhook_name: webhook.name.clone(),
+                    token_hash: ferry_store::callbacks::token_hash(&token),
+                    expires_at,
+                },
+            }),
             None => None,
         };
         let request = WebhookRequested {
@@ -151,6 +175,7 @@ impl Run<'_> {
             account: self.target.account.clone(),
             call,
             context: template::context_map(context),
+            deadline: Some(expires_at),
         };
         self.out
             .requests
@@ -235,6 +260,30 @@ mod tests {
         assert_eq!(
             judged(&wait(Some(true), Some(false)), "analysis", manual, auto),
             Poll::Failed("analysis passed: error rate 0.4; rita decided to roll back".into())
+        );
+    }
+
+    #[test]
+    fn an_inconclusive_analysis_waits_for_a_person_whatever_the_modes() {
+        let auto = Mode::Automatic;
+        let inconclusive = WaitState {
+            inconclusive: true,
+            ..wait(Some(false), None)
+        };
+        assert_eq!(
+            judged(&inconclusive, "analysis", auto, auto),
+            Poll::Waiting(
+                "analysis was inconclusive: error rate 0.4; waiting for a person to roll forward or back"
+                    .into()
+            )
+        );
+        let decided = WaitState {
+            inconclusive: true,
+            ..wait(Some(false), Some(true))
+        };
+        assert_eq!(
+            judged(&decided, "analysis", auto, auto),
+            Poll::Done("analysis was inconclusive: error rate 0.4; rita rolled forward".into())
         );
     }
 

@@ -319,7 +319,7 @@ pub fn owned_labels(application: &str, target: &str, deployment_id: &str) -> Map
     let mut labels = Map::new();
     labels.insert(
         render::LABEL_APPLICATION.into(),
-        json!(render::label_value(application)),
+        json!(ferry_deploy::application_slug(application)),
     );
     labels.insert(
         render::LABEL_TARGET.into(),

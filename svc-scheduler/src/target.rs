@@ -9,12 +9,12 @@
 use crate::cluster::{self, RsState};
 use crate::clusters::Clusters;
 use crate::outcome::{Input, Outcome, Slot};
-use crate::progress::{Phase, Progress, Stable, WaitState, Workload};
+use crate::progress::{Phase, Progress, Stable, StateError, WaitState, Workload};
 use crate::render::{self, RenderContext, canary_pods, human_duration};
 use crate::{EngineConfig, EngineError};
 use chrono::{DateTime, Utc};
-use ferry_bus::DeploymentEvent;
 use ferry_bus::messages::Status;
+use ferry_bus::{DeploymentEvent, StepKey};
 use ferry_deploy::{Plan, Step, Strategy, TargetPlan};
 use ferry_store::deployments::Deployment;
 use ferry_store::events::{StepChange, StepStatus};
@@ -41,6 +41,8 @@ pub(crate) struct Run<'a> {
     pub target: &'a Target,
     pub plan: &'a TargetPlan,
     pub progress: Progress,
+    /// The progress as stored, to tell whether anything changed.
+    stored: Progress,
     pub status: TargetStatus,
     pub phase: Phase,
     pub step_index: i32,
@@ -76,13 +78,20 @@ pub(crate) async fn reconcile(
     if target.status.is_terminal() {
         return Ok(None);
     }
+    let decoded = Phase::from_column(target.phase.as_deref())
+        .and_then(|phase| Ok((phase, Progress::decode(&target.observed.0)?)));
+    let (phase, progress) = match decoded {
+        Ok(decoded) => decoded,
+        Err(e) => return Ok(Some(park_undecodable(ctx, target, &e))),
+    };
     let mut run = Run {
         ctx,
         target,
         plan,
-        progress: Progress::from_json(&target.observed.0),
+        stored: progress.clone(),
+        progress,
         status: target.status,
-        phase: Phase::parse(target.phase.as_deref()),
+        phase,
         step_index: target.step_index,
         reason: target.reason.clone(),
         out: Outcome {
@@ -96,7 +105,7 @@ pub(crate) async fn reconcile(
                 step_index: target.step_index,
                 reason: target.reason.clone(),
             },
-            progress: Progress::default(),
+            progress: None,
             steps: Vec::new(),
             timers: Vec::new(),
             approvals: Vec::new(),
@@ -108,6 +117,52 @@ pub(crate) async fn reconcile(
     Ok(run.finish())
 }
 
+/// A target whose stored phase or progress this code cannot decode: it is failed where it stands
+/// (nothing is done on its cluster, which cannot be known from the record) with a reason naming
+/// what did not decode, and its stored record is kept as it is for people to inspect. The
+/// deployment then ends as failed, so the message that woke it is handled, not lost.
+fn park_undecodable(ctx: &Ctx<'_>, target: &Target, error: &StateError) -> Outcome {
+    let reason = format!(
+        "the target's stored state does not decode ({error}); it was failed where it stands, \
+         its cluster left as it is"
+    );
+    tracing::error!(
+        deployment = %ctx.deployment.id,
+        target = %target.name,
+        error = %ferry_runtime::error_chain(error),
+        "a target's stored state does not decode; failing the target"
+    );
+    Outcome {
+        target: target.name.clone(),
+        version: target.version,
+        state: TargetState {
+            status: TargetStatus::Failed,
+            phase: Some(Phase::Done.as_str().to_string()),
+            desired: target.desired.0.clone(),
+            observed: target.observed.0.clone(),
+            step_index: target.step_index,
+            reason: Some(reason.clone()),
+        },
+        progress: None,
+        steps: vec![StepChange {
+            target: target.name.clone(),
+            step_index: None,
+            status: StepStatus::Failed,
+            reason: reason.clone(),
+            details: serde_json::json!({"phase": target.phase, "undecodable": true}),
+        }],
+        timers: Vec::new(),
+        approvals: Vec::new(),
+        requests: Vec::new(),
+        events: vec![DeploymentEvent::TargetStatus {
+            deployment_id: ctx.deployment.id.as_uuid(),
+            target: target.name.clone(),
+            status: Status::Failed,
+            reason: Some(reason),
+        }],
+    }
+}
+
 impl<'a> Run<'a> {
     async fn drive(&mut self) -> Result<(), EngineError> {
         match self.ctx.input.clone() {
@@ -115,10 +170,12 @@ impl<'a> Run<'a> {
                 id,
                 success,
                 reason,
+                inconclusive,
             } => {
                 if let Some(wait) = self.progress.wait_for_request(id) {
                     wait.outcome = Some(success);
                     wait.outcome_reason = reason;
+                    wait.inconclusive = inconclusive;
                 }
             }
             Input::Abort { reason } => {
@@ -169,7 +226,7 @@ impl<'a> Run<'a> {
             && before.phase.as_deref() == Some(self.phase.as_str())
             && before.step_index == self.step_index
             && before.reason == self.reason
-            && Progress::from_json(&self.target.observed.0) == self.progress
+            && self.stored == self.progress
             && self.out.steps.is_empty()
             && self.out.timers.is_empty()
             && self.out.approvals.is_empty()
@@ -193,7 +250,7 @@ impl<'a> Run<'a> {
             step_index: self.step_index,
             reason: self.reason.clone(),
         };
-        self.out.progress = self.progress;
+        self.out.progress = Some(self.progress);
         Some(self.out)
     }
 
@@ -290,7 +347,7 @@ impl<'a> Run<'a> {
                     step,
                     gate,
                     Slot::Gate(i),
-                    &format!("{prefix}:{i}"),
+                    StepKey::gate(before, i as u32),
                     i as u32,
                 )
                 .await?;
@@ -361,13 +418,17 @@ impl<'a> Run<'a> {
             let is_workload =
                 m.kind == "Deployment" && m.object["apiVersion"].as_str() == Some("apps/v1");
             if !is_workload {
-                if crate::traffic::is_routed(self.plan, m) {
+                if crate::traffic::is_routed(self.plan, m)
+                    || crate::autoscalers::is_workload_autoscaler(self.plan, m)
+                {
                     // Applied pointed at a version once the ReplicaSets exist.
                     continue;
                 }
                 let object = render::with_namespace(&m.object, m.namespace.as_deref());
-                let created = crate::objects::apply(&client, &object, &rctx.deployment_id).await?;
-                if let Some(created) = created.filter(|c| !self.progress.created.contains(c)) {
+                let done =
+                    crate::objects::apply_keeping(&client, &object, &rctx.deployment_id).await?;
+                self.keep_previous(done.previous);
+                if let Some(created) = done.created.filter(|c| !self.progress.created.contains(c)) {
                     self.progress.created.push(created);
                 }
                 applied += 1;
@@ -409,6 +470,7 @@ impl<'a> Run<'a> {
             self.roll_back(format!("rolled back: {reason}")).await?;
             return Ok(Flow::Wait);
         }
+        self.hold_autoscalers(&client).await?;
         let mut reason = format!("applied {applied} objects");
         if !names.is_empty() {
             reason.push_str(&format!("; new ReplicaSet {}", names.join(", ")));
@@ -460,9 +522,9 @@ impl<'a> Run<'a> {
             }
             wait_step => {
                 let wait = std::mem::take(&mut self.progress.wait);
-                let key = format!("step:{index}");
+                let key = StepKey::Step(index as u32);
                 let (wait, poll) = self
-                    .poll_wait(wait_step, wait, Slot::Step, &key, index as u32)
+                    .poll_wait(wait_step, wait, Slot::Step, key, index as u32)
                     .await?;
                 self.progress.wait = wait;
                 match poll {
@@ -588,6 +650,7 @@ impl<'a> Run<'a> {
             self.roll_back(format!("rolled back: {reason}")).await?;
             return Ok(Flow::Wait);
         }
+        self.promote_autoscalers(&client).await?;
         self.remove_baselines(&client).await?;
         for w in &self.progress.workloads {
             for stable in &w.stable {
@@ -620,7 +683,7 @@ impl<'a> Run<'a> {
         let deadline = *self
             .progress
             .deadline
-            .get_or_insert(now + chrono::Duration::seconds(timeout as i64));
+            .get_or_insert(crate::waits::after(now, timeout));
         if now >= deadline {
             let why = format!(
                 "rolled back: pods not ready after {}",
@@ -637,12 +700,37 @@ impl<'a> Run<'a> {
         Ok(self.wait_with(TargetStatus::Running, reason))
     }
 
-    /// Restores the running versions and removes what this deployment added.
+    /// Keeps an existing object's contents from before this deployment first changed it (a
+    /// later apply, after a retry, must not replace them with this deployment's own).
+    fn keep_previous(
+        &mut self,
+        previous: Option<Result<crate::previous::Previous, crate::previous::NotKept>>,
+    ) {
+        match previous {
+            None => {}
+            Some(Ok(p)) if !self.progress.previous.iter().any(|k| k.object == p.object) => {
+                self.progress.previous.push(p);
+            }
+            Some(Ok(_)) => {}
+            Some(Err(crate::previous::NotKept::TooLarge(size))) => {
+                tracing::warn!(
+                    target = %self.target.name,
+                    size,
+                    limit = crate::previous::MAX_PREVIOUS_BYTES,
+                    "an existing object is too large to keep for a rollback; a rollback leaves it changed"
+                );
+            }
+        }
+    }
+
+    /// Restores the running versions, removes what this deployment added and puts back the
+    /// previous contents of what it changed.
     pub(crate) async fn roll_back(&mut self, reason: String) -> Result<(), EngineError> {
         if !self.progress.workloads.is_empty() {
             let client = self.client().await?;
             // Traffic back on the old version before the new one goes.
             self.restore_routing(&client).await?;
+            self.restore_autoscalers(&client).await?;
             self.remove_baselines(&client).await?;
             for w in &self.progress.workloads {
                 // Capacity first: the old version back to full size, then the new one goes.
@@ -661,6 +749,14 @@ impl<'a> Run<'a> {
             let client = self.client().await?;
             crate::objects::delete_created(&client, &self.progress.created).await?;
             self.progress.created.clear();
+        }
+        if !self.progress.previous.is_empty() {
+            let client = self.client().await?;
+            // Newest first, as they were changed in order.
+            for previous in self.progress.previous.iter().rev() {
+                previous.restore(&client).await?;
+            }
+            self.progress.previous.clear();
         }
         self.progress.next_tick = None;
         self.end(TargetStatus::RolledBack, StepStatus::RolledBack, reason);

@@ -36,8 +36,11 @@ pub async fn run(store: Store, poll: Duration, batch: i64, shutdown: Cancellatio
 pub async fn fire_due(store: &Store, batch: i64) -> Result<usize, EngineError> {
     let mut tx = store.begin().await?;
     let due = timers::claim_due_all_tenants(&mut tx, batch).await?;
+    // A retry timer re-sends the message it holds; every other timer wakes its deployment.
+    crate::retry::resend(&mut tx, &due).await?;
     let deployments: BTreeSet<_> = due
         .iter()
+        .filter(|t| t.kind != crate::retry::KIND)
         .map(|t| (t.tenant_id.as_uuid(), t.deployment_id.as_uuid()))
         .collect();
     for (tenant, deployment) in deployments {

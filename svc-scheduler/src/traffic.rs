@@ -21,8 +21,11 @@ pub(crate) fn meshed(plan: &TargetPlan) -> bool {
 
 /// Whether Ferry applies `m` itself, pointed at a version, instead of applying it as written.
 pub(crate) fn is_routed(plan: &TargetPlan, m: &Manifest) -> bool {
-    if let Some((active, preview)) = bluegreen::services(plan) {
-        return m.kind == "Service" && (m.name == active || m.name == preview);
+    if bluegreen::services(plan).is_some() {
+        return m.kind == "Service"
+            && bluegreen::named_services(plan)
+                .iter()
+                .any(|(_, name)| m.name == *name);
     }
     meshed(plan)
         && plan.traffic_management.istio.iter().any(|i| {

@@ -7,10 +7,25 @@ use crate::progress::WaitState;
 use crate::render::human_duration;
 use crate::requests::judged;
 use crate::target::Run;
+use chrono::{DateTime, Utc};
+use ferry_bus::StepKey;
 use ferry_deploy::{Mode, Pause, Step};
 use ferry_store::approvals::{self, Decision, NewApproval};
 use ferry_store::timers::NewTimer;
 use uuid::Uuid;
+
+/// `now` plus `secs` seconds, the duration capped at twice the deploy file's longest
+/// ([`ferry_deploy::limits::MAX_DURATION_SECS`], a year; twice leaves room for an analysis's
+/// grace). Validation refuses longer durations; the cap keeps a plan stored before that rule
+/// (a pause of millions of hours) from overflowing the date arithmetic, which would panic on
+/// every redelivery.
+pub(crate) fn after(now: DateTime<Utc>, secs: u64) -> DateTime<Utc> {
+    let capped = secs.min(2 * ferry_deploy::limits::MAX_DURATION_SECS);
+    let delta = chrono::TimeDelta::try_seconds(i64::try_from(capped).unwrap_or(i64::MAX))
+        .unwrap_or(chrono::TimeDelta::MAX);
+    now.checked_add_signed(delta)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
 
 /// Where a waiting step is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,14 +40,14 @@ pub enum Poll {
 
 impl Run<'_> {
     /// Starts (once) and checks the waiting `step` whose state is `wait`. `key` names the step
-    /// within the target (`step:2`, `before:0`) for timers and approvals; `index` is the number
+    /// within the target ([`StepKey`]: `step:2`, `before:0`) for timers and approvals; `index` is the number
     /// sent with requests.
     pub(crate) async fn poll_wait(
         &mut self,
         step: &Step,
         mut wait: WaitState,
         slot: Slot,
-        key: &str,
+        key: StepKey,
         index: u32,
     ) -> Result<(WaitState, Poll), crate::EngineError> {
         if wait.done {
@@ -44,9 +59,7 @@ impl Run<'_> {
             Step::Pause {
                 pause: Pause::Duration(secs),
             } => {
-                let until = *wait
-                    .wait_until
-                    .get_or_insert(now + chrono::Duration::seconds(*secs as i64));
+                let until = *wait.wait_until.get_or_insert(after(now, *secs));
                 if !wait.started {
                     wait.started = true;
                     self.timer(format!("pause:{key}"), until);
@@ -73,8 +86,7 @@ impl Run<'_> {
                 };
                 if !wait.started {
                     wait.started = true;
-                    wait.expires_at =
-                        expiration_secs.map(|s| now + chrono::Duration::seconds(s as i64));
+                    wait.expires_at = expiration_secs.map(|s| after(now, s));
                     if let Some(at) = wait.expires_at {
                         self.timer(format!("expire:{key}"), at);
                     }
@@ -119,12 +131,18 @@ impl Run<'_> {
                     wait.started = true;
                     self.start_analysis(analysis, &mut wait, key, index);
                 }
-                judged(
-                    &wait,
-                    "analysis",
-                    analysis.roll_forward_mode,
-                    analysis.roll_back_mode,
-                )
+                match wait.expires_at {
+                    Some(at) if wait.outcome.is_none() && now >= at => Poll::Failed(format!(
+                        "analysis failed: no verdict by its deadline {}",
+                        at.format("%Y-%m-%d %H:%M:%S UTC")
+                    )),
+                    _ => judged(
+                        &wait,
+                        "analysis",
+                        analysis.roll_forward_mode,
+                        analysis.roll_back_mode,
+                    ),
+                }
             }
             Step::RunWebhook { webhook, context } => {
                 let what = format!("webhook {:?}", webhook.name);
@@ -138,10 +156,19 @@ impl Run<'_> {
                     }
                 }
                 match wait.expires_at {
-                    Some(at) if wait.outcome.is_none() && now >= at => Poll::Failed(format!(
-                        "{what} failed: no callback within {}",
-                        human_duration(self.ctx.config.callback_timeout.as_secs())
-                    )),
+                    Some(at) if wait.outcome.is_none() && now >= at => {
+                        Poll::Failed(if webhook.disable_callback {
+                            format!(
+                                "{what} failed: no answer within {}",
+                                human_duration(self.ctx.config.webhook_deadline.as_secs())
+                            )
+                        } else {
+                            format!(
+                                "{what} failed: no callback within {}",
+                                human_duration(self.ctx.config.callback_timeout.as_secs())
+                            )
+                        })
+                    }
                     _ => judged(&wait, &what, Mode::Automatic, Mode::Automatic),
                 }
             }
@@ -177,5 +204,26 @@ impl Run<'_> {
             fire_at: at,
             payload: serde_json::json!({}),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stored plan from before durations were capped may hold a pause of u32::MAX hours:
+    /// `now + that` overflows chrono (it panicked); capped, it is two years from now.
+    #[test]
+    fn deadlines_of_huge_durations_are_capped_not_overflowed() {
+        let now = Utc::now();
+        let huge = u64::from(u32::MAX) * 3600;
+        let years = chrono::TimeDelta::seconds(2 * 365 * 24 * 3600);
+        assert_eq!(after(now, huge), now + years);
+        assert_eq!(after(now, u64::MAX), now + years);
+        assert_eq!(after(now, 90), now + chrono::TimeDelta::seconds(90));
+        assert_eq!(
+            after(DateTime::<Utc>::MAX_UTC, 90),
+            DateTime::<Utc>::MAX_UTC
+        );
     }
 }

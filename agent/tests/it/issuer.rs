@@ -17,16 +17,15 @@ pub struct Issuer {
     settings: ferry_svc_api::Settings,
     stop: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
-    _db: TestDb,
 }
 
 impl Issuer {
     /// Starts svc-api issuing tokens that live `token_ttl_secs`, and waits until it answers
     /// discovery.
-    pub async fn start(token_ttl_secs: u64) -> Issuer {
+    /// svc-api uses `db`, the hubs' database, so the hub knows the credentials it issues for.
+    pub async fn start(token_ttl_secs: u64, db: &TestDb) -> Issuer {
         use base64::Engine;
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let db = TestDb::new().await;
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", http.local_addr().unwrap());
@@ -77,16 +76,15 @@ impl Issuer {
             settings,
             stop,
             task,
-            _db: db,
         }
     }
 
-    /// Creates a tenant and a machine credential (with its secret).
+    /// Creates a tenant and an agent credential (with its secret).
     pub async fn credential(&self) -> BootstrapOutcome {
         let args = BootstrapArgs {
             tenant: ferry_testkit::unique("agents").replace('_', "-"),
             client_name: "cluster-agent".into(),
-            roles: vec!["Tenant Admin".into()],
+            roles: vec![ferry_auth::AGENT_ROLE.into()],
             json: true,
         };
         ferry_svc_api::bootstrap(&self.settings, &args)

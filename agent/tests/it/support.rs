@@ -33,6 +33,8 @@ pub struct World {
     pub tunnel: AgentTunnel,
     /// The hubs' database (they record agent connections).
     pub db: ferry_testkit::TestDb,
+    /// The agent credential the world's tokens name (recorded in `db`).
+    pub credential: Uuid,
 }
 
 impl World {
@@ -54,11 +56,12 @@ impl World {
         std::fs::write(&jwks_file, serde_json::to_vec(&signer.jwk_set()).unwrap()).unwrap();
         let prefix = ferry_testkit::amqp::prefix();
         // A wedged broker accepts TCP and never answers the handshake: fail clearly instead.
-        let amqp = tokio::time::timeout(
+        let bus = tokio::time::timeout(
             Duration::from_secs(30),
-            lapin::Connection::connect(
+            ferry_bus::Bus::connect(
                 &ferry_testkit::amqp::amqp_url(),
-                lapin::ConnectionProperties::default(),
+                &format!("{prefix}agent-test"),
+                ferry_bus::Topology::new(prefix.clone()),
             ),
         )
         .await
@@ -67,7 +70,7 @@ impl World {
         let redis = redis::aio::ConnectionManager::new(redis::Client::open(redis_url()).unwrap())
             .await
             .expect("Redis is reachable");
-        let tunnel = AgentTunnel::connect(&amqp, redis, &prefix)
+        let tunnel = AgentTunnel::connect(&bus, redis, &prefix)
             .await
             .expect("tunnel connects");
         World {
@@ -77,20 +80,48 @@ impl World {
             signer,
             jwks_file,
             tenant: Uuid::new_v4(),
+            credential: Uuid::now_v7(),
             prefix,
             tunnel,
             db: ferry_testkit::TestDb::new().await,
         }
+        .with_credential()
+        .await
     }
 
-    /// A token for this world's tenant, valid for `ttl`.
+    /// Records this world's tenant and agent credential in the hubs' database: the hub admits
+    /// only a credential it knows, and binds the agent id to it on the first connection.
+    async fn with_credential(self) -> World {
+        let slug = format!("t-{}", &self.tenant.simple().to_string()[..20]);
+        sqlx::query(
+            "INSERT INTO tenants (id, slug, name) VALUES ($1, $2, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(self.tenant)
+        .bind(&slug)
+        .execute(&self.db.pool)
+        .await
+        .expect("a tenant row");
+        sqlx::query(
+            "INSERT INTO credentials (tenant_id, id, name, client_id, secret_hash)
+             VALUES ($1, $2, 'agent', $3, 'not-used')",
+        )
+        .bind(self.tenant)
+        .bind(self.credential)
+        .bind(self.credential.to_string())
+        .execute(&self.db.pool)
+        .await
+        .expect("a credential row");
+        self
+    }
+
+    /// A hub token of this world's agent credential, valid for `ttl`.
     pub fn token(&self, ttl: Duration) -> String {
         let claims = Claims::new(
             ISSUER,
-            "agent-credential",
+            self.credential.to_string(),
             "ferry-hub",
             self.tenant,
-            vec!["agent".into()],
+            vec![ferry_auth::AGENT_ROLE.into()],
             ttl,
         );
         self.signer.sign(&claims).unwrap()

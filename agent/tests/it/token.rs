@@ -74,10 +74,10 @@ async fn a_token_is_renewed_before_it_expires() {
 #[tokio::test]
 async fn the_agent_gets_and_renews_its_token_from_the_real_issuer() {
     // Tokens live 3s: renewed after 2.4s, so several renewals happen within the test.
-    let issuer = Issuer::start(3).await;
+    let mut world = World::new().await;
+    let issuer = Issuer::start(3, &world.db).await;
     let credential = issuer.credential().await;
     let secret = credential.client_secret.clone().expect("a new secret");
-    let mut world = World::new().await;
     world.tenant = credential.tenant_id.as_uuid();
     // The hub finds the issuer's keys by discovery too.
     let hub = world.hub_trusting(0, &issuer.base, None).await;

@@ -39,6 +39,11 @@ pub enum DeployCommand {
     RollForward(TargetArgs),
     /// Start a new deployment from a stored deployment's configuration.
     Redeploy(RedeployArgs),
+    /// An application's deployments, newest first, with the versions each rolled out.
+    History(HistoryArgs),
+    /// Redeploy an earlier deployment of an application: by default the newest succeeded one
+    /// before the one running now.
+    Undo(UndoArgs),
 }
 
 /// `ferry deploy validate`.
@@ -47,15 +52,20 @@ pub struct ValidateArgs {
     /// The deploy file.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: PathBuf,
-    /// Overrides the file's `application`.
-    #[arg(long, value_name = "NAME")]
+    /// Overrides the file's `application` (`-n` as in Armory's CLI).
+    #[arg(short = 'n', long, value_name = "NAME")]
     pub application: Option<String>,
     /// Adds or overrides context variables: `k=v,k2=v2` (repeatable).
     #[arg(long = "add-context", value_name = "K=V,...")]
     pub add_context: Vec<String>,
-    /// Deploys only these targets (`--target a b` or repeated); fills `targetFilters`.
-    #[arg(long = "target", value_name = "TARGET", num_args = 1..)]
+    /// Deploys only these targets (`-t a -t b`, `--target a b`; Armory's `--targetFilters`
+    /// too); fills `targetFilters`.
+    #[arg(short = 't', long = "target", visible_alias = "targetFilters", value_name = "TARGET", num_args = 1..)]
     pub targets: Vec<String>,
+    /// Reads manifest paths that lead outside the deploy file's repository (`..`, absolute
+    /// paths, symbolic links); by default they are refused.
+    #[arg(long)]
+    pub allow_outside_repo: bool,
 }
 
 /// How `--watch` behaves.
@@ -67,6 +77,10 @@ pub struct WatchArgs {
     /// While watching, approve every pending approval yourself (for unattended runs).
     #[arg(long, requires = "watch")]
     pub auto_approve: bool,
+    /// Stop watching after this long (e.g. 30m, 1h30m) with exit code 6; the deployment goes
+    /// on.
+    #[arg(long, requires = "watch", value_parser = crate::exit::parse_duration, value_name = "DURATION")]
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// `ferry deploy start`.
@@ -100,9 +114,38 @@ pub struct ListArgs {
     /// rolled_back, superseded).
     #[arg(long, value_name = "STATUS")]
     pub status: Option<String>,
-    /// At most this many (1 to 200).
-    #[arg(long, default_value_t = 50)]
+    /// At most this many per page (1 to 200).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=200))]
     pub limit: u32,
+    /// Follow every page (up to 10,000 deployments) instead of printing the first.
+    #[arg(long, conflicts_with = "cursor")]
+    pub all: bool,
+    /// Start at this page: the `next` cursor a previous `-o json` answer gave.
+    #[arg(long, value_name = "CURSOR")]
+    pub cursor: Option<String>,
+}
+
+/// `ferry deploy history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The application, as its deploy file names it.
+    pub application: String,
+    /// At most this many, newest first (1 to 200).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=200))]
+    pub limit: u32,
+}
+
+/// `ferry deploy undo`.
+#[derive(Debug, Args)]
+pub struct UndoArgs {
+    /// The application, as its deploy file names it.
+    pub application: String,
+    /// The history entry to redeploy (1 is the newest; see `ferry deploy history`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=200))]
+    pub to: Option<u32>,
+    /// Follow the new deployment.
+    #[command(flatten)]
+    pub watch: WatchArgs,
 }
 
 /// `ferry deploy approve|reject`.

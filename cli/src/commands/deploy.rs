@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use super::{Ctx, actions, deployments, start, validate};
+use super::{Ctx, actions, deployments, history, start, validate};
 use crate::args::DeployCommand;
 
 /// Runs a `ferry deploy` subcommand.
@@ -14,6 +14,8 @@ pub async fn run(ctx: &Ctx, command: DeployCommand) -> anyhow::Result<ExitCode> 
         DeployCommand::Redeploy(args) => start::redeploy(ctx, &args).await,
         DeployCommand::Status(args) => deployments::status(ctx, &args).await,
         DeployCommand::List(args) => deployments::list(ctx, &args).await,
+        DeployCommand::History(args) => history::history(ctx, &args).await,
+        DeployCommand::Undo(args) => history::undo(ctx, &args).await,
         DeployCommand::Approve(args) => actions::decide(ctx, &args, true).await,
         DeployCommand::Reject(args) => actions::decide(ctx, &args, false).await,
         DeployCommand::Abort(args) => actions::abort(ctx, &args).await,

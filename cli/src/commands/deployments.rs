@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::{Ctx, segment};
 use crate::args::{ListArgs, StatusArgs};
@@ -14,20 +14,48 @@ use crate::{progress, watch};
 pub async fn status(ctx: &Ctx, args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let client = ctx.client()?;
     if args.watch.watch {
-        return watch::run(client, &args.id, ctx.format(), args.watch.auto_approve).await;
+        return watch::run(client, &args.id, ctx.format(), &args.watch).await;
     }
     let detail = client
         .get(&format!("/v1/deployments/{}", segment(&args.id)), &[])
         .await?;
     let plan = watch::plan(&client, &args.id).await;
+    // Each analysis's runs and reasons under the tree (text only; the API has them as JSON).
+    let analyses = match ctx.format() {
+        crate::args::Format::Text => client
+            .get(
+                &format!("/v1/deployments/{}/analyses", segment(&args.id)),
+                &[],
+            )
+            .await
+            .map(|a| super::analysis::analyses_text(&a))
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    // Each webhook call and its callback's Markdown message (text only, like the analyses).
+    let webhooks = match ctx.format() {
+        crate::args::Format::Text => client
+            .get(
+                &format!("/v1/deployments/{}/webhooks", segment(&args.id)),
+                &[],
+            )
+            .await
+            .map(|w| super::webhooks::webhooks_text(&w))
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
     output::emit(ctx.format(), &detail, |d| {
-        progress::tree(&progress::rows(d, plan.as_ref()))
+        progress::tree(&progress::rows(d, plan.as_ref())) + &analyses + &webhooks
     });
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs `ferry deploy list`.
+/// The most deployments `ferry deploy list --all` gathers.
+const LIST_ALL_MAX: usize = 10_000;
+
+/// Runs `ferry deploy list`: one page, or with `--all` every page (newest first).
 pub async fn list(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<ExitCode> {
+    let client = ctx.client()?;
     let mut query = vec![("limit", args.limit.to_string())];
     if let Some(application) = &args.application {
         query.push(("application", application.clone()));
@@ -35,8 +63,25 @@ pub async fn list(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<ExitCode> {
     if let Some(status) = &args.status {
         query.push(("status", status.clone()));
     }
-    let page = ctx.client()?.get("/v1/deployments", &query).await?;
-    output::emit(ctx.format(), &page, table);
+    let mut items: Vec<Value> = Vec::new();
+    let mut cursor = args.cursor.clone();
+    loop {
+        let mut page_query = query.clone();
+        if let Some(cursor) = &cursor {
+            page_query.push(("cursor", cursor.clone()));
+        }
+        let page = client.get("/v1/deployments", &page_query).await?;
+        items.extend(page["items"].as_array().cloned().unwrap_or_default());
+        cursor = page["next"].as_str().map(str::to_string);
+        if !args.all || cursor.is_none() || items.len() >= LIST_ALL_MAX {
+            break;
+        }
+    }
+    let mut all = json!({ "items": items });
+    if let Some(next) = cursor {
+        all["next"] = Value::String(next);
+    }
+    output::emit(ctx.format(), &all, table);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -53,8 +98,10 @@ fn table(page: &Value) -> String {
         ]);
     }
     let mut out = table.render("No deployments.");
-    if page["next"].is_string() {
-        out.push_str("(more: raise --limit or narrow with --application / --status)\n");
+    if let Some(next) = page["next"].as_str() {
+        out.push_str(&format!(
+            "(more: add --all, narrow with --application / --status, or see the next page with --cursor {next})\n"
+        ));
     }
     out
 }

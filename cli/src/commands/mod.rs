@@ -4,14 +4,22 @@
 
 mod actions;
 mod agents;
+mod analysis;
+mod audit;
+mod contexts;
 mod creds;
 mod deploy;
 mod deployments;
+mod history;
 mod login;
+mod people;
+mod schema;
 mod secrets;
 mod start;
+mod template;
 mod tenants;
 mod validate;
+mod webhooks;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
@@ -41,12 +49,16 @@ impl Ctx {
         let g = &self.global;
         let complete = g.api.is_some() && (g.token.is_some() || g.client_id.is_some());
         // Flags and environment that say everything make the file irrelevant (even a broken one).
-        let stored = if complete {
-            None
+        let (stored, saved_at) = if complete {
+            (None, None)
         } else {
-            config::load(&config::credentials_path()?)?
+            let path = config::credentials_path()?;
+            match config::load(&path, g.context.as_deref())? {
+                Some((context, stored)) => (Some(stored), Some(config::SavedAt { path, context })),
+                None => (None, None),
+            }
         };
-        let settings = Settings::resolve(&self.global, stored.as_ref())?;
+        let settings = Settings::resolve(&self.global, stored.as_ref(), saved_at)?;
         Ok(Arc::new(Client::new(settings)?))
     }
 }
@@ -57,12 +69,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let ctx = Ctx { global: cli.global };
     match cli.command {
         Command::Login(args) => login::login(&ctx, &args).await,
+        Command::Logout => login::logout(&ctx).await,
+        Command::Context(args) => contexts::run(&ctx, args.command),
         Command::Whoami => login::whoami(&ctx).await,
         Command::Deploy(args) => deploy::run(&ctx, args.command).await,
         Command::Agents(args) => agents::run(&ctx, args.command).await,
         Command::Creds(args) => creds::run(&ctx, args.command).await,
         Command::Secrets(args) => secrets::run(&ctx, args.command).await,
         Command::Tenants(args) => tenants::run(&ctx, args.command).await,
+        Command::Audit(args) => match args.command {
+            crate::args::AuditCommand::List(list) => audit::list(&ctx, &list).await,
+        },
+        Command::Users(args) => people::users(&ctx, args.command).await,
+        Command::Roles(args) => people::roles(&ctx, args.command).await,
+        Command::Analysis(args) => analysis::run(&ctx, args.command).await,
+        Command::Notifications(args) => webhooks::run(&ctx, args.command).await,
+        Command::Schema => schema::run(ctx.format()),
+        Command::Template(args) => template::run(&ctx, &args),
         Command::Completions(args) => {
             let mut command = Cli::command();
             clap_complete::generate(args.shell, &mut command, "ferry", &mut std::io::stdout());

@@ -14,13 +14,14 @@ use crate::args::{Format, RedeployArgs, StartArgs, WatchArgs};
 use crate::client::Client;
 use crate::error::ApiError;
 use crate::files::{self, DeployInput};
+use crate::github;
 use crate::output::{self, field};
 use crate::watch;
 
 /// Runs `ferry deploy start`.
 pub async fn start(ctx: &Ctx, args: &StartArgs) -> anyhow::Result<ExitCode> {
     let overrides = files::overrides(&args.file)?;
-    let input = DeployInput::read(&args.file.file)?;
+    let input = DeployInput::read(&args.file.file, args.file.allow_outside_repo)?;
     if input.file.is_none() {
         // It does not parse far enough to name its manifests: nothing worth sending.
         return Ok(input.report(&input.parse_errors, &input.label));
@@ -63,7 +64,7 @@ pub async fn redeploy(ctx: &Ctx, args: &RedeployArgs) -> anyhow::Result<ExitCode
 }
 
 /// Prints what was started and, with `--watch`, follows it.
-async fn follow(
+pub(super) async fn follow(
     ctx: &Ctx,
     client: std::sync::Arc<Client>,
     started: &Value,
@@ -77,9 +78,48 @@ async fn follow(
         output::emit(ctx.format(), started, |s| announcement(s, args.watch));
     }
     if !args.watch {
+        report(
+            &client,
+            started,
+            started["status"].as_str().unwrap_or_default(),
+            false,
+        );
         return Ok(ExitCode::SUCCESS);
     }
-    watch::run(client, &id, ctx.format(), args.auto_approve).await
+    let code = watch::run(client.clone(), &id, ctx.format(), args).await?;
+    // How it ended (or where it is, when the watch gave up first).
+    let path = format!("/v1/deployments/{}", segment(&id));
+    let status = match client.get(&path, &[]).await {
+        Ok(detail) => detail["deployment"]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        Err(e) => {
+            eprintln!("warning: cannot read how deployment {id} ended: {e}");
+            String::new()
+        }
+    };
+    report(&client, started, &status, true);
+    Ok(code)
+}
+
+/// The GitHub Actions outputs and summary of a started deployment, when running in one.
+fn report(client: &Client, started: &Value, status: &str, watched: bool) {
+    let id = started["id"].as_str().unwrap_or_default();
+    github::report(&github::Report {
+        id,
+        application: started["application"].as_str().unwrap_or_default(),
+        link: format!(
+            "{}/v1/deployments/{}",
+            client.api().trim_end_matches('/'),
+            segment(id)
+        ),
+        status,
+        watched,
+        warnings: (started["warnings"].as_array().into_iter().flatten())
+            .filter_map(Value::as_str)
+            .collect(),
+    });
 }
 
 /// `Deployment <id> of <app> started.` and how to follow it.
@@ -100,6 +140,11 @@ fn announcement(started: &Value, watching: bool) -> String {
             "It replaces the queued deployment(s) {}.\n",
             superseded.join(", ")
         ));
+    }
+    for warning in started["warnings"].as_array().into_iter().flatten() {
+        if let Some(warning) = warning.as_str() {
+            out.push_str(&format!("warning: {warning}\n"));
+        }
     }
     if !watching {
         out.push_str(&format!("Follow it: ferry deploy status {id} --watch\n"));

@@ -12,7 +12,7 @@ use crate::output;
 pub fn run(args: &ValidateArgs, format: Format) -> anyhow::Result<ExitCode> {
     let overrides = files::overrides(args)?;
     // The manifests are loaded even when the file has errors, so one run reports everything.
-    let input = DeployInput::read(&args.file)?;
+    let input = DeployInput::read(&args.file, args.allow_outside_repo)?;
     let Some(file) = &input.file else {
         return Ok(input.report(&input.parse_errors, &input.label));
     };
@@ -24,6 +24,9 @@ pub fn run(args: &ValidateArgs, format: Format) -> anyhow::Result<ExitCode> {
         }
         Ok(plan) => {
             println!("OK");
+            for warning in &plan.warnings {
+                println!("warning: {warning}");
+            }
             for url in file.manifest_urls() {
                 println!("note: manifest {url} is fetched by the server");
             }

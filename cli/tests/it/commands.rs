@@ -49,8 +49,11 @@ async fn login_saves_a_private_credentials_file_that_later_commands_use() {
     assert_eq!(mode, 0o600);
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-    assert_eq!(saved["api"], stack.api.as_str());
-    assert_eq!(saved["clientId"], admin.client_id.as_str());
+    assert_eq!(saved["version"], 2);
+    assert_eq!(saved["current"], "default");
+    let context = &saved["contexts"]["default"];
+    assert_eq!(context["api"], stack.api.as_str());
+    assert_eq!(context["clientId"], admin.client_id.as_str());
 
     // No flags and no environment: everything comes from the file.
     let me = home.run(&[], &["whoami", "-o", "json"]).await.json();
@@ -72,7 +75,7 @@ async fn login_saves_a_private_credentials_file_that_later_commands_use() {
         .json();
     assert_eq!(current["id"], admin.tenant_id.to_string());
     let run = home.run(&[], &["tenants", "create", "new-one"]).await;
-    assert_eq!(run.code, 1);
+    assert_eq!(run.code, 7, "not logged in or not allowed");
     assert!(
         run.stderr.starts_with("error: not authorised: "),
         "{}",
@@ -83,7 +86,7 @@ async fn login_saves_a_private_credentials_file_that_later_commands_use() {
     let run = home
         .run(&[("FERRY_TOKEN", "not-a-token")], &["whoami"])
         .await;
-    assert_eq!(run.code, 1);
+    assert_eq!(run.code, 7, "not logged in or not allowed");
     assert!(
         run.stderr.starts_with("error: not authorised: "),
         "{}",
@@ -96,7 +99,7 @@ async fn login_saves_a_private_credentials_file_that_later_commands_use() {
     let run = other
         .run(&[], &["login", "--api", &stack.api, "--token", "garbage"])
         .await;
-    assert_eq!(run.code, 1);
+    assert_eq!(run.code, 7, "not logged in or not allowed");
     assert!(
         run.stderr.starts_with("error: not authorised: "),
         "{}",
@@ -178,7 +181,7 @@ async fn creds_create_shows_the_secret_once_and_ls_and_rm_never_do() {
         .ok();
     assert!(out.starts_with("Revoked credential ci "), "{out}");
     let run = fresh.run(&env, &["whoami"]).await;
-    assert_eq!(run.code, 1);
+    assert_eq!(run.code, 7, "not logged in or not allowed");
     assert_eq!(
         run.stderr.trim_end(),
         format!(
@@ -191,7 +194,7 @@ async fn creds_create_shows_the_secret_once_and_ls_and_rm_never_do() {
     let home2 = Home::new();
     login(&home2, &stack, &deployer).await;
     let run = home2.run(&[], &["creds", "ls"]).await;
-    assert_eq!(run.code, 1);
+    assert_eq!(run.code, 7, "not logged in or not allowed");
     assert!(
         run.stderr
             .starts_with("error: not authorised: this operation needs one of the roles"),
@@ -297,7 +300,7 @@ async fn missing_credentials_and_an_unreachable_api_get_one_clear_line() {
     let run = home
         .run(&[("FERRY_API", "http://127.0.0.1:9")], &["agents", "ls"])
         .await;
-    assert_eq!(run.code, 1);
+    assert_eq!(run.code, 7, "not logged in or not allowed");
     assert!(
         run.stderr
             .starts_with("error: not logged in: run `ferry login"),
@@ -310,7 +313,7 @@ async fn missing_credentials_and_an_unreachable_api_get_one_clear_line() {
     let run = home
         .run(&[("FERRY_TOKEN", "t")], &["--api", &api, "deploy", "list"])
         .await;
-    assert_eq!(run.code, 1);
+    assert_eq!(run.code, 8, "Ferry unreachable");
     assert_eq!(
         run.stderr,
         format!("error: cannot reach the Ferry API at {api}: connection refused\n")
@@ -329,7 +332,7 @@ async fn missing_credentials_and_an_unreachable_api_get_one_clear_line() {
             ],
         )
         .await;
-    assert_eq!(run.code, 1);
+    assert_eq!(run.code, 8, "Ferry unreachable");
     assert!(
         run.stderr
             .starts_with("error: cannot reach the Ferry API at "),

@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 const RUN_LIMIT: Duration = Duration::from_secs(120);
 
 /// Settings for svc-api on `db` at `base`, publishing under `prefix`.
-fn api_settings(db: &TestDb, base: &str, prefix: &str) -> Settings {
+fn api_settings(db: &TestDb, base: &str, prefix: &str, extra: &[String]) -> Settings {
     let amqp = amqp::amqp_url();
     let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
     let args = [
@@ -54,6 +54,7 @@ fn api_settings(db: &TestDb, base: &str, prefix: &str) -> Settings {
         "--events-poll-ms",
         "50",
     ];
+    let args = args.into_iter().chain(extra.iter().map(String::as_str));
     Cli::try_parse_from(args)
         .expect("valid test settings")
         .settings
@@ -89,6 +90,11 @@ pub struct Stack {
 impl Stack {
     /// Starts svc-api and waits until it answers.
     pub async fn start() -> Stack {
+        Stack::start_with(&[]).await
+    }
+
+    /// [`Stack::start`] with more svc-api flags (e.g. an external sign-in issuer's).
+    pub async fn start_with(extra: &[String]) -> Stack {
         let db = TestDb::new().await;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -97,7 +103,7 @@ impl Stack {
         let prefix = amqp::prefix();
         let topology = Topology::new(prefix.clone());
         let cleanup = Cleanup::new(topology.queue_names(), topology.exchange_names());
-        let settings = api_settings(&db, &api, &prefix);
+        let settings = api_settings(&db, &api, &prefix, extra);
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(ferry_svc_api::run(
             settings.clone(),

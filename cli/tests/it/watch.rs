@@ -1,7 +1,8 @@
 //! `--watch` against real progress: svc-api and the scheduler engine in process, deploying to
 //! a Kubernetes API simulator. A canary watched to success (approved by `--auto-approve`)
 //! exits 0 and prints the tree's lines, one per change and without escape codes; an aborted
-//! deployment ends the watch with exit 1 and, with `-o json`, the final state on stdout.
+//! deployment ends the watch with exit 5 and, with `-o json`, the final state on stdout; a
+//! watch whose `--timeout` passes first exits 6, leaving the deployment running.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -125,7 +126,7 @@ async fn a_watched_canary_with_auto_approve_succeeds_and_exits_0() {
 }
 
 #[tokio::test]
-async fn an_aborted_deployment_ends_the_watch_with_exit_1() {
+async fn an_aborted_deployment_ends_the_watch_with_exit_5() {
     let mut stack = Stack::start().await;
     stack.start_engine(&["prod-cluster"], &["hello-prod"]).await;
     let (_, home) = stack.logged_in(&["Tenant Admin"]).await;
@@ -160,6 +161,25 @@ async fn an_aborted_deployment_ends_the_watch_with_exit_1() {
         },
     )
     .await;
+    // A watch with a timeout stops first, with its own exit code; the deployment goes on.
+    let timed = home
+        .run(
+            &[],
+            &["deploy", "status", &id, "--watch", "--timeout", "2s"],
+        )
+        .await;
+    assert_eq!(
+        timed.code, 6,
+        "timed out: {}\n{}",
+        timed.stdout, timed.stderr
+    );
+    assert!(
+        timed.stderr.contains(&format!(
+            "Stopped watching deployment {id} after 2s (--timeout): it is still"
+        )),
+        "{}",
+        timed.stderr
+    );
     home.run(&[], &["deploy", "abort", &id, "--reason", "wrong build"])
         .await
         .ok();
@@ -169,7 +189,7 @@ async fn an_aborted_deployment_ends_the_watch_with_exit_1() {
         .expect("the watch ends once the deployment is aborted")
         .unwrap();
     let run = crate::support::Run::from(output);
-    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.code, 5, "aborted: {}\n{}", run.stdout, run.stderr);
     let last = run.stderr.lines().last().unwrap();
     assert!(
         last.starts_with(&format!("Deployment {id} ended aborted")),
@@ -184,6 +204,120 @@ async fn an_aborted_deployment_ends_the_watch_with_exit_1() {
     let detail: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(detail["deployment"]["status"], "aborted");
     assert_eq!(detail["targets"][0]["reason"], "aborted: wrong build");
+    std::fs::remove_dir_all(dir).unwrap();
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn history_lists_versions_and_undo_goes_back_to_the_previous_good_one() {
+    let mut stack = Stack::start().await;
+    stack.start_engine(&["prod-cluster"], &["hello-prod"]).await;
+    let (_, home) = stack.logged_in(&["Tenant Admin"]).await;
+    let dir = project("hello-ferry:1.0.0");
+    let file = dir.join("deploy.yml");
+    let file = file.to_str().unwrap();
+    first_version(&home, file).await;
+    write_app(&dir, "hello-ferry:2.0.0");
+    home.run(
+        &[],
+        &["deploy", "start", "-f", file, "--watch", "--auto-approve"],
+    )
+    .await
+    .ok();
+
+    let table = home
+        .run(&[], &["deploy", "history", "hello-watch"])
+        .await
+        .ok();
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert!(
+        rows[0].starts_with("1 ")
+            && rows[0].contains("succeeded")
+            && rows[0].contains("hello-ferry:2.0.0"),
+        "{table}"
+    );
+    assert!(
+        rows[1].starts_with("2 ") && rows[1].contains("hello-ferry:1.0.0"),
+        "{table}"
+    );
+
+    // Back to 1.0.0: the newest succeeded deployment before the running one.
+    let run = home
+        .run(
+            &[],
+            &[
+                "deploy",
+                "undo",
+                "hello-watch",
+                "--watch",
+                "--auto-approve",
+                "--timeout",
+                "2m",
+            ],
+        )
+        .await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let history = home
+        .run(&[], &["deploy", "history", "hello-watch", "-o", "json"])
+        .await
+        .json();
+    assert_eq!(history[0]["status"], "succeeded", "{history}");
+    let versions = history[0]["versions"][0].as_str().unwrap();
+    assert!(versions.ends_with("hello-ferry:1.0.0"), "{history}");
+
+    // --to names an entry; past the end is a clear error.
+    let run = home
+        .run(&[], &["deploy", "undo", "hello-watch", "--to", "9"])
+        .await;
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("has 3 deployment(s) in its history"),
+        "{}",
+        run.stderr
+    );
+
+    // `deploy list` pages: one at a time it says how to go on; --all follows every page.
+    let first = home
+        .run(&[], &["deploy", "list", "--limit", "1"])
+        .await
+        .ok();
+    assert_eq!(
+        first.lines().count(),
+        3,
+        "a header, a row, the hint: {first}"
+    );
+    let cursor = first
+        .lines()
+        .last()
+        .and_then(|l| l.split("--cursor ").nth(1))
+        .map(|c| c.trim_end_matches(')').to_string())
+        .unwrap_or_else(|| panic!("no cursor in {first}"));
+    let second = home
+        .run(
+            &[],
+            &[
+                "deploy", "list", "--limit", "1", "--cursor", &cursor, "-o", "json",
+            ],
+        )
+        .await
+        .json();
+    let all = home
+        .run(
+            &[],
+            &["deploy", "list", "--limit", "1", "--all", "-o", "json"],
+        )
+        .await
+        .json();
+    let ids: Vec<&str> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3, "{all}");
+    assert!(all.get("next").is_none(), "{all}");
+    assert_eq!(second["items"][0]["id"], ids[1], "{second}");
     std::fs::remove_dir_all(dir).unwrap();
     stack.stop().await;
 }

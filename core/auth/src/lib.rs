@@ -10,6 +10,13 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use uuid::Uuid;
 
+/// The built-in role a machine credential must hold to get tokens for the agent hub and to
+/// connect there as an agent.
+pub const AGENT_ROLE: &str = "Agent";
+
+/// The audience of tokens for the agent hub.
+pub const HUB_AUDIENCE: &str = "ferry-hub";
+
 /// The claims of a Ferry token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -289,7 +296,8 @@ impl Verifier {
     }
 }
 
-fn unix_now() -> u64 {
+/// Now, in seconds since the Unix epoch (the unit of `exp` and `iat`).
+pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -195,6 +195,15 @@ impl Bus {
         Ok(result?)
     }
 
+    /// Liveness of the broker connection alone: a fresh channel opens (a round trip, so a
+    /// half-dead connection is caught), reconnecting first if the connection was lost. For
+    /// processes that use only part of the topology (the hub's own exchange).
+    pub async fn ping(&self) -> Result<(), BusError> {
+        let channel = self.channel().await?;
+        close_channel(&channel).await;
+        Ok(())
+    }
+
     /// Closes the connection (at shutdown, after consumers and relays stopped).
     pub async fn close(&self) {
         if let Some(connection) = self.inner.connection.lock().await.take()

@@ -258,7 +258,11 @@ impl<H: Handler> Shared<H> {
     /// still unacked and the channel should be restarted (the broker then redelivers it).
     async fn process(&self, publisher: &Publisher, delivery: Delivery) -> Result<(), BusError> {
         let service = self.config.queue.service();
+        let started = std::time::Instant::now();
         let attempt = headers::attempts(&delivery.properties).saturating_add(1);
+        if delivery.redelivered {
+            self.metrics.redelivered.with_label_values(&[service]).inc();
+        }
         let envelope = match Envelope::<H::Message>::from_json(&delivery.data) {
             Ok(envelope) => envelope,
             Err(error) => {
@@ -277,6 +281,16 @@ impl<H: Handler> Shared<H> {
             }
         };
         let kind = envelope.kind();
+        // Lag of the pipeline, not of retries: a retried or redelivered message waited on purpose.
+        if attempt == 1 && !delivery.redelivered {
+            let lag = (chrono::Utc::now() - envelope.occurred_at)
+                .to_std()
+                .unwrap_or_default();
+            self.metrics
+                .delivery_lag_seconds
+                .with_label_values(&[service])
+                .observe(lag.as_secs_f64());
+        }
         let span = tracing::info_span!(
             "message",
             queue = service,
@@ -285,7 +299,7 @@ impl<H: Handler> Shared<H> {
             tenant_id = %envelope.tenant_id,
             attempt,
         );
-        async {
+        let outcome = async {
             let incoming = Incoming {
                 envelope,
                 headers: MessageHeaders::from_properties(&delivery.properties),
@@ -331,7 +345,12 @@ impl<H: Handler> Shared<H> {
             }
         }
         .instrument(span)
-        .await
+        .await;
+        self.metrics
+            .handle_seconds
+            .with_label_values(&[service, kind])
+            .observe(started.elapsed().as_secs_f64());
+        outcome
     }
 
     /// Republishes to the retry queue with the attempt count, then acks the original.

@@ -74,22 +74,9 @@ pub enum BusError {
     ShuttingDown,
 }
 
-/// Renders an error with its chain of sources, `outer: inner: innermost`, for logs and the
-/// dead-letter reason header, where only text survives.
-pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        let inner_text = inner.to_string();
-        // Many errors already embed their source's text (`#[error("x: {0}")]`); don't repeat it.
-        if !text.contains(&inner_text) {
-            text.push_str(": ");
-            text.push_str(&inner_text);
-        }
-        source = inner.source();
-    }
-    text
-}
+/// Renders an error with its chain of sources for logs and the dead-letter reason header, where
+/// only text survives: the one formatter every Ferry process uses.
+pub(crate) use ferry_runtime::error_chain;
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,8 @@
 //! - [`topology`]: every exchange and queue name (with a per-deployment prefix) and their
 //!   idempotent declaration;
 //! - [`envelope`] and [`messages`]: the JSON envelope and the tagged, versioned message enums,
-//!   each message knowing its exchange and routing key;
+//!   each message knowing its exchange and routing key, and [`step_key`], the typed key of a
+//!   target's waiting step they carry;
 //! - [`publisher`]: publishing with publisher confirms, persistent and mandatory;
 //! - [`outbox`]: writing messages in the caller's transaction and the relay that publishes them;
 //! - [`inbox`]: consumer-side deduplication by message id;
@@ -27,6 +28,7 @@ pub mod messages;
 pub mod metrics;
 pub mod outbox;
 pub mod publisher;
+pub mod step_key;
 pub mod topology;
 
 pub use connection::{Backoff, Bus};
@@ -37,7 +39,8 @@ pub use headers::MessageHeaders;
 pub use messages::{
     CanaryMessage, DeploymentEvent, Message, Route, SchedulerMessage, WebhookMessage,
 };
-pub use metrics::ConsumerMetrics;
+pub use metrics::{ConsumerMetrics, RelayMetrics};
 pub use outbox::{PublishedBatch, Relay, RelayConfig, enqueue, enqueue_with_headers};
 pub use publisher::{Outgoing, Publisher};
+pub use step_key::StepKey;
 pub use topology::{Exchange, Topology, WorkQueue};

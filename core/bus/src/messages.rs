@@ -171,6 +171,10 @@ pub struct AnalysisCompleted {
     pub success: bool,
     /// Why it failed (or a summary), for the user.
     pub reason: Option<String>,
+    /// The comparison judge could not decide (`success` is false): a person decides, as in a
+    /// manual rollout mode, whatever the step's modes say.
+    #[serde(default)]
+    pub inconclusive: bool,
 }
 
 /// svc-webhook finished a webhook (its call and callback, or its failure).
@@ -243,6 +247,10 @@ pub struct WebhookRequested {
     /// The step's context, merged file < step < caller (what the templates were rendered with).
     #[serde(default)]
     pub context: BTreeMap<String, String>,
+    /// When the scheduler stops waiting (the durable timer of the step): svc-webhook makes no
+    /// attempt after it. `None` from older schedulers.
+    #[serde(default)]
+    pub deadline: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// `networkMode` of a webhook call.
@@ -539,6 +547,7 @@ mod tests {
                 analysis_id: id,
                 success: false,
                 reason: Some("error rate 7% > 1%".into()),
+                inconclusive: false,
             }),
             SchedulerMessage::WebhookCompleted(WebhookCompleted {
                 deployment_id: d,
@@ -573,6 +582,7 @@ mod tests {
             account: "prod-cluster".into(),
             call: WebhookCall::default(),
             context: BTreeMap::new(),
+            deadline: None,
         }));
         for e in [
             DeploymentEvent::DeploymentStatus {

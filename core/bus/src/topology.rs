@@ -92,15 +92,22 @@ pub enum WorkQueue {
     Webhook,
     /// svc-api: work the API does asynchronously.
     Api,
+    /// svc-webhook's notifications: besides its `ferry.work` binding, bound to `ferry.events`
+    /// for deployment and target status changes ([`NOTIFY_EVENT_KEYS`]).
+    Notify,
 }
+
+/// The `ferry.events` routing keys the notification queue receives.
+pub const NOTIFY_EVENT_KEYS: [&str; 2] = ["*.*.deployment_status", "*.*.target_status"];
 
 impl WorkQueue {
     /// Every work queue, in declaration order.
-    pub const ALL: [WorkQueue; 4] = [
+    pub const ALL: [WorkQueue; 5] = [
         WorkQueue::Scheduler,
         WorkQueue::Canary,
         WorkQueue::Webhook,
         WorkQueue::Api,
+        WorkQueue::Notify,
     ];
 
     /// The service name: routing key on `ferry.work`, suffix of the queue names, metrics label.
@@ -110,6 +117,7 @@ impl WorkQueue {
             WorkQueue::Canary => "canary",
             WorkQueue::Webhook => "webhook",
             WorkQueue::Api => "api",
+            WorkQueue::Notify => "notify",
         }
     }
 }
@@ -264,6 +272,20 @@ pub async fn declare(channel: &Channel, topology: &Topology) -> Result<(), BusEr
             .await?;
 
         // Expired messages go back to the work queue: that is the whole retry mechanism.
+        if queue == WorkQueue::Notify {
+            for key in NOTIFY_EVENT_KEYS {
+                channel
+                    .queue_bind(
+                        work.as_str().into(),
+                        topology.exchange(Exchange::Events).as_str().into(),
+                        key.into(),
+                        QueueBindOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await?;
+            }
+        }
+
         channel
             .queue_declare(retry.as_str().into(), durable, quorum_args(Some(&work)))
             .await?;
@@ -317,7 +339,7 @@ mod tests {
             Topology::production().exchange(Exchange::Events),
             "ferry.events"
         );
-        assert_eq!(t.queue_names().len(), 12);
+        assert_eq!(t.queue_names().len(), 15);
         assert!(t.queue_names().iter().all(|q| q.starts_with("t_1.")));
     }
 

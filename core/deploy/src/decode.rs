@@ -3,6 +3,7 @@
 //! every error of a file is collected.
 
 use crate::diagnostics::{Diagnostic, suggest};
+use crate::grammar::{self, Enum, Object};
 use crate::node::{Node, NodeKind};
 use crate::raw::{ContextMap, Pos, Spanned};
 
@@ -27,6 +28,10 @@ pub(crate) struct Decoder<'f> {
     /// `(section, name)` of every strategy, query and webhook written, decodable or not, so a
     /// reference to a broken definition does not add a misleading "unknown" error.
     pub declared: std::collections::HashSet<(&'static str, String)>,
+    /// Things accepted but worth telling (a name defined twice, …); they never fail the file.
+    pub warnings: Vec<Diagnostic>,
+    /// The file is of a kind Ferry does not deploy: only that is reported.
+    pub unsupported_kind: bool,
 }
 
 /// The fields of a mapping node, after unknown and duplicate keys were reported.
@@ -75,7 +80,21 @@ impl<'f> Decoder<'f> {
             file,
             diags: Vec::new(),
             declared: Default::default(),
+            warnings: Vec::new(),
+            unsupported_kind: false,
         }
+    }
+
+    /// Reports a warning at a position.
+    pub fn warn_at(&mut self, pos: &Pos, message: impl Into<String>) {
+        self.warnings.push(Diagnostic {
+            file: self.file.to_string(),
+            line: pos.line,
+            column: pos.column,
+            path: pos.path.clone(),
+            message: message.into(),
+            suggestion: None,
+        });
     }
 
     /// Reports an error at a position.
@@ -100,9 +119,36 @@ impl<'f> Decoder<'f> {
         self.at(&pos(node, path), message, None);
     }
 
-    /// Reads a mapping, reporting unknown keys (with the nearest known key), duplicate keys and
-    /// non-scalar keys. `known` lists every accepted spelling.
-    pub fn map<'n>(&mut self, node: &'n Node, path: &str, known: &[&str]) -> Option<Fields<'n>> {
+    /// Reads a mapping of the grammar: reports unknown keys (with the nearest known key),
+    /// duplicate keys (two spellings of one key included), non-scalar keys and missing
+    /// required keys. Keys are returned under their grammar name, whatever the spelling.
+    pub fn object<'n>(
+        &mut self,
+        node: &'n Node,
+        path: &str,
+        grammar: &Object,
+    ) -> Option<Fields<'n>> {
+        let fields = self.pairs(node, path, Some(grammar))?;
+        for key in grammar.keys.iter().filter(|k| k.required) {
+            if fields.get(key.name).is_none() {
+                self.error(
+                    node,
+                    &fields.field(key.name),
+                    format!("missing required key \"{}\"", key.name),
+                );
+            }
+        }
+        Some(fields)
+    }
+
+    /// Reads a mapping (any keys, or the keys of `grammar`), reporting duplicate and non-scalar
+    /// keys, and unknown ones when there is a grammar.
+    fn pairs<'n>(
+        &mut self,
+        node: &'n Node,
+        path: &str,
+        grammar: Option<&Object>,
+    ) -> Option<Fields<'n>> {
         let NodeKind::Map(pairs) = &node.kind else {
             self.error(
                 node,
@@ -116,23 +162,31 @@ impl<'f> Decoder<'f> {
             path: path.to_string(),
             pairs: Vec::new(),
         };
+        // A set, not a scan of the pairs so far: a mapping of many thousand keys must not cost
+        // a quadratic number of comparisons.
+        let mut seen = std::collections::HashSet::new();
         for (k, v) in pairs {
-            let Some(key) = k.scalar() else {
+            let Some(written) = k.scalar() else {
                 self.error(k, path, "keys must be plain strings");
                 continue;
             };
-            let key_path = join(path, key);
-            if fields.get(key).is_some() {
-                self.error(k, &key_path, format!("duplicate key \"{key}\""));
-                continue;
-            }
-            if !known.is_empty() && !known.contains(&key) {
-                let suggestion = suggest(key, known.iter().copied());
-                self.at(
-                    &pos(k, &key_path),
-                    format!("unknown key \"{key}\""),
-                    suggestion,
-                );
+            let key = match grammar {
+                None => written,
+                Some(g) => match g.resolve(written) {
+                    Some(known) => known.name,
+                    None => {
+                        let suggestion = suggest(written, g.keys.iter().map(|k| k.name));
+                        self.at(
+                            &pos(k, &join(path, written)),
+                            format!("unknown key \"{written}\""),
+                            suggestion,
+                        );
+                        continue;
+                    }
+                },
+            };
+            if !seen.insert(key) {
+                self.error(k, &join(path, key), format!("duplicate key \"{key}\""));
                 continue;
             }
             fields.pairs.push((key, k, v));
@@ -146,7 +200,7 @@ impl<'f> Decoder<'f> {
         node: &'n Node,
         path: &str,
     ) -> Vec<(Spanned<String>, &'n Node)> {
-        let Some(fields) = self.map(node, path, &[]) else {
+        let Some(fields) = self.pairs(node, path, None) else {
             return Vec::new();
         };
         fields
@@ -273,27 +327,34 @@ impl<'f> Decoder<'f> {
         }
     }
 
-    /// One of a set of names, matched case-insensitively.
-    pub fn choice<T: Copy>(&mut self, node: &Node, path: &str, choices: &[(&str, T)]) -> Option<T> {
+    /// One of an enum's values, matched without regard to ASCII case; its canonical spelling.
+    pub fn enum_value(&mut self, node: &Node, path: &str, choices: &Enum) -> Option<&'static str> {
         let s = self.string(node, path)?;
-        let lower = s.value.to_ascii_lowercase();
-        if let Some((_, v)) = choices
-            .iter()
-            .find(|(name, _)| name.to_ascii_lowercase() == lower)
-        {
-            return Some(*v);
+        if let Some(v) = choices.resolve(&s.value) {
+            return Some(v);
         }
-        let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
         self.at(
             &s.pos,
             format!(
                 "unknown value \"{}\": expected one of {}",
                 s.value,
-                names.join(", ")
+                choices.values.join(", ")
             ),
-            suggest(&s.value, names.iter().copied()),
+            suggest(&s.value, choices.values.iter().copied()),
         );
         None
+    }
+
+    /// One of an enum's values as the plan type spelled by them (the grammar's values are the
+    /// type's serde names; a grammar unit test checks each).
+    pub fn choice<T: serde::de::DeserializeOwned>(
+        &mut self,
+        node: &Node,
+        path: &str,
+        choices: &Enum,
+    ) -> Option<T> {
+        let v = self.enum_value(node, path, choices)?;
+        serde_json::from_value(serde_json::Value::from(v)).ok()
     }
 
     /// The items of a sequence with their paths.
@@ -323,9 +384,47 @@ impl<'f> Decoder<'f> {
             .collect()
     }
 
-    /// A string-to-string map (`context`).
+    /// A string-to-string map (`context`), written as a mapping or, as some Armory files do,
+    /// as a list of `{key, value}` pairs.
     pub fn context(&mut self, node: &Node, path: &str) -> ContextMap {
-        let mut out = ContextMap::new();
+        let out = ContextMap::new();
+        if self.too_many(
+            node,
+            path,
+            crate::limits::MAX_CONTEXT_ENTRIES,
+            "context variables",
+        ) {
+            return out;
+        }
+        let out = self.context_entries(node, path, out);
+        self.check_decoded_context(node, path, &out);
+        out
+    }
+
+    fn context_entries(&mut self, node: &Node, path: &str, mut out: ContextMap) -> ContextMap {
+        if matches!(node.kind, NodeKind::Seq(_)) {
+            for (item, item_path) in self.seq(node, path) {
+                let Some(f) = self.object(item, &item_path, &grammar::CONTEXT_ITEM) else {
+                    continue;
+                };
+                let key = f.get("key").and_then(|k| self.name(k, &f.field("key")));
+                let value = f
+                    .get("value")
+                    .and_then(|v| self.string(v, &f.field("value")));
+                if let (Some(key), Some(value)) = (key, value) {
+                    if out.contains_key(&key.value) {
+                        self.at(
+                            &key.pos,
+                            format!("duplicate context key \"{}\"", key.value),
+                            None,
+                        );
+                    } else {
+                        out.insert(key.value, value);
+                    }
+                }
+            }
+            return out;
+        }
         for (name, value) in self.named_map(node, path) {
             if let Some(v) = self.string(value, &name.pos.path) {
                 out.insert(name.value, v);
@@ -334,40 +433,34 @@ impl<'f> Decoder<'f> {
         out
     }
 
-    /// `{duration: N, unit: U}` (keys configurable) in seconds. `none` as unit is accepted only
-    /// when the amount is zero, where the value is unused.
-    pub fn duration(
-        &mut self,
-        node: &Node,
-        path: &str,
-        amount_key: &str,
-        unit_key: &str,
-    ) -> Option<u64> {
-        let fields = self.map(node, path, &[amount_key, unit_key])?;
-        let amount = self.require(&fields, amount_key);
-        let unit = self.require(&fields, unit_key);
-        let amount = self.int(amount?, &fields.field(amount_key), 0, i64::from(u32::MAX))?;
-        let unit_path = fields.field(unit_key);
+    /// `{duration: N, unit: U}` in seconds. `none` as unit is accepted only when the amount is
+    /// zero, where the value is unused.
+    pub fn duration(&mut self, node: &Node, path: &str) -> Option<u64> {
+        let fields = self.object(node, path, &grammar::DURATION)?;
+        self.duration_in(&fields)
+    }
+
+    /// The `duration` and `unit` held by `fields` (read with a grammar that requires both, so
+    /// their absence is already reported), in seconds.
+    pub fn duration_in(&mut self, fields: &Fields<'_>) -> Option<u64> {
+        let amount_node = fields.get("duration")?;
+        let unit = fields.get("unit");
+        let amount_path = fields.field("duration");
+        let amount = self.int(amount_node, &amount_path, 0, grammar::SECONDS_MAX)?;
+        let unit_path = fields.field("unit");
         let factor = self.unit(unit?, &unit_path, amount)?;
-        u64::try_from(amount).ok().map(|a| a * factor)
+        let secs = u64::try_from(amount).ok()?.saturating_mul(factor);
+        self.duration_within(amount_node, &amount_path, secs)
     }
 
     /// A time unit's factor in seconds.
     pub fn unit(&mut self, node: &Node, path: &str, amount: i64) -> Option<u64> {
-        let factor = self.choice(
-            node,
-            path,
-            &[
-                ("seconds", Some(1u64)),
-                ("minutes", Some(60)),
-                ("hours", Some(3600)),
-                ("none", None),
-            ],
-        )?;
-        match factor {
-            Some(f) => Some(f),
-            None if amount == 0 => Some(1),
-            None => {
+        match self.enum_value(node, path, &grammar::UNITS)? {
+            "seconds" => Some(1),
+            "minutes" => Some(60),
+            "hours" => Some(3600),
+            _ if amount == 0 => Some(1),
+            _ => {
                 self.error(
                     node,
                     path,

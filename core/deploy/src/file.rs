@@ -2,32 +2,17 @@
 //! `strategies` and `targetFilters` into the raw model.
 
 use crate::decode::{Decoder, pos};
+use crate::grammar;
+use crate::limits;
 use crate::node::{Node, NodeKind};
-use crate::plan::InProgressPolicy;
 use crate::raw::{
     DeployFile, ManifestSource, Pos, RawDeploymentConfig, RawManifest, RawStrategy,
     RawStrategyKind, RawTarget, Spanned,
 };
 use crate::steps::StepPlace;
 
-const TOP_LEVEL: &[&str] = &[
-    "version",
-    "kind",
-    "application",
-    "description",
-    "context",
-    "deploymentConfig",
-    "targets",
-    "manifests",
-    "strategies",
-    "analysis",
-    "webhooks",
-    "trafficManagement",
-    "targetFilters",
-];
-
-/// Longest application name (a DNS label).
-const MAX_APPLICATION_LEN: usize = 63;
+/// Longest DNS label.
+const MAX_LABEL_LEN: usize = 63;
 const DEFAULT_TIMEOUT_SECS: u64 = 30 * 60;
 const MIN_TIMEOUT_SECS: u64 = 60;
 
@@ -35,7 +20,7 @@ const MIN_TIMEOUT_SECS: u64 = 60;
 pub fn is_dns_label(name: &str) -> bool {
     let bytes = name.as_bytes();
     !bytes.is_empty()
-        && bytes.len() <= MAX_APPLICATION_LEN
+        && bytes.len() <= MAX_LABEL_LEN
         && bytes
             .iter()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
@@ -90,8 +75,31 @@ impl Decoder<'_> {
             webhooks: Vec::new(),
             traffic_management: Vec::new(),
             target_filters: Vec::new(),
+            warnings: Vec::new(),
         };
-        let Some(fields) = self.map(root, "", TOP_LEVEL) else {
+        // A file of another kind follows another schema: say that, and only that.
+        if let NodeKind::Map(pairs) = &root.kind
+            && let Some((_, kind)) = pairs.iter().find(|(k, _)| k.scalar() == Some("kind"))
+            && let Some(value) = kind.scalar()
+            && !value.eq_ignore_ascii_case("kubernetes")
+        {
+            let what = if value.eq_ignore_ascii_case("lambda") {
+                "AWS Lambda deploy files are not supported".to_string()
+            } else {
+                format!("kind \"{value}\" is not supported")
+            };
+            self.error(
+                kind,
+                "kind",
+                format!(
+                    "unsupported kind \"{value}\": Ferry deploys Kubernetes applications \
+                     (kind: kubernetes); {what}"
+                ),
+            );
+            self.unsupported_kind = true;
+            return file;
+        }
+        let Some(fields) = self.object(root, "", &grammar::DEPLOY_FILE) else {
             return file;
         };
         if let Some(v) = fields.get("version")
@@ -107,31 +115,15 @@ impl Decoder<'_> {
                 None,
             );
         }
-        if let Some(k) = fields.get("kind")
-            && let Some(s) = self.string(k, "kind")
-            && !s.value.eq_ignore_ascii_case("kubernetes")
-        {
-            self.at(
-                &s.pos,
-                format!(
-                    "unsupported kind \"{}\": Ferry deploys kind kubernetes only",
-                    s.value
-                ),
-                None,
-            );
+        if let Some(k) = fields.get("kind") {
+            // Anything but kubernetes was refused above; this checks it is a string.
+            self.string(k, "kind");
         }
-        if let Some(a) = self.require(&fields, "application")
+        if let Some(a) = fields.get("application")
             && let Some(s) = self.string(a, "application")
         {
-            if !is_dns_label(&s.value) {
-                self.at(
-                    &s.pos,
-                    format!(
-                        "invalid application name \"{}\": use lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters",
-                        s.value
-                    ),
-                    None,
-                );
+            if let Some(problem) = crate::names::application_name_problem(&s.value) {
+                self.at(&s.pos, problem, None);
             }
             file.application = s;
         }
@@ -145,21 +137,23 @@ impl Decoder<'_> {
         if let Some(dc) = fields.get("deploymentConfig") {
             file.deployment_config = self.deployment_config(dc);
         }
-        if let Some(t) = self.require(&fields, "targets") {
+        if let Some(t) = fields.get("targets") {
             if t.is_null() || matches!(&t.kind, NodeKind::Map(pairs) if pairs.is_empty()) {
                 self.error(t, "targets", "define at least one target");
-            } else {
+            } else if !self.too_many(t, "targets", limits::MAX_TARGETS, "targets") {
                 file.targets = self.targets(t);
             }
         }
-        if let Some(m) = self.require(&fields, "manifests") {
+        if let Some(m) = fields.get("manifests") {
             if m.is_null() || matches!(&m.kind, NodeKind::Seq(items) if items.is_empty()) {
                 self.error(m, "manifests", "list at least one manifest");
-            } else {
+            } else if !self.too_many(m, "manifests", limits::MAX_MANIFEST_ENTRIES, "entries") {
                 file.manifests = self.manifests(m);
             }
         }
-        if let Some(s) = fields.get("strategies") {
+        if let Some(s) = fields.get("strategies")
+            && !self.too_many(s, "strategies", limits::MAX_STRATEGIES, "strategies")
+        {
             file.strategies = self.strategies(s);
         }
         if let Some(a) = fields.get("analysis") {
@@ -167,16 +161,27 @@ impl Decoder<'_> {
             file.default_metric_provider_name = default;
             file.queries = queries;
         }
-        if let Some(w) = fields.get("webhooks") {
+        if let Some(w) = fields.get("webhooks")
+            && !self.too_many(w, "webhooks", limits::MAX_WEBHOOKS, "webhooks")
+        {
             file.webhooks = self.webhooks(w, "webhooks");
         }
-        if let Some(t) = fields.get("trafficManagement") {
+        if let Some(t) = fields.get("trafficManagement")
+            && !self.too_many(
+                t,
+                "trafficManagement",
+                limits::MAX_TRAFFIC_ENTRIES,
+                "entries",
+            )
+        {
             file.traffic_management = self.traffic(t, "trafficManagement");
         }
-        if let Some(tf) = fields.get("targetFilters") {
+        if let Some(tf) = fields.get("targetFilters")
+            && !self.too_many(tf, "targetFilters", limits::MAX_TRAFFIC_ENTRIES, "entries")
+        {
             for (item, item_path) in self.seq(tf, "targetFilters") {
-                if let Some(f) = self.map(item, &item_path, &["includeTarget"])
-                    && let Some(n) = self.require(&f, "includeTarget")
+                if let Some(f) = self.object(item, &item_path, &grammar::TARGET_FILTER)
+                    && let Some(n) = f.get("includeTarget")
                     && let Some(name) = self.name(n, &f.field("includeTarget"))
                 {
                     file.target_filters.push(name);
@@ -192,16 +197,12 @@ impl Decoder<'_> {
             ..Default::default()
         };
         let path = "deploymentConfig";
-        let Some(fields) = self.map(
-            node,
-            path,
-            &["timeout", "keepDeploymentObject", "ifDeploymentInProgress"],
-        ) else {
+        let Some(fields) = self.object(node, path, &grammar::DEPLOYMENT_CONFIG) else {
             return config;
         };
         if let Some(t) = fields.get("timeout") {
             let p = fields.field("timeout");
-            config.timeout_secs = self.duration(t, &p, "duration", "unit");
+            config.timeout_secs = self.duration(t, &p);
             if let Some(secs) = config.timeout_secs
                 && secs < MIN_TIMEOUT_SECS
             {
@@ -218,18 +219,15 @@ impl Decoder<'_> {
                 .unwrap_or_default();
         }
         if let Some(i) = fields.get("ifDeploymentInProgress")
-            && let Some(f) = self.map(i, &fields.field("ifDeploymentInProgress"), &["strategy"])
-            && let Some(s) = self.require(&f, "strategy")
+            && let Some(f) = self.object(
+                i,
+                &fields.field("ifDeploymentInProgress"),
+                &grammar::IN_PROGRESS_POLICY,
+            )
+            && let Some(s) = f.get("strategy")
         {
             config.if_deployment_in_progress = self
-                .choice(
-                    s,
-                    &f.field("strategy"),
-                    &[
-                        ("reject", InProgressPolicy::Reject),
-                        ("enqueueOne", InProgressPolicy::EnqueueOne),
-                    ],
-                )
+                .choice(s, &f.field("strategy"), &grammar::IN_PROGRESS)
                 .unwrap_or_default();
         }
         config
@@ -239,15 +237,11 @@ impl Decoder<'_> {
         let mut out = Vec::new();
         for (name, value) in self.named_map(node, "targets") {
             let path = name.pos.path.clone();
-            let Some(fields) = self.map(
-                value,
-                &path,
-                &["account", "namespace", "strategy", "constraints"],
-            ) else {
+            let Some(fields) = self.object(value, &path, &grammar::TARGET) else {
                 continue;
             };
-            let account = self
-                .require(&fields, "account")
+            let account = fields
+                .get("account")
                 .and_then(|a| self.name(a, &fields.field("account")));
             let namespace = fields
                 .get("namespace")
@@ -268,11 +262,8 @@ impl Decoder<'_> {
                 after_deployment: Vec::new(),
             };
             if let Some(c) = fields.get("constraints")
-                && let Some(cf) = self.map(
-                    c,
-                    &fields.field("constraints"),
-                    &["dependsOn", "beforeDeployment", "afterDeployment"],
-                )
+                && let Some(cf) =
+                    self.object(c, &fields.field("constraints"), &grammar::CONSTRAINTS)
             {
                 if let Some(d) = cf.get("dependsOn") {
                     target.depends_on = self.string_list(d, &cf.field("dependsOn"));
@@ -294,7 +285,7 @@ impl Decoder<'_> {
     fn manifests(&mut self, node: &Node) -> Vec<RawManifest> {
         let mut out = Vec::new();
         for (item, path) in self.seq(node, "manifests") {
-            let Some(fields) = self.map(item, &path, &["path", "inline", "targets"]) else {
+            let Some(fields) = self.object(item, &path, &grammar::MANIFEST) else {
                 continue;
             };
             let source = match (fields.get("path"), fields.get("inline")) {
@@ -338,7 +329,7 @@ impl Decoder<'_> {
         for (name, value) in self.named_map(node, "strategies") {
             self.declared.insert(("strategy", name.value.clone()));
             let path = name.pos.path.clone();
-            let Some(fields) = self.map(value, &path, &["canary", "blueGreen"]) else {
+            let Some(fields) = self.object(value, &path, &grammar::STRATEGY) else {
                 continue;
             };
             let kind = match (fields.get("canary"), fields.get("blueGreen")) {
@@ -356,9 +347,9 @@ impl Decoder<'_> {
                 }
                 (Some(c), None) => {
                     let cpath = fields.field("canary");
-                    self.map(c, &cpath, &["steps"]).map(|cf| {
-                        let steps = self
-                            .require(&cf, "steps")
+                    self.object(c, &cpath, &grammar::CANARY).map(|cf| {
+                        let steps = cf
+                            .get("steps")
                             .map(|s| self.steps(s, &cf.field("steps"), StepPlace::Canary))
                             .unwrap_or_default();
                         RawStrategyKind::Canary { steps }
@@ -374,17 +365,7 @@ impl Decoder<'_> {
     }
 
     fn blue_green(&mut self, node: &Node, path: &str) -> Option<RawStrategyKind> {
-        let f = self.map(
-            node,
-            path,
-            &[
-                "activeService",
-                "previewService",
-                "redirectTrafficAfter",
-                "shutDownOldVersionAfter",
-                "shutdownOldVersionAfter",
-            ],
-        )?;
+        let f = self.object(node, path, &grammar::BLUE_GREEN)?;
         let service = |d: &mut Self, key: &str| {
             f.get(key)
                 .and_then(|n| d.name(n, &f.field(key)))
@@ -396,17 +377,9 @@ impl Decoder<'_> {
             .get("redirectTrafficAfter")
             .map(|s| self.steps(s, &f.field("redirectTrafficAfter"), StepPlace::BlueGreen))
             .unwrap_or_default();
-        if f.get("shutDownOldVersionAfter").is_some() && f.get("shutdownOldVersionAfter").is_some()
-        {
-            self.error(
-                node,
-                &f.field("shutdownOldVersionAfter"),
-                "give shutDownOldVersionAfter once (both spellings found)",
-            );
-        }
         let shut_down_old_version_after = f
-            .get_any(&["shutDownOldVersionAfter", "shutdownOldVersionAfter"])
-            .map(|(key, s)| self.steps(s, &f.field(key), StepPlace::BlueGreen))
+            .get("shutDownOldVersionAfter")
+            .map(|s| self.steps(s, &f.field("shutDownOldVersionAfter"), StepPlace::BlueGreen))
             .unwrap_or_default();
         Some(RawStrategyKind::BlueGreen {
             active_service,

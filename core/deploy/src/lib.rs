@@ -8,17 +8,22 @@
 //! Manifest sources are the local files the caller read and the contents of manifest URLs the
 //! caller fetched (a [`Source`] whose path is the URL); a URL left unfetched stays in the
 //! target's `remote_manifests`.
-//! Every error of a file is reported together as [`Diagnostics`].
+//! Every error of a file is reported together as [`Diagnostics`]. The file's shape is declared
+//! once in [`grammar`], which the decoder reads and [`json_schema`] turns into a JSON Schema.
 
 mod decode;
 pub mod diagnostics;
 mod file;
+pub mod grammar;
+pub mod limits;
 pub mod manifests;
+pub mod names;
 pub mod node;
 pub mod plan;
 mod planner;
 pub mod raw;
 pub mod rendering;
+pub mod schema;
 mod sections;
 mod steps;
 pub mod summary;
@@ -28,9 +33,11 @@ mod validate;
 pub use diagnostics::{Diagnostic, Diagnostics};
 pub use file::{is_dns_label, normalize_path};
 pub use manifests::Source;
+pub use names::{application_name_problem, application_slug};
 pub use plan::*;
 pub use planner::Overrides;
 pub use raw::DeployFile;
+pub use schema::json_schema;
 
 use raw::ManifestSource;
 
@@ -80,8 +87,11 @@ fn parse_partial(file: &str, text: &str) -> Result<(DeployFile, Vec<Diagnostic>)
     if let Some(extra) = docs.get(1) {
         d.error(extra, "file", "a deploy file holds one YAML document");
     }
-    let parsed = d.deploy_file(root);
-    d.validate(&parsed);
+    let mut parsed = d.deploy_file(root);
+    if !d.unsupported_kind {
+        d.validate(&parsed);
+    }
+    parsed.warnings = Diagnostics(std::mem::take(&mut d.warnings)).sorted().0;
     Ok((parsed, d.diags))
 }
 

@@ -2,8 +2,11 @@
 //!
 //! The deploy-file decoder needs the line and column of every key and value, keeps duplicate
 //! keys visible (a map is a list of pairs, not a hash map) and needs to know whether a scalar was
-//! quoted. Anchors and aliases are expanded with a size bound so a hostile document cannot blow
-//! up memory ("billion laughs").
+//! quoted. Anchors and aliases are expanded with bounds so a hostile document cannot blow up
+//! memory or time ("billion laughs"): at most [`MAX_NODES`] nodes, [`MAX_DEPTH`] levels, and
+//! copies made for anchors and aliases of at most [`MAX_ALIAS_BYTES`] plus twice the
+//! document's own size. A copy is measured before it is made, so a refused document never
+//! allocates past the bound.
 
 use std::collections::HashMap;
 
@@ -11,10 +14,15 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 use serde_json::Value;
 
 /// Upper bound on nodes produced by expanding aliases; far beyond any real deploy file.
-const MAX_NODES: usize = 200_000;
+pub const MAX_NODES: usize = 200_000;
 /// Upper bound on nesting; the tree is walked recursively (conversion, drop), so a hostile
 /// document must not be able to exhaust the stack.
-const MAX_DEPTH: usize = 200;
+pub const MAX_DEPTH: usize = 200;
+/// Upper bound on what anchors and aliases may copy, in bytes (scalar text plus a node's own
+/// size per node): an alias to a large string repeated many times is refused when its copies
+/// would pass this plus twice the document's own length, so a large document may alias its
+/// big parts once but never multiply them.
+pub const MAX_ALIAS_BYTES: usize = 4 * 1024 * 1024;
 
 /// One YAML node with the 1-based line and column where it starts.
 #[derive(Debug, Clone, PartialEq)]
@@ -173,25 +181,85 @@ fn position(span: &Span) -> (usize, usize) {
     (span.start.line(), span.start.col() + 1)
 }
 
-fn count(node: &Node) -> usize {
+/// What a subtree costs to copy: its nodes, and its bytes (scalar text plus each node's own
+/// size).
+#[derive(Debug, Clone, Copy)]
+struct Size {
+    nodes: usize,
+    bytes: usize,
+}
+
+fn size(node: &Node) -> Size {
+    let mut total = Size {
+        nodes: 1,
+        bytes: std::mem::size_of::<Node>(),
+    };
+    let mut add = |child: &Node| {
+        let s = size(child);
+        total.nodes += s.nodes;
+        total.bytes += s.bytes;
+    };
     match &node.kind {
-        NodeKind::Scalar { .. } => 1,
-        NodeKind::Seq(items) => 1 + items.iter().map(count).sum::<usize>(),
-        NodeKind::Map(pairs) => {
-            1 + pairs
-                .iter()
-                .map(|(k, v)| count(k) + count(v))
-                .sum::<usize>()
+        NodeKind::Scalar { text, .. } => total.bytes += text.len(),
+        NodeKind::Seq(items) => items.iter().for_each(&mut add),
+        NodeKind::Map(pairs) => pairs.iter().for_each(|(k, v)| {
+            add(k);
+            add(v);
+        }),
+    }
+    total
+}
+
+/// The bytes anchors and aliases may still copy; each copy is charged before it is made.
+struct Budget {
+    copied: usize,
+    limit: usize,
+}
+
+impl Budget {
+    fn new(text: &str) -> Budget {
+        Budget {
+            copied: 0,
+            limit: MAX_ALIAS_BYTES.saturating_add(text.len().saturating_mul(2)),
         }
     }
+
+    fn charge(&mut self, size: Size, line: usize, column: usize) -> Result<(), SyntaxError> {
+        self.copied = self.copied.saturating_add(size.bytes);
+        if self.copied > self.limit {
+            return Err(SyntaxError {
+                line,
+                column,
+                message: format!(
+                    "anchors and aliases expand the document too much: their copies pass \
+                     {} bytes (the limit is {} MiB plus twice the document's size)",
+                    self.limit,
+                    MAX_ALIAS_BYTES / (1024 * 1024)
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// An anchored node, kept for its aliases, with what a copy of it costs.
+struct Anchored {
+    node: Node,
+    size: Size,
 }
 
 /// Parses every document of a YAML stream into positioned nodes.
 pub fn load(text: &str) -> Result<Vec<Node>, SyntaxError> {
     let mut docs = Vec::new();
     let mut stack: Vec<Frame> = Vec::new();
-    let mut anchors: HashMap<usize, Node> = HashMap::new();
+    let mut anchors: HashMap<usize, Anchored> = HashMap::new();
+    let mut budget = Budget::new(text);
     let mut produced = 0usize;
+    let too_many = |line, column| SyntaxError {
+        line,
+        column,
+        message: format!("document too large: more than {MAX_NODES} nodes (aliases expanded)"),
+    };
     for event in Parser::new_from_str(text) {
         let (event, span) = event.map_err(|e| SyntaxError {
             line: e.marker().line(),
@@ -199,7 +267,7 @@ pub fn load(text: &str) -> Result<Vec<Node>, SyntaxError> {
             message: e.info().to_string(),
         })?;
         let (line, column) = position(&span);
-        let complete = match event {
+        let (node, anchor) = match event {
             Event::Scalar(value, style, anchor, _tag) => {
                 let node = Node {
                     kind: NodeKind::Scalar {
@@ -209,10 +277,7 @@ pub fn load(text: &str) -> Result<Vec<Node>, SyntaxError> {
                     line,
                     column,
                 };
-                if anchor > 0 {
-                    anchors.insert(anchor, node.clone());
-                }
-                Some(node)
+                (node, anchor)
             }
             Event::Alias(id) => {
                 let Some(target) = anchors.get(&id) else {
@@ -222,18 +287,16 @@ pub fn load(text: &str) -> Result<Vec<Node>, SyntaxError> {
                         message: "alias to an unknown anchor".to_string(),
                     });
                 };
-                produced += count(target);
+                // Charged before copying: a refused alias allocates nothing.
+                budget.charge(target.size, line, column)?;
+                produced = produced.saturating_add(target.size.nodes);
                 if produced > MAX_NODES {
-                    return Err(SyntaxError {
-                        line,
-                        column,
-                        message: "document too large after expanding aliases".to_string(),
-                    });
+                    return Err(too_many(line, column));
                 }
-                let mut node = target.clone();
+                let mut node = target.node.clone();
                 node.line = line;
                 node.column = column;
-                Some(node)
+                (node, 0)
             }
             Event::SequenceStart(..) | Event::MappingStart(..) if stack.len() >= MAX_DEPTH => {
                 return Err(SyntaxError {
@@ -248,7 +311,7 @@ pub fn load(text: &str) -> Result<Vec<Node>, SyntaxError> {
                     span,
                     anchor,
                 });
-                None
+                continue;
             }
             Event::MappingStart(anchor, _) => {
                 stack.push(Frame::Map {
@@ -257,67 +320,67 @@ pub fn load(text: &str) -> Result<Vec<Node>, SyntaxError> {
                     span,
                     anchor,
                 });
-                None
+                continue;
             }
-            Event::SequenceEnd | Event::MappingEnd => {
-                let (node, anchor) = match stack.pop() {
-                    Some(Frame::Seq {
-                        items,
-                        span,
-                        anchor,
-                    }) => {
-                        let (line, column) = position(&span);
-                        (
-                            Node {
-                                kind: NodeKind::Seq(items),
-                                line,
-                                column,
-                            },
-                            anchor,
-                        )
-                    }
-                    Some(Frame::Map {
-                        pairs,
-                        span,
-                        anchor,
-                        ..
-                    }) => {
-                        let (line, column) = match pairs.first() {
-                            // Block mappings start at their first key; the event's span may
-                            // point elsewhere, so prefer the key's own position.
-                            Some((k, _)) => (k.line, k.column),
-                            None => position(&span),
-                        };
-                        (
-                            Node {
-                                kind: NodeKind::Map(pairs),
-                                line,
-                                column,
-                            },
-                            anchor,
-                        )
-                    }
-                    None => continue,
-                };
-                if anchor > 0 {
-                    anchors.insert(anchor, node.clone());
+            Event::SequenceEnd | Event::MappingEnd => match stack.pop() {
+                Some(Frame::Seq {
+                    items,
+                    span,
+                    anchor,
+                }) => {
+                    let (line, column) = position(&span);
+                    let node = Node {
+                        kind: NodeKind::Seq(items),
+                        line,
+                        column,
+                    };
+                    (node, anchor)
                 }
-                Some(node)
-            }
+                Some(Frame::Map {
+                    pairs,
+                    span,
+                    anchor,
+                    ..
+                }) => {
+                    let (line, column) = match pairs.first() {
+                        // Block mappings start at their first key; the event's span may
+                        // point elsewhere, so prefer the key's own position.
+                        Some((k, _)) => (k.line, k.column),
+                        None => position(&span),
+                    };
+                    let node = Node {
+                        kind: NodeKind::Map(pairs),
+                        line,
+                        column,
+                    };
+                    (node, anchor)
+                }
+                None => continue,
+            },
             Event::DocumentStart(_) => {
                 anchors.clear();
-                None
+                continue;
             }
-            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => None,
+            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {
+                continue;
+            }
         };
-        let Some(node) = complete else { continue };
+        if anchor > 0 {
+            // The anchor keeps a copy for its aliases: that copy is charged too, so nested
+            // anchors cannot multiply a large subtree either.
+            let size = size(&node);
+            budget.charge(size, node.line, node.column)?;
+            anchors.insert(
+                anchor,
+                Anchored {
+                    node: node.clone(),
+                    size,
+                },
+            );
+        }
         produced += 1;
         if produced > MAX_NODES {
-            return Err(SyntaxError {
-                line,
-                column,
-                message: "document too large".to_string(),
-            });
+            return Err(too_many(line, column));
         }
         match stack.last_mut() {
             Some(Frame::Seq { items, .. }) => items.push(node),
@@ -391,6 +454,52 @@ mod tests {
             ));
         }
         assert!(load(&bomb).is_err());
+    }
+
+    /// An alias to a large string repeated many times (a million-fold expansion) is refused at
+    /// the alias where the copies pass the bound: nothing past it is copied, so memory stays at
+    /// about the document's size however many aliases follow.
+    #[test]
+    fn aliases_to_a_large_string_are_refused_at_the_bound() {
+        let big = "x".repeat(64 * 1024);
+        // Under 100 kB of text, so the bound is 4 MiB and a little.
+        let mut bomb = format!("a: &big '{big}'\nb:\n");
+        for _ in 0..5_000 {
+            bomb.push_str("- *big\n");
+        }
+        assert!(bomb.len() < 100 * 1024);
+        let err = load(&bomb).unwrap_err();
+        assert!(
+            err.message.contains("anchors and aliases expand"),
+            "{err:?}"
+        );
+        assert!(err.message.contains("4 MiB"), "{err:?}");
+        // About 66 copies of 64 KiB fit in the bound (each copy also costs a node's own size),
+        // so the refusal comes at an alias near the start, not after 5,000 copies (320 MiB).
+        assert!((3..3 + 70).contains(&err.line), "{err:?}");
+        assert_eq!(err.column, 3);
+
+        // The bound grows with a large document, so a big manifest may use an alias or two.
+        let fine = format!("a: &big '{}'\nb: [*big]\n", "y".repeat(5 * 1024 * 1024));
+        assert!(load(&fine).is_ok());
+    }
+
+    /// Anchors nested in anchors each keep a copy of the same large subtree: charged too.
+    #[test]
+    fn nested_anchors_cannot_multiply_a_large_subtree() {
+        let big = "x".repeat(1024 * 1024);
+        let depth = 150;
+        let mut text = String::new();
+        for i in 0..depth {
+            text.push_str(&format!("- &a{i}\n{}", "  ".repeat(i + 1)));
+        }
+        text.push_str(&format!("'{big}'\n"));
+        let err = load(&text).unwrap_err();
+        assert!(
+            err.message.contains("anchors and aliases expand"),
+            "{err:?}"
+        );
+        assert!(load(&format!("- &a0\n  - &a1\n    - '{big}'\n")).is_ok());
     }
 
     #[test]

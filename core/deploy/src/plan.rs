@@ -27,6 +27,9 @@ pub struct Plan {
     pub queries: Vec<AnalysisQuery>,
     /// `analysis.defaultMetricProviderName`.
     pub default_metric_provider_name: Option<String>,
+    /// What the file does that is accepted but worth a look (e.g. a webhook defined twice).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<crate::Diagnostic>,
 }
 
 /// `deploymentConfig`, with defaults applied.
@@ -94,8 +97,9 @@ pub enum Strategy {
     BlueGreen {
         /// The Service that carries production traffic.
         active_service: String,
-        /// The Service pointed at the new version before the switch.
-        preview_service: String,
+        /// The Service pointed at the new version before the switch; none without one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        preview_service: Option<String>,
         /// Conditions (in parallel) before the active Service switches.
         redirect_traffic_after: Vec<Step>,
         /// Conditions (in parallel) before the old version is deleted.
@@ -374,8 +378,9 @@ pub struct Smi {
 pub struct KubernetesServices {
     /// The production Service.
     pub active_service: String,
-    /// The preview Service.
-    pub preview_service: String,
+    /// The preview Service, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_service: Option<String>,
 }
 
 /// One parsed Kubernetes object of a target.

@@ -10,7 +10,7 @@ use indexmap::IndexMap;
 
 use crate::decode::Decoder;
 use crate::diagnostics::Diagnostics;
-use crate::file::is_dns_label;
+use crate::limits;
 use crate::manifests::{self, Object, Source, entry_matches};
 use crate::plan::{
     AnalysisQuery, AnalysisStep, DeploymentConfig, Manifest, Pause, Plan, Step, Strategy,
@@ -48,12 +48,10 @@ pub(crate) fn build(
     let mut d = Decoder::new(&file.file);
     let application = match &overrides.application {
         Some(app) => {
-            if !is_dns_label(app) {
+            if let Some(problem) = crate::names::application_name_problem(app) {
                 d.at(
                     &file.application.pos,
-                    format!(
-                        "invalid application name \"{app}\" (from the caller): use lower-case letters, digits and '-', at most 63 characters"
-                    ),
+                    format!("{problem} (the name given by the caller)"),
                     None,
                 );
             }
@@ -62,19 +60,51 @@ pub(crate) fn build(
         None => file.application.value.clone(),
     };
     let caller: IndexMap<String, String> = overrides.context.iter().cloned().collect();
+    let caller_pos = Pos {
+        line: 1,
+        column: 1,
+        path: "context".to_string(),
+    };
+    d.check_context_size(
+        &caller_pos,
+        "the caller's context (--add-context)",
+        caller.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    );
     let mut context: IndexMap<String, String> = file
         .context
         .iter()
         .map(|(k, v)| (k.clone(), v.value.clone()))
         .collect();
     context.extend(caller.clone());
+    d.check_context_size(
+        &caller_pos,
+        "the file's context with the caller's",
+        context.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    );
 
     let kept = kept_targets(&mut d, file, overrides);
+    if sources.len() > limits::MAX_SOURCES {
+        d.at(
+            &Pos {
+                line: 1,
+                column: 1,
+                path: "manifests".to_string(),
+            },
+            format!(
+                "{} manifest files were sent: at most {}",
+                sources.len(),
+                limits::MAX_SOURCES
+            ),
+            None,
+        );
+        return Err(Diagnostics(d.diags).sorted());
+    }
     let resolved = resolve_manifests(&mut d, file, sources);
 
     let mut targets = Vec::new();
     for target in order(file, &kept) {
         let objects = target_objects(&mut d, file, target, &resolved);
+        check_rendered_size(&mut d, target, &objects, &context);
         let planner = StepPlanner {
             file,
             caller: &caller,
@@ -132,6 +162,7 @@ pub(crate) fn build(
         webhooks: file.webhooks.iter().map(|w| w.value.clone()).collect(),
         queries: file.queries.iter().map(|q| q.value.clone()).collect(),
         default_metric_provider_name: file.default_metric_provider_name.clone(),
+        warnings: file.warnings.clone(),
     })
 }
 
@@ -333,6 +364,60 @@ fn target_objects(
     out
 }
 
+/// Refuses a target whose objects are too many, or would render too large with the context:
+/// the scheduler renders and applies them, the store keeps them, so a bound here keeps both
+/// small whatever the context does.
+fn check_rendered_size(
+    d: &mut Decoder<'_>,
+    target: &RawTarget,
+    objects: &[Manifest],
+    context: &IndexMap<String, String>,
+) {
+    let name = &target.name.value;
+    if objects.len() > limits::MAX_OBJECTS_PER_TARGET {
+        d.at(
+            &target.name.pos,
+            format!(
+                "target \"{name}\" deploys {} Kubernetes objects: at most {}",
+                objects.len(),
+                limits::MAX_OBJECTS_PER_TARGET
+            ),
+            None,
+        );
+        return;
+    }
+    let mut total = 0usize;
+    for m in objects {
+        let size = limits::rendered_bytes_bound(&m.object, context);
+        if size > limits::MAX_OBJECT_BYTES {
+            d.at(
+                &target.name.pos,
+                format!(
+                    "manifest {} ({} {}) may render to {size} bytes for target \"{name}\" \
+                     (context values included): at most {} per object",
+                    m.source,
+                    m.kind,
+                    m.name,
+                    limits::bytes(limits::MAX_OBJECT_BYTES)
+                ),
+                None,
+            );
+        }
+        total = total.saturating_add(size);
+    }
+    if total > limits::MAX_TARGET_MANIFEST_BYTES {
+        d.at(
+            &target.name.pos,
+            format!(
+                "the manifests of target \"{name}\" may render to {total} bytes (context \
+                 values included): at most {} per target",
+                limits::bytes(limits::MAX_TARGET_MANIFEST_BYTES)
+            ),
+            None,
+        );
+    }
+}
+
 /// Every traffic-management entry that applies to the target, merged.
 fn traffic_for(file: &DeployFile, target: &str) -> TrafficManagement {
     let mut out = TrafficManagement::default();
@@ -380,8 +465,7 @@ impl StepPlanner<'_> {
                         .unwrap_or_default(),
                     preview_service: preview_service
                         .clone()
-                        .or_else(|| services.map(|s| s.preview_service.clone()))
-                        .unwrap_or_default(),
+                        .or_else(|| services.and_then(|s| s.preview_service.clone())),
                     redirect_traffic_after: self.steps(d, redirect_traffic_after),
                     shut_down_old_version_after: self.steps(d, shut_down_old_version_after),
                 }
@@ -463,6 +547,11 @@ impl StepPlanner<'_> {
                     .iter()
                     .find(|w| w.value.name == name.value)?;
                 let context = self.merged(context);
+                d.check_context_size(
+                    &step.pos,
+                    "the step's context with the file's and the caller's",
+                    context.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                );
                 let w = &webhook.value;
                 let mut texts: Vec<&str> = vec![&w.uri_template];
                 texts.extend(w.headers.iter().map(|h| h.value.as_str()));
@@ -481,6 +570,11 @@ impl StepPlanner<'_> {
             }
             RawStepKind::Analysis(a) => {
                 let context = self.merged(&a.context);
+                d.check_context_size(
+                    &step.pos,
+                    "the step's context with the file's and the caller's",
+                    context.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                );
                 let mut queries = Vec::new();
                 for name in &a.queries {
                     let q = self

@@ -62,6 +62,8 @@ pub struct DeployFile {
     pub traffic_management: Vec<RawTraffic>,
     /// `targetFilters[].includeTarget`.
     pub target_filters: Vec<Spanned<String>>,
+    /// What the file does that is accepted but worth a look (never errors).
+    pub warnings: Vec<crate::Diagnostic>,
 }
 
 /// `deploymentConfig` with defaults applied.

@@ -1,18 +1,25 @@
 //! Decoding of the definition sections: `analysis` (queries and their judge), `webhooks` and
 //! `trafficManagement`, with their local rules (limits, unique names, template variables).
 
-use std::collections::HashSet;
-
 use crate::decode::{Decoder, pos};
+use crate::grammar;
 use crate::node::Node;
 use crate::plan::{
-    AnalysisQuery, DestinationRule, Direction, Header, Istio, Judge, KubernetesServices,
-    NetworkMode, Smi, Webhook,
+    AnalysisQuery, DestinationRule, Header, Istio, Judge, KubernetesServices, Smi, Webhook,
 };
 use crate::raw::{RawTraffic, Spanned};
 use crate::templates;
 
-const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+/// Where the `name` of the mapping `item` (at `item_path`) is written; the item itself when it
+/// has none.
+fn name_pos(item: &Node, item_path: &str) -> crate::raw::Pos {
+    if let crate::node::NodeKind::Map(pairs) = &item.kind
+        && let Some((_, value)) = pairs.iter().find(|(k, _)| k.scalar() == Some("name"))
+    {
+        return pos(value, &format!("{item_path}.name"));
+    }
+    pos(item, item_path)
+}
 
 impl Decoder<'_> {
     /// Reports unknown `ferry.`/`armory.` variables of a template.
@@ -24,17 +31,36 @@ impl Decoder<'_> {
         }
     }
 
-    /// Reports a duplicate name within a section.
-    fn unique(&mut self, seen: &mut HashSet<String>, name: &Spanned<String>, what: &str) -> bool {
-        if seen.insert(name.value.clone()) {
-            return true;
+    /// Adds `item` (named `name`, declared by `node`) to `list`. A name defined twice is
+    /// accepted, as Armory does, with a warning at the later `name` that names both places; the
+    /// later definition replaces the earlier one.
+    fn keep_later<T>(
+        &mut self,
+        list: &mut Vec<Spanned<T>>,
+        item: Spanned<T>,
+        name: &str,
+        node: &Node,
+        what: &str,
+        name_of: impl Fn(&T) -> &str,
+    ) {
+        let at = name_pos(node, &item.pos.path);
+        match list
+            .iter()
+            .position(|earlier| name_of(&earlier.value) == name)
+        {
+            Some(i) => {
+                self.warn_at(
+                    &at,
+                    format!(
+                        "{what} \"{name}\" is defined twice ({} at line {}, again here at line \
+                         {}); the later definition is used",
+                        list[i].pos.path, list[i].pos.line, at.line
+                    ),
+                );
+                list[i] = item;
+            }
+            None => list.push(item),
         }
-        self.at(
-            &name.pos,
-            format!("duplicate {what} name \"{}\"", name.value),
-            None,
-        );
-        false
     }
 
     /// `analysis`: the default provider and the queries.
@@ -43,7 +69,7 @@ impl Decoder<'_> {
         node: &Node,
         path: &str,
     ) -> (Option<String>, Vec<Spanned<AnalysisQuery>>) {
-        let Some(fields) = self.map(node, path, &["defaultMetricProviderName", "queries"]) else {
+        let Some(fields) = self.object(node, path, &grammar::ANALYSIS) else {
             return (None, Vec::new());
         };
         let default = fields
@@ -51,21 +77,19 @@ impl Decoder<'_> {
             .and_then(|n| self.name(n, &fields.field("defaultMetricProviderName")))
             .map(|n| n.value);
         let mut queries = Vec::new();
-        let mut seen = HashSet::new();
-        if let Some(list) = self.require(&fields, "queries") {
+        if let Some(list) = fields.get("queries")
+            && !self.too_many(
+                list,
+                &fields.field("queries"),
+                crate::limits::MAX_QUERIES,
+                "queries",
+            )
+        {
             for (item, item_path) in self.seq(list, &fields.field("queries")) {
                 self.declare("query", item);
-                if let Some(q) = self.query(item, &item_path)
-                    && self.unique(
-                        &mut seen,
-                        &Spanned {
-                            value: q.value.name.clone(),
-                            pos: q.pos.clone(),
-                        },
-                        "query",
-                    )
-                {
-                    queries.push(q);
+                if let Some(q) = self.query(item, &item_path) {
+                    let name = q.value.name.clone();
+                    self.keep_later(&mut queries, q, &name, item, "query", |q| &q.name);
                 }
             }
         }
@@ -73,20 +97,9 @@ impl Decoder<'_> {
     }
 
     fn query(&mut self, node: &Node, path: &str) -> Option<Spanned<AnalysisQuery>> {
-        let fields = self.map(
-            node,
-            path,
-            &[
-                "name",
-                "queryTemplate",
-                "upperLimit",
-                "lowerLimit",
-                "metricProviderName",
-                "judge",
-            ],
-        )?;
-        let name = self.require(&fields, "name");
-        let template = self.require(&fields, "queryTemplate");
+        let fields = self.object(node, path, &grammar::QUERY)?;
+        let name = fields.get("name");
+        let template = fields.get("queryTemplate");
         let name = name.and_then(|n| self.name(n, &fields.field("name")));
         let template = template.and_then(|t| {
             let s = self.name(t, &fields.field("queryTemplate"))?;
@@ -137,35 +150,10 @@ impl Decoder<'_> {
     }
 
     fn judge(&mut self, node: &Node, path: &str) -> Option<Judge> {
-        let fields = self.map(
-            node,
-            path,
-            &[
-                "direction",
-                "confidence",
-                "tolerance",
-                "allowedEffectSize",
-                "minSamples",
-                "critical",
-                "mustHaveData",
-                "group",
-                "weight",
-                "pass",
-                "marginal",
-            ],
-        )?;
+        let fields = self.object(node, path, &grammar::JUDGE)?;
         let mut ok = true;
         let direction = self
-            .optional_choice(
-                &fields,
-                "direction",
-                &[
-                    ("increase", Direction::Increase),
-                    ("decrease", Direction::Decrease),
-                    ("either", Direction::Either),
-                ],
-                &mut ok,
-            )
+            .optional_choice(&fields, "direction", &grammar::DIRECTION, &mut ok)
             .unwrap_or_default();
         let mut num =
             |d: &mut Self, key: &str, default: f64, valid: fn(f64) -> bool, rule: &str| {
@@ -259,44 +247,21 @@ impl Decoder<'_> {
     /// `webhooks`.
     pub(crate) fn webhooks(&mut self, node: &Node, path: &str) -> Vec<Spanned<Webhook>> {
         let mut out = Vec::new();
-        let mut seen = HashSet::new();
         for (item, item_path) in self.seq(node, path) {
             self.declare("webhook", item);
-            if let Some(w) = self.webhook(item, &item_path)
-                && self.unique(
-                    &mut seen,
-                    &Spanned {
-                        value: w.value.name.clone(),
-                        pos: w.pos.clone(),
-                    },
-                    "webhook",
-                )
-            {
-                out.push(w);
+            if let Some(w) = self.webhook(item, &item_path) {
+                let name = w.value.name.clone();
+                self.keep_later(&mut out, w, &name, item, "webhook", |w| &w.name);
             }
         }
         out
     }
 
     fn webhook(&mut self, node: &Node, path: &str) -> Option<Spanned<Webhook>> {
-        let fields = self.map(
-            node,
-            path,
-            &[
-                "name",
-                "method",
-                "uriTemplate",
-                "networkMode",
-                "agentIdentifier",
-                "headers",
-                "bodyTemplate",
-                "retryCount",
-                "disableCallback",
-            ],
-        )?;
+        let fields = self.object(node, path, &grammar::WEBHOOK)?;
         let mut ok = true;
-        let name = self.require(&fields, "name");
-        let uri = self.require(&fields, "uriTemplate");
+        let name = fields.get("name");
+        let uri = fields.get("uriTemplate");
         let name = name.and_then(|n| self.name(n, &fields.field("name")));
         let uri = uri.and_then(|u| {
             let s = self.name(u, &fields.field("uriTemplate"))?;
@@ -305,23 +270,14 @@ impl Decoder<'_> {
         });
         let method = match fields.get("method") {
             Some(m) => {
-                let choices: Vec<(&str, &str)> = METHODS.iter().map(|m| (*m, *m)).collect();
-                let v = self.choice(m, &fields.field("method"), &choices);
+                let v = self.enum_value(m, &fields.field("method"), &grammar::METHOD);
                 ok &= v.is_some();
                 v.unwrap_or("POST").to_string()
             }
             None => "POST".to_string(),
         };
         let network_mode = self
-            .optional_choice(
-                &fields,
-                "networkMode",
-                &[
-                    ("direct", NetworkMode::Direct),
-                    ("remoteNetworkAgent", NetworkMode::RemoteNetworkAgent),
-                ],
-                &mut ok,
-            )
+            .optional_choice(&fields, "networkMode", &grammar::NETWORK_MODE, &mut ok)
             .unwrap_or_default();
         let agent_identifier = fields
             .get("agentIdentifier")
@@ -330,12 +286,12 @@ impl Decoder<'_> {
         let mut headers = Vec::new();
         if let Some(list) = fields.get("headers") {
             for (item, item_path) in self.seq(list, &fields.field("headers")) {
-                let Some(h) = self.map(item, &item_path, &["key", "value"]) else {
+                let Some(h) = self.object(item, &item_path, &grammar::HEADER) else {
                     ok = false;
                     continue;
                 };
-                let key = self.require(&h, "key");
-                let value = self.require(&h, "value");
+                let key = h.get("key");
+                let value = h.get("value");
                 let key = key.and_then(|k| self.name(k, &h.field("key")));
                 let value = value.and_then(|v| {
                     let s = self.string(v, &h.field("value"))?;
@@ -353,10 +309,10 @@ impl Decoder<'_> {
         }
         let body_template = match fields.get("bodyTemplate") {
             Some(b) => {
-                let body = self.map(b, &fields.field("bodyTemplate"), &["inline"]);
+                let body = self.object(b, &fields.field("bodyTemplate"), &grammar::BODY_TEMPLATE);
                 let inline = body
                     .as_ref()
-                    .and_then(|f| self.require(f, "inline").map(|n| (n, f.field("inline"))));
+                    .and_then(|f| f.get("inline").map(|n| (n, f.field("inline"))));
                 match inline.and_then(|(n, p)| self.string(n, &p).map(|s| (n, s))) {
                     Some((n, s)) => {
                         self.check_template(n, &s.pos.path, &s.value, true);
@@ -402,10 +358,14 @@ impl Decoder<'_> {
     /// `trafficManagement`.
     pub(crate) fn traffic(&mut self, node: &Node, path: &str) -> Vec<RawTraffic> {
         let mut out = Vec::new();
-        for (item, item_path) in self.seq(node, path) {
-            let Some(fields) =
-                self.map(item, &item_path, &["targets", "istio", "smi", "kubernetes"])
-            else {
+        // Some Armory files write one entry as a mapping instead of a list of one.
+        let items = if matches!(node.kind, crate::node::NodeKind::Map(_)) {
+            vec![(node, path.to_string())]
+        } else {
+            self.seq(node, path)
+        };
+        for (item, item_path) in items {
+            let Some(fields) = self.object(item, &item_path, &grammar::TRAFFIC) else {
                 continue;
             };
             let targets = fields
@@ -428,20 +388,49 @@ impl Decoder<'_> {
                 }
             }
             if let Some(list) = fields.get("kubernetes") {
+                // Armory files write a pair as one item or as two (`- activeService: a`,
+                // `- previewService: p`); a preview-only item joins the pair next to it.
+                let mut pending_preview: Option<String> = None;
                 for (n, p) in self.seq(list, &fields.field("kubernetes")) {
-                    let Some(f) = self.map(n, &p, &["activeService", "previewService"]) else {
+                    let Some(f) = self.object(n, &p, &grammar::KUBERNETES_SERVICES) else {
                         continue;
                     };
-                    let active = self.require(&f, "activeService");
-                    let preview = self.require(&f, "previewService");
-                    let active = active.and_then(|a| self.name(a, &f.field("activeService")));
-                    let preview = preview.and_then(|a| self.name(a, &f.field("previewService")));
-                    if let (Some(a), Some(p)) = (active, preview) {
-                        entry.kubernetes.push(KubernetesServices {
+                    let active = f
+                        .get("activeService")
+                        .and_then(|a| self.name(a, &f.field("activeService")));
+                    let preview = f
+                        .get("previewService")
+                        .and_then(|a| self.name(a, &f.field("previewService")))
+                        .map(|p| p.value);
+                    match (active, preview) {
+                        (Some(a), preview) => entry.kubernetes.push(KubernetesServices {
                             active_service: a.value,
-                            preview_service: p.value,
-                        });
+                            preview_service: preview.or_else(|| pending_preview.take()),
+                        }),
+                        (None, Some(preview)) => match entry.kubernetes.last_mut() {
+                            Some(last) if last.preview_service.is_none() => {
+                                last.preview_service = Some(preview);
+                            }
+                            _ => pending_preview = Some(preview),
+                        },
+                        (None, None) => {
+                            if f.get("activeService").is_none() && f.get("previewService").is_none()
+                            {
+                                self.error(
+                                    n,
+                                    &p,
+                                    "needs activeService (and may name a previewService)",
+                                );
+                            }
+                        }
                     }
+                }
+                if pending_preview.is_some() {
+                    self.error(
+                        list,
+                        &fields.field("kubernetes"),
+                        "a previewService needs an activeService in the same list",
+                    );
                 }
             }
             if fields.get_any(&["istio", "smi", "kubernetes"]).is_none() {
@@ -453,10 +442,10 @@ impl Decoder<'_> {
     }
 
     fn istio(&mut self, node: &Node, path: &str) -> Option<Istio> {
-        let f = self.map(node, path, &["virtualService", "destinationRule"])?;
-        let vs = self.require(&f, "virtualService")?;
-        let vsf = self.map(vs, &f.field("virtualService"), &["name", "httpRouteName"])?;
-        let vs_name = self.require(&vsf, "name");
+        let f = self.object(node, path, &grammar::ISTIO)?;
+        let vs = f.get("virtualService")?;
+        let vsf = self.object(vs, &f.field("virtualService"), &grammar::VIRTUAL_SERVICE)?;
+        let vs_name = vsf.get("name");
         let vs_name = vs_name.and_then(|n| self.name(n, &vsf.field("name")))?;
         let route = vsf
             .get("httpRouteName")
@@ -464,12 +453,9 @@ impl Decoder<'_> {
             .map(|r| r.value);
         let destination_rule = match f.get("destinationRule") {
             Some(dr) => {
-                let drf = self.map(
-                    dr,
-                    &f.field("destinationRule"),
-                    &["name", "activeSubsetName", "canarySubsetName"],
-                )?;
-                let name = self.require(&drf, "name");
+                let drf =
+                    self.object(dr, &f.field("destinationRule"), &grammar::DESTINATION_RULE)?;
+                let name = drf.get("name");
                 let name = name.and_then(|n| self.name(n, &drf.field("name")))?;
                 let opt = |d: &mut Self, key: &str| {
                     drf.get(key)
@@ -492,12 +478,8 @@ impl Decoder<'_> {
     }
 
     fn smi(&mut self, node: &Node, path: &str) -> Option<Smi> {
-        let f = self.map(
-            node,
-            path,
-            &["rootServiceName", "canaryServiceName", "trafficSplitName"],
-        )?;
-        let root = self.require(&f, "rootServiceName");
+        let f = self.object(node, path, &grammar::SMI)?;
+        let root = f.get("rootServiceName");
         let root = root.and_then(|r| self.name(r, &f.field("rootServiceName")))?;
         let opt = |d: &mut Self, key: &str| {
             f.get(key)

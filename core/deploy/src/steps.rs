@@ -2,8 +2,9 @@
 //! the rules local to one step: ranges, pause forms, durations.
 
 use crate::decode::{Decoder, join};
+use crate::grammar::{self, Object};
+use crate::limits::{MAX_DURATION_SECS, MAX_STEPS};
 use crate::node::{Node, NodeKind};
-use crate::plan::{LookbackMethod, Mode};
 use crate::raw::{RawAnalysisStep, RawStep, RawStepKind, Spanned};
 
 /// Where a step list sits, which decides the step kinds allowed.
@@ -17,21 +18,18 @@ pub(crate) enum StepPlace {
     Constraint,
 }
 
-const STEP_KINDS: &[&str] = &[
-    "setWeight",
-    "pause",
-    "analysis",
-    "runWebhook",
-    "exposeServices",
-];
-
 impl StepPlace {
-    fn allows(self, kind: &str) -> bool {
+    /// The step kinds allowed here.
+    fn grammar(self) -> &'static Object {
         match self {
-            StepPlace::Canary => true,
-            StepPlace::BlueGreen => kind != "setWeight",
-            StepPlace::Constraint => matches!(kind, "pause" | "runWebhook" | "analysis"),
+            StepPlace::Canary => &grammar::CANARY_STEP,
+            StepPlace::BlueGreen => &grammar::BLUE_GREEN_STEP,
+            StepPlace::Constraint => &grammar::CONSTRAINT_STEP,
         }
+    }
+
+    fn allows(self, kind: &str) -> bool {
+        self.grammar().key(kind).is_some()
     }
 
     fn describe(self) -> &'static str {
@@ -52,8 +50,12 @@ impl Decoder<'_> {
     /// Decodes a list of steps.
     pub(crate) fn steps(&mut self, node: &Node, path: &str, place: StepPlace) -> Vec<RawStep> {
         let mut out = Vec::new();
+        if self.too_many(node, path, MAX_STEPS, "steps") {
+            return out;
+        }
         for (item, item_path) in self.seq(node, path) {
-            let Some(fields) = self.map(item, &item_path, STEP_KINDS) else {
+            // Every kind is read, so a kind out of place is named as such, not as unknown.
+            let Some(fields) = self.object(item, &item_path, &grammar::CANARY_STEP) else {
                 continue;
             };
             let kinds: Vec<&str> = fields.keys().collect();
@@ -61,7 +63,7 @@ impl Decoder<'_> {
                 [] => self.error(
                     item,
                     &item_path,
-                    format!("a step needs one of {}", STEP_KINDS.join(", ")),
+                    format!("a step needs one of {}", place.grammar().names().join(", ")),
                 ),
                 [kind] => {
                     let kind_path = join(&item_path, kind);
@@ -96,8 +98,8 @@ impl Decoder<'_> {
             "pause" => self.pause(node, path)?,
             "analysis" => RawStepKind::Analysis(self.analysis_step(node, path)?),
             "runWebhook" => {
-                let fields = self.map(node, path, &["name", "context"])?;
-                let name = self.require(&fields, "name");
+                let fields = self.object(node, path, &grammar::RUN_WEBHOOK)?;
+                let name = fields.get("name");
                 let context = fields
                     .get("context")
                     .map(|c| self.context(c, &fields.field("context")))
@@ -106,12 +108,12 @@ impl Decoder<'_> {
                 RawStepKind::RunWebhook { name, context }
             }
             "exposeServices" => {
-                let fields = self.map(node, path, &["services", "ttl"])?;
-                let services = self.require(&fields, "services");
+                let fields = self.object(node, path, &grammar::EXPOSE_SERVICES)?;
+                let services = fields.get("services");
                 let ttl_secs = match fields.get("ttl") {
                     Some(ttl) => {
                         let ttl_path = fields.field("ttl");
-                        let secs = self.duration(ttl, &ttl_path, "duration", "unit")?;
+                        let secs = self.duration(ttl, &ttl_path)?;
                         if !(TTL_MIN..=TTL_MAX).contains(&secs) {
                             self.error(ttl, &ttl_path, "ttl must be between 1 minute and 24 hours");
                             return None;
@@ -143,8 +145,8 @@ impl Decoder<'_> {
     fn set_weight(&mut self, node: &Node, path: &str) -> Option<RawStepKind> {
         let (value, value_path) = match &node.kind {
             NodeKind::Map(_) => {
-                let fields = self.map(node, path, &["weight"])?;
-                (self.require(&fields, "weight")?, fields.field("weight"))
+                let fields = self.object(node, path, &grammar::SET_WEIGHT)?;
+                (fields.get("weight")?, fields.field("weight"))
             }
             _ => (node, path.to_string()),
         };
@@ -156,17 +158,7 @@ impl Decoder<'_> {
     }
 
     fn pause(&mut self, node: &Node, path: &str) -> Option<RawStepKind> {
-        let fields = self.map(
-            node,
-            path,
-            &[
-                "duration",
-                "unit",
-                "untilApproved",
-                "requiresRoles",
-                "approvalExpiration",
-            ],
-        )?;
+        let fields = self.object(node, path, &grammar::PAUSE)?;
         let approved = match fields.get("untilApproved") {
             Some(v) => self.boolean(v, &fields.field("untilApproved"))?,
             None => false,
@@ -189,7 +181,7 @@ impl Decoder<'_> {
             return None;
         }
         if approved {
-            let requires_roles = fields
+            let mut requires_roles: Vec<String> = fields
                 .get("requiresRoles")
                 .map(|r| self.string_list(r, &fields.field("requiresRoles")))
                 .unwrap_or_default()
@@ -199,7 +191,16 @@ impl Decoder<'_> {
             let expiration_secs = match fields.get("approvalExpiration") {
                 Some(e) => {
                     let p = fields.field("approvalExpiration");
-                    let secs = self.duration(e, &p, "duration", "unit")?;
+                    // Armory's documents also nest requiresRoles here.
+                    let f = self.object(e, &p, &grammar::APPROVAL_EXPIRATION)?;
+                    if let Some(r) = f.get("requiresRoles") {
+                        for role in self.string_list(r, &f.field("requiresRoles")) {
+                            if !requires_roles.contains(&role.value) {
+                                requires_roles.push(role.value);
+                            }
+                        }
+                    }
+                    let secs = self.duration_in(&f)?;
                     if secs == 0 {
                         self.error(e, &p, "approvalExpiration must be longer than zero");
                         return None;
@@ -222,42 +223,33 @@ impl Decoder<'_> {
                 );
             }
         }
-        let amount = self.require(&fields, "duration");
+        let amount_node = self.require(&fields, "duration");
         let unit = self.require(&fields, "unit");
-        let amount = self.int(amount?, &fields.field("duration"), 0, i64::from(u32::MAX))?;
+        let amount_path = fields.field("duration");
+        let amount = self.int(amount_node?, &amount_path, 0, grammar::SECONDS_MAX)?;
         let factor = self.unit(unit?, &fields.field("unit"), amount)?;
-        Some(RawStepKind::PauseDuration(
-            u64::try_from(amount).ok()? * factor,
-        ))
+        let secs = u64::try_from(amount).ok()?.saturating_mul(factor);
+        let secs = self.duration_within(amount_node?, &amount_path, secs)?;
+        Some(RawStepKind::PauseDuration(secs))
     }
 
     fn analysis_step(&mut self, node: &Node, path: &str) -> Option<RawAnalysisStep> {
-        let fields = self.map(
-            node,
-            path,
-            &[
-                "interval",
-                "units",
-                "numberOfJudgmentRuns",
-                "lookbackMethod",
-                "rollBackMode",
-                "rollForwardMode",
-                "abortOnFailedJudgment",
-                "metricProviderName",
-                "context",
-                "queries",
-            ],
-        )?;
+        let fields = self.object(node, path, &grammar::ANALYSIS_STEP)?;
         let mut ok = true;
-        let interval = self.require(&fields, "interval");
-        let units = self.require(&fields, "units");
-        let queries = self.require(&fields, "queries");
+        let interval = fields.get("interval");
+        let units = fields.get("units");
+        let queries = fields.get("queries");
         let interval_secs = match (interval, units) {
             (Some(i), Some(u)) => {
-                let amount = self.int(i, &fields.field("interval"), 1, i64::from(u32::MAX));
+                let interval_path = fields.field("interval");
+                let amount = self.int(i, &interval_path, 1, grammar::SECONDS_MAX);
                 let factor = self.unit(u, &fields.field("units"), amount.unwrap_or(1));
-                match (amount, factor) {
-                    (Some(a), Some(f)) => u64::try_from(a).unwrap_or(0) * f,
+                let secs = match (amount, factor) {
+                    (Some(a), Some(f)) => u64::try_from(a).unwrap_or(0).saturating_mul(f),
+                    _ => 0,
+                };
+                match self.duration_within(i, &interval_path, secs) {
+                    Some(secs) if secs > 0 => secs,
                     _ => {
                         ok = false;
                         0
@@ -279,23 +271,34 @@ impl Decoder<'_> {
             },
             None => 1,
         };
+        // The runs' total time becomes a deadline (`now + interval × runs`): bound it too.
+        if ok
+            && interval_secs.saturating_mul(u64::from(number_of_judgment_runs)) > MAX_DURATION_SECS
+        {
+            self.error(
+                node,
+                path,
+                format!(
+                    "{number_of_judgment_runs} judgment runs of {} take longer than {}",
+                    crate::limits::seconds(interval_secs),
+                    crate::limits::seconds(MAX_DURATION_SECS)
+                ),
+            );
+            ok = false;
+        }
         let lookback_method = self
             .optional_choice(
                 &fields,
                 "lookbackMethod",
-                &[
-                    ("growing", LookbackMethod::Growing),
-                    ("sliding", LookbackMethod::Sliding),
-                ],
+                &grammar::LOOKBACK_METHOD,
                 &mut ok,
             )
             .unwrap_or_default();
-        let modes = [("automatic", Mode::Automatic), ("manual", Mode::Manual)];
         let roll_back_mode = self
-            .optional_choice(&fields, "rollBackMode", &modes, &mut ok)
+            .optional_choice(&fields, "rollBackMode", &grammar::MODE, &mut ok)
             .unwrap_or_default();
         let roll_forward_mode = self
-            .optional_choice(&fields, "rollForwardMode", &modes, &mut ok)
+            .optional_choice(&fields, "rollForwardMode", &grammar::MODE, &mut ok)
             .unwrap_or_default();
         let abort_on_failed_judgment = match fields.get("abortOnFailedJudgment") {
             Some(v) => self
@@ -343,11 +346,11 @@ impl Decoder<'_> {
     }
 
     /// An optional enum field; clears `ok` when present but invalid.
-    pub(crate) fn optional_choice<T: Copy>(
+    pub(crate) fn optional_choice<T: serde::de::DeserializeOwned>(
         &mut self,
         fields: &crate::decode::Fields<'_>,
         key: &str,
-        choices: &[(&str, T)],
+        choices: &grammar::Enum,
         ok: &mut bool,
     ) -> Option<T> {
         let node = fields.get(key)?;

@@ -86,11 +86,16 @@ fn strategy_line(t: &TargetPlan) -> String {
             preview_service,
             redirect_traffic_after,
             shut_down_old_version_after,
-        } => format!(
-            "blueGreen{name}: preview {preview_service} → [{}] → switch {active_service} → [{}] → old version deleted",
-            short_steps(redirect_traffic_after),
-            short_steps(shut_down_old_version_after)
-        ),
+        } => {
+            let preview = preview_service
+                .as_ref()
+                .map_or_else(|| "no preview".to_string(), |p| format!("preview {p}"));
+            format!(
+                "blueGreen{name}: {preview} → [{}] → switch {active_service} → [{}] → old version deleted",
+                short_steps(redirect_traffic_after),
+                short_steps(shut_down_old_version_after)
+            )
+        }
     }
 }
 
@@ -155,11 +160,10 @@ impl Plan {
                         .iter()
                         .map(|s| format!("smi {}", s.traffic_split_name)),
                 );
-                parts.extend(
-                    tm.kubernetes
-                        .iter()
-                        .map(|k| format!("services {}/{}", k.active_service, k.preview_service)),
-                );
+                parts.extend(tm.kubernetes.iter().map(|k| match &k.preview_service {
+                    Some(preview) => format!("services {}/{preview}", k.active_service),
+                    None => format!("services {}", k.active_service),
+                }));
                 let _ = writeln!(out, "     traffic: {}", parts.join(", "));
             }
             if !t.after_deployment.is_empty() {

@@ -75,10 +75,10 @@ impl Decoder<'_> {
                 }
                 RawStrategyKind::BlueGreen {
                     active_service,
-                    preview_service,
                     redirect_traffic_after,
                     shut_down_old_version_after,
                     pos,
+                    ..
                 } => {
                     for step in redirect_traffic_after
                         .iter()
@@ -86,7 +86,7 @@ impl Decoder<'_> {
                     {
                         self.step_refs(file, step);
                     }
-                    if active_service.is_none() || preview_service.is_none() {
+                    if active_service.is_none() {
                         self.blue_green_services(file, &s.name.value, pos);
                     }
                 }
@@ -191,7 +191,7 @@ impl Decoder<'_> {
                 self.at(
                     pos,
                     format!(
-                        "blueGreen needs activeService and previewService, here or in trafficManagement[].kubernetes for target \"{user}\""
+                        "blueGreen needs an activeService (previewService is optional), here or in trafficManagement[].kubernetes for target \"{user}\""
                     ),
                     None,
                 );

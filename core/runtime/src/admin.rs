@@ -1,6 +1,7 @@
 //! The admin server every Ferry process runs on its admin port: `/healthz` (the process is alive),
 //! `/readyz` (it may take work: every dependency answered just now and it is not draining) and
-//! `/metrics` (Prometheus text format from the registry built in `main`).
+//! `/metrics` (Prometheus text format from the registry built in `main`, after the process's
+//! [`ScrapeHook`]s refreshed the gauges they own).
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -19,6 +20,59 @@ use tokio_util::sync::CancellationToken;
 
 /// How long one readiness check may take before it counts as failed.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long the scrape hooks together may take before `/metrics` answers with what it has.
+const SCRAPE_HOOK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Something that refreshes gauges of its own just before `/metrics` is gathered (e.g. counts
+/// read from Postgres). It should bound its own cost (cache for a few seconds, a statement
+/// timeout): every scrape of every Prometheus calls it.
+pub trait ScrapeHook: Send + Sync + 'static {
+    /// Updates the gauges; failures are the hook's to log and count (the scrape goes on with the
+    /// values it last had).
+    fn refresh(&self) -> BoxFuture<'_, ()>;
+}
+
+/// Everything the admin server serves: health, the registry, and the hooks run before a scrape.
+#[derive(Clone)]
+pub struct Admin {
+    /// Liveness and readiness.
+    pub health: Health,
+    /// The process's metrics.
+    pub registry: Registry,
+    /// Run before every `/metrics` gather, concurrently, within a deadline.
+    pub scrape_hooks: Vec<Arc<dyn ScrapeHook>>,
+}
+
+impl Admin {
+    /// An admin server with no scrape hooks.
+    pub fn new(health: Health, registry: Registry) -> Admin {
+        Admin {
+            health,
+            registry,
+            scrape_hooks: Vec::new(),
+        }
+    }
+
+    /// Adds a hook run before every scrape.
+    pub fn with_scrape_hook(mut self, hook: Arc<dyn ScrapeHook>) -> Admin {
+        self.scrape_hooks.push(hook);
+        self
+    }
+
+    /// The admin routes.
+    pub fn router(self) -> Router {
+        Router::new()
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics))
+            .with_state(AdminState {
+                health: self.health,
+                registry: self.registry,
+                hooks: Arc::new(self.scrape_hooks),
+            })
+    }
+}
 
 /// One dependency a process needs in order to be ready.
 pub trait ReadinessCheck: Send + Sync + 'static {
@@ -103,6 +157,7 @@ impl Readiness {
 struct AdminState {
     health: Health,
     registry: Registry,
+    hooks: Arc<Vec<Arc<dyn ScrapeHook>>>,
 }
 
 /// A registry with the process collector (CPU, resident memory, open files) already in it.
@@ -116,11 +171,7 @@ pub fn new_registry() -> Registry {
 
 /// The admin routes, for serving or for testing with `oneshot`.
 pub fn router(health: Health, registry: Registry) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .with_state(AdminState { health, registry })
+    Admin::new(health, registry).router()
 }
 
 /// Serves the admin routes on `listener` until `shutdown` fires.
@@ -130,10 +181,19 @@ pub async fn serve(
     registry: Registry,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    serve_admin(listener, Admin::new(health, registry), shutdown).await
+}
+
+/// Serves `admin` on `listener` until `shutdown` fires.
+pub async fn serve_admin(
+    listener: TcpListener,
+    admin: Admin,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "admin server listening");
     }
-    axum::serve(listener, router(health, registry))
+    axum::serve(listener, admin.router())
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
 }
@@ -149,6 +209,16 @@ async fn readyz(State(state): State<AdminState>) -> Response {
 }
 
 async fn metrics(State(state): State<AdminState>) -> Response {
+    let refresh = join_all(state.hooks.iter().map(|hook| hook.refresh()));
+    if tokio::time::timeout(SCRAPE_HOOK_TIMEOUT, refresh)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            timeout_secs = SCRAPE_HOOK_TIMEOUT.as_secs(),
+            "scrape hooks did not finish in time; serving the gauges they last set"
+        );
+    }
     let encoder = TextEncoder::new();
     let mut body = Vec::new();
     match encoder.encode(&state.registry.gather(), &mut body) {
@@ -229,5 +299,25 @@ mod tests {
         assert!(body.contains("process_resident_memory_bytes"), "{body}");
         let (status, body) = get(router(Health::default(), registry), "/healthz").await;
         assert_eq!((status, body.as_str()), (StatusCode::OK, "ok\n"));
+    }
+
+    struct Counting(prometheus::IntGauge);
+    impl ScrapeHook for Counting {
+        fn refresh(&self) -> BoxFuture<'_, ()> {
+            Box::pin(async move { self.0.inc() })
+        }
+    }
+
+    #[tokio::test]
+    async fn scrape_hooks_run_before_every_gather() {
+        let registry = new_registry();
+        let gauge = prometheus::IntGauge::new("ferry_test_refreshes", "refreshes").unwrap();
+        registry.register(Box::new(gauge.clone())).unwrap();
+        let admin = Admin::new(Health::default(), registry)
+            .with_scrape_hook(Arc::new(Counting(gauge.clone())));
+        let (_, body) = get(admin.clone().router(), "/metrics").await;
+        assert!(body.contains("ferry_test_refreshes 1"), "{body}");
+        let (_, body) = get(admin.router(), "/metrics").await;
+        assert!(body.contains("ferry_test_refreshes 2"), "{body}");
     }
 }

@@ -1,15 +1,19 @@
-//! ferry-runtime: what every Ferry process shares at run time — settings common to all services
-//! (admin address, logging, the Postgres, RabbitMQ and Redis addresses), tracing set-up, the admin
-//! server (`/healthz`, `/readyz`, `/metrics`), readiness checks that really touch each dependency,
-//! and the SIGTERM/SIGINT → [`CancellationToken`](tokio_util::sync::CancellationToken) bridge.
+//! ferry-runtime: what every Ferry process (the agent included) shares at run time — settings
+//! common to all (admin address, logging, shutdown grace), tracing set-up, the admin server
+//! (`/healthz`, `/readyz`, `/metrics`) and its readiness checks,
+//! the metrics every service shares (HTTP and gRPC requests, the metric catalog checked against
+//! `docs/metrics.md`), and the SIGTERM/SIGINT → [`CancellationToken`](tokio_util::sync::CancellationToken) bridge. Postgres, RabbitMQ and Redis are
+//! `ferry-backends`' business.
 
 pub mod admin;
 pub mod checks;
-pub mod connect;
+pub mod errors;
 pub mod lifecycle;
+pub mod metrics;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
 
-pub use admin::{Health, ReadinessCheck};
-pub use settings::{AmqpArgs, CommonArgs, LogFormat, PostgresArgs, RedisArgs};
+pub use admin::{Admin, Health, ReadinessCheck, ScrapeHook};
+pub use errors::error_chain;
+pub use settings::{CommonArgs, LogFormat};

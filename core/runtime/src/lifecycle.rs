@@ -2,7 +2,7 @@
 //! mark the process not-ready first, give the work a bounded time to drain, then stop the admin
 //! server last so `/healthz` answers until the very end.
 
-use crate::admin::{self, Health};
+use crate::admin::{self, Admin, Health};
 use prometheus::Registry;
 use std::future::Future;
 use std::time::Duration;
@@ -25,11 +25,27 @@ pub async fn run<W>(
 where
     W: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
+    let admin = Admin::new(health, registry);
+    run_admin(service, admin_listener, admin, shutdown, grace, work).await
+}
+
+/// [`run`] with an admin server that has scrape hooks (see [`Admin`]).
+pub async fn run_admin<W>(
+    service: &'static str,
+    admin_listener: TcpListener,
+    admin: Admin,
+    shutdown: CancellationToken,
+    grace: Duration,
+    work: W,
+) -> anyhow::Result<()>
+where
+    W: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let health = admin.health.clone();
     let admin_stop = CancellationToken::new();
-    let admin_task = tokio::spawn(admin::serve(
+    let admin_task = tokio::spawn(admin::serve_admin(
         admin_listener,
-        health.clone(),
-        registry,
+        admin,
         admin_stop.clone(),
     ));
     let mut work = tokio::spawn(work);
@@ -70,36 +86,4 @@ fn flatten(joined: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow
         Ok(result) => result,
         Err(e) => Err(anyhow::anyhow!("service task failed: {e}")),
     }
-}
-
-/// Runs a service that has no work of its own yet: it connects to Postgres (migrated) and
-/// RabbitMQ (topology declared), reports their health on the admin port, and holds the
-/// connections until `shutdown` fires, so readiness keeps reflecting them.
-pub async fn run_idle(
-    service: &'static str,
-    common: &crate::CommonArgs,
-    postgres: &crate::PostgresArgs,
-    amqp: &crate::AmqpArgs,
-    admin_listener: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let pool = crate::connect::postgres(postgres).await?;
-    let bus = crate::connect::bus(amqp, service).await?;
-    let health = Health::new(crate::connect::checks(&pool, &bus));
-    let idle = shutdown.clone();
-    let work = async move {
-        let _connections = (pool, bus);
-        idle.cancelled().await;
-        Ok(())
-    };
-    run(
-        service,
-        admin_listener,
-        health,
-        admin::new_registry(),
-        shutdown,
-        Duration::from_secs(common.shutdown_grace_secs),
-        work,
-    )
-    .await
 }

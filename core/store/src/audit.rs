@@ -75,3 +75,64 @@ pub async fn list(
     .fetch_all(store.pool())
     .await?)
 }
+
+/// What [`search`] narrows the log to; every field left `None` matches everything.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    /// Exactly this actor.
+    pub actor: Option<String>,
+    /// Exactly this action (`credential.revoke`), or every action under a prefix ending in `.`
+    /// (`credential.`).
+    pub action: Option<String>,
+    /// Exactly this kind of resource.
+    pub resource_kind: Option<String>,
+    /// Exactly this resource id.
+    pub resource_id: Option<String>,
+    /// At or after this instant.
+    pub since: Option<DateTime<Utc>>,
+    /// Before this instant.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Like [`list`], narrowed by `filter`.
+pub async fn search(
+    store: &Store,
+    tenant: TenantId,
+    filter: &AuditFilter,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<AuditEntry>> {
+    let (action, action_prefix) = match filter.action.as_deref() {
+        Some(a) if a.ends_with('.') => (
+            None,
+            Some(format!("{}%", a.replace('%', "\\%").replace('_', "\\_"))),
+        ),
+        Some(a) => (Some(a.to_string()), None),
+        None => (None, None),
+    };
+    Ok(sqlx::query_as(
+        "SELECT id, tenant_id, actor, action, resource_kind, resource_id, details, created_at
+         FROM audit_log
+         WHERE tenant_id = $1 AND ($2::bigint IS NULL OR id < $2)
+           AND ($4::text IS NULL OR actor = $4)
+           AND ($5::text IS NULL OR action = $5)
+           AND ($6::text IS NULL OR action LIKE $6)
+           AND ($7::text IS NULL OR resource_kind = $7)
+           AND ($8::text IS NULL OR resource_id = $8)
+           AND ($9::timestamptz IS NULL OR created_at >= $9)
+           AND ($10::timestamptz IS NULL OR created_at < $10)
+         ORDER BY id DESC LIMIT $3",
+    )
+    .bind(tenant)
+    .bind(before)
+    .bind(clamp_limit(limit))
+    .bind(&filter.actor)
+    .bind(action)
+    .bind(action_prefix)
+    .bind(&filter.resource_kind)
+    .bind(&filter.resource_id)
+    .bind(filter.since)
+    .bind(filter.until)
+    .fetch_all(store.pool())
+    .await?)
+}

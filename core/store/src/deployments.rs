@@ -457,6 +457,17 @@ pub async fn config(store: &Store, tenant: TenantId, id: DeploymentId) -> Result
     found(row, "deployment")
 }
 
+/// The validated plan alone (without the submitted files), for readers that only need it.
+pub async fn plan(store: &Store, tenant: TenantId, id: DeploymentId) -> Result<serde_json::Value> {
+    let row: Option<(Json<serde_json::Value>,)> =
+        sqlx::query_as("SELECT plan FROM deployments WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(store.pool())
+            .await?;
+    found(row, "deployment").map(|(plan,)| plan.0)
+}
+
 /// Deployments newest first, filtered, starting after `after` (keyset pagination), at most
 /// `limit` (clamped to 1..=200).
 pub async fn list(

@@ -13,6 +13,7 @@
 //! old inbox rows, creating organizations and tenants) say so in their names and docs.
 
 pub mod agents;
+pub mod analysis;
 pub mod approvals;
 pub mod audit;
 pub mod callbacks;
@@ -23,14 +24,18 @@ pub mod events;
 pub mod ids;
 pub mod maintenance;
 pub mod metric_providers;
+pub mod notifications;
 pub mod page;
+pub mod revocations;
 pub mod roles;
 pub mod secrets;
+pub mod sign_in;
 pub mod targets;
 pub mod tenants;
 mod text_enum;
 pub mod timers;
 pub mod users;
+pub mod webhooks;
 
 pub use error::{Result, StoreError, UnknownValue};
 pub use ids::{DeploymentId, TenantId};

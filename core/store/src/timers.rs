@@ -85,6 +85,32 @@ pub async fn schedule(
     found(row, "timer")
 }
 
+/// The timer of `kind` on the deployment whose payload holds `value` under `field` (the
+/// scheduler finds the retry timer that re-sent a message by the id it re-sent it as).
+pub async fn find_by_payload(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    deployment: DeploymentId,
+    kind: &str,
+    field: &str,
+    value: &str,
+) -> Result<Option<Timer>> {
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM timers WHERE tenant_id = $1 AND deployment_id = $2 AND kind = $3
+           AND payload->>$4 = $5
+         ORDER BY created_at DESC LIMIT 1"
+    ))
+    .bind(tenant)
+    .bind(deployment)
+    .bind(kind)
+    .bind(field)
+    .bind(value)
+    .fetch_optional(conn)
+    .await?)
+}
+
 /// Claims up to `limit` of the tenant's due timers, marking them fired in the caller's
 /// transaction. Timers another transaction is claiming are skipped, not waited for. Ordered by
 /// `fire_at`.

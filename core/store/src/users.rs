@@ -221,32 +221,109 @@ pub async fn remove(
     Ok(removed)
 }
 
-/// The membership of the person with `email` in the tenant with slug `tenant_slug`: `None`
-/// when there is no such tenant or no such user in it (callers answer both alike).
+/// A person signing in, as their verified token says.
+#[derive(Clone, Copy, Debug)]
+pub struct SignIn<'a> {
+    /// The token's issuer.
+    pub issuer: &'a str,
+    /// The token's subject at that issuer.
+    pub subject: &'a str,
+    /// The email, trimmed and lower-cased.
+    pub email: &'a str,
+    /// Whether the issuer says it verified the email (`email_verified: true`).
+    pub email_verified: bool,
+}
+
+/// What a sign-in finds in a tenant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SignInOutcome {
+    /// A member: the user bound to the issuer and subject (bound now, on a first sign-in).
+    Member(Membership),
+    /// No such tenant, or no user in it for this identity (callers answer both alike).
+    NotMember,
+    /// An invitation for the email waits, but the issuer did not verify the email, so it is
+    /// not accepted.
+    EmailUnverified,
+}
+
+/// The membership of the person signing in to the tenant with slug `tenant_slug`. People are
+/// known by issuer and subject: a user already bound to them is found whatever the email says
+/// now; an invited user (bound to nobody yet) with the token's email is bound to the token's
+/// issuer and subject on this first sign-in, only when the issuer verified the email. A user
+/// bound to someone else is never reached through their email.
 pub async fn membership(
     store: &Store,
     tenant_slug: &str,
-    email: &str,
-) -> Result<Option<Membership>> {
-    let row: Option<(TenantId, Uuid, Vec<String>)> = sqlx::query_as(
-        "SELECT t.id, u.id,
-                COALESCE(array_agg(r.name ORDER BY r.name) FILTER (WHERE r.name IS NOT NULL),
-                         '{}')
-         FROM tenants t
-         JOIN users u ON u.tenant_id = t.id AND u.email = $2
-         LEFT JOIN role_bindings b ON b.tenant_id = t.id AND b.principal_kind = 'user'
-                                  AND b.principal_id = u.id
-         LEFT JOIN roles r ON r.tenant_id = b.tenant_id AND r.id = b.role_id
-         WHERE t.slug = $1
-         GROUP BY t.id, u.id",
+    person: SignIn<'_>,
+) -> Result<SignInOutcome> {
+    for _ in 0..2 {
+        let bound: Option<(TenantId, Uuid)> = sqlx::query_as(
+            "SELECT t.id, u.id FROM tenants t
+             JOIN users u ON u.tenant_id = t.id AND u.issuer = $2 AND u.subject = $3
+             WHERE t.slug = $1",
+        )
+        .bind(tenant_slug)
+        .bind(person.issuer)
+        .bind(person.subject)
+        .fetch_optional(store.pool())
+        .await?;
+        if let Some((tenant, user)) = bound {
+            return Ok(SignInOutcome::Member(roles_of(store, tenant, user).await?));
+        }
+        let invited: Option<(TenantId, Uuid)> = sqlx::query_as(
+            "SELECT t.id, u.id FROM tenants t
+             JOIN users u ON u.tenant_id = t.id AND u.email = $2 AND u.issuer IS NULL
+             WHERE t.slug = $1",
+        )
+        .bind(tenant_slug)
+        .bind(person.email)
+        .fetch_optional(store.pool())
+        .await?;
+        let Some((tenant, user)) = invited else {
+            return Ok(SignInOutcome::NotMember);
+        };
+        if !person.email_verified {
+            return Ok(SignInOutcome::EmailUnverified);
+        }
+        let claimed = sqlx::query(
+            "UPDATE users SET issuer = $3, subject = $4, updated_at = now()
+             WHERE tenant_id = $1 AND id = $2 AND issuer IS NULL",
+        )
+        .bind(tenant)
+        .bind(user)
+        .bind(person.issuer)
+        .bind(person.subject)
+        .execute(store.pool())
+        .await;
+        match claimed {
+            Ok(done) if done.rows_affected() == 1 => {
+                return Ok(SignInOutcome::Member(roles_of(store, tenant, user).await?));
+            }
+            // Another sign-in bound the invitation first, or this identity already holds
+            // another user of the tenant: look again by identity.
+            Ok(_) => continue,
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => continue,
+            Err(error) => return Err(StoreError::Database(error)),
+        }
+    }
+    Ok(SignInOutcome::NotMember)
+}
+
+/// The membership of `user` of `tenant`: its role names.
+async fn roles_of(store: &Store, tenant: TenantId, user: Uuid) -> Result<Membership> {
+    let roles: Vec<String> = sqlx::query_scalar(
+        "SELECT r.name FROM role_bindings b
+         JOIN roles r ON r.tenant_id = b.tenant_id AND r.id = b.role_id
+         WHERE b.tenant_id = $1 AND b.principal_kind = 'user' AND b.principal_id = $2
+         ORDER BY r.name",
     )
-    .bind(tenant_slug)
-    .bind(email)
-    .fetch_optional(store.pool())
+    .bind(tenant)
+    .bind(user)
+    .fetch_all(store.pool())
     .await?;
-    Ok(row.map(|(tenant, user, roles)| Membership {
+    Ok(Membership {
         tenant,
         user,
         roles,
-    }))
+    })
 }

@@ -69,3 +69,48 @@ impl Drop for Cleanup {
         .join();
     }
 }
+
+/// Closes from the broker's side, as a broker restart or a network cut would, every connection
+/// whose client-provided name (lapin's `ConnectionProperties::with_connection_name`) contains
+/// `name_part`, and returns how many it closed. Uses `rabbitmqctl`, so it needs the local broker
+/// and the rights to administer it; give connections a name unique to the test (its prefix) so
+/// that tests running in parallel keep theirs.
+pub async fn drop_connections(name_part: &str) -> usize {
+    let listed = tokio::process::Command::new("rabbitmqctl")
+        .args([
+            "list_connections",
+            "-q",
+            "--no-table-headers",
+            "pid",
+            "client_properties",
+        ])
+        .output()
+        .await
+        .expect("run rabbitmqctl list_connections (is rabbitmqctl on PATH?)");
+    assert!(
+        listed.status.success(),
+        "rabbitmqctl list_connections failed: {}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    // `close_connection` takes the connection's Erlang process id.
+    let pids: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter(|line| {
+            line.split_once('\t')
+                .is_some_and(|(_, props)| props.contains(name_part))
+        })
+        .filter_map(|line| line.split('\t').next().map(str::to_string))
+        .collect();
+    let mut closed = 0;
+    for pid in pids {
+        let status = tokio::process::Command::new("rabbitmqctl")
+            .args(["close_connection", &pid, "test: connection dropped"])
+            .output()
+            .await
+            .expect("run rabbitmqctl close_connection");
+        if status.status.success() {
+            closed += 1;
+        }
+    }
+    closed
+}

@@ -2,16 +2,15 @@
 //! replies, and on a lost replica or agent decide whether to look up again and retry.
 
 use crate::error::TunnelError;
+use crate::routing::{self, Route};
 use crate::{AgentTunnel, Inner};
 use bytes::Bytes;
 use ferry_proto::agent::{self, Header};
-use ferry_proto::routing::{self, Route};
 use ferry_proto::tunnel::{TunnelErrorCode, TunnelReply, TunnelRequest, tunnel_reply};
 use lapin::BasicProperties;
 use lapin::Confirmation;
 use lapin::options::BasicPublishOptions;
 use prost::Message;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -83,6 +82,10 @@ enum Lost {
 impl ReplyStream {
     /// The next reply in order, or an error when the deadline passed or the route moved.
     async fn next_reply(&mut self) -> Result<Result<tunnel_reply::Part, Lost>, TunnelError> {
+        // A replica unregisters an agent as soon as its stream ends, while the last replies it
+        // took from the agent may still be on their way through the bus: the route must be
+        // found moved at two silence checks in a row before the request counts as lost.
+        let mut moved = false;
         loop {
             let now = Instant::now();
             if now >= self.deadline {
@@ -114,8 +117,12 @@ impl ReplyStream {
                         inner: self.inner.clone(),
                     };
                     let current = tunnel.lookup(&self.tenant, &self.agent).await?;
-                    if current.as_ref() != Some(&self.route) {
+                    if current.as_ref() == Some(&self.route) {
+                        moved = false;
+                    } else if moved {
                         return Ok(Err(Lost::RouteMoved));
+                    } else {
+                        moved = true;
                     }
                 }
             }
@@ -184,8 +191,25 @@ struct Loss {
 }
 
 /// Sends a request with the deadline of the tunnel's configuration or its [`crate::Deadline`]
-/// extension, retrying as the crate documentation describes.
+/// extension, retrying as the crate documentation describes, and records it in the tunnel's
+/// metrics if it has them.
 pub(crate) async fn send(
+    tunnel: &AgentTunnel,
+    tenant: &str,
+    agent: &str,
+    kind: RequestKind,
+    request: http::Request<Bytes>,
+) -> Result<TunnelResponse, TunnelError> {
+    let started = Instant::now();
+    let result = attempt_until_answered(tunnel, tenant, agent, kind, request).await;
+    if let Some(metrics) = tunnel.inner.metrics.get() {
+        let outcome = crate::metrics::outcome(result.as_ref().map(|_| ()));
+        metrics.record(kind, outcome, started.elapsed().as_secs_f64());
+    }
+    result
+}
+
+async fn attempt_until_answered(
     tunnel: &AgentTunnel,
     tenant: &str,
     agent: &str,
@@ -235,6 +259,11 @@ pub(crate) async fn send(
     // The route a previous attempt lost; a retry waits for a different one.
     let mut lost: Option<Loss> = None;
     loop {
+        if lost.is_some()
+            && let Some(metrics) = inner.metrics.get()
+        {
+            metrics.retried(kind);
+        }
         let route = match lost.take() {
             None => match cached_or_lookup(tunnel, tenant, agent).await? {
                 Some(route) => route,
@@ -244,9 +273,8 @@ pub(crate) async fn send(
                 wait_for_new_route(tunnel, tenant, agent, loss, deadline, timeout).await?
             }
         };
-        if inner.closed.load(Ordering::SeqCst) {
-            return Err(TunnelError::Closed);
-        }
+        // While the tunnel reconnects its channel, wait for it within the deadline.
+        let channel = inner.channel(deadline).await?;
         let request_id = uuid::Uuid::new_v4().simple().to_string();
         let message = TunnelRequest {
             tenant: tenant.to_string(),
@@ -286,8 +314,7 @@ pub(crate) async fn send(
             .with_reply_to(crate::DIRECT_REPLY_TO.into())
             // A request still queued after its deadline is useless: let the broker drop it.
             .with_expiration(remaining.as_millis().max(1).to_string().as_str().into());
-        let confirmation = inner
-            .channel
+        let confirmation = channel
             .basic_publish(
                 routing::hub_exchange(&inner.prefix).as_str().into(),
                 route.replica.as_str().into(),

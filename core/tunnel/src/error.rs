@@ -55,6 +55,20 @@ pub enum TunnelError {
 }
 
 impl TunnelError {
+    /// Whether the agent could not reach what the request was for (connection refused or reset,
+    /// no answer in time): the target's trouble, not the tunnel's, which a caller that would
+    /// retry a direct connection error retries too.
+    pub fn target_unreachable(&self) -> bool {
+        use ferry_proto::agent::ErrorCode;
+        matches!(
+            self,
+            TunnelError::Remote {
+                code: ErrorCode::Unreachable | ErrorCode::DeadlineExceeded,
+                ..
+            }
+        )
+    }
+
     /// Whether the same request may succeed if tried again later (the agent may reconnect,
     /// the bus may come back); `false` for answers that would repeat.
     pub fn is_transient(&self) -> bool {
@@ -67,5 +81,34 @@ impl TunnelError {
                 | TunnelError::Amqp(_)
                 | TunnelError::Redis(_)
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_proto::agent::ErrorCode;
+
+    fn remote(code: ErrorCode) -> TunnelError {
+        TunnelError::Remote {
+            code,
+            message: "tcp connect error: Connection refused".into(),
+        }
+    }
+
+    #[test]
+    fn an_unreachable_target_is_told_apart_from_a_bad_request() {
+        assert!(remote(ErrorCode::Unreachable).target_unreachable());
+        assert!(remote(ErrorCode::DeadlineExceeded).target_unreachable());
+        for code in [
+            ErrorCode::InvalidRequest,
+            ErrorCode::Cancelled,
+            ErrorCode::Internal,
+        ] {
+            assert!(!remote(code).target_unreachable(), "{code:?}");
+        }
+        // The tunnel itself does not repeat a request the agent may have sent on.
+        assert!(!remote(ErrorCode::Unreachable).is_transient());
+        assert!(!TunnelError::Timeout(Duration::from_secs(1)).target_unreachable());
     }
 }

@@ -151,10 +151,15 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-/// The id of the `hub-bench` tenant, created if missing.
-async fn bench_tenant(database_url: &str) -> anyhow::Result<uuid::Uuid> {
+/// The id of the `hub-bench` tenant (created if missing) and `count` fresh agent credentials of
+/// it: each agent connects with its own, as the hub requires. Earlier runs' credentials are
+/// deleted first, which frees their agents' identifiers.
+async fn bench_tenant(
+    database_url: &str,
+    count: usize,
+) -> anyhow::Result<(uuid::Uuid, Vec<uuid::Uuid>)> {
     use ferry_store::tenants;
-    let pool = ferry_runtime::connect::postgres(&ferry_runtime::PostgresArgs {
+    let pool = ferry_backends::connect::postgres(&ferry_backends::PostgresArgs {
         database_url: database_url.to_string(),
         database_max_connections: 1,
     })
@@ -173,7 +178,22 @@ async fn bench_tenant(database_url: &str) -> anyhow::Result<uuid::Uuid> {
         }
         Err(e) => return Err(e.into()),
     };
-    Ok(tenant.id.as_uuid())
+    let tenant = tenant.id.as_uuid();
+    sqlx::query("DELETE FROM credentials WHERE tenant_id = $1")
+        .bind(tenant)
+        .execute(store.pool())
+        .await?;
+    let credentials: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "INSERT INTO credentials (tenant_id, id, name, client_id, secret_hash)
+         SELECT $1, gen_random_uuid(), 'bench-' || n, 'hub-bench-' || $1 || '-' || n, 'unused'
+         FROM generate_series(1, $2) AS n
+         RETURNING id",
+    )
+    .bind(tenant)
+    .bind(i64::try_from(count)?)
+    .fetch_all(store.pool())
+    .await?;
+    Ok((tenant, credentials))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -193,20 +213,27 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     let signer = Signer::generate_es256("bench")?;
     let jwks = std::env::temp_dir().join(format!("{}jwks.json", prefix));
     std::fs::write(&jwks, serde_json::to_vec(&signer.jwk_set())?)?;
-    let tenant = bench_tenant(&args.database_url)
+    // One agent for the round trips, then the idle ones.
+    let agents = 1 + args.streams.iter().copied().max().unwrap_or(0);
+    let (tenant, credentials) = bench_tenant(&args.database_url, agents)
         .await
         .context("preparing the benchmark tenant in Postgres (FERRY_DATABASE_URL)")?;
-    let token = signer.sign(&Claims::new(
-        ISSUER,
-        "bench",
-        "ferry-hub",
-        tenant,
-        vec![],
-        Duration::from_secs(3600),
-    ))?;
+    let tokens = credentials
+        .iter()
+        .map(|credential| {
+            signer.sign(&Claims::new(
+                ISSUER,
+                credential.to_string(),
+                ferry_auth::HUB_AUDIENCE,
+                tenant,
+                vec![ferry_auth::AGENT_ROLE.into()],
+                Duration::from_secs(3600),
+            ))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
 
     let replica = Replica::start(&prefix, &jwks, &args)?;
-    let result = measure(&args, &replica, &prefix, &token, tenant).await;
+    let result = measure(&args, &replica, &prefix, &tokens, tenant).await;
     replica.stop();
     let _ = std::fs::remove_file(&jwks);
     let report = result?;
@@ -290,13 +317,18 @@ async fn measure(
     args: &Args,
     replica: &Replica,
     prefix: &str,
-    token: &str,
+    tokens: &[String],
     tenant: uuid::Uuid,
 ) -> anyhow::Result<Report> {
-    let amqp = Connection::connect(&args.amqp_url, ConnectionProperties::default()).await?;
+    let bus = ferry_bus::Bus::connect(
+        &args.amqp_url,
+        "hub-bench",
+        ferry_bus::Topology::new(prefix.to_string()),
+    )
+    .await?;
     let redis =
         redis::aio::ConnectionManager::new(redis::Client::open(args.redis_url.as_str())?).await?;
-    let tunnel = ferry_tunnel::AgentTunnel::connect(&amqp, redis, prefix).await?;
+    let tunnel = ferry_tunnel::AgentTunnel::connect(&bus, redis, prefix).await?;
 
     // Wait for the replica to listen.
     let script = Script::new().on("GET", "/bench", SimReply::json(SMALL));
@@ -304,7 +336,7 @@ async fn measure(
     let agent = loop {
         match SimAgent::start(SimOptions::new(
             &replica.url,
-            token,
+            &tokens[0],
             "latency",
             script.clone(),
         ))
@@ -344,6 +376,8 @@ async fn measure(
     drop(agent);
 
     // (a) the floor: a raw request/reply over RabbitMQ with the same sizes.
+    // The baseline: the same round trips over a plain connection, without hub or agent.
+    let amqp = Connection::connect(&args.amqp_url, ConnectionProperties::default()).await?;
     let mut raw_times = raw_round_trips(&amqp, prefix, warm, args.round_trips).await?;
     raw_times.sort();
 
@@ -358,7 +392,7 @@ async fn measure(
             .map(|n| {
                 let options = SimOptions::new(
                     &replica.url,
-                    token,
+                    &tokens[1 + base + n],
                     &format!("idle-{}", base + n),
                     Script::new(),
                 );

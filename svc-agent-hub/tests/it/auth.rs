@@ -217,3 +217,106 @@ async fn keys_rotated_at_the_issuer_are_picked_up_without_a_restart() {
     assert!(keys.verify(&stranger.sign(&claims).unwrap()).await.is_err());
     server.abort();
 }
+
+/// Starts an agent that does not reconnect, returning the hub's refusal if it was refused.
+async fn dial(url: &str, token: &str, agent: &str) -> Result<SimAgent, tonic::Status> {
+    let mut options = SimOptions::new(url, token, agent, Script::new());
+    options.reconnect = false;
+    match SimAgent::start(options).await {
+        Ok(agent) => Ok(agent),
+        Err(DialError::Refused(status)) => Err(status),
+        Err(other) => panic!("expected a welcome or a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_agent_credentials_connect_and_each_owns_one_agent() {
+    let env = Env::new().await;
+    let hub = env.replica("r1").await;
+    let tenant = Uuid::new_v4();
+
+    // A credential without the Agent role (a deployer's, say) cannot act as any agent.
+    let deployer = env.credential(tenant).await;
+    let token = env.credential_token(tenant, deployer, &["Deployer", "Tenant Admin"]);
+    let refused = dial(&hub.url, &token, "prod").await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    assert!(refused.message().contains("Agent role"), "{refused:?}");
+
+    // The first agent credential to say hello as "prod" owns it.
+    let owner = env.token(tenant).await;
+    let prod = dial(&hub.url, &owner, "prod").await.unwrap();
+    let route = env.route_replica(tenant, "prod").await.unwrap();
+
+    // Another agent credential of the same tenant cannot take "prod" over: refused, and the
+    // owner's route and stream are untouched.
+    let intruder = env.token(tenant).await;
+    let refused = dial(&hub.url, &intruder, "prod").await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    assert!(
+        refused.message().contains("belongs to another credential"),
+        "{refused:?}"
+    );
+    assert_eq!(env.route_replica(tenant, "prod").await.unwrap(), route);
+    assert_eq!(prod.welcome().unwrap().session, route.1);
+
+    // The owner cannot register a second agent either.
+    let refused = dial(&hub.url, &owner, "staging").await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    assert!(
+        refused.message().contains("belongs to agent \"prod\""),
+        "{refused:?}"
+    );
+    assert_eq!(env.route_replica(tenant, "staging").await, None);
+
+    // The owner reconnecting (a restarted agent) is welcome again.
+    prod.stop();
+    let again = dial(&hub.url, &owner, "prod").await.unwrap();
+    assert!(again.welcome().unwrap().session > route.1);
+
+    // A token naming no credential of the tenant is refused.
+    let ghost = env.credential_token(tenant, Uuid::new_v4(), &[ferry_auth::AGENT_ROLE]);
+    let refused = dial(&hub.url, &ghost, "ghost").await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
+    assert_eq!(hub.metric("ferry_hub_refused_streams_total", None), 4.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_credential_is_disconnected_and_its_agent_passes_to_the_next_credential() {
+    let env = Env::new().await;
+    let hub = env.replica("r1").await;
+    let tenant = Uuid::new_v4();
+    let old = env.credential(tenant).await;
+    let old_token = env.credential_token(tenant, old, &[ferry_auth::AGENT_ROLE]);
+    let agent = dial(&hub.url, &old_token, "prod").await.unwrap();
+
+    env.revoke(tenant, old).await;
+    // Its open stream is closed within seconds...
+    ferry_testkit::eventually(
+        "the revoked credential's stream to end",
+        Duration::from_secs(10),
+        || {
+            let gone = agent.welcome().is_none();
+            async move { gone.then_some(()) }
+        },
+    )
+    .await;
+    ferry_testkit::eventually("the route to be released", Duration::from_secs(5), || {
+        let env = &env;
+        async move {
+            env.route_replica(tenant, "prod")
+                .await
+                .is_none()
+                .then_some(())
+        }
+    })
+    .await;
+    // ...and its still-valid token no longer opens one.
+    let refused = dial(&hub.url, &old_token, "prod").await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
+    assert!(refused.message().contains("revoked"), "{refused:?}");
+
+    // The rotated credential takes the agent over.
+    let new = env.token(tenant).await;
+    let rotated = dial(&hub.url, &new, "prod").await.unwrap();
+    assert_eq!(rotated.welcome().unwrap().replica, "r1");
+}

@@ -89,7 +89,8 @@ async fn a_stopped_replica_releases_its_routes() {
     let env = Env::new().await;
     let a = env.replica("ra").await;
     let tenant = Uuid::new_v4();
-    let mut options = SimOptions::new(&a.url, &env.token(tenant), "cluster-1", Script::new());
+    let token = env.token(tenant).await;
+    let mut options = SimOptions::new(&a.url, &token, "cluster-1", Script::new());
     options.reconnect = false;
     let agent = SimAgent::start(options).await.unwrap();
     assert!(env.route_replica(tenant, "cluster-1").await.is_some());
@@ -122,14 +123,15 @@ async fn a_replica_whose_route_moved_no_longer_answers_for_the_agent() {
     let t = tenant.to_string();
     let script =
         |name: &str| Script::new().on("GET", "/whoami", SimReply::text(200, name.to_string()));
-    let mut options = SimOptions::new(&a.url, &env.token(tenant), "cluster-1", script("old"));
+    let token = env.token(tenant).await;
+    let mut options = SimOptions::new(&a.url, &token, "cluster-1", script("old"));
     options.reconnect = false;
     let old = SimAgent::start(options).await.unwrap();
     let old_session = old.welcome().unwrap().session;
 
     // The same agent shows up on the other replica (say, after a network partition healed
     // on one side only): the newer session wins.
-    let mut options = SimOptions::new(&b.url, &env.token(tenant), "cluster-1", script("new"));
+    let mut options = SimOptions::new(&b.url, &token, "cluster-1", script("new"));
     options.reconnect = false;
     let new = SimAgent::start(options).await.unwrap();
     assert!(new.welcome().unwrap().session > old_session);

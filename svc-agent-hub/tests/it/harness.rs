@@ -3,13 +3,13 @@
 
 use ferry_agent_sim::{Script, SimAgent, SimOptions};
 use ferry_auth::{Claims, Signer};
-use ferry_runtime::{AmqpArgs, CommonArgs, LogFormat, PostgresArgs, RedisArgs};
+use ferry_backends::{AmqpArgs, PostgresArgs, RedisArgs};
+use ferry_runtime::{CommonArgs, LogFormat};
 use ferry_store::{Store, tenants};
 use ferry_svc_agent_hub::{Listeners, Settings};
 use ferry_tunnel::{AgentTunnel, TunnelConfig};
 use prometheus::Registry;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -26,6 +26,8 @@ pub struct Env {
     pub signer: Signer,
     pub jwks_file: PathBuf,
     pub db: ferry_testkit::TestDb,
+    /// Each agent's credential, by (tenant, agent).
+    agents: std::sync::Mutex<std::collections::HashMap<(Uuid, String), Uuid>>,
 }
 
 impl Env {
@@ -39,6 +41,7 @@ impl Env {
             signer,
             jwks_file,
             db: ferry_testkit::TestDb::new().await,
+            agents: Default::default(),
         }
     }
 
@@ -59,21 +62,93 @@ impl Env {
         tenants::create(&mut conn, &new).await.unwrap().id.as_uuid()
     }
 
-    /// A token of `tenant` for the hub, valid for an hour.
-    pub fn token(&self, tenant: Uuid) -> String {
-        self.token_with(tenant, AUDIENCE, Duration::from_secs(3600))
+    /// A hub token, valid for an hour, of a new credential of `tenant` with the Agent role (the
+    /// tenant is created when the database lacks it). Each agent needs its own.
+    pub async fn token(&self, tenant: Uuid) -> String {
+        let credential = self.credential(tenant).await;
+        self.credential_token(tenant, credential, &[ferry_auth::AGENT_ROLE])
     }
 
+    /// A hub token of the credential of `tenant`'s agent `agent` (created on first use, then
+    /// the same for every connection of that agent).
+    pub async fn agent_token(&self, tenant: Uuid, agent: &str) -> String {
+        let known = self
+            .agents
+            .lock()
+            .unwrap()
+            .get(&(tenant, agent.to_string()))
+            .copied();
+        let credential = match known {
+            Some(credential) => credential,
+            None => {
+                let credential = self.credential(tenant).await;
+                self.agents
+                    .lock()
+                    .unwrap()
+                    .insert((tenant, agent.to_string()), credential);
+                credential
+            }
+        };
+        self.credential_token(tenant, credential, &[ferry_auth::AGENT_ROLE])
+    }
+
+    /// A token with a subject that names no credential (for refusals before the hello).
     pub fn token_with(&self, tenant: Uuid, audience: &str, ttl: Duration) -> String {
         let claims = Claims::new(
             ISSUER,
-            "agent-credential",
+            Uuid::nil().to_string(),
             audience,
             tenant,
-            vec!["agent".into()],
+            vec![ferry_auth::AGENT_ROLE.into()],
             ttl,
         );
         self.signer.sign(&claims).unwrap()
+    }
+
+    /// A hub token of `credential` with `roles`, valid for an hour.
+    pub fn credential_token(&self, tenant: Uuid, credential: Uuid, roles: &[&str]) -> String {
+        let claims = Claims::new(
+            ISSUER,
+            credential.to_string(),
+            AUDIENCE,
+            tenant,
+            roles.iter().map(|r| r.to_string()).collect(),
+            Duration::from_secs(3600),
+        );
+        self.signer.sign(&claims).unwrap()
+    }
+
+    /// A new machine credential of `tenant` (created when missing); its roles are the token's.
+    pub async fn credential(&self, tenant: Uuid) -> Uuid {
+        let slug = format!("t-{}", &tenant.simple().to_string()[..20]);
+        sqlx::query(
+            "INSERT INTO tenants (id, slug, name) VALUES ($1, $2, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(tenant)
+        .bind(&slug)
+        .execute(&self.db.pool)
+        .await
+        .unwrap();
+        let id = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO credentials (tenant_id, id, name, client_id, secret_hash)
+             VALUES ($1, $2, $3, $3, 'not-used')",
+        )
+        .bind(tenant)
+        .bind(id)
+        .bind(id.to_string())
+        .execute(&self.db.pool)
+        .await
+        .unwrap();
+        id
+    }
+
+    /// Revokes `credential`, as the API does.
+    pub async fn revoke(&self, tenant: Uuid, credential: Uuid) {
+        let mut conn = self.db.pool.acquire().await.unwrap();
+        ferry_store::credentials::revoke(&mut conn, tenant.into(), credential)
+            .await
+            .unwrap();
     }
 
     pub fn settings(&self, replica: &str) -> Settings {
@@ -121,9 +196,10 @@ impl Env {
 
     /// A caller's tunnel with quick silence checks.
     pub async fn tunnel(&self) -> TestTunnel {
-        let amqp = lapin::Connection::connect(
+        let bus = ferry_bus::Bus::connect(
             &ferry_testkit::amqp::amqp_url(),
-            lapin::ConnectionProperties::default(),
+            &format!("{}tunnel", self.prefix),
+            ferry_bus::Topology::new(self.prefix.clone()),
         )
         .await
         .unwrap();
@@ -133,13 +209,10 @@ impl Env {
             reconnect_poll: Duration::from_millis(20),
             reconnect_grace: Duration::from_secs(5),
         };
-        let tunnel = AgentTunnel::connect_with(&amqp, self.redis().await, &self.prefix, config)
+        let tunnel = AgentTunnel::connect_with(&bus, self.redis().await, &self.prefix, config)
             .await
             .unwrap();
-        TestTunnel {
-            tunnel,
-            _amqp: Arc::new(amqp),
-        }
+        TestTunnel { tunnel }
     }
 
     /// An agent connected to `endpoints` (tried in turn on reconnects).
@@ -150,7 +223,8 @@ impl Env {
         agent_id: &str,
         script: Script,
     ) -> SimAgent {
-        let mut options = SimOptions::new(&endpoints[0].url, &self.token(tenant), agent_id, script);
+        let token = self.agent_token(tenant, agent_id).await;
+        let mut options = SimOptions::new(&endpoints[0].url, &token, agent_id, script);
         options.endpoints = endpoints.iter().map(|r| r.url.clone()).collect();
         SimAgent::start(options).await.unwrap()
     }
@@ -158,13 +232,13 @@ impl Env {
     /// The replica and session an agent's route names in Redis, if any.
     pub async fn route_replica(&self, tenant: Uuid, agent: &str) -> Option<(String, u64)> {
         let mut redis = self.redis().await;
-        let key = ferry_proto::routing::route_key(&self.prefix, &tenant.to_string(), agent);
+        let key = ferry_tunnel::routing::route_key(&self.prefix, &tenant.to_string(), agent);
         let fields: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
             .arg(key)
             .query_async(&mut redis)
             .await
             .unwrap();
-        ferry_proto::routing::Route::from_fields(&fields).map(|r| (r.replica, r.session))
+        ferry_tunnel::routing::Route::from_fields(&fields).map(|r| (r.replica, r.session))
     }
 }
 
@@ -178,11 +252,10 @@ pub fn redis_url() -> String {
     std::env::var("FERRY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
-/// A tunnel with the connection its channel lives on (closing the connection would end it).
+/// A caller's tunnel (its bus connection is named after the test's prefix).
 #[derive(Clone)]
 pub struct TestTunnel {
     tunnel: AgentTunnel,
-    _amqp: Arc<lapin::Connection>,
 }
 
 impl std::ops::Deref for TestTunnel {
@@ -197,6 +270,8 @@ pub struct Replica {
     pub id: String,
     prefix: String,
     pub url: String,
+    /// The admin server (`/healthz`, `/readyz`, `/metrics`).
+    pub admin_url: String,
     pub registry: Registry,
     shutdown: CancellationToken,
     kill: Option<tokio::sync::oneshot::Sender<()>>,
@@ -217,6 +292,7 @@ impl Replica {
             "127.0.0.1"
         };
         let url = format!("{scheme}://{host}:{port}");
+        let admin_url = format!("http://{}", admin.local_addr().unwrap());
         let id = settings.replica_id.clone().unwrap();
         let prefix = settings.amqp.bus_prefix.clone();
         let registry = Registry::new();
@@ -259,6 +335,7 @@ impl Replica {
             id,
             prefix,
             url,
+            admin_url,
             registry,
             shutdown,
             kill: Some(kill),
@@ -275,7 +352,7 @@ impl Replica {
     }
 
     async fn wait_ready(&mut self, redis: redis::aio::ConnectionManager) {
-        let key = ferry_proto::routing::replica_key(&self.prefix, &self.id);
+        let key = ferry_tunnel::routing::replica_key(&self.prefix, &self.id);
         let finished = self.finished.as_mut().unwrap();
         let ready =
             ferry_testkit::eventually("the replica to be ready", Duration::from_secs(20), || {
@@ -324,12 +401,47 @@ impl Replica {
     /// Waits until a metric reaches `expected` (outcomes are counted just after the last
     /// reply is published, so a caller can see its answer a moment before the count).
     pub async fn wait_metric(&self, name: &str, label: Option<(&str, &str)>, expected: f64) {
+        self.wait_metric_within(name, label, expected, Duration::from_secs(5))
+            .await;
+    }
+
+    /// [`Replica::wait_metric`] with its own deadline.
+    pub async fn wait_metric_within(
+        &self,
+        name: &str,
+        label: Option<(&str, &str)>,
+        expected: f64,
+        deadline: Duration,
+    ) {
         let what = format!("{name} {label:?} to reach {expected}");
-        ferry_testkit::eventually(&what, Duration::from_secs(5), || {
+        ferry_testkit::eventually(&what, deadline, || {
             let value = self.metric(name, label);
             async move { (value == expected).then_some(()) }
         })
         .await;
+    }
+
+    /// Whether `/readyz` answers 200.
+    pub async fn ready(&self) -> bool {
+        let url = format!("{}/readyz", self.admin_url);
+        let Ok(uri) = url.parse::<http::Uri>() else {
+            return false;
+        };
+        let Some(authority) = uri.authority().map(|a| a.as_str().to_string()) else {
+            return false;
+        };
+        let Ok(mut stream) = tokio::net::TcpStream::connect(&authority).await else {
+            return false;
+        };
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let request = format!("GET /readyz HTTP/1.0\r\nHost: {authority}\r\n\r\n");
+        if stream.write_all(request.as_bytes()).await.is_err() {
+            return false;
+        }
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        let answer = String::from_utf8_lossy(&answer);
+        answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200")
     }
 
     /// A counter or gauge of this replica, summed over labels matching `label`.

@@ -3,8 +3,10 @@
 //! `ferry-agent-sim` agents, callers use `ferry-tunnel`, and each test has its own database.
 
 mod auth;
+mod broker;
 mod failover;
 mod harness;
+mod metrics;
 mod presence;
 mod relay;
 mod tls;

@@ -118,7 +118,16 @@ async fn a_draining_replica_hands_the_record_over_and_records_the_last_disconnec
     })
     .await;
     assert!(on_b.session > on_a.session);
-    assert_eq!(agent.welcome().map(|w| w.replica).as_deref(), Some("pg-b"));
+    // The row can move before the agent has read pg-b's welcome: wait for the welcome.
+    ferry_testkit::eventually(
+        "the agent to be welcomed by pg-b",
+        Duration::from_secs(10),
+        || {
+            let replica = agent.welcome().map(|w| w.replica);
+            async move { (replica.as_deref() == Some("pg-b")).then_some(()) }
+        },
+    )
+    .await;
 
     // With no replica left to go to, the last drain leaves the agent recorded as gone.
     b.stop().await.unwrap();
@@ -128,4 +137,49 @@ async fn a_draining_replica_hands_the_record_over_and_records_the_last_disconnec
     .await;
     assert_eq!(gone.session, on_b.session);
     assert!(gone.disconnected_at.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agents_of_a_killed_replica_are_recorded_disconnected_within_seconds() {
+    let env = Env::new().await;
+    let store = env.store();
+    let tenant = env.tenant("presence-kill").await;
+    let doomed = env.replica("pg-doomed").await;
+    let survivor = env.replica("pg-survivor").await;
+
+    // The agent knows only the doomed replica, so it cannot move: only a sweep can tell.
+    let _agent = env.agent(&[&doomed], tenant, "edge-3", Script::new()).await;
+    row_where(
+        &store,
+        tenant,
+        "edge-3",
+        "the connection to pg-doomed",
+        |r| r.hub_replica.as_deref() == Some("pg-doomed"),
+    )
+    .await;
+
+    let killed_at = std::time::Instant::now();
+    doomed.kill().await;
+    let gone = ferry_testkit::eventually(
+        "the killed replica's agent recorded as disconnected",
+        Duration::from_secs(15),
+        || {
+            let store = store.clone();
+            async move {
+                agents::get(&store, TenantId::from(tenant), "edge-3")
+                    .await
+                    .ok()
+                    .filter(|a| !a.is_connected())
+            }
+        },
+    )
+    .await;
+    let took = killed_at.elapsed();
+    // Liveness TTL (3 s) + a second look one TTL later + the sweep interval: well under 10 s,
+    // against the 60 s and more of waiting for stale heartbeats.
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert!(gone.disconnected_at.is_some());
+    survivor
+        .wait_metric("ferry_hub_swept_agents_total", None, 1.0)
+        .await;
 }

@@ -186,8 +186,8 @@ async fn an_agent_leaving_mid_request_fails_a_post_fast() {
         "/apis/apps/v1/namespaces/default/deployments",
         SimReply::json("{}").delayed(Duration::from_secs(30)),
     );
-    let mut options =
-        ferry_agent_sim::SimOptions::new(&hub.url, &env.token(tenant), "cluster-1", script);
+    let token = env.token(tenant).await;
+    let mut options = ferry_agent_sim::SimOptions::new(&hub.url, &token, "cluster-1", script);
     options.reconnect = false;
     let agent = ferry_agent_sim::SimAgent::start(options).await.unwrap();
     let tunnel = env.tunnel().await;
@@ -228,8 +228,9 @@ async fn a_departed_agent_fails_fast_even_from_a_cached_route() {
     let hub = env.replica("r1").await;
     let tenant = Uuid::new_v4();
     let t = tenant.to_string();
+    let token = env.token(tenant).await;
     let mut options =
-        ferry_agent_sim::SimOptions::new(&hub.url, &env.token(tenant), "cluster-1", named("here"));
+        ferry_agent_sim::SimOptions::new(&hub.url, &token, "cluster-1", named("here"));
     options.reconnect = false;
     let agent = ferry_agent_sim::SimAgent::start(options).await.unwrap();
     let tunnel = env.tunnel().await;

@@ -28,7 +28,8 @@ async fn agents_connect_over_tls_with_a_self_signed_certificate() {
         "/version",
         SimReply::json(r#"{"gitVersion":"v1.33.0"}"#),
     );
-    let mut options = SimOptions::new(&hub.url, &env.token(tenant), "cluster-1", script);
+    let token = env.token(tenant).await;
+    let mut options = SimOptions::new(&hub.url, &token, "cluster-1", script);
     options.ca_pem = Some(cert.cert.pem().into_bytes());
     let agent = SimAgent::start(options).await.unwrap();
     assert_eq!(agent.welcome().unwrap().replica, "tls1");
@@ -45,7 +46,8 @@ async fn agents_connect_over_tls_with_a_self_signed_certificate() {
     assert_eq!(body, r#"{"gitVersion":"v1.33.0"}"#);
 
     // Without trusting the certificate, the agent cannot connect.
-    let untrusting = SimOptions::new(&hub.url, &env.token(tenant), "cluster-2", Script::new());
+    let token = env.token(tenant).await;
+    let untrusting = SimOptions::new(&hub.url, &token, "cluster-2", Script::new());
     assert!(SimAgent::start(untrusting).await.is_err());
     std::fs::remove_dir_all(&dir).ok();
 }

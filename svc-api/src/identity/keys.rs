@@ -185,6 +185,17 @@ impl KeyRing {
         Ok(loaded.signer.sign(claims)?)
     }
 
+    /// Signs any claims set with the current key (the ID tokens of the authorization-code
+    /// flow, whose claims are not [`Claims`]).
+    pub async fn sign_claims<C: serde::Serialize>(&self, claims: &C) -> Result<String, KeyError> {
+        let mut loaded = self.current();
+        if Utc::now() >= loaded.next_change {
+            self.reload().await?;
+            loaded = self.current();
+        }
+        Ok(loaded.signer.sign_claims(claims)?)
+    }
+
     /// Verifies a token for the REST API (audience [`API_AUDIENCE`]). A token naming a key id
     /// this replica has not loaded yet (another replica just rotated) triggers one reload.
     pub async fn verify_api_token(&self, token: &str) -> Result<Claims, AuthError> {
@@ -380,16 +391,7 @@ async fn load(
 }
 
 /// An error with its sources, for one log line.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub(crate) use ferry_runtime::error_chain;
 
 #[cfg(test)]
 mod tests {

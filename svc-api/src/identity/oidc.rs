@@ -81,6 +81,19 @@ pub struct PersonClaims {
     pub tenant: Option<String>,
     /// The groups claim's strings (empty when absent).
     pub groups: Vec<String>,
+    /// Whether the token says `email_verified: true` (needed to accept an invitation).
+    pub email_verified: bool,
+    /// Expiry, seconds since the Unix epoch.
+    pub expires_at: u64,
+    /// The `nonce` claim of an ID token (the web UI's code flow checks it).
+    pub nonce: Option<String>,
+}
+
+/// Where the provider's code flow happens, from its discovery document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoints {
+    pub authorization: String,
+    pub token: String,
 }
 
 /// One usable key of the provider.
@@ -102,6 +115,8 @@ pub struct OidcIssuer {
     /// When the keys were last fetched (`None`: never); held while fetching, so concurrent
     /// requests for an unknown key id fetch once.
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
+    /// The code flow's endpoints, once discovered.
+    endpoints: RwLock<Option<Endpoints>>,
 }
 
 impl std::fmt::Debug for OidcIssuer {
@@ -129,6 +144,7 @@ impl OidcIssuer {
             http,
             keys: RwLock::new(Arc::new(KeySet::new())),
             last_fetch: tokio::sync::Mutex::new(None),
+            endpoints: RwLock::new(None),
         })
     }
 
@@ -218,11 +234,23 @@ impl OidcIssuer {
             Some(Value::String(one)) => vec![one.clone()],
             _ => Vec::new(),
         };
+        let email_verified = claims.get("email_verified") == Some(&Value::Bool(true));
+        let expires_at = claims
+            .get("exp")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| OidcError::Claims("exp is not a number of seconds".into()))?;
+        let nonce = claims
+            .get("nonce")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         Ok(PersonClaims {
             subject,
             email,
             tenant,
             groups,
+            email_verified,
+            expires_at,
+            nonce,
         })
     }
 
@@ -314,6 +342,92 @@ impl OidcIssuer {
         Ok(keys)
     }
 
+    /// The provider's authorization and token endpoints (discovery, fetched once and kept).
+    pub async fn endpoints(&self) -> Result<Endpoints, OidcError> {
+        if let Some(known) = self.endpoints.read().ok().and_then(|e| e.clone()) {
+            return Ok(known);
+        }
+        let discovery = format!(
+            "{}/.well-known/openid-configuration",
+            self.config.issuer.trim_end_matches('/')
+        );
+        let document = self
+            .get_json(&discovery)
+            .await
+            .map_err(OidcError::Unavailable)?;
+        if document.get("issuer").and_then(Value::as_str) != Some(self.config.issuer.as_str()) {
+            return Err(OidcError::Unavailable(format!(
+                "{discovery} names another issuer than {:?}",
+                self.config.issuer
+            )));
+        }
+        let field = |name: &str| {
+            document
+                .get(name)
+                .and_then(Value::as_str)
+                .filter(|url| url.starts_with("https://") || url.starts_with("http://"))
+                .map(str::to_string)
+                .ok_or_else(|| OidcError::Unavailable(format!("{discovery} has no {name}")))
+        };
+        let endpoints = Endpoints {
+            authorization: field("authorization_endpoint")?,
+            token: field("token_endpoint")?,
+        };
+        if let Ok(mut slot) = self.endpoints.write() {
+            *slot = Some(endpoints.clone());
+        }
+        Ok(endpoints)
+    }
+
+    /// Trades an authorization code (with its PKCE verifier) at the provider's token endpoint
+    /// for the person's ID token, as the client `FERRY_OIDC_AUDIENCE` (with
+    /// `client_secret`, when Ferry is a confidential client there).
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        redirect_uri: &str,
+        verifier: &str,
+        client_secret: Option<&str>,
+    ) -> Result<String, OidcError> {
+        let endpoints = self.endpoints().await?;
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", verifier),
+            ("client_id", self.config.audience.as_str()),
+        ];
+        if let Some(secret) = client_secret {
+            form.push(("client_secret", secret));
+        }
+        let body = serde_urlencoded::to_string(&form)
+            .map_err(|e| OidcError::Unavailable(format!("encoding the token request: {e}")))?;
+        let response = self
+            .http
+            .post(&endpoints.token)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| OidcError::Unavailable(format!("{}: {e}", endpoints.token)))?;
+        let status = response.status();
+        let answer: Value = response
+            .json()
+            .await
+            .map_err(|e| OidcError::Unavailable(format!("{} is not JSON: {e}", endpoints.token)))?;
+        if !status.is_success() {
+            let error = answer.get("error").and_then(Value::as_str).unwrap_or("?");
+            return Err(OidcError::Claims(format!(
+                "the sign-in issuer refused the code ({status}, {error})"
+            )));
+        }
+        answer
+            .get("id_token")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| OidcError::Claims("the token response has no id_token".into()))
+    }
+
     async fn get_json(&self, url: &str) -> Result<Value, String> {
         let response = self
             .http
@@ -398,12 +512,23 @@ mod tests {
         let issuer = issuer();
         let claims = serde_json::json!({
             "sub": "p1", "email": " Ada@Example.COM ", "ferry_tenant": "acme",
-            "groups": ["sre", 3, "ops"]
+            "groups": ["sre", 3, "ops"], "exp": 4_102_444_800u64
         });
         let person = issuer.person(claims.as_object().unwrap()).unwrap();
         assert_eq!(person.email, "ada@example.com");
         assert_eq!(person.tenant.as_deref(), Some("acme"));
         assert_eq!(person.groups, ["sre", "ops"]);
+        assert_eq!(person.expires_at, 4_102_444_800);
+        assert!(!person.email_verified, "no claim is not a verified email");
+        let verified = serde_json::json!({
+            "sub": "p1", "email": "a@b", "email_verified": true, "exp": 1
+        });
+        assert!(
+            issuer
+                .person(verified.as_object().unwrap())
+                .unwrap()
+                .email_verified
+        );
 
         let unverified =
             serde_json::json!({ "sub": "p1", "email": "a@b", "email_verified": false });

@@ -2,10 +2,13 @@
 //! tenant.
 //!
 //! The tenant is the token's `ferry_tenant` claim or, without one, the request's
-//! `X-Ferry-Tenant` header (a tenant slug). The person is the tenant's user with the token's
-//! email. Users exist only by invitation (`PUT /v1/users/{email}/roles` by a tenant
+//! `X-Ferry-Tenant` header (a tenant slug). The person is the tenant's user bound to the token's
+//! issuer and subject. Users exist only by invitation (`PUT /v1/users/{email}/roles` by a tenant
 //! administrator): signing in never creates one, so a valid token of the provider alone reaches
-//! nothing. The roles are the user's role bindings in the tenant plus those its provider groups
+//! nothing. An invitation names an email; the first sign-in with that email, verified by the
+//! provider (`email_verified: true`), binds the user to the token's issuer and subject, and from
+//! then on only that identity is that user (an email changed or reused at the provider reaches
+//! nothing). The roles are the user's role bindings in the tenant plus those its provider groups
 //! map to (`FERRY_OIDC_GROUP_ROLES`). A person who is not a user of the tenant, or holds no role
 //! in it, is answered exactly as for a tenant that does not exist (404), so tenants and
 //! memberships cannot be probed.
@@ -31,12 +34,49 @@ pub async fn principal(
 ) -> Result<Principal, ApiError> {
     let person = issuer.verify(token).await.map_err(refusal)?;
     let slug = tenant_slug(person.tenant.as_deref(), headers)?;
-    let membership = users::membership(&state.store, &slug, &person.email)
-        .await?
-        .ok_or_else(no_such_tenant)?;
+    let sign_in = users::SignIn {
+        issuer: issuer.issuer(),
+        subject: &person.subject,
+        email: &person.email,
+        email_verified: person.email_verified,
+    };
+    member_principal(
+        state,
+        &slug,
+        sign_in,
+        &person.groups,
+        &issuer.config().group_roles,
+        person.expires_at,
+    )
+    .await
+}
+
+/// The principal of the person `sign_in` names in the tenant `slug`: the user bound to their
+/// issuer and subject (bound now, on a first sign-in), with its roles plus those its `groups`
+/// map to by `group_roles`. Shared by bearer tokens and the web UI's sessions, so both reach
+/// exactly the same memberships and roles.
+pub async fn member_principal(
+    state: &AppState,
+    slug: &str,
+    sign_in: users::SignIn<'_>,
+    groups: &[String],
+    group_roles: &[(String, String)],
+    expires_at: u64,
+) -> Result<Principal, ApiError> {
+    let membership = match users::membership(&state.store, slug, sign_in).await? {
+        users::SignInOutcome::Member(membership) => membership,
+        users::SignInOutcome::NotMember => return Err(no_such_tenant()),
+        users::SignInOutcome::EmailUnverified => {
+            return Err(ApiError::Unauthorized(
+                "an invitation is accepted only with a verified email: the sign-in issuer's \
+                 token must say email_verified: true"
+                    .into(),
+            ));
+        }
+    };
     let mut roles = membership.roles;
-    for (group, role) in &issuer.config().group_roles {
-        if person.groups.contains(group) {
+    for (group, role) in group_roles {
+        if groups.contains(group) {
             roles.push(role.clone());
         }
     }
@@ -50,12 +90,13 @@ pub async fn principal(
         subject: membership.user.to_string(),
         roles,
         kind: PrincipalKind::User,
-        email: Some(person.email),
+        email: Some(sign_in.email.to_string()),
+        expires_at,
     })
 }
 
 /// The tenant slug: the token's claim, else the header. Both present must agree.
-fn tenant_slug(claim: Option<&str>, headers: &HeaderMap) -> Result<String, ApiError> {
+pub(crate) fn tenant_slug(claim: Option<&str>, headers: &HeaderMap) -> Result<String, ApiError> {
     let header = match headers.get(TENANT_HEADER) {
         None => None,
         Some(value) => Some(

@@ -3,7 +3,7 @@
 //! its scheduler message to the outbox and an audit entry in one transaction; the scheduler
 //! does the work.
 
-use super::{audit, enqueue};
+use super::{audit, enqueue, limits};
 use crate::auth::{Principal, roles};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, OptionalJson};
@@ -13,14 +13,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use ferry_bus::StepKey;
 use ferry_bus::messages::{
     AbortRequested, ApprovalDecided, RollbackRequested, RolloutDecided, RolloutDecision,
     SchedulerMessage, SkipPauseRequested, WebhookCompleted,
 };
-use ferry_store::approvals::{self, Decision};
+use ferry_store::approvals::{self, Approval, Decision};
 use ferry_store::deployments::{self, Deployment, DeploymentStatus};
+use ferry_store::roles::PrincipalKind;
 use ferry_store::targets::{self, Target};
-use ferry_store::{DeploymentId, StoreError, callbacks};
+use ferry_store::{DeploymentId, StoreError, callbacks, credentials};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -80,6 +82,9 @@ pub struct RollbackRequest {
 pub struct TargetRequest {
     /// The target.
     pub target: String,
+    /// Why, for the audit trail.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// Body of a webhook callback.
@@ -151,9 +156,29 @@ async fn active_target(
     Ok(target)
 }
 
-/// The step a scheduler approval key names (`step:<index>`); `None` for a constraint.
+/// Who acts, as people read it in the deployment's history: a person's email, or
+/// `credential NAME` for a machine credential (its id when it is gone). The same for the API
+/// and the web UI, which calls these handlers.
+pub(crate) async fn actor(state: &AppState, principal: &Principal) -> Result<String, ApiError> {
+    if let Some(email) = &principal.email {
+        return Ok(email.clone());
+    }
+    if principal.kind == PrincipalKind::Credential
+        && let Ok(id) = principal.subject.parse::<uuid::Uuid>()
+    {
+        return match credentials::get(&state.store, principal.tenant, id).await {
+            Ok(c) => Ok(format!("credential {}", c.name)),
+            Err(StoreError::NotFound { .. }) => Ok(format!("credential {id}")),
+            Err(e) => Err(e.into()),
+        };
+    }
+    Ok(principal.subject.clone())
+}
+
+/// The step a scheduler approval key names (`step:<index>`, a [`StepKey`]); `None` for a
+/// constraint or a key that is not one.
 fn step_of(step_key: &str) -> Option<u32> {
-    step_key.strip_prefix("step:")?.parse().ok()
+    step_key.parse::<StepKey>().ok()?.step_index()
 }
 
 fn step_index(target: &Target) -> Result<u32, ApiError> {
@@ -169,7 +194,7 @@ fn step_index(target: &Target) -> Result<u32, ApiError> {
         (status = 404, description = "No such deployment or target in this tenant"),
         (status = 409, description = "No pending approval (already decided or expired)")))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant, deployment = %id))]
-async fn approve(
+pub(crate) async fn approve(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<DeploymentId>,
@@ -186,13 +211,32 @@ async fn approve(
         (status = 404, description = "No such deployment or target in this tenant"),
         (status = 409, description = "No pending approval (already decided or expired)")))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant, deployment = %id))]
-async fn reject(
+pub(crate) async fn reject(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<DeploymentId>,
     ApiJson(request): ApiJson<DecisionRequest>,
 ) -> Result<Response, ApiError> {
     decide(&state, &principal, id, request, Decision::Reject).await
+}
+
+/// `Ok` when `principal` may decide `approval`: one of its `requiresRoles` (or a tenant
+/// admin's), or, when it names none, a role that may deploy. Else 403 naming the roles.
+pub(crate) fn may_decide(principal: &Principal, approval: &Approval) -> Result<(), ApiError> {
+    if approval.requires_roles.is_empty() {
+        return principal.can_deploy();
+    }
+    if principal.is_admin()
+        || approval
+            .requires_roles
+            .iter()
+            .any(|r| principal.has_role(r))
+    {
+        return Ok(());
+    }
+    let mut allowed = approval.requires_roles.clone();
+    allowed.extend(roles::ADMIN.iter().map(|r| r.to_string()));
+    Err(ApiError::Forbidden(allowed))
 }
 
 async fn decide(
@@ -203,6 +247,7 @@ async fn decide(
     decision: Decision,
 ) -> Result<Response, ApiError> {
     principal.can_read()?;
+    limits::reason("comment", request.comment.as_deref())?;
     let pending = approvals::list_pending(&state.store, principal.tenant, Some(id)).await?;
     let Some(approval) = pending
         .into_iter()
@@ -215,18 +260,7 @@ async fn decide(
             request.target
         )));
     };
-    if approval.requires_roles.is_empty() {
-        principal.can_deploy()?;
-    } else if !principal.is_admin()
-        && !approval
-            .requires_roles
-            .iter()
-            .any(|r| principal.has_role(r))
-    {
-        let mut allowed = approval.requires_roles.clone();
-        allowed.extend(roles::ADMIN.iter().map(|r| r.to_string()));
-        return Err(ApiError::Forbidden(allowed));
-    }
+    may_decide(principal, &approval)?;
 
     let mut tx = state.store.begin().await?;
     let decided = approvals::decide(
@@ -245,7 +279,7 @@ async fn decide(
             target: decided.target_name.clone(),
             step_index: step_of(&decided.step_key),
             approved: decision == Decision::Approve,
-            decided_by: Some(principal.subject.clone()),
+            decided_by: Some(actor(state, principal).await?),
             reason: request.comment.clone(),
         }),
     )
@@ -276,22 +310,23 @@ async fn decide(
         (status = 404, description = "No such deployment in this tenant"),
         (status = 409, description = "The deployment already ended")))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant, deployment = %id))]
-async fn abort(
+pub(crate) async fn abort(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<DeploymentId>,
     OptionalJson(request): OptionalJson<AbortRequest>,
 ) -> Result<Response, ApiError> {
     principal.can_deploy()?;
+    limits::reason("reason", request.reason.as_deref())?;
     let deployment = deployments::get(&state.store, principal.tenant, id).await?;
     let mut tx = state.store.begin().await?;
     match deployment.status {
         DeploymentStatus::Waiting => {
             // Never started: nothing for the scheduler to undo, so it ends here.
-            let reason = request
-                .reason
-                .clone()
-                .unwrap_or_else(|| format!("aborted by {}", principal.subject));
+            let reason = match request.reason.clone() {
+                Some(reason) => reason,
+                None => format!("aborted by {}", actor(&state, &principal).await?),
+            };
             deployments::transition(
                 &mut tx,
                 principal.tenant,
@@ -308,7 +343,7 @@ async fn abort(
                 &principal,
                 SchedulerMessage::AbortRequested(AbortRequested {
                     deployment_id: id.as_uuid(),
-                    requested_by: Some(principal.subject.clone()),
+                    requested_by: Some(actor(&state, &principal).await?),
                     reason: request.reason.clone(),
                 }),
             )
@@ -340,13 +375,14 @@ async fn abort(
         (status = 404, description = "No such deployment or target in this tenant"),
         (status = 409, description = "The deployment or target already ended")))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant, deployment = %id))]
-async fn rollback(
+pub(crate) async fn rollback(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<DeploymentId>,
     OptionalJson(request): OptionalJson<RollbackRequest>,
 ) -> Result<Response, ApiError> {
     principal.can_deploy()?;
+    limits::reason("reason", request.reason.as_deref())?;
     match &request.target {
         Some(target) => {
             active_target(&state, &principal, id, target).await?;
@@ -361,7 +397,7 @@ async fn rollback(
         SchedulerMessage::RollbackRequested(RollbackRequested {
             deployment_id: id.as_uuid(),
             target: request.target.clone(),
-            requested_by: Some(principal.subject.clone()),
+            requested_by: Some(actor(&state, &principal).await?),
             reason: request.reason.clone(),
         }),
         "deployment.rollback",
@@ -403,13 +439,14 @@ async fn request_audited(
         (status = 404, description = "No such deployment or target in this tenant"),
         (status = 409, description = "The deployment or target already ended")))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant, deployment = %id))]
-async fn skip_pause(
+pub(crate) async fn skip_pause(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<DeploymentId>,
     ApiJson(request): ApiJson<TargetRequest>,
 ) -> Result<Response, ApiError> {
     principal.can_deploy()?;
+    limits::reason("reason", request.reason.as_deref())?;
     let target = active_target(&state, &principal, id, &request.target).await?;
     let step = step_index(&target)?;
     request_audited(
@@ -422,7 +459,7 @@ async fn skip_pause(
         }),
         "deployment.skip_pause",
         id,
-        serde_json::json!({ "target": target.name, "step": step }),
+        serde_json::json!({ "target": target.name, "step": step, "reason": request.reason }),
     )
     .await?;
     Ok(accepted(id, "skip-pause", Some(target.name)))
@@ -435,13 +472,14 @@ async fn skip_pause(
         (status = 404, description = "No such deployment or target in this tenant"),
         (status = 409, description = "The deployment or target already ended")))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant, deployment = %id))]
-async fn roll_forward(
+pub(crate) async fn roll_forward(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<DeploymentId>,
     ApiJson(request): ApiJson<TargetRequest>,
 ) -> Result<Response, ApiError> {
     principal.can_deploy()?;
+    limits::reason("reason", request.reason.as_deref())?;
     let target = active_target(&state, &principal, id, &request.target).await?;
     let step = step_index(&target)?;
     request_audited(
@@ -452,12 +490,12 @@ async fn roll_forward(
             target: target.name.clone(),
             step_index: step,
             decision: RolloutDecision::Forward,
-            decided_by: Some(principal.subject.clone()),
-            reason: None,
+            decided_by: Some(actor(&state, &principal).await?),
+            reason: request.reason.clone(),
         }),
         "deployment.roll_forward",
         id,
-        serde_json::json!({ "target": target.name, "step": step }),
+        serde_json::json!({ "target": target.name, "step": step, "reason": request.reason }),
     )
     .await?;
     Ok(accepted(id, "roll-forward", Some(target.name)))
@@ -478,6 +516,7 @@ async fn callback(
     ApiJson(request): ApiJson<CallbackRequest>,
 ) -> Result<Response, ApiError> {
     principal.can_deploy()?;
+    limits::message("mdMessage", request.md_message.as_deref())?;
     let hash = callback_token_hash(&token);
     let mut tx = state.store.begin().await?;
     let details = serde_json::json!({ "mdMessage": request.md_message });

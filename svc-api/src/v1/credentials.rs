@@ -56,7 +56,7 @@ pub struct CreatedCredential {
     responses((status = 201, description = "The credential with its secret", body = CreatedCredential),
         (status = 404, description = "A role does not exist"), (status = 409, description = "The name is taken")))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant))]
-async fn create(
+pub(crate) async fn create(
     State(state): State<AppState>,
     principal: Principal,
     ApiJson(request): ApiJson<CreateCredential>,
@@ -114,7 +114,7 @@ async fn create(
 #[utoipa::path(get, path = "/v1/credentials", tag = "credentials",
     responses((status = 200, description = "The credentials, without secrets")))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant))]
-async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Json<Vec<Credential>>, ApiError> {
@@ -124,17 +124,24 @@ async fn list(
     ))
 }
 
-/// Revokes a credential: its tokens are refused from the next token request on.
+/// Revokes a credential: no token is issued for it any more, its tokens already issued are
+/// refused within seconds (by the API and the agent hub), and its open event and agent streams
+/// end. Only an organization admin may revoke an organization admin's credential.
 #[utoipa::path(delete, path = "/v1/credentials/{id}", tag = "credentials",
     params(("id" = String, Path, description = "Credential id")),
-    responses((status = 200, description = "The revoked credential"), (status = 404, description = "No such credential in this tenant")))]
+    responses((status = 200, description = "The revoked credential"), (status = 403, description = "The credential holds Organization Admin and the caller does not"), (status = 404, description = "No such credential in this tenant")))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant))]
-async fn revoke(
+pub(crate) async fn revoke(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Credential>, ApiError> {
     principal.can_admin()?;
+    let member = ferry_store::roles::Principal {
+        kind: ferry_store::roles::PrincipalKind::Credential,
+        id,
+    };
+    super::roles::may_change_member(&state, &principal, member).await?;
     let mut tx = state.store.begin().await?;
     let credential = credentials::revoke(&mut tx, principal.tenant, id).await?;
     audit(
@@ -147,5 +154,7 @@ async fn revoke(
     )
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
+    // This replica refuses its tokens at once; the others within their cache's time to live.
+    state.revocations.note_revoked(principal.tenant, id);
     Ok(Json(credential))
 }

@@ -106,6 +106,9 @@ pub struct StartResponse {
     /// Older waiting deployments this one replaced in the queue.
     #[schema(value_type = Vec<String>)]
     pub superseded: Vec<DeploymentId>,
+    /// What the deploy file does that is accepted but worth a look, one line each
+    /// (`file:line:column: path: message`).
+    pub warnings: Vec<String>,
 }
 
 /// Query of `GET /v1/deployments`.
@@ -157,15 +160,75 @@ async fn start(
     principal: Principal,
     ApiJson(request): ApiJson<StartRequest>,
 ) -> Result<Response, ApiError> {
-    principal.can_deploy()?;
     let overrides = request.overrides.unwrap_or_default();
-    let overrides = Overrides {
-        application: overrides.application,
-        context: overrides.context.into_iter().collect(),
-        targets: overrides.targets,
+    let input = StartInput {
+        file_name: request.deploy_file.name,
+        deploy_file: request.deploy_file.content,
+        manifests: request
+            .manifests
+            .into_iter()
+            .map(|m| ManifestFile {
+                path: m.path,
+                content: m.content,
+            })
+            .collect(),
+        overrides: Overrides {
+            application: overrides.application,
+            context: overrides.context.into_iter().collect(),
+            targets: overrides.targets,
+        },
+        audit: serde_json::Map::new(),
     };
-    if let Some((i, m)) = (request.manifests.iter().enumerate())
-        .find(|(_, m)| ferry_deploy::manifests::is_url(&m.path))
+    Ok(start_deployment(&state, &principal, input)
+        .await?
+        .into_response())
+}
+
+/// A deployment to start, however it was asked for (`/v1` or the Armory adapter).
+#[derive(Debug)]
+pub(crate) struct StartInput {
+    /// The deploy file's name, used in error positions.
+    pub file_name: String,
+    /// The deploy file's text.
+    pub deploy_file: String,
+    /// The local manifest files it names (never URLs: those are fetched here).
+    pub manifests: Vec<ManifestFile>,
+    /// The caller's application, context and target overrides.
+    pub overrides: Overrides,
+    /// More details for the audit entry (e.g. the source control an Armory client sent).
+    pub audit: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A stored deployment: started (201) or queued behind the running one (202).
+#[derive(Debug)]
+pub(crate) struct Started {
+    /// 201 or 202.
+    pub status: StatusCode,
+    /// What `/v1` answers.
+    pub body: StartResponse,
+}
+
+impl IntoResponse for Started {
+    fn into_response(self) -> Response {
+        let location = format!("/v1/deployments/{}", self.body.id);
+        let mut response = (self.status, Json(self.body)).into_response();
+        if let Ok(value) = HeaderValue::from_str(&location) {
+            response.headers_mut().insert(header::LOCATION, value);
+        }
+        response
+    }
+}
+
+/// The one way a deployment is started: checks the caller may deploy, refuses manifests sent
+/// under a URL, fetches those the file names by URL, then validates and stores ([`submit`]).
+pub(crate) async fn start_deployment(
+    state: &AppState,
+    principal: &Principal,
+    input: StartInput,
+) -> Result<Started, ApiError> {
+    principal.can_deploy()?;
+    if let Some((i, m)) =
+        (input.manifests.iter().enumerate()).find(|(_, m)| ferry_deploy::manifests::is_url(&m.path))
     {
         return Err(ApiError::BadRequest(format!(
             "manifests[{i}].path \"{}\" is a URL: manifests named by URL are fetched by the \
@@ -173,30 +236,24 @@ async fn start(
             m.path
         )));
     }
-    let mut manifests: Vec<ManifestFile> = request
-        .manifests
-        .into_iter()
-        .map(|m| ManifestFile {
-            path: m.path,
-            content: m.content,
-        })
-        .collect();
+    let mut manifests = input.manifests;
     // Only a file without errors is worth fetching for; `submit` reports the errors of one
     // that has them.
-    if let Ok(file) = ferry_deploy::parse(&request.deploy_file.name, &request.deploy_file.content) {
+    if let Ok(file) = ferry_deploy::parse(&input.file_name, &input.deploy_file) {
         let fetched = remote_manifests::fetch_all(&state.api.manifest_fetch, &file)
             .await
             .map_err(ApiError::InvalidDeployFile)?;
         manifests.extend(fetched);
     }
     submit(
-        &state,
-        &principal,
-        &request.deploy_file.name,
-        request.deploy_file.content,
+        state,
+        principal,
+        &input.file_name,
+        input.deploy_file,
         manifests,
-        &overrides,
+        &input.overrides,
         None,
+        input.audit,
     )
     .await
 }
@@ -212,11 +269,28 @@ async fn start(
         (status = 409, description = "The application is busy"),
     ))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant, deployment = %id))]
-async fn redeploy(
+pub(crate) async fn redeploy(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<DeploymentId>,
 ) -> Result<Response, ApiError> {
+    Ok(
+        redeploy_deployment(&state, &principal, id, None, serde_json::Map::new())
+            .await?
+            .into_response(),
+    )
+}
+
+/// Starts a new deployment from the stored configuration of `id`, with the same rules as a
+/// start; `targets`, when given, replaces the stored plan's targets (Armory's `targetFilters`
+/// on a redeploy).
+pub(crate) async fn redeploy_deployment(
+    state: &AppState,
+    principal: &Principal,
+    id: DeploymentId,
+    targets: Option<Vec<String>>,
+    audit: serde_json::Map<String, serde_json::Value>,
+) -> Result<Started, ApiError> {
     principal.can_deploy()?;
     let stored = deployments::config(&state.store, principal.tenant, id).await?;
     // The stored plan already reflects the original overrides; passing its application,
@@ -226,22 +300,24 @@ async fn redeploy(
     let overrides = Overrides {
         application: Some(plan.application.clone()),
         context: plan.context.into_iter().collect(),
-        targets: plan.targets.iter().map(|t| t.name.clone()).collect(),
+        targets: targets.unwrap_or_else(|| plan.targets.iter().map(|t| t.name.clone()).collect()),
     };
     submit(
-        &state,
-        &principal,
+        state,
+        principal,
         REDEPLOY_FILE_NAME,
         stored.deploy_file,
         stored.manifests.0,
         &overrides,
         Some(id),
+        audit,
     )
     .await
 }
 
 /// Validates, then stores the deployment, its targets, the outbox message and the audit entry
 /// in one transaction.
+#[allow(clippy::too_many_arguments)]
 async fn submit(
     state: &AppState,
     principal: &Principal,
@@ -250,7 +326,8 @@ async fn submit(
     manifests: Vec<ManifestFile>,
     overrides: &Overrides,
     redeploy_of: Option<DeploymentId>,
-) -> Result<Response, ApiError> {
+    audit_extra: serde_json::Map<String, serde_json::Value>,
+) -> Result<Started, ApiError> {
     let sources: Vec<Source> = manifests
         .iter()
         .map(|m| Source {
@@ -306,6 +383,15 @@ async fn submit(
             superseded,
         } => (StatusCode::ACCEPTED, deployment, superseded),
     };
+    let mut details = serde_json::json!({
+        "application": deployment.application,
+        "status": deployment.status,
+        "superseded": superseded,
+        "redeployOf": redeploy_of,
+    });
+    if let Some(details) = details.as_object_mut() {
+        details.extend(audit_extra);
+    }
     audit(
         &mut tx,
         principal,
@@ -316,28 +402,21 @@ async fn submit(
         },
         "deployment",
         deployment.id.to_string(),
-        serde_json::json!({
-            "application": deployment.application,
-            "status": deployment.status,
-            "superseded": superseded,
-            "redeployOf": redeploy_of,
-        }),
+        details,
     )
     .await?;
     tx.commit().await.map_err(ferry_store::StoreError::from)?;
 
-    let location = format!("/v1/deployments/{}", deployment.id);
-    let body = StartResponse {
-        id: deployment.id,
-        application: deployment.application,
-        status: deployment.status.to_string(),
-        superseded,
-    };
-    let mut response = (status, Json(body)).into_response();
-    if let Ok(value) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    Ok(response)
+    Ok(Started {
+        status,
+        body: StartResponse {
+            id: deployment.id,
+            application: deployment.application,
+            status: deployment.status.to_string(),
+            superseded,
+            warnings: plan.warnings.iter().map(ToString::to_string).collect(),
+        },
+    })
 }
 
 /// Deployments newest first, filtered, one page at a time.

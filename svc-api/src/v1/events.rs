@@ -2,7 +2,9 @@
 //! the store's events table. Each event's `id:` is its sequence number, so a client that
 //! reconnects with `Last-Event-ID` resumes right after the last event it saw. New events are
 //! found by polling the table at a short interval; the stream ends once the deployment has
-//! ended and every event is sent, and sends keep-alive comments while idle.
+//! ended and every event is sent, and sends keep-alive comments while idle. It also ends when
+//! the caller's token expires or its credential is revoked (checked at every poll): the client
+//! reconnects with a fresh token and resumes where it was.
 
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -16,7 +18,7 @@ use axum::routing::get;
 use ferry_store::deployments;
 use ferry_store::events::{self, Event};
 use ferry_store::{DeploymentId, Store, TenantId};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
@@ -47,7 +49,6 @@ async fn stream_events(
     ApiPath(id): ApiPath<DeploymentId>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    principal.can_read()?;
     let after = match headers.get(LAST_EVENT_ID) {
         None => 0,
         Some(value) => value
@@ -59,11 +60,41 @@ async fn stream_events(
                 ApiError::BadRequest("Last-Event-ID must be an event sequence number".into())
             })?,
     };
-    // Checked before answering, so a missing (or foreign) deployment is a 404, not an empty
-    // stream.
+    let stream = open(&state, &principal, id, after)
+        .await?
+        .filter_map(|item| async move {
+            match item {
+                Tailed::Event(event) => Some(Ok(to_sse(&event))),
+                Tailed::Finished => None,
+            }
+        });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(state.api.events_keep_alive)))
+}
+
+/// What a deployment's event stream yields.
+#[derive(Debug)]
+pub(crate) enum Tailed {
+    /// The next event.
+    Event(Event),
+    /// The deployment ended and every event was yielded; nothing follows.
+    Finished,
+}
+
+/// The deployment's events after `after`, as they are written, for a caller who may read
+/// (the REST stream above and the web UI's live pages share it). Checked before answering, so a
+/// missing (or foreign) deployment is a 404, not an empty stream.
+pub(crate) async fn open(
+    state: &AppState,
+    principal: &Principal,
+    id: DeploymentId,
+    after: i64,
+) -> Result<impl Stream<Item = Tailed> + use<>, ApiError> {
+    principal.can_read()?;
     deployments::get(&state.store, principal.tenant, id).await?;
     let tail = Tail {
         store: state.store.clone(),
+        state: state.clone(),
+        principal: principal.clone(),
         tenant: principal.tenant,
         deployment: id,
         after,
@@ -71,17 +102,21 @@ async fn stream_events(
         poll: state.api.events_poll,
         shutdown: state.api.shutdown.clone(),
         finished: false,
+        finish_told: false,
     };
-    let stream = futures::stream::unfold(tail, |mut tail| async move {
-        let event = tail.next().await?;
-        Some((Ok(event), tail))
-    });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(state.api.events_keep_alive)))
+    Ok(futures::stream::unfold(tail, |mut tail| async move {
+        let item = tail.next().await?;
+        Some((item, tail))
+    }))
 }
 
 /// The position of one stream in the deployment's events.
 struct Tail {
     store: Store,
+    /// For the caller's token checks.
+    state: AppState,
+    /// The caller, whose token must still stand for the stream to go on.
+    principal: Principal,
     tenant: TenantId,
     deployment: DeploymentId,
     /// The last sequence number sent (or the client's `Last-Event-ID`).
@@ -92,17 +127,27 @@ struct Tail {
     shutdown: CancellationToken,
     /// The deployment ended and everything up to its end was read.
     finished: bool,
+    /// [`Tailed::Finished`] was yielded.
+    finish_told: bool,
 }
 
 impl Tail {
-    /// The next SSE event, waiting for one to be written; `None` ends the stream.
-    async fn next(&mut self) -> Option<SseEvent> {
+    /// The next event, waiting for one to be written; `None` ends the stream.
+    async fn next(&mut self) -> Option<Tailed> {
         loop {
             if let Some(event) = self.pending.pop_front() {
                 self.after = event.seq;
-                return Some(to_sse(&event));
+                return Some(Tailed::Event(event));
+            }
+            if self.finished && !self.finish_told {
+                self.finish_told = true;
+                return Some(Tailed::Finished);
             }
             if self.finished || self.shutdown.is_cancelled() {
+                return None;
+            }
+            if !self.principal.still_valid(&self.state).await {
+                tracing::info!("event stream ended: the caller's token expired or was revoked");
                 return None;
             }
             match self.fill().await {
@@ -144,7 +189,7 @@ impl Tail {
     }
 }
 
-fn to_sse(event: &Event) -> SseEvent {
+pub(crate) fn to_sse(event: &Event) -> SseEvent {
     let data = serde_json::json!({
         "seq": event.seq,
         "kind": event.kind,

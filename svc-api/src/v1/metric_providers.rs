@@ -48,7 +48,7 @@ pub struct PutProvider {
 #[utoipa::path(get, path = "/v1/metric-providers", tag = "metric-providers",
     responses((status = 200, description = "The providers")))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant))]
-async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Json<Vec<MetricProvider>>, ApiError> {

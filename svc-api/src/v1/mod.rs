@@ -1,22 +1,29 @@
 //! The versioned REST API under `/v1`: one router per resource, merged here. Every handler
 //! takes a [`Principal`](crate::auth::Principal), so nothing under `/v1` is reachable without a
 //! valid token (a machine credential's `ferry-api` token, or a person's token of the sign-in
-//! issuer for a tenant they belong to), and the tenant of every query is the principal's.
+//! issuer for a tenant they belong to), and the tenant of every query is the principal's. The
+//! one exception is [`schema`], the deploy file's JSON Schema, which holds no tenant data.
 //!
 //! State changes follow one shape: check, then in one transaction write the rows, the outbox
 //! message ([`enqueue`]) and the audit entry ([`audit`]), and commit.
 
 pub mod actions;
+pub mod analysis;
+pub mod audit_log;
 pub mod credentials;
 pub mod deployments;
 pub mod events;
+pub mod limits;
 pub mod metric_providers;
+pub mod notifications;
 pub mod remote_manifests;
 pub mod roles;
+pub mod schema;
 pub mod secrets;
 pub mod tenant;
 pub mod tenants;
 pub mod users;
+pub mod webhooks;
 pub mod whoami;
 
 use crate::auth::Principal;
@@ -43,7 +50,12 @@ pub fn router() -> Router<AppState> {
             .merge(roles::router())
             .merge(credentials::router())
             .merge(secrets::router())
-            .merge(metric_providers::router()),
+            .merge(metric_providers::router())
+            .merge(analysis::router())
+            .merge(webhooks::router())
+            .merge(notifications::router())
+            .merge(audit_log::router())
+            .merge(schema::router()),
     )
 }
 

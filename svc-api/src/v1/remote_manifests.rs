@@ -2,20 +2,39 @@
 //! svc-api when a deployment starts, so they are stored with it like submitted manifests.
 //!
 //! A deploy file is user input, and fetching it makes svc-api a client inside its own network.
-//! So: `http`/`https` only; a time limit across connecting, reading and redirects; a size cap;
-//! at most [`MAX_REDIRECTS`] redirects, each checked like the first URL; and unless
-//! `FERRY_MANIFEST_FETCH_ALLOW_PRIVATE` is on, every address a host resolves to must be public
-//! (not loopback, private, link-local, unspecified or a metadata service). The connection goes
-//! to the addresses that were checked (reqwest's `resolve_to_addrs`, no proxy), so a second DNS
-//! answer cannot point it elsewhere.
+//! So: `http`/`https` only; per URL a time limit across connecting, reading and redirects, a
+//! size cap and at most [`MAX_REDIRECTS`] redirects; per deploy file at most [`MAX_URLS`] URLs,
+//! a total size ([`TOTAL_BYTES_FACTOR`] × the per-URL cap) and a total time
+//! ([`TOTAL_TIME_FACTOR`] × the per-URL timeout), each refused with a 422 naming the limit. Unless
+//! `FERRY_MANIFEST_FETCH_ALLOW_PRIVATE` is on, the network guard (`ferry-netguard`) refuses every
+//! non-public address a host resolves to, at every hop; the connection goes to the addresses
+//! that were checked (no proxy), so a second DNS answer cannot point it elsewhere.
 
 use ferry_deploy::raw::{DeployFile, ManifestSource};
 use ferry_deploy::{Diagnostic, Diagnostics};
+use ferry_netguard::{GuardError, GuardedClient, HttpError, Limits, Policy};
 use ferry_store::deployments::ManifestFile;
 use futures::StreamExt;
-use reqwest::{StatusCode, Url, header};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use reqwest::StatusCode;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+pub use ferry_netguard::{AddressClass, classify};
+
+/// Manifest URLs one deploy file may name.
+pub const MAX_URLS: usize = 32;
+
+/// All URLs of a deploy file together may return this many times the per-URL size cap.
+pub const TOTAL_BYTES_FACTOR: usize = 4;
+
+/// All URLs of a deploy file together may take this many times the per-URL timeout.
+pub const TOTAL_TIME_FACTOR: u32 = 3;
+
+/// The client every fetch shares (its connection pools are per policy).
+static CLIENT: LazyLock<GuardedClient> = LazyLock::new(GuardedClient::default);
 
 /// Redirects followed per URL.
 pub const MAX_REDIRECTS: usize = 3;
@@ -45,13 +64,12 @@ pub enum FetchError {
     #[error("only http and https URLs are fetched, not {0}:")]
     Scheme(String),
     /// The host name does not resolve.
-    #[error("cannot resolve host {host}: {source}")]
+    #[error("cannot resolve host {host}: {reason}")]
     Resolve {
         /// The host name.
         host: String,
         /// The resolver's error.
-        #[source]
-        source: std::io::Error,
+        reason: String,
     },
     /// The host resolves to an address svc-api refuses to reach.
     #[error(
@@ -86,109 +104,123 @@ pub enum FetchError {
     NotText,
     /// Connecting, sending or reading failed.
     #[error("request failed: {0}")]
-    Http(#[from] reqwest::Error),
+    Http(String),
+    /// The deploy file's URLs together returned more than their total cap.
+    #[error(
+        "the manifest URLs of this deploy file together return more than {0} bytes (their \
+         total limit)"
+    )]
+    TotalTooLarge(usize),
 }
 
-/// The kinds of address a manifest URL may not reach unless private addresses are allowed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AddressClass {
-    /// `127.0.0.0/8`, `::1`.
-    Loopback,
-    /// RFC 1918 (`10/8`, `172.16/12`, `192.168/16`), IPv6 unique-local `fc00::/7`.
-    Private,
-    /// RFC 6598 carrier-grade NAT `100.64/10`.
-    SharedNat,
-    /// `169.254/16` (but the metadata address), `fe80::/10`.
-    LinkLocal,
-    /// `169.254.169.254`: the cloud instance metadata service.
-    Metadata,
-    /// `0.0.0.0/8`, `::`.
-    Unspecified,
-    /// Multicast and the IPv4 broadcast address.
-    Multicast,
-}
-
-impl std::fmt::Display for AddressClass {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            AddressClass::Loopback => "loopback",
-            AddressClass::Private => "private",
-            AddressClass::SharedNat => "shared (carrier-grade NAT)",
-            AddressClass::LinkLocal => "link-local",
-            AddressClass::Metadata => "cloud metadata",
-            AddressClass::Unspecified => "unspecified",
-            AddressClass::Multicast => "multicast or broadcast",
-        })
+impl From<HttpError> for FetchError {
+    fn from(e: HttpError) -> FetchError {
+        match e {
+            HttpError::Invalid(why) => FetchError::Invalid(why),
+            HttpError::Scheme(s) => FetchError::Scheme(s),
+            HttpError::Guard(GuardError::Refused { host, addr, class }) => {
+                FetchError::Refused { host, addr, class }
+            }
+            HttpError::Guard(GuardError::Resolve { host, reason }) => {
+                FetchError::Resolve { host, reason }
+            }
+            HttpError::Guard(GuardError::NoAddress(host)) => FetchError::Resolve {
+                host,
+                reason: "no address".into(),
+            },
+            HttpError::BadRedirect(status) => FetchError::BadRedirect(status),
+            HttpError::TooManyRedirects(_) => FetchError::TooManyRedirects,
+            HttpError::Timeout(d) => FetchError::Timeout(d),
+            HttpError::TooLarge(n) => FetchError::TooLarge(n),
+            HttpError::Connect { reason, .. } => FetchError::Http(reason),
+        }
     }
 }
 
-/// The class of a non-public address, `None` for an address a manifest URL may reach.
-/// IPv4-mapped and NAT64 (`64:ff9b::/96`) IPv6 addresses are judged by the IPv4 they carry.
-pub fn classify(addr: IpAddr) -> Option<AddressClass> {
-    match addr {
-        IpAddr::V4(v4) => classify_v4(v4),
-        IpAddr::V6(v6) => classify_v6(v6),
+impl FetchConfig {
+    /// The guard's policy: every address when private ones are allowed, public ones otherwise.
+    fn policy(&self) -> Policy {
+        if self.allow_private {
+            Policy::allow_all()
+        } else {
+            Policy::strict()
+        }
+    }
+
+    /// Bytes all URLs of one deploy file may return together.
+    pub fn total_bytes(&self) -> usize {
+        self.max_bytes.saturating_mul(TOTAL_BYTES_FACTOR)
+    }
+
+    /// Time all URLs of one deploy file may take together.
+    pub fn total_time(&self) -> Duration {
+        self.timeout.saturating_mul(TOTAL_TIME_FACTOR)
     }
 }
 
-fn classify_v4(ip: Ipv4Addr) -> Option<AddressClass> {
-    let [a, b, ..] = ip.octets();
-    if ip == Ipv4Addr::new(169, 254, 169, 254) {
-        Some(AddressClass::Metadata)
-    } else if a == 0 {
-        Some(AddressClass::Unspecified)
-    } else if ip.is_loopback() {
-        Some(AddressClass::Loopback)
-    } else if ip.is_private() {
-        Some(AddressClass::Private)
-    } else if a == 100 && (64..128).contains(&b) {
-        Some(AddressClass::SharedNat)
-    } else if ip.is_link_local() {
-        Some(AddressClass::LinkLocal)
-    } else if ip.is_multicast() || ip.is_broadcast() {
-        Some(AddressClass::Multicast)
-    } else {
-        None
-    }
-}
-
-fn classify_v6(ip: Ipv6Addr) -> Option<AddressClass> {
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return classify_v4(v4);
-    }
-    let segments = ip.segments();
-    if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        let [.., a, b, c, d] = ip.octets();
-        return classify_v4(Ipv4Addr::new(a, b, c, d));
-    }
-    if ip.is_unspecified() {
-        Some(AddressClass::Unspecified)
-    } else if ip.is_loopback() {
-        Some(AddressClass::Loopback)
-    } else if segments[0] & 0xfe00 == 0xfc00 {
-        Some(AddressClass::Private)
-    } else if segments[0] & 0xffc0 == 0xfe80 {
-        Some(AddressClass::LinkLocal)
-    } else if ip.is_multicast() {
-        Some(AddressClass::Multicast)
-    } else {
-        None
-    }
+/// A diagnostic about the deploy file's `manifests` as a whole (at its first entry).
+fn whole(file: &DeployFile, message: String) -> Diagnostics {
+    let (line, column) = file
+        .manifests
+        .first()
+        .map(|m| (m.source.pos.line, m.source.pos.column))
+        .unwrap_or((1, 1));
+    Diagnostics(vec![Diagnostic {
+        file: file.file.clone(),
+        line,
+        column,
+        path: "manifests".into(),
+        message,
+        suggestion: None,
+    }])
 }
 
 /// Fetches every URL the deploy file names (each once, a few at a time), as manifest files whose
-/// path is the URL. Failures are diagnostics at each `manifests[i].path` naming that URL, all
-/// reported together.
+/// path is the URL, within the per-file limits (URL count, total size, total time). Failures are
+/// diagnostics at each `manifests[i].path` naming that URL, all reported together; a per-file
+/// limit is one diagnostic at `manifests` naming it.
 pub async fn fetch_all(
     config: &FetchConfig,
     file: &DeployFile,
 ) -> Result<Vec<ManifestFile>, Diagnostics> {
     let urls = file.manifest_urls();
-    let results: Vec<Result<String, FetchError>> = futures::stream::iter(urls.clone())
-        .map(|url| async move { fetch(config, &url).await })
+    if urls.len() > MAX_URLS {
+        return Err(whole(
+            file,
+            format!(
+                "names {} manifest URLs; a deploy file may name at most {MAX_URLS}",
+                urls.len()
+            ),
+        ));
+    }
+    let budget = Arc::new(AtomicUsize::new(config.total_bytes()));
+    let all = futures::stream::iter(urls.clone())
+        .map(|url| {
+            let budget = budget.clone();
+            async move { fetch_within(config, &url, &budget).await }
+        })
         .buffered(MAX_CONCURRENT_FETCHES)
-        .collect()
-        .await;
+        .collect::<Vec<_>>();
+    let results: Vec<Result<String, FetchError>> =
+        match tokio::time::timeout(config.total_time(), all).await {
+            Ok(results) => results,
+            Err(_) => {
+                return Err(whole(
+                    file,
+                    format!(
+                        "fetching the manifest URLs took longer than {} ms, the total time all \
+                         URLs of a deploy file may take",
+                        config.total_time().as_millis()
+                    ),
+                ));
+            }
+        };
+    if let Some(Err(e @ FetchError::TotalTooLarge(_))) = results
+        .iter()
+        .find(|r| matches!(r, Err(FetchError::TotalTooLarge(_))))
+    {
+        return Err(whole(file, e.to_string()));
+    }
     let mut fetched = Vec::new();
     let mut failed = Vec::new();
     for (url, result) in urls.into_iter().zip(results) {
@@ -227,159 +259,40 @@ pub async fn fetch_all(
 
 /// Fetches one URL's text within the configured time, size and address limits.
 pub async fn fetch(config: &FetchConfig, url: &str) -> Result<String, FetchError> {
-    match tokio::time::timeout(config.timeout, follow(config, url)).await {
-        Ok(result) => result,
-        Err(_) => Err(FetchError::Timeout(config.timeout)),
-    }
+    fetch_within(config, url, &AtomicUsize::new(usize::MAX)).await
 }
 
-/// The request loop: check, connect to the checked addresses, follow redirects by hand.
-async fn follow(config: &FetchConfig, url: &str) -> Result<String, FetchError> {
-    let mut url = Url::parse(url).map_err(|e| FetchError::Invalid(format!("{url}: {e}")))?;
-    for _ in 0..=MAX_REDIRECTS {
-        let client = client_for(config, &url).await?;
-        let response = client.get(url.clone()).send().await?;
-        let status = response.status();
-        if status.is_redirection() {
-            let next = response
-                .headers()
-                .get(header::LOCATION)
-                .and_then(|l| l.to_str().ok())
-                .and_then(|l| url.join(l).ok())
-                .ok_or(FetchError::BadRedirect(status))?;
-            url = next;
-            continue;
-        }
-        if !status.is_success() {
-            return Err(FetchError::Status(status));
-        }
-        return read_capped(response, config.max_bytes).await;
-    }
-    Err(FetchError::TooManyRedirects)
-}
-
-/// A client that reaches `url`'s host only at the addresses checked here.
-async fn client_for(config: &FetchConfig, url: &Url) -> Result<reqwest::Client, FetchError> {
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(FetchError::Scheme(url.scheme().to_string()));
-    }
-    let host = url
-        .host_str()
-        .ok_or_else(|| FetchError::Invalid(format!("{url}: no host")))?;
-    let port = url.port_or_known_default().unwrap_or(80);
-    // An IP literal (IPv6 in brackets) needs no resolving; a name is resolved once, here.
-    let literal = host.trim_start_matches('[').trim_end_matches(']');
-    let (domain, addrs): (Option<&str>, Vec<SocketAddr>) = match literal.parse::<IpAddr>() {
-        Ok(ip) => (None, vec![SocketAddr::new(ip, port)]),
-        Err(_) => {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
-                .await
-                .map_err(|source| FetchError::Resolve {
-                    host: host.to_string(),
-                    source,
-                })?
-                .collect();
-            (Some(host), addrs)
-        }
-    };
-    if !config.allow_private {
-        for addr in &addrs {
-            if let Some(class) = classify(addr.ip()) {
-                return Err(FetchError::Refused {
-                    host: host.to_string(),
-                    addr: addr.ip(),
-                    class,
-                });
-            }
-        }
-    }
-    // reqwest is built without a default TLS provider: name ring, as the rest of Ferry does.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut builder = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .connect_timeout(config.timeout);
-    if let Some(domain) = domain {
-        builder = builder.resolve_to_addrs(domain, &addrs);
-    }
-    Ok(builder.build()?)
-}
-
-/// The body as text, refusing more than `max_bytes` (before reading when the length is known).
-async fn read_capped(
-    mut response: reqwest::Response,
-    max_bytes: usize,
+/// Fetches one URL, taking its bytes from `budget` (what the deploy file's URLs may still
+/// return together).
+async fn fetch_within(
+    config: &FetchConfig,
+    url: &str,
+    budget: &AtomicUsize,
 ) -> Result<String, FetchError> {
-    if response
-        .content_length()
-        .is_some_and(|n| n > max_bytes as u64)
-    {
-        return Err(FetchError::TooLarge(max_bytes));
+    let limits = Limits {
+        timeout: config.timeout,
+        max_body: config.max_bytes,
+        max_redirects: MAX_REDIRECTS,
+    };
+    let response = CLIENT
+        .send(&config.policy(), http::Method::GET, url, &[], None, limits)
+        .await?;
+    if !response.status.is_success() {
+        return Err(FetchError::Status(response.status));
     }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
-        if body.len() + chunk.len() > max_bytes {
-            return Err(FetchError::TooLarge(max_bytes));
-        }
-        body.extend_from_slice(&chunk);
+    let n = response.body.len();
+    let taken = budget.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+        left.checked_sub(n)
+    });
+    if taken.is_err() {
+        return Err(FetchError::TotalTooLarge(config.total_bytes()));
     }
-    String::from_utf8(body).map_err(|_| FetchError::NotText)
+    String::from_utf8(response.body.to_vec()).map_err(|_| FetchError::NotText)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn class(addr: &str) -> Option<AddressClass> {
-        classify(addr.parse().unwrap())
-    }
-
-    #[test]
-    fn non_public_addresses_are_classified() {
-        use AddressClass::*;
-        let cases = [
-            ("127.0.0.1", Some(Loopback)),
-            ("127.255.0.9", Some(Loopback)),
-            ("::1", Some(Loopback)),
-            ("10.1.2.3", Some(Private)),
-            ("172.16.0.1", Some(Private)),
-            ("172.31.255.255", Some(Private)),
-            ("192.168.1.1", Some(Private)),
-            ("fd12:3456::1", Some(Private)),
-            ("fc00::1", Some(Private)),
-            ("100.64.0.1", Some(SharedNat)),
-            ("169.254.1.1", Some(LinkLocal)),
-            ("fe80::1", Some(LinkLocal)),
-            ("169.254.169.254", Some(Metadata)),
-            ("0.0.0.0", Some(Unspecified)),
-            ("::", Some(Unspecified)),
-            ("224.0.0.1", Some(Multicast)),
-            ("255.255.255.255", Some(Multicast)),
-            ("ff02::1", Some(Multicast)),
-            // IPv6 forms carrying an IPv4 address are judged by it.
-            ("::ffff:127.0.0.1", Some(Loopback)),
-            ("::ffff:169.254.169.254", Some(Metadata)),
-            ("64:ff9b::10.0.0.1", Some(Private)),
-        ];
-        for (addr, want) in cases {
-            assert_eq!(class(addr), want, "{addr}");
-        }
-    }
-
-    #[test]
-    fn public_addresses_pass() {
-        for addr in [
-            "93.184.216.34",
-            "172.32.0.1",
-            "100.128.0.1",
-            "8.8.8.8",
-            "2606:4700::1111",
-            "::ffff:8.8.8.8",
-            "64:ff9b::8.8.8.8",
-        ] {
-            assert_eq!(class(addr), None, "{addr}");
-        }
-    }
 
     #[tokio::test]
     async fn literal_private_addresses_and_other_schemes_are_refused_before_connecting() {

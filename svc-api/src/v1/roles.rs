@@ -102,11 +102,28 @@ fn may_grant(principal: &Principal, role: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Only an organization admin may change a user or credential that holds Organization Admin
+/// (give it roles, take them away, revoke it): a tenant admin cannot touch one.
+pub(crate) async fn may_change_member(
+    state: &AppState,
+    principal: &Principal,
+    member: roles::Principal,
+) -> Result<(), ApiError> {
+    if principal.has_role(names::ORGANIZATION_ADMIN) {
+        return Ok(());
+    }
+    let held = roles::roles_of(&state.store, principal.tenant, member).await?;
+    if held.iter().any(|r| r.name == names::ORGANIZATION_ADMIN) {
+        return Err(ApiError::Forbidden(vec![names::ORGANIZATION_ADMIN.into()]));
+    }
+    Ok(())
+}
+
 /// The tenant's roles with their grants.
 #[utoipa::path(get, path = "/v1/roles", tag = "roles",
     responses((status = 200, description = "The tenant's roles")))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant))]
-async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Json<Vec<Role>>, ApiError> {
@@ -206,6 +223,7 @@ async fn change_membership(
 ) -> Result<StatusCode, ApiError> {
     principal.can_admin()?;
     may_grant(principal, &name)?;
+    may_change_member(state, principal, member.principal()).await?;
     let mut tx = state.store.begin().await?;
     let action = if bind {
         roles::bind(&mut tx, principal.tenant, member.principal(), &name).await?;

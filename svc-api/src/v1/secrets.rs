@@ -106,7 +106,7 @@ async fn set(
 #[utoipa::path(get, path = "/v1/secrets", tag = "secrets",
     responses((status = 200, description = "Names and dates")))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant))]
-async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Json<Vec<SecretInfo>>, ApiError> {

@@ -18,7 +18,7 @@ const STALE_AFTER: chrono::Duration = chrono::Duration::seconds(90);
 
 /// An agent as the API shows it.
 #[derive(Debug, Serialize)]
-struct AgentView {
+pub(crate) struct AgentView {
     #[serde(flatten)]
     agent: Agent,
     /// Held by a hub replica that recorded a heartbeat recently.
@@ -58,7 +58,7 @@ async fn tenant(
 #[utoipa::path(get, path = "/v1/agents", tag = "tenant",
     responses((status = 200, description = "The tenant's agents")))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant))]
-async fn list_agents(
+pub(crate) async fn list_agents(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Json<Vec<AgentView>>, ApiError> {

@@ -117,6 +117,21 @@ async fn approvals_need_a_required_role_and_are_decided_once() {
         outbox_count(&db, tenant.as_uuid(), "approval.decided.v1").await,
         1
     );
+    // The scheduler is told who decided as people read it (its history shows it), not an id.
+    let payload: Vec<u8> = sqlx::query_scalar(
+        "SELECT payload FROM outbox WHERE tenant_id = $1 AND headers->>'x-ferry-kind' = $2",
+    )
+    .bind(tenant.as_uuid())
+    .bind("approval.decided.v1")
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    let payload = String::from_utf8(payload).unwrap();
+    assert!(payload.contains("\"credential release-bot\""), "{payload}");
+    assert!(
+        !payload.contains(created["id"].as_str().unwrap()),
+        "{payload}"
+    );
 
     // Deciding again, either way, is a conflict; the first decision stands.
     for path in ["approve", "reject"] {

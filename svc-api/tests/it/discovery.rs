@@ -50,7 +50,12 @@ async fn discovery_parses_with_openidconnect_and_its_keys_verify_issued_tokens()
     assert_eq!(status, 200);
     assert_eq!(
         document["grant_types_supported"],
-        serde_json::json!(["client_credentials"])
+        serde_json::json!([
+            "client_credentials",
+            "authorization_code",
+            "urn:ietf:params:oauth:grant-type:device_code",
+            "refresh_token"
+        ])
     );
     assert_eq!(
         document["token_endpoint_auth_methods_supported"],

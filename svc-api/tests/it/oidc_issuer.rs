@@ -93,7 +93,7 @@ impl TestIssuer {
         let now = now();
         json!({
             "iss": self.url,
-            "sub": format!("sub-{email}"),
+            "sub": format!("sub-{}", email.to_lowercase()),
             "aud": AUDIENCE,
             "iat": now,
             "exp": now + 3600,

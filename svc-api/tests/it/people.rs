@@ -334,3 +334,87 @@ impl IntoPair for (u16, Value, reqwest::header::HeaderMap) {
         (self.0, self.1)
     }
 }
+
+#[tokio::test]
+async fn a_person_is_their_issuer_and_subject_not_their_email() {
+    let db = ferry_testkit::TestDb::new().await;
+    let idp = TestIssuer::start().await;
+    let app = TestApp::start_with(&db, Options::default(), &idp.flags(&[])).await;
+    let (admin, admin_token) = app.tenant_token(&["Tenant Admin"]).await;
+    let slug = admin.tenant.as_str();
+    let (status, invited) = app
+        .put(
+            "/v1/users/ada@example.com/roles",
+            &admin_token,
+            &json!({ "roles": ["Viewer"] }),
+        )
+        .await;
+    assert_eq!(status, 201, "{invited}");
+
+    // An invitation is not accepted on an email the provider does not vouch for.
+    let mut unvouched = idp.claims("ada@example.com");
+    unvouched.as_object_mut().unwrap().remove("email_verified");
+    let (status, body) = person(
+        &app,
+        Method::GET,
+        "/v1/whoami",
+        &idp.sign(&unvouched),
+        Some(slug),
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("verified"),
+        "{body}"
+    );
+
+    // The first verified sign-in binds the user to the token's issuer and subject.
+    let (status, me) = person(
+        &app,
+        Method::GET,
+        "/v1/whoami",
+        &idp.token("ada@example.com"),
+        Some(slug),
+    )
+    .await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["subject"], invited["id"]);
+    let (issuer, subject): (Option<String>, Option<String>) =
+        sqlx::query_as("SELECT issuer, subject FROM users WHERE email = 'ada@example.com'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(issuer.as_deref(), Some(idp.url.as_str()));
+    assert_eq!(subject.as_deref(), Some("sub-ada@example.com"));
+
+    // Someone else the provider lets use the same email (a reused or recycled address) is
+    // not Ada, even with the email verified.
+    let mut impostor = idp.claims("ada@example.com");
+    impostor["sub"] = json!("someone-else");
+    let (status, body) = person(
+        &app,
+        Method::GET,
+        "/v1/whoami",
+        &idp.sign(&impostor),
+        Some(slug),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+
+    // Ada herself stays Ada after her email changes at the provider, verified or not.
+    let mut renamed = idp.claims("ada.lovelace@example.org");
+    renamed["sub"] = json!("sub-ada@example.com");
+    renamed["email_verified"] = json!(null);
+    let (status, me) = person(
+        &app,
+        Method::GET,
+        "/v1/whoami",
+        &idp.sign(&renamed),
+        Some(slug),
+    )
+    .await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["subject"], invited["id"]);
+    assert_eq!(me["roles"], json!(["Viewer"]));
+    app.stop().await.unwrap();
+}

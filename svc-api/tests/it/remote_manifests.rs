@@ -2,7 +2,8 @@
 //! tests turn private addresses on), stores them with the deployment and plans their objects;
 //! a redeploy reuses them without fetching; 404, too large, too slow and redirect loops are a
 //! 422 naming each entry; with private addresses refused (the default) a loopback URL is a 422
-//! that says why, and nothing is fetched.
+//! that says why, and nothing is fetched; a deploy file's URLs together are limited in number,
+//! total size and total time, each a 422 naming the limit.
 
 use crate::support::{Options, TestApp, count};
 use axum::Router;
@@ -59,6 +60,15 @@ impl ManifestServer {
             .route(
                 "/loop",
                 get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/loop")]) }),
+            )
+            .route(
+                "/tardy.yaml",
+                get(|| async {
+                    // Within the per-URL timeout the limits test sets, but many of them are not
+                    // within the deploy file's total time.
+                    tokio::time::sleep(Duration::from_millis(400)).await;
+                    CONFIG.into_response()
+                }),
             )
             .route(
                 "/slow.yaml",
@@ -316,4 +326,83 @@ async fn private_addresses_are_refused_by_default() {
         "{body}"
     );
     assert_eq!(count(&db, "deployments").await, 0);
+}
+
+#[tokio::test]
+async fn the_urls_of_one_deploy_file_are_limited_in_number_size_and_time() {
+    let server = ManifestServer::start().await;
+    let db = ferry_testkit::TestDb::new().await;
+    let flags = allow_private(&[
+        "--manifest-fetch-timeout-ms",
+        "500",
+        "--manifest-fetch-max-bytes",
+        "1024",
+    ]);
+    let app = TestApp::start_with(&db, Options::default(), &flags).await;
+    let (_, token) = app.tenant_token(&["Deployer"]).await;
+    let many = |path: &str, n: usize| -> Vec<String> {
+        (0..n)
+            .map(|i| format!("{}/{path}?n={i}", server.base))
+            .collect()
+    };
+    let message = |body: &serde_json::Value| {
+        assert_eq!(body["errors"].as_array().map(Vec::len), Some(1), "{body}");
+        assert_eq!(body["errors"][0]["path"], "manifests", "{body}");
+        body["errors"][0]["message"].as_str().unwrap().to_string()
+    };
+
+    // Too many URLs: refused before anything is fetched.
+    let (status, body) = app
+        .post(
+            "/v1/deployments",
+            &token,
+            &request("many", &many("app.yaml", 33)),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        message(&body),
+        "names 33 manifest URLs; a deploy file may name at most 32"
+    );
+    assert_eq!(server.hits(), 0);
+
+    // Each within its own 1024 bytes, together beyond 4 x 1024.
+    let (status, body) = app
+        .post(
+            "/v1/deployments",
+            &token,
+            &request("heavy", &many("app.yaml", 20)),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        message(&body),
+        "the manifest URLs of this deploy file together return more than 4096 bytes (their total limit)"
+    );
+
+    // Each within its own 500 ms, together beyond 3 x 500 ms (four at a time).
+    let (status, body) = app
+        .post(
+            "/v1/deployments",
+            &token,
+            &request("tardy", &many("tardy.yaml", 24)),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        message(&body),
+        "fetching the manifest URLs took longer than 1500 ms, the total time all URLs of a deploy file may take"
+    );
+    assert_eq!(count(&db, "deployments").await, 0);
+
+    // Within every limit, the same kind of file starts.
+    let fine = [
+        format!("{}/app.yaml", server.base),
+        format!("{}/config.yaml", server.base),
+    ];
+    let (status, body) = app
+        .post("/v1/deployments", &token, &request("fine", &fine))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    app.stop().await.unwrap();
 }

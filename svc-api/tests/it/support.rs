@@ -303,16 +303,25 @@ impl TestApp {
 
     /// Another credential in `tenant`'s tenant holding `roles`, and its API token.
     pub async fn same_tenant_token(&self, tenant: &BootstrapOutcome, roles: &[&str]) -> String {
+        let outcome = self.same_tenant_credential(tenant, roles).await;
+        self.token(&outcome, "ferry-api").await
+    }
+
+    /// Another credential in `tenant`'s tenant holding `roles`.
+    pub async fn same_tenant_credential(
+        &self,
+        tenant: &BootstrapOutcome,
+        roles: &[&str],
+    ) -> BootstrapOutcome {
         let args = BootstrapArgs {
             tenant: tenant.tenant.clone(),
             client_name: ferry_testkit::unique("c"),
             roles: roles.iter().map(|r| r.to_string()).collect(),
             json: true,
         };
-        let outcome = ferry_svc_api::bootstrap(&self.settings, &args)
+        ferry_svc_api::bootstrap(&self.settings, &args)
             .await
-            .expect("bootstrap a second credential");
-        self.token(&outcome, "ferry-api").await
+            .expect("bootstrap a second credential")
     }
 
     /// Stops the service and returns how `run` ended.

@@ -198,3 +198,103 @@ async fn malformed_requests_get_rfc6749_errors() {
     assert_eq!(body["error"], "invalid_request");
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn only_agent_credentials_get_hub_tokens() {
+    let db = ferry_testkit::TestDb::new().await;
+    let app = TestApp::start(&db, Options::default()).await;
+    let deployer = app.credential(&["Deployer", "Tenant Admin"]).await;
+    let secret = deployer.client_secret.clone().unwrap();
+
+    let (status, body, _) = app
+        .token_request(
+            Some((&deployer.client_id, &secret)),
+            &[
+                ("grant_type", "client_credentials"),
+                ("audience", "ferry-hub"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "unauthorized_client");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("Agent role"),
+        "{body}"
+    );
+    // The same credential still gets API tokens.
+    app.token(&deployer, "ferry-api").await;
+
+    let agent = app.credential(&["Agent"]).await;
+    app.token(&agent, "ferry-hub").await;
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_token_endpoint_limits_addresses_and_failing_client_ids() {
+    let db = ferry_testkit::TestDb::new().await;
+    let flags: Vec<String> = [
+        "--token-burst-per-address",
+        "6",
+        "--token-rate-per-address",
+        "0.01",
+        "--token-failure-burst-per-client",
+        "2",
+        "--token-failures-per-client",
+        "0.01",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let app = TestApp::start_with(&db, Options::default(), &flags).await;
+    let victim = app.credential(&["Deployer"]).await;
+    let other = app.credential(&["Deployer"]).await;
+    let form = [("grant_type", "client_credentials")];
+
+    // Two bad secrets for one client id lock that id out, even with the right secret...
+    for _ in 0..2 {
+        let (status, _, _) = app
+            .token_request(Some((&victim.client_id, "wrong")), &form)
+            .await;
+        assert_eq!(status, 401);
+    }
+    let secret = victim.client_secret.clone().unwrap();
+    let (status, body, headers) = app
+        .token_request(Some((&victim.client_id, &secret)), &form)
+        .await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"], "temporarily_unavailable");
+    assert!(headers.contains_key("retry-after"));
+    // ...and no other client.
+    let (status, body, _) = app
+        .token_request(
+            Some((&other.client_id, other.client_secret.as_deref().unwrap())),
+            &form,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    // Four requests so far from this address (127.0.0.1); the burst is six.
+    let (status, _, _) = app.token_request(None, &form).await;
+    assert_eq!(status, 401);
+    let (status, _, _) = app.token_request(None, &form).await;
+    assert_eq!(status, 401);
+    let (status, body, headers) = app
+        .token_request(
+            Some((&other.client_id, other.client_secret.as_deref().unwrap())),
+            &form,
+        )
+        .await;
+    assert_eq!(status, 429, "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("this address"),
+        "{body}"
+    );
+    assert!(headers.contains_key("retry-after"));
+    app.stop().await.unwrap();
+}

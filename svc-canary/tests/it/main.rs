@@ -1,24 +1,10 @@
-//! svc-canary as an operator runs it: the real binary against real Postgres and RabbitMQ.
+//! svc-canary's integration tests: the worker in process against real Postgres and RabbitMQ,
+//! a real Prometheus server scraping a test exporter, and recorded Datadog and New Relic
+//! answers served locally; the binary as an operator runs it.
 
-use ferry_bus::topology::Topology;
-use ferry_testkit::{TestDb, amqp, process};
-
-const BIN: &str = env!("CARGO_BIN_EXE_ferry-svc-canary");
-
-#[tokio::test]
-async fn starts_reports_ready_and_drains_on_sigterm() {
-    let db = TestDb::new().await;
-    let topology = Topology::new(amqp::prefix());
-    let _cleanup = amqp::Cleanup::new(topology.queue_names(), topology.exchange_names());
-    let env = [
-        ("FERRY_DATABASE_URL", db.url.as_str()),
-        ("FERRY_AMQP_URL", &amqp::amqp_url()),
-        ("FERRY_BUS_PREFIX", topology.prefix()),
-    ];
-    process::assert_starts_and_drains(BIN, &env).await;
-}
-
-#[tokio::test]
-async fn unreachable_database_fails_naming_the_setting_without_the_password() {
-    process::assert_unreachable_database_fails(BIN).await;
-}
+mod binary;
+mod durability;
+mod prom_server;
+mod real_prometheus;
+mod recorded;
+mod support;

@@ -348,3 +348,32 @@ async fn a_person_deciding_against_an_after_deployment_analysis_cancels_the_depe
     svc_canary.stop().await;
     bench.stop_engine().await;
 }
+
+#[tokio::test]
+async fn an_analysis_without_a_verdict_by_its_deadline_rolls_the_canary_back() {
+    let mut bench = Bench::new(&["prod-cluster"], &["hello-prod"]).await;
+    let mut svc_canary: Worker<CanaryMessage> = Worker::start(&bench, WorkQueue::Canary);
+    bench.start_engine_with(|c| c.analysis_grace = std::time::Duration::from_secs(2));
+    let short = analysed("automatic", "automatic")
+        .replace("interval: 30", "interval: 1")
+        .replace("numberOfJudgmentRuns: 2", "numberOfJudgmentRuns: 1");
+    bench
+        .deploy_succeeded(&plan(&short, "hello-ferry:1.1.0"))
+        .await;
+    let v2 = bench
+        .start_deployment(&plan(&short, "hello-ferry:1.2.0"))
+        .await;
+    // The request arrives, and no verdict ever comes back (a lost worker).
+    analysis_request(&mut svc_canary).await;
+    let end = bench.wait_end(v2).await;
+    assert_eq!(end.status, DeploymentStatus::Failed, "{:?}", end.reason);
+    let prod = bench.target(v2, "prod").await;
+    assert_eq!(prod.status, TargetStatus::RolledBack);
+    let reason = prod.reason.unwrap_or_default();
+    assert!(
+        reason.starts_with("rolled back: analysis failed: no verdict by its deadline "),
+        "{reason}"
+    );
+    svc_canary.stop().await;
+    bench.stop_engine().await;
+}

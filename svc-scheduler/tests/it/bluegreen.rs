@@ -4,6 +4,8 @@
 //! Also the preview addresses of `exposeServices` and the timer that removes them.
 
 use crate::support::{Bench, WAIT, example, plan_from, size_of};
+use crate::worker::{Worker, complete_webhook, requests_written, webhook_request};
+use ferry_bus::{WebhookMessage, WorkQueue};
 use ferry_deploy::{Plan, Step, Strategy};
 use ferry_store::deployments::DeploymentStatus;
 use ferry_store::targets::TargetStatus;
@@ -338,5 +340,226 @@ async fn exposed_services_are_removed_when_their_time_runs_out_even_after_the_en
             .then_some(())
     })
     .await;
+    bench.stop_engine().await;
+}
+
+/// The example as many real Armory files are written: no preview Service, and an application
+/// name as people write it.
+fn blue_green_without_preview(image: &str) -> Plan {
+    let file = example("deploy-bluegreen.yml")
+        .replace("application: hello-ferry", "application: Hello Ferry")
+        .replace("        previewService: hello-ferry-preview\n", "")
+        .replace(
+            "        - exposeServices:\n            services: [\"hello-ferry-preview\"]\n            ttl:\n              duration: 30\n              unit: minutes\n",
+            "",
+        )
+        .replace(
+            "duration: 60\n            unit: seconds",
+            "duration: 2\n            unit: seconds",
+        );
+    assert!(
+        !file.contains("previewService")
+            && !file.contains("exposeServices")
+            && file.contains("Hello Ferry"),
+        "the example changed: {file}"
+    );
+    plan_from(&file, image, &MANIFESTS[..2])
+}
+
+#[tokio::test]
+async fn blue_green_without_a_preview_service_switches_the_active_one() {
+    let mut bench = Bench::new(&[ACCOUNT], &[NS]).await;
+    bench.start_engine();
+    let v1 = bench
+        .start_deployment(&blue_green_without_preview(":1.1.0"))
+        .await;
+    let end = bench.wait_end(v1).await;
+    assert_eq!(end.status, DeploymentStatus::Succeeded, "{:?}", end.reason);
+    let old = hash_of(&bench, ACCOUNT, NS, ":1.1.0").await;
+    assert_eq!(selector(&bench, "hello-ferry").await, pinned(&old));
+
+    let v2 = bench
+        .start_deployment(&blue_green_without_preview(":1.2.0"))
+        .await;
+    let waiting = bench
+        .wait_target(v2, "prod", "the approval before the switch", |t| {
+            t.status == TargetStatus::Paused
+        })
+        .await;
+    assert_eq!(
+        waiting.reason.as_deref(),
+        Some("blue/green: new version ready (4/4), waiting for approval to switch traffic")
+    );
+    assert_eq!(selector(&bench, "hello-ferry").await, pinned(&old));
+    assert_eq!(selector(&bench, "hello-ferry-preview").await, None);
+    // The managed ReplicaSets carry the application's slug, not its name as written.
+    let slug = ferry_deploy::application_slug("Hello Ferry");
+    let api: Api<ReplicaSet> = Api::namespaced(bench.clients[ACCOUNT].clone(), NS);
+    let listed = api.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(listed.len(), 2);
+    for rs in listed {
+        assert_eq!(
+            rs.metadata.labels.unwrap()["ferry.dev/application"],
+            slug,
+            "{:?}",
+            rs.metadata.name
+        );
+    }
+
+    bench.decide(v2, "prod", true).await;
+    let end = bench.wait_end(v2).await;
+    assert_eq!(end.status, DeploymentStatus::Succeeded, "{:?}", end.reason);
+    let new = hash_of(&bench, ACCOUNT, NS, ":1.2.0").await;
+    assert_eq!(selector(&bench, "hello-ferry").await, pinned(&new));
+    let sets = bench.replica_sets(ACCOUNT, NS).await;
+    assert_eq!(sets.len(), 1, "the old version is removed: {sets:?}");
+    bench.stop_engine().await;
+}
+
+/// Blue/green whose switch waits for a webhook with a callback and whose old version goes only
+/// after a webhook without one answers.
+const CHECKED: &str = r#"
+version: v1
+application: hello-ferry
+targets:
+  prod:
+    account: prod-us-cluster
+    namespace: hello-prod
+    strategy: checked
+manifests:
+  - path: manifests
+strategies:
+  checked:
+    blueGreen:
+      activeService: hello-ferry
+      previewService: hello-ferry-preview
+      redirectTrafficAfter:
+        - runWebhook:
+            name: preview-tests
+      shutDownOldVersionAfter:
+        - runWebhook:
+            name: error-budget
+webhooks:
+  - name: preview-tests
+    uriTemplate: https://ci.example/preview/{{ferry.environmentName}}
+    bodyTemplate:
+      inline: '{"callback": "{{ferry.callbackUri}}"}'
+  - name: error-budget
+    uriTemplate: https://slo.example/check
+    disableCallback: true
+"#;
+
+fn checked(image: &str) -> Plan {
+    plan_from(CHECKED, image, &MANIFESTS)
+}
+
+#[tokio::test]
+async fn blue_green_webhooks_gate_the_switch_and_the_removal_of_the_old_version() {
+    let mut bench = Bench::new(&[ACCOUNT], &[NS]).await;
+    let mut svc_webhook: Worker<WebhookMessage> = Worker::start(&bench, WorkQueue::Webhook);
+    bench.start_engine();
+    bench.deploy_succeeded(&checked(":1.1.0")).await;
+    let old = hash_of(&bench, ACCOUNT, NS, ":1.1.0").await;
+    assert_eq!(
+        requests_written(&bench, "webhook").await,
+        0,
+        "a first deployment goes straight to the active Service"
+    );
+
+    // The switch waits for the preview tests, which see the new version on the preview Service.
+    let v2 = bench.start_deployment(&checked(":1.2.0")).await;
+    let before = webhook_request(&mut svc_webhook).await;
+    assert_eq!(before.webhook_name, "preview-tests");
+    assert_eq!(before.target.as_deref(), Some("prod"));
+    assert_eq!(before.call.uri, "https://ci.example/preview/prod");
+    assert!(
+        before.call.callback_uri.is_some(),
+        "it waits for a callback"
+    );
+    let new = hash_of(&bench, ACCOUNT, NS, ":1.2.0").await;
+    let waiting = bench
+        .wait_target(v2, "prod", "the preview tests", |t| {
+            t.reason
+                .as_deref()
+                .is_some_and(|r| r.contains("waiting for webhook \"preview-tests\""))
+        })
+        .await;
+    // Waiting on a webhook is not a pause a person can skip.
+    assert_eq!(
+        waiting.status,
+        TargetStatus::Running,
+        "{:?}",
+        waiting.reason
+    );
+    assert_eq!(selector(&bench, "hello-ferry-preview").await, pinned(&new));
+    assert_eq!(selector(&bench, "hello-ferry").await, pinned(&old));
+
+    complete_webhook(&bench, &before, true, "42 preview tests passed").await;
+    // Switched; the old version stays until the error budget check answers.
+    let after = webhook_request(&mut svc_webhook).await;
+    assert_eq!(after.webhook_name, "error-budget");
+    assert!(after.call.callback_uri.is_none(), "no callback");
+    assert_eq!(selector(&bench, "hello-ferry").await, pinned(&new));
+    let sets = bench.replica_sets(ACCOUNT, NS).await;
+    assert_eq!(
+        (size_of(&sets, ":1.1.0"), size_of(&sets, ":1.2.0")),
+        (4, 4),
+        "the old version waits for the check: {sets:?}"
+    );
+    complete_webhook(&bench, &after, true, "HTTP 200").await;
+    let end = bench.wait_end(v2).await;
+    assert_eq!(end.status, DeploymentStatus::Succeeded, "{:?}", end.reason);
+    let sets = bench.replica_sets(ACCOUNT, NS).await;
+    assert_eq!((sets.len(), size_of(&sets, ":1.2.0")), (1, 4), "{sets:?}");
+    svc_webhook.stop().await;
+    bench.stop_engine().await;
+}
+
+#[tokio::test]
+async fn a_failed_blue_green_webhook_rolls_back_before_or_after_the_switch() {
+    let mut bench = Bench::new(&[ACCOUNT], &[NS]).await;
+    let mut svc_webhook: Worker<WebhookMessage> = Worker::start(&bench, WorkQueue::Webhook);
+    bench.start_engine();
+    bench.deploy_succeeded(&checked(":1.1.0")).await;
+    let old = hash_of(&bench, ACCOUNT, NS, ":1.1.0").await;
+
+    // Before the switch: the preview tests fail, the active Service never moved.
+    let v2 = bench.start_deployment(&checked(":1.2.0")).await;
+    let before = webhook_request(&mut svc_webhook).await;
+    assert_eq!(before.webhook_name, "preview-tests");
+    complete_webhook(&bench, &before, false, "3 preview tests failed").await;
+    let end = bench.wait_end(v2).await;
+    assert_eq!(end.status, DeploymentStatus::Failed, "{:?}", end.reason);
+    let t = bench.target(v2, "prod").await;
+    assert_eq!(t.status, TargetStatus::RolledBack);
+    assert!(
+        t.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("3 preview tests failed")),
+        "{:?}",
+        t.reason
+    );
+    assert_eq!(selector(&bench, "hello-ferry").await, pinned(&old));
+    assert_eq!(selector(&bench, "hello-ferry-preview").await, pinned(&old));
+    let sets = bench.replica_sets(ACCOUNT, NS).await;
+    assert_eq!((sets.len(), size_of(&sets, ":1.1.0")), (1, 4), "{sets:?}");
+
+    // After the switch: the error budget check fails, traffic goes back to the old version.
+    let v3 = bench.start_deployment(&checked(":1.3.0")).await;
+    let before = webhook_request(&mut svc_webhook).await;
+    complete_webhook(&bench, &before, true, "42 preview tests passed").await;
+    let after = webhook_request(&mut svc_webhook).await;
+    assert_eq!(after.webhook_name, "error-budget");
+    let new = hash_of(&bench, ACCOUNT, NS, ":1.3.0").await;
+    assert_eq!(selector(&bench, "hello-ferry").await, pinned(&new));
+    complete_webhook(&bench, &after, false, "HTTP 503").await;
+    let end = bench.wait_end(v3).await;
+    assert_eq!(end.status, DeploymentStatus::Failed, "{:?}", end.reason);
+    let t = bench.target(v3, "prod").await;
+    assert_eq!(t.status, TargetStatus::RolledBack);
+    assert_eq!(selector(&bench, "hello-ferry").await, pinned(&old));
+    let sets = bench.replica_sets(ACCOUNT, NS).await;
+    assert_eq!((sets.len(), size_of(&sets, ":1.1.0")), (1, 4), "{sets:?}");
+    svc_webhook.stop().await;
     bench.stop_engine().await;
 }

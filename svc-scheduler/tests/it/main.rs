@@ -3,14 +3,19 @@
 
 mod adoption;
 mod analysis;
+mod autoscalers;
 mod bluegreen;
 mod canary;
 mod direct;
+mod duplicates;
+mod durability;
 mod failures;
 mod flows;
 mod gates;
 mod queue;
 mod restart;
+mod restore;
+mod stored_state;
 mod support;
 mod templates;
 mod traffic;

@@ -47,6 +47,8 @@ pub struct Bench {
     pub store: Store,
     pub tenant: TenantId,
     pub bus: Bus,
+    /// The bus connection's name at the broker (unique to the test).
+    pub bus_name: String,
     /// Kept alive for the test: dropping a simulator stops nothing, but keeps ownership clear.
     _sims: HashMap<String, RunningSim>,
     pub clients: HashMap<String, kube::Client>,
@@ -80,7 +82,9 @@ impl Bench {
         tx.commit().await.unwrap();
         let topology = Topology::new(amqp::prefix());
         let cleanup = amqp::Cleanup::new(topology.queue_names(), topology.exchange_names());
-        let bus = Bus::connect(&amqp::amqp_url(), "scheduler-test", topology)
+        // Named after the test's prefix, so a test can drop its connection at the broker.
+        let bus_name = format!("{}scheduler-test", topology.prefix());
+        let bus = Bus::connect(&amqp::amqp_url(), &bus_name, topology)
             .await
             .unwrap();
         bus.declare().await.unwrap();
@@ -104,11 +108,17 @@ impl Bench {
             store,
             tenant,
             bus,
+            bus_name,
             _sims: sims,
             clients,
             engine: None,
             _cleanup: cleanup,
         }
+    }
+
+    /// The simulator standing in for `account`'s cluster (for its fault switches).
+    pub fn sim(&self, account: &str) -> &RunningSim {
+        &self._sims[account]
     }
 
     /// Starts an engine instance (relay, consumer, timer loop) with fast ticks.

@@ -347,3 +347,51 @@ async fn no_callback_in_time_fails_the_gate_and_nothing_deploys() {
     svc_webhook.stop().await;
     bench.stop_engine().await;
 }
+
+/// One target whose afterDeployment webhook has no callback: its answer is the verdict.
+const UNANSWERED: &str = r#"
+version: v1
+application: hello-ferry
+targets:
+  dev:
+    account: dev-cluster
+    namespace: hello-dev
+    constraints:
+      afterDeployment:
+        - runWebhook:
+            name: notify
+manifests:
+  - path: manifests/app.yaml
+webhooks:
+  - name: notify
+    uriTemplate: https://chat.example/post
+    disableCallback: true
+"#;
+
+#[tokio::test]
+async fn a_webhook_without_callback_that_is_never_answered_fails_at_its_deadline() {
+    let mut bench = Bench::new(&["dev-cluster"], &["hello-dev"]).await;
+    let mut svc_webhook: Worker<WebhookMessage> = Worker::start(&bench, WorkQueue::Webhook);
+    // An hour in production; a second here.
+    bench.start_engine_with(|c| c.webhook_deadline = std::time::Duration::from_secs(1));
+    let id = bench
+        .start_deployment(&plan(UNANSWERED, "hello-ferry:1.1.0"))
+        .await;
+    let request = webhook_request(&mut svc_webhook).await;
+    assert_eq!(request.step_key, "after:0");
+    assert!(request.call.callback_uri.is_none());
+    // The deadline rides on the request, so svc-webhook stops trying when the step gives up.
+    let deadline = request
+        .deadline
+        .expect("every webhook request has a deadline");
+    assert!(deadline > chrono::Utc::now() - chrono::Duration::seconds(30));
+    let end = bench.wait_end(id).await;
+    assert_eq!(end.status, DeploymentStatus::Failed);
+    let dev = bench.target(id, "dev").await;
+    assert_eq!(
+        dev.reason.as_deref(),
+        Some("after deployment: webhook \"notify\" failed: no answer within 1s")
+    );
+    svc_webhook.stop().await;
+    bench.stop_engine().await;
+}

@@ -113,6 +113,7 @@ pub async fn complete_analysis(
             analysis_id: request.analysis_id,
             success,
             reason: Some(why.into()),
+            inconclusive: false,
         }))
         .await;
 }

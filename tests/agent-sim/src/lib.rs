@@ -3,13 +3,13 @@
 //! jitter, rotating through the hub addresses it was given as a load balancer would) and
 //! answers the hub's requests from a [`Script`] instead of a real cluster.
 //!
-//! [`connection`] is the reusable client side of a stream (dial, authenticate, hello,
-//! welcome); the real agent can share it.
+//! Its stream is opened by the real agent's [`ferry_agent::dial`] (dial, authenticate, hello,
+//! welcome), re-exported here as [`connection`].
 
-pub mod connection;
 pub mod script;
 
-pub use connection::{AgentStream, Dial, DialError};
+pub use ferry_agent::dial as connection;
+pub use ferry_agent::dial::{AgentStream, Dial, DialError};
 pub use script::{Script, SimBody, SimReply, pattern_byte};
 
 use bytes::{Bytes, BytesMut};

@@ -13,12 +13,13 @@ use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::objects::{for_version, stale};
+use crate::openapi::{schemas, validate};
 use crate::ops::{self, Propagation};
 use crate::patch::{self, PatchKind};
 use crate::resources::ResourceType;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::state::SimState;
-use crate::{discovery, table, watch, yaml};
+use crate::{discovery, protobuf, table, watch, yaml};
 
 /// A request for a resource (collection, object or subresource).
 #[derive(Debug, Clone)]
@@ -95,20 +96,52 @@ fn manager(q: &HashMap<String, String>, headers: &HeaderMap) -> String {
         .to_string()
 }
 
-/// Parses a JSON (or YAML) request body. Protobuf and CBOR bodies get 415, which makes
-/// client-go (kubectl) retry with JSON.
+/// Parses a request body: JSON or YAML, or protobuf for the built-in kinds kubectl's typed
+/// commands send that way (see [`protobuf`]). CBOR bodies get 415.
 fn body_json(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
     let ct = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if ct.contains("protobuf") || ct.contains("cbor") {
+    if ct.starts_with("application/vnd.kubernetes.protobuf") {
+        return protobuf::decode(body);
+    }
+    if ct.contains("cbor") {
         return Err(ApiError::unsupported_media_type(format!(
             "the body of the request was in an unknown format - accepted media types include: \
-             application/json, application/yaml (got {ct})"
+             application/json, application/yaml, application/vnd.kubernetes.protobuf (got {ct})"
         )));
     }
     yaml::parse(body)
+}
+
+/// Field validation of a write to a built-in kind (see [`validate`]): `Err` when the object
+/// cannot be accepted, otherwise the warnings to send.
+fn validate_fields(
+    state: &SimState,
+    t: &Target,
+    q: &HashMap<String, String>,
+    obj: &mut Value,
+) -> Result<Vec<String>, ApiError> {
+    let directive = validate::Directive::parse(q.get("fieldValidation").map(String::as_str))?;
+    if !t.rt.builtin || t.sub.as_deref() == Some("scale") {
+        return Ok(Vec::new());
+    }
+    let def = schemas::definition_name(&t.rt, &t.version);
+    let findings = validate::check(&state.openapi().definitions, &def, obj);
+    validate::enforce(&t.rt.kind, &t.version, findings, directive)
+}
+
+/// Adds one `Warning` header per warning, as the real API server reports them (kubectl prints
+/// them as `Warning: ...`).
+fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
+    for w in warnings {
+        let text = format!("299 - \"{}\"", w.replace('\\', "\\\\").replace('"', "\\\""));
+        if let Ok(v) = axum::http::HeaderValue::from_str(&text) {
+            resp.headers_mut().append("warning", v);
+        }
+    }
+    resp
 }
 
 /// The `autoscaling/v1` Scale of a workload (only workloads have a scale subresource, and they
@@ -222,22 +255,25 @@ pub async fn serve(
             Ok(ok(table::View::from_headers(&headers).one(&t.rt, show(obj))))
         }
         (&Method::POST, None) => {
+            let mut new = body_json(&headers, &body)?;
+            let warnings = validate_fields(&state, &t, &q, &mut new)?;
             let obj = ops::create(
                 &state,
                 &t.rt,
                 &t.version,
                 &ns,
-                body_json(&headers, &body)?,
+                new,
                 Some(&manager(&q, &headers)),
             )?;
-            Ok(created(show(obj)))
+            Ok(with_warnings(created(show(obj)), &warnings))
         }
         (&Method::PUT, Some(name)) => {
-            let new = body_json(&headers, &body)?;
+            let mut new = body_json(&headers, &body)?;
             let mgr = manager(&q, &headers);
             if t.sub.as_deref() == Some("scale") {
                 return set_scale(&state, &t, name, &mgr, |_| Ok(new));
             }
+            let warnings = validate_fields(&state, &t, &q, &mut new)?;
             let obj = ops::update(
                 &state,
                 &t.rt,
@@ -248,7 +284,7 @@ pub async fn serve(
                 Some(&mgr),
                 |_| Ok(new),
             )?;
-            Ok(ok(show(obj)))
+            Ok(with_warnings(ok(show(obj)), &warnings))
         }
         (&Method::PATCH, Some(name)) => {
             let ct = headers
@@ -260,7 +296,7 @@ pub async fn serve(
                     "the body of the request was in an unknown format: {ct}"
                 ))
             })?;
-            let p = body_json(&headers, &body)?;
+            let mut p = body_json(&headers, &body)?;
             let mgr = manager(&q, &headers);
             if kind == PatchKind::Apply {
                 let Some(fm) = q.get("fieldManager").filter(|m| !m.is_empty()) else {
@@ -273,6 +309,7 @@ pub async fn serve(
                         "apply is not supported on the scale subresource",
                     ));
                 }
+                let warnings = validate_fields(&state, &t, &q, &mut p)?;
                 let force = q.get("force").is_some_and(|f| f == "true");
                 let obj = ops::apply(
                     &state,
@@ -285,7 +322,7 @@ pub async fn serve(
                     fm,
                     force,
                 )?;
-                return Ok(ok(show(obj)));
+                return Ok(with_warnings(ok(show(obj)), &warnings));
             }
             let builtin = t.rt.builtin;
             if t.sub.as_deref() == Some("scale") {
@@ -293,6 +330,7 @@ pub async fn serve(
                     patch::apply(kind, scale, &p, true)
                 });
             }
+            let mut warnings = Vec::new();
             let obj = ops::update(
                 &state,
                 &t.rt,
@@ -303,14 +341,20 @@ pub async fn serve(
                 Some(&mgr),
                 |cur| {
                     let mut base = for_version(&t.rt, &t.version, cur.clone());
-                    if let Some(m) = base["metadata"].as_object_mut() {
-                        // A patch never carries a resourceVersion precondition unless it sets one.
+                    // A merge or strategic patch carries a resourceVersion precondition only when
+                    // it sets one; a JSON patch keeps it, so a `test` operation on it (kubectl's
+                    // managed-fields migration sends one) can see it.
+                    if kind != PatchKind::Json
+                        && let Some(m) = base["metadata"].as_object_mut()
+                    {
                         m.remove("resourceVersion");
                     }
-                    patch::apply(kind, &base, &p, builtin)
+                    let mut patched = patch::apply(kind, &base, &p, builtin)?;
+                    warnings = validate_fields(&state, &t, &q, &mut patched)?;
+                    Ok(patched)
                 },
             )?;
-            Ok(ok(show(obj)))
+            Ok(with_warnings(ok(show(obj)), &warnings))
         }
         (&Method::DELETE, Some(name)) => {
             let opts: Value = if body.is_empty() {

@@ -4,7 +4,9 @@
 //! kube-rs (`Api<T>`, `kube::runtime::watcher`) and kubectl to work unchanged through an
 //! ordinary kubeconfig: discovery, get/list/watch with selectors and resourceVersion
 //! semantics, create/replace/delete with propagation policy, merge/JSON/strategic merge patch,
-//! server-side apply with field managers, `status` and `scale` subresources. A small
+//! server-side apply with field managers, `status` and `scale` subresources, OpenAPI v3/v2
+//! documents with server-side field validation, and the protobuf bodies kubectl's typed commands
+//! send. A small
 //! controller makes ReplicaSets create Pods, Deployments own ReplicaSets, and Pods turn Ready
 //! after a delay (never, with an image tagged `bad`). Fault switches inject latency, errors
 //! and dropped connections.
@@ -20,8 +22,10 @@ mod handlers;
 mod http;
 mod kubeconfig;
 mod objects;
+mod openapi;
 mod ops;
 mod patch;
+mod protobuf;
 mod resources;
 mod selector;
 mod state;

@@ -85,7 +85,11 @@ pub fn merge_key(field: &str, items: &[Value], builtin: bool) -> Option<&'static
         | "ephemeralContainers"
         | "env"
         | "volumes"
-        | "imagePullSecrets" => Some("name"),
+        | "imagePullSecrets"
+        | "secrets"
+        | "resourceClaims"
+        | "schedulingGates" => Some("name"),
+        "podIPs" => Some("ip"),
         "ports" if has("containerPort") => Some("containerPort"),
         "ports" => Some("port"),
         "volumeMounts" => Some("mountPath"),

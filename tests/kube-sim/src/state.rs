@@ -1,12 +1,13 @@
 //! The simulator's shared state: store, resource registry, bearer token, ready delay, fault
 //! switches and the shutdown token, handed to handlers and the controller as `Arc<SimState>`.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::faults::Faults;
+use crate::openapi::Documents;
 use crate::resources::Registry;
 use crate::store::Store;
 
@@ -32,6 +33,7 @@ pub struct SimState {
     /// Cancelled on shutdown; ends watches and the controller.
     pub shutdown: CancellationToken,
     faults: Mutex<Faults>,
+    openapi: OnceLock<Documents>,
 }
 
 impl SimState {
@@ -57,12 +59,19 @@ impl SimState {
             bookmark_interval,
             shutdown: CancellationToken::new(),
             faults: Mutex::new(faults),
+            openapi: OnceLock::new(),
         }
     }
 
     /// The current fault switches.
     pub fn faults(&self) -> Faults {
         *self.faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The OpenAPI documents, built from the registry on first use.
+    pub fn openapi(&self) -> &Documents {
+        self.openapi
+            .get_or_init(|| Documents::build(&self.registry))
     }
 
     /// Replaces the fault switches.

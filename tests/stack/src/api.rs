@@ -42,6 +42,11 @@ impl Api {
         }
     }
 
+    /// The bearer token it signed in with.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
     /// `POST /v1/deployments` with the deploy file at `file` and the manifests it names; returns
     /// the response's status and JSON.
     pub async fn start(&self, file: &Path, manifests: &[&str]) -> (u16, Value) {

@@ -11,10 +11,10 @@ pub mod api;
 
 use base64::Engine as _;
 use ferry_kube_sim::{RunningSim, SimConfig};
-use ferry_proto::routing;
 use ferry_store::{Store, TenantId};
 use ferry_testkit::process::{Exited, ServiceProcess, free_port};
 use ferry_testkit::{TestDb, amqp};
+use ferry_tunnel::routing;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Output;
@@ -66,6 +66,8 @@ pub struct Stack {
     hubs: Vec<ServiceProcess>,
     schedulers: Vec<Option<ServiceProcess>>,
     agents: Vec<ServiceProcess>,
+    canaries: Vec<ServiceProcess>,
+    webhooks: Vec<ServiceProcess>,
     sims: Vec<RunningSim>,
     _cleanup: amqp::Cleanup,
 }
@@ -89,6 +91,11 @@ pub fn binary(name: &str) -> String {
         )
     };
     path.to_string_lossy().into_owned()
+}
+
+/// The master key svc-api seals secrets with, which svc-canary opens them with.
+fn master_key() -> String {
+    base64::engine::general_purpose::STANDARD.encode([7u8; 32])
 }
 
 /// The id of hub replica `i`.
@@ -128,7 +135,7 @@ impl Stack {
         std::fs::create_dir_all(dir.join("home")).expect("create the scratch directory");
         let api_port = free_port();
         let api_url = format!("http://127.0.0.1:{api_port}");
-        let master_key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        let master_key = master_key();
         let env: Vec<(String, String)> = [
             ("FERRY_DATABASE_URL", db.url.as_str()),
             ("FERRY_DATABASE_MAX_CONNECTIONS", "4"),
@@ -169,6 +176,8 @@ impl Stack {
             hubs: Vec::new(),
             schedulers: Vec::new(),
             agents: Vec::new(),
+            canaries: Vec::new(),
+            webhooks: Vec::new(),
             sims: Vec::new(),
             _cleanup: cleanup,
         };
@@ -237,6 +246,18 @@ impl Stack {
         stack
     }
 
+    /// Runs a one-shot `ferry-svc-api` command (`bootstrap`, `local-user`) against the stack's
+    /// database, with `extra` environment variables.
+    pub async fn svc_api_command(&self, args: &[&str], extra: &[(&str, &str)]) -> Output {
+        tokio::process::Command::new(binary("ferry-svc-api"))
+            .args(args)
+            .envs(pairs(&self.env))
+            .envs(extra.iter().copied())
+            .output()
+            .await
+            .expect("run ferry-svc-api")
+    }
+
     /// Creates a credential in the `demo` tenant with `roles` through `ferry-svc-api bootstrap`.
     async fn bootstrap(&self, name: &str, roles: &str) -> (TenantId, Credential) {
         let output = tokio::process::Command::new(binary("ferry-svc-api"))
@@ -288,6 +309,63 @@ impl Stack {
         scheduler.kill_9().await
     }
 
+    /// Starts an svc-canary (canary analysis), with svc-api's master key to open provider
+    /// credentials and the hub tunnel for providers behind agents.
+    pub async fn start_canary(&mut self) {
+        let master_key = master_key();
+        let env = extended(
+            &self.env,
+            &[
+                ("FERRY_MASTER_KEY", &master_key),
+                ("FERRY_CANARY_POLL_MS", "200"),
+            ],
+        );
+        let mut canary = ServiceProcess::spawn(&binary("ferry-svc-canary"), &pairs(&env));
+        canary.wait_ready(READY).await;
+        self.canaries.push(canary);
+    }
+
+    /// Stops svc-api and starts it again at the same address with `extra` settings (which win
+    /// over the stack's), e.g. a benchmark's production-sized pool and quieter logs.
+    pub async fn restart_api(&mut self, extra: &[(&str, &str)]) {
+        if let Some(api) = self.api.take() {
+            api.terminate(READY).await;
+        }
+        let addr = self.api_url.trim_start_matches("http://").to_string();
+        let issuer = self.api_url.clone();
+        let master_key = master_key();
+        let mut env = extended(
+            &self.env,
+            &[
+                ("FERRY_HTTP_ADDR", &addr),
+                ("FERRY_ISSUER_URL", &issuer),
+                ("FERRY_MASTER_KEY", &master_key),
+                ("FERRY_DEV", "true"),
+            ],
+        );
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut api = ServiceProcess::spawn(&binary("ferry-svc-api"), &pairs(&env));
+        api.wait_ready(READY).await;
+        self.api = Some(api);
+    }
+
+    /// Starts an svc-webhook (webhooks and notifications), with svc-api's master key to open
+    /// secrets, the hub tunnel for webhooks sent through agents, and `extra` settings.
+    pub async fn start_webhook(&mut self, extra: &[(&str, &str)]) {
+        let master_key = master_key();
+        let mut env = extended(
+            &self.env,
+            &[
+                ("FERRY_MASTER_KEY", &master_key),
+                ("FERRY_WEBHOOK_POLL_MS", "200"),
+            ],
+        );
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut webhook = ServiceProcess::spawn(&binary("ferry-svc-webhook"), &pairs(&env));
+        webhook.wait_ready(READY).await;
+        self.webhooks.push(webhook);
+    }
+
     /// The logs of every process so far, for a failing test's message.
     pub fn logs(&self) -> String {
         let named = self
@@ -311,6 +389,18 @@ impl Stack {
                     .iter()
                     .enumerate()
                     .map(|(i, p)| (format!("agent-{i}"), p)),
+            )
+            .chain(
+                self.canaries
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| (format!("canary-{i}"), p)),
+            )
+            .chain(
+                self.webhooks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| (format!("webhook-{i}"), p)),
             );
         named
             .map(|(name, p)| format!("----- {name}\n{}", p.stderr_so_far()))

@@ -275,3 +275,82 @@ async fn consumer_resumes_after_connection_loss() {
     consumer.await.unwrap();
     assert_eq!(metrics.handled("scheduler", KIND_STARTED), 2);
 }
+
+/// The broker drops the connection (as in a restart): the consumer and the outbox relay sharing
+/// the bus reconnect on their own and a message committed while the connection was down is
+/// delivered and applied once.
+#[tokio::test]
+async fn consumer_and_relay_survive_a_broker_side_disconnect() {
+    let f = fixture().await;
+    // A connection name unique to this test, so only its connections are dropped.
+    let name = format!("{}bus", f.topology.prefix());
+    let bus = ferry_bus::Bus::connect_with_backoff(
+        &ferry_testkit::amqp::amqp_url(),
+        &name,
+        f.topology.clone(),
+        ferry_bus::Backoff {
+            initial: std::time::Duration::from_millis(20),
+            max: std::time::Duration::from_millis(300),
+        },
+    )
+    .await
+    .unwrap();
+    let handler = Recorder::new(f.db.pool.clone(), |_| Ok(()));
+    let metrics = metrics();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let consumer = {
+        let (bus, handler, metrics, token) =
+            (bus.clone(), handler.clone(), metrics.clone(), stop.clone());
+        tokio::spawn(async move {
+            ferry_bus::run_consumer(&bus, config(3), handler, metrics, token).await
+        })
+    };
+    let relay = ferry_bus::Relay::new(
+        f.db.pool.clone(),
+        bus.clone(),
+        ferry_bus::RelayConfig {
+            poll_interval: std::time::Duration::from_millis(50),
+            ..Default::default()
+        },
+    );
+    let relay_task = {
+        let token = stop.clone();
+        tokio::spawn(async move { relay.run(token).await })
+    };
+    let commit = |envelope: ferry_bus::Envelope<ferry_bus::SchedulerMessage>| {
+        let pool = f.db.pool.clone();
+        async move {
+            let mut tx = pool.begin().await.unwrap();
+            ferry_bus::enqueue(&mut tx, &envelope).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+    };
+
+    let first = started();
+    commit(first.clone()).await;
+    eventually("the first message applied", DEADLINE, || async {
+        (f.effects(first.id).await == 1).then_some(())
+    })
+    .await;
+
+    assert!(
+        ferry_testkit::amqp::drop_connections(&name).await >= 1,
+        "the bus connection was found and dropped"
+    );
+    eventually("the bus ready again", DEADLINE, || async {
+        bus.readiness().await.ok()
+    })
+    .await;
+    let second = started();
+    commit(second.clone()).await;
+    eventually(
+        "the second message applied after the drop",
+        DEADLINE,
+        || async { (f.effects(second.id).await == 1).then_some(()) },
+    )
+    .await;
+    stop.cancel();
+    consumer.await.unwrap();
+    relay_task.await.unwrap();
+    assert_eq!(metrics.handled("scheduler", KIND_STARTED), 2);
+}

@@ -2,7 +2,9 @@
 //! own database (`TestDb`) and its own exchange/queue prefix, deleted when the test ends.
 
 mod consumer;
+mod metrics;
 mod outbox;
+mod parking;
 mod publisher;
 mod shutdown;
 mod support;

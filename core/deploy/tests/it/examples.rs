@@ -148,7 +148,7 @@ fn blue_green_example_takes_services_from_traffic_management() {
         panic!("prod is blue/green: {:?}", prod.strategy)
     };
     assert_eq!(active_service, "hello-ferry");
-    assert_eq!(preview_service, "hello-ferry-preview");
+    assert_eq!(preview_service.as_deref(), Some("hello-ferry-preview"));
     assert_eq!(
         redirect_traffic_after[0],
         Step::ExposeServices {

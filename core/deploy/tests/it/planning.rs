@@ -337,13 +337,15 @@ manifests:
         application: Some("Not A Label".into()),
         ..Default::default()
     };
+    let plan = ferry_deploy::check("deploy.yml", text, &app_sources(), &overrides).unwrap();
+    assert_eq!(plan.application, "Not A Label", "kept as written");
+    let overrides = Overrides {
+        application: Some("line\nbreak".into()),
+        ..Default::default()
+    };
     let d = ferry_deploy::check("deploy.yml", text, &app_sources(), &overrides).unwrap_err();
-    assert_error(
-        &d,
-        "application",
-        1,
-        "invalid application name \"Not A Label\" (from the caller)",
-    );
+    assert_error(&d, "application", 1, "control character");
+    assert_error(&d, "application", 1, "(the name given by the caller)");
 }
 
 #[test]

@@ -86,10 +86,14 @@ pub fn errors(text: &str) -> Diagnostics {
     }
 }
 
-/// Checks inline text that must be valid.
+/// Checks inline text that must be valid, and that the JSON Schema accepts it too (so every
+/// file a test finds valid also checks the schema is never stricter than the parser).
 pub fn valid(text: &str) -> Plan {
     match ferry_deploy::check("deploy.yml", text, &app_sources(), &Overrides::default()) {
-        Ok(plan) => plan,
+        Ok(plan) => {
+            crate::schema::assert_schema_accepts(text);
+            plan
+        }
         Err(d) => panic!("expected a plan, got:\n{d}"),
     }
 }

@@ -260,7 +260,7 @@ async fn stale_versions_are_conflicts_and_change_nothing() {
             tokio::spawn(async move {
                 let state = TargetState {
                     status: TargetStatus::Running,
-                    phase: Some("canary".into()),
+                    phase: Some("steps".into()),
                     desired: serde_json::json!({ "weight": 25, "replica": i }),
                     observed: serde_json::json!({ "ready": 1 }),
                     step_index: 1,

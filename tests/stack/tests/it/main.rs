@@ -1,5 +1,8 @@
 //! Whole-system tests: real binaries, real Postgres, Redis and RabbitMQ, Kubernetes API simulators.
 
+mod analysis;
 mod app;
 mod crash;
 mod e2e;
+mod ui;
+mod webhooks;

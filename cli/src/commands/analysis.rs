@@ -1,0 +1,415 @@
+//! `ferry analysis compare`: the comparison judge (`ferry-judge`) on two local samples, so a
+//! user can check a metric offline with the numbers Ferry would use. Prints the explanation
+//! and the test's figures, or with `--output json` one object with at least `u` (U of the
+//! canary), `p_value`, `hl_estimate`, `ci_low`, `ci_high`, `classification`, `explanation`.
+//!
+//! `ferry analysis try`: a deploy file's queries over a past range through
+//! `POST /v1/analysis/retrospective`, printed as a table of runs and the verdict (exit 0 when
+//! it passed, 1 otherwise). Also the analyses section of `ferry deploy status`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use ferry_judge::{Method, MetricSettings, classify};
+use serde_json::{Value, json};
+
+use crate::args::Format;
+use crate::args::analysis::{
+    AnalysisCommand, CompareArgs, DirectionArg, MethodArg, SetProviderArgs, TryArgs,
+};
+use crate::commands::Ctx;
+use crate::output::{self, Table};
+
+/// Samples larger than this are refused: the file is not a sample but a mistake.
+const MAX_POINTS: usize = 10_000_000;
+
+/// Runs an `analysis` subcommand.
+pub async fn run(ctx: &Ctx, command: AnalysisCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        AnalysisCommand::Compare(args) => compare(&args, ctx.format()),
+        AnalysisCommand::Try(args) => try_queries(ctx, &args).await,
+        AnalysisCommand::SetProvider(args) => set_provider(ctx, &args).await,
+        AnalysisCommand::Providers => {
+            let list = ctx.client()?.get("/v1/metric-providers", &[]).await?;
+            output::emit(ctx.format(), &list, |l| {
+                let mut t = Table::new(&["NAME", "KIND", "BASE URL", "AGENT", "SECRETS"]);
+                for p in l.as_array().into_iter().flatten() {
+                    let refs = p["secret_refs"]
+                        .as_object()
+                        .map(|m| m.keys().cloned().collect::<Vec<_>>().join(","))
+                        .unwrap_or_default();
+                    t.row(vec![
+                        output::field(p, "name"),
+                        output::field(p, "kind"),
+                        output::field(p, "base_url"),
+                        output::field(p, "agent"),
+                        refs,
+                    ]);
+                }
+                t.render("no metric providers")
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Reads one number per line; `NaN` and `inf` are numbers the judge drops and counts.
+pub fn read_sample(path: &Path) -> anyhow::Result<Vec<f64>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut values = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let v: f64 = line.parse().map_err(|_| {
+            anyhow::anyhow!("{}:{}: {line:?} is not a number", path.display(), i + 1)
+        })?;
+        values.push(v);
+        if values.len() > MAX_POINTS {
+            anyhow::bail!("{}: more than {MAX_POINTS} points", path.display());
+        }
+    }
+    Ok(values)
+}
+
+fn compare(args: &CompareArgs, format: Format) -> anyhow::Result<ExitCode> {
+    if !(args.confidence > 0.0 && args.confidence < 1.0) {
+        anyhow::bail!("--confidence must be between 0 and 1");
+    }
+    let baseline = read_sample(&args.baseline)?;
+    let canary = read_sample(&args.canary)?;
+    let settings = MetricSettings {
+        direction: match args.direction {
+            DirectionArg::Increase => ferry_judge::Direction::Increase,
+            DirectionArg::Decrease => ferry_judge::Direction::Decrease,
+            DirectionArg::Either => ferry_judge::Direction::Either,
+        },
+        confidence: args.confidence,
+        tolerance: args.tolerance,
+        min_samples: args.min_samples,
+        method: match args.method {
+            MethodArg::Auto => Method::Auto,
+            MethodArg::Exact => Method::Exact,
+            MethodArg::Asymptotic => Method::Asymptotic,
+        },
+        ..MetricSettings::default()
+    };
+    let r = classify(&args.name, &canary, &baseline, &settings);
+    let mw = r.mann_whitney.as_ref();
+    let shift = r.shift.as_ref();
+    let value = json!({
+        "u": mw.map(|m| m.u),
+        "p_value": mw.map(|m| m.p_value),
+        "method": mw.map(|m| m.method),
+        "z": mw.and_then(|m| m.z),
+        "hl_estimate": shift.map(|s| s.estimate),
+        "ci_low": shift.map(|s| s.ci_low),
+        "ci_high": shift.map(|s| s.ci_high),
+        "confidence": args.confidence,
+        "classification": r.classification,
+        "failed": r.failed,
+        "decided_by": r.decided_by,
+        "effect_size": r.effect_size,
+        "canary": r.canary,
+        "baseline": r.baseline,
+        "dispersion": r.dispersion,
+        "rate": r.rate,
+        "explanation": r.explanation,
+    });
+    output::emit(format, &value, text);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn text(v: &Value) -> String {
+    let mut out = format!("{}\n\n", output::field(v, "explanation"));
+    let mut t = Table::new(&["", "CANARY", "BASELINE"]);
+    for (label, key) in [("points", "n"), ("median", "median"), ("mean", "mean")] {
+        t.row(vec![
+            label.into(),
+            output::field(&v["canary"], key),
+            output::field(&v["baseline"], key),
+        ]);
+    }
+    out.push_str(&t.render(""));
+    out.push('\n');
+    let mut t = Table::new(&["U", "P-VALUE", "METHOD", "HL SHIFT", "CI", "CLASS"]);
+    t.row(vec![
+        output::field(v, "u"),
+        output::field(v, "p_value"),
+        output::field(v, "method"),
+        output::field(v, "hl_estimate"),
+        format!(
+            "{}..{}",
+            output::field(v, "ci_low"),
+            output::field(v, "ci_high")
+        ),
+        output::field(v, "classification"),
+    ]);
+    out.push_str(&t.render(""));
+    out
+}
+
+/// A time: RFC 3339, `now`, or relative to now (`-2h`, `-30m`, `-90s`, `-1d`).
+pub fn parse_time(text: &str, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<String> {
+    let text = text.trim();
+    if text == "now" {
+        return Ok(now.to_rfc3339());
+    }
+    if let Some(ago) = text.strip_prefix('-') {
+        let secs = parse_secs(ago)?;
+        return Ok((now - chrono::Duration::seconds(secs as i64)).to_rfc3339());
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc).to_rfc3339())
+        .map_err(|_| anyhow::anyhow!("{text:?} is not a time: RFC 3339, now, or -2h / -30m / -90s"))
+}
+
+/// Seconds from `90`, `90s`, `5m`, `2h`, `1d`.
+pub fn parse_secs(text: &str) -> anyhow::Result<u64> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{text:?} is not a duration (90s, 5m, 2h, 1d)"))?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => anyhow::bail!("{text:?}: the unit is s, m, h or d"),
+    };
+    Ok(n * scale)
+}
+
+fn pairs(entries: &[String], what: &str) -> anyhow::Result<serde_json::Map<String, Value>> {
+    let mut out = serde_json::Map::new();
+    for entry in entries.iter().flat_map(|e| e.split(',')) {
+        let entry = entry.trim();
+        if entry.is_empty() {
+            continue;
+        }
+        let (k, v) = entry
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("{what} {entry:?}: write KEY=VALUE"))?;
+        out.insert(k.trim().to_string(), Value::String(v.to_string()));
+    }
+    Ok(out)
+}
+
+/// Runs `ferry analysis set-provider`.
+async fn set_provider(ctx: &Ctx, args: &SetProviderArgs) -> anyhow::Result<ExitCode> {
+    let mut body = json!({
+        "kind": args.kind,
+        "baseUrl": args.base_url,
+        "secretRefs": pairs(&args.secret_refs, "--secret-ref")?,
+    });
+    if let Some(agent) = &args.agent {
+        body["agent"] = json!(agent);
+    }
+    let path = format!(
+        "/v1/metric-providers/{}",
+        crate::commands::segment(&args.name)
+    );
+    let saved = ctx.client()?.put(&path, &body).await?;
+    output::emit(ctx.format(), &saved, |p| {
+        format!(
+            "metric provider {} ({}) at {}\n",
+            output::field(p, "name"),
+            output::field(p, "kind"),
+            output::field(p, "base_url")
+        )
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `ferry analysis try`.
+pub async fn try_queries(ctx: &Ctx, args: &TryArgs) -> anyhow::Result<ExitCode> {
+    let input = crate::files::DeployInput::read(&args.file, args.allow_outside_repo)?;
+    if input.file.is_none() {
+        return Ok(input.report(&input.parse_errors, &input.label));
+    }
+    let plan = match ferry_deploy::check(
+        &input.label,
+        &input.text,
+        &input.sources,
+        &ferry_deploy::Overrides::default(),
+    ) {
+        Ok(plan) => plan,
+        Err(diags) => return Ok(input.report(diags.items(), &input.label)),
+    };
+    let queries: Vec<&ferry_deploy::AnalysisQuery> = if args.queries.is_empty() {
+        plan.queries.iter().collect()
+    } else {
+        let mut chosen = Vec::new();
+        for name in &args.queries {
+            let q = plan
+                .queries
+                .iter()
+                .find(|q| &q.name == name)
+                .ok_or_else(|| {
+                    let known: Vec<&str> = plan.queries.iter().map(|q| q.name.as_str()).collect();
+                    anyhow::anyhow!(
+                        "{}: no query {name:?} (it has: {})",
+                        input.label,
+                        known.join(", ")
+                    )
+                })?;
+            chosen.push(q);
+        }
+        chosen
+    };
+    if queries.is_empty() {
+        anyhow::bail!("{}: the file defines no analysis queries", input.label);
+    }
+    let now = chrono::Utc::now();
+    let mut body = json!({
+        "queries": queries,
+        "from": parse_time(&args.from, now)?,
+        "to": parse_time(&args.to, now)?,
+        "context": pairs(&args.context, "--context")?,
+        "variables": pairs(&args.vars, "--var")?,
+    });
+    if let Some(provider) = &plan.default_metric_provider_name {
+        body["metricProviderName"] = json!(provider);
+    }
+    if let Some(interval) = &args.interval {
+        body["intervalSeconds"] = json!(parse_secs(interval)?);
+    }
+    if let Some(lookback) = &args.lookback {
+        body["lookbackMethod"] = json!(lookback);
+    }
+    if let Some(d) = &args.deployment {
+        body["deploymentId"] = json!(d);
+    }
+    if let Some(t) = &args.target {
+        body["target"] = json!(t);
+    }
+    let answer = ctx
+        .client()?
+        .post("/v1/analysis/retrospective", Some(&body))
+        .await?;
+    output::emit(ctx.format(), &answer, try_text);
+    Ok(if answer["verdict"]["status"] == "passed" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn window(run: &Value) -> String {
+    let short = |k: &str| {
+        run[k]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| {
+                t.with_timezone(&chrono::Utc)
+                    .format("%m-%d %H:%M:%S")
+                    .to_string()
+            })
+            .unwrap_or_else(|| "-".into())
+    };
+    format!("{}..{}", short("windowStart"), short("windowEnd"))
+}
+
+fn try_text(v: &Value) -> String {
+    let mut t = Table::new(&["RUN", "WINDOW (UTC)", "PASSED", "VALUES AND REASONS"]);
+    for run in v["runs"].as_array().into_iter().flatten() {
+        t.row(vec![
+            (run["index"].as_u64().unwrap_or(0) + 1).to_string(),
+            window(run),
+            if run["passed"] == true { "yes" } else { "no" }.into(),
+            output::field(run, "explanation"),
+        ]);
+    }
+    let mut out = t.render("no runs");
+    out.push_str(&format!(
+        "\nverdict: {}: {}\n",
+        output::field(&v["verdict"], "status"),
+        output::field(&v["verdict"], "reason")
+    ));
+    out
+}
+
+/// A deployment's analyses as `ferry deploy status` prints them under the progress tree.
+pub fn analyses_text(list: &Value) -> String {
+    let Some(items) = list.as_array().filter(|a| !a.is_empty()) else {
+        return String::new();
+    };
+    let mut out = String::from("\nAnalyses:\n");
+    for a in items {
+        let reason = match &a["reason"] {
+            Value::String(r) => format!(": {r}"),
+            _ => String::new(),
+        };
+        out.push_str(&format!(
+            "  {} {}  {} (run {} of {}){reason}\n",
+            output::field(a, "target"),
+            output::field(a, "stepKey"),
+            output::field(a, "status"),
+            a["runsDone"].as_u64().unwrap_or(0),
+            a["totalRuns"].as_u64().unwrap_or(0),
+        ));
+        for run in a["runs"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "    run {} {} {}: {}\n",
+                run["index"].as_u64().unwrap_or(0) + 1,
+                window(run),
+                if run["passed"] == true {
+                    "passed"
+                } else {
+                    "failed"
+                },
+                output::field(run, "explanation"),
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_and_durations_parse() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-02T20:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(parse_time("-2h", now).unwrap(), "2026-12-02T18:00:00+00:00");
+        assert_eq!(parse_time("now", now).unwrap(), "2026-12-02T20:00:00+00:00");
+        assert_eq!(
+            parse_time("2026-12-02T19:00:00+01:00", now).unwrap(),
+            "2026-12-02T18:00:00+00:00"
+        );
+        assert!(parse_time("yesterday", now).is_err());
+        assert_eq!(parse_secs("90").unwrap(), 90);
+        assert_eq!(parse_secs("5m").unwrap(), 300);
+        assert!(parse_secs("5w").is_err());
+    }
+
+    #[test]
+    fn deploy_status_lists_each_analysis_and_its_runs() {
+        let list = json!([{
+            "target": "prod", "stepKey": "step:1", "status": "failed",
+            "reason": "run 2: error-rate = 3.2, above upperLimit 1",
+            "runsDone": 2, "totalRuns": 3,
+            "runs": [
+                {"index": 0, "windowStart": "2026-12-02T18:00:00Z", "windowEnd": "2026-12-02T18:01:00Z",
+                 "passed": true, "explanation": "error-rate = 0.2, within [0, 1]"},
+                {"index": 1, "windowStart": "2026-12-02T18:00:00Z", "windowEnd": "2026-12-02T18:02:00Z",
+                 "passed": false, "explanation": "error-rate = 3.2, above upperLimit 1"},
+            ],
+        }]);
+        assert_eq!(
+            analyses_text(&list),
+            "\nAnalyses:\n  prod step:1  failed (run 2 of 3): run 2: error-rate = 3.2, above upperLimit 1\n    run 1 12-02 18:00:00..12-02 18:01:00 passed: error-rate = 0.2, within [0, 1]\n    run 2 12-02 18:00:00..12-02 18:02:00 failed: error-rate = 3.2, above upperLimit 1\n"
+        );
+        assert_eq!(analyses_text(&json!([])), "");
+    }
+}
