@@ -76,9 +76,16 @@ async fn rows_that_can_never_be_published_are_parked_and_the_others_flow() {
         (f.depth(&work).await == 3).then_some(())
     })
     .await;
-    for id in [first, second, third] {
-        assert!(sent(&f, id).await, "row {id} marked sent");
-    }
+    // The broker confirms a publish before the relay's UPDATE commits: wait for the marks.
+    eventually("the three good rows marked sent", DEADLINE, || async {
+        for id in [first, second, third] {
+            if !sent(&f, id).await {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
     let parked = eventually("both bad rows parked", DEADLINE, || async {
         let parked = parked_view.parked().await.unwrap();
         (parked.len() == 2).then_some(parked)
@@ -138,7 +145,10 @@ async fn a_row_the_broker_keeps_refusing_is_parked_after_its_attempts() {
         || async { (f.depth(&work).await == 1).then_some(()) },
     )
     .await;
-    assert!(sent(&f, behind).await);
+    eventually("the row behind marked sent", DEADLINE, || async {
+        sent(&f, behind).await.then_some(())
+    })
+    .await;
     let parked = eventually("the refused row parked", DEADLINE, || async {
         let parked = parked_view.parked().await.unwrap();
         (!parked.is_empty()).then_some(parked)
