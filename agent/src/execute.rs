@@ -327,6 +327,7 @@ mod tests {
             body: Bytes::from_static(b"{}"),
             body_complete: true,
             deadline_unix_ms: 0,
+            ..Request::default()
         }
     }
 

@@ -7,7 +7,7 @@ use ferry_agent::{DEFAULT_ADMIN_ADDR, Settings, run};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::parse();
-    ferry_runtime::telemetry::init(&settings.common)?;
+    let _telemetry = ferry_runtime::telemetry::init(&settings.common, "ferry-agent")?;
     settings.validate()?;
     let admin_addr = settings.common.admin_addr_or(DEFAULT_ADMIN_ADDR);
     let admin = tokio::net::TcpListener::bind(admin_addr)

@@ -19,6 +19,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 /// The shortest heartbeat interval honoured, whatever the hub asks.
 const MIN_HEARTBEAT: Duration = Duration::from_millis(100);
@@ -289,14 +290,33 @@ enum Ended {
     Done(Outcome),
 }
 
+/// Runs one request in a span that joins the trace of the deployment step that asked for it
+/// (the hub's relay span, from the request's `traceparent`).
+async fn run_request(
+    shared: &Shared,
+    request: Request,
+    sink: ResponseSink,
+    cancel: &CancellationToken,
+) {
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request.request_id,
+        kind = kind_label(request.kind),
+        trace_id = tracing::field::Empty,
+    );
+    let caller = ferry_runtime::trace::TraceContext {
+        traceparent: Some(request.traceparent.clone()).filter(|p| !p.is_empty()),
+        tracestate: Some(request.tracestate.clone()).filter(|s| !s.is_empty()),
+    };
+    ferry_runtime::trace::follow(&span, &caller);
+    execute_request(shared, request, sink, cancel)
+        .instrument(span)
+        .await;
+}
+
 /// Waits for a slot, executes, and records the outcome; the deadline and a cancel stop it
 /// wherever it is (waiting, connecting, streaming).
-#[tracing::instrument(
-    level = "debug",
-    skip_all,
-    fields(request_id = %request.request_id, kind = kind_label(request.kind))
-)]
-async fn run_request(
+async fn execute_request(
     shared: &Shared,
     request: Request,
     mut sink: ResponseSink,
@@ -483,6 +503,7 @@ mod tests {
             body: bytes::Bytes::new(),
             body_complete: true,
             deadline_unix_ms,
+            ..Request::default()
         }
     }
 

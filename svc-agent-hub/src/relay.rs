@@ -17,6 +17,7 @@ use ferry_proto::tunnel::{
     Accepted, TunnelErrorCode, TunnelReply, TunnelReplyBatch, TunnelRequest, tunnel_reply,
 };
 use ferry_runtime::ReadinessCheck;
+use ferry_runtime::trace::TraceContext;
 use ferry_tunnel::routing;
 use futures::StreamExt;
 use futures::future::BoxFuture;
@@ -30,6 +31,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Errors of the relay's bus plumbing.
 #[derive(Debug, thiserror::Error)]
@@ -335,9 +337,29 @@ impl Replier {
 }
 
 /// Relays one request to its agent and the agent's answer back to the caller.
-async fn relay(state: Arc<HubState>, request: TunnelRequest, mut replier: Replier) {
+async fn relay(state: Arc<HubState>, mut request: TunnelRequest, mut replier: Replier) {
     let started = Instant::now();
-    let outcome = relay_inner(&state, request, &mut replier).await;
+    let span = tracing::info_span!(
+        "relay",
+        agent = %request.agent_id,
+        trace_id = tracing::field::Empty,
+    );
+    if let Some(agent_request) = request.request.as_mut() {
+        let caller = TraceContext {
+            traceparent: Some(std::mem::take(&mut agent_request.traceparent))
+                .filter(|p| !p.is_empty()),
+            tracestate: Some(std::mem::take(&mut agent_request.tracestate))
+                .filter(|s| !s.is_empty()),
+        };
+        ferry_runtime::trace::follow(&span, &caller);
+        // The agent's work is a child of this relay.
+        let own = ferry_runtime::trace::of(&span);
+        agent_request.traceparent = own.traceparent.unwrap_or_default();
+        agent_request.tracestate = own.tracestate.unwrap_or_default();
+    }
+    let outcome = relay_inner(&state, request, &mut replier)
+        .instrument(span)
+        .await;
     state.metrics.requests.with_label_values(&[outcome]).inc();
     state
         .metrics

@@ -251,8 +251,13 @@ pub async fn request_id(request: Request, next: Next) -> Response {
         "request",
         request_id = %id,
         method = %request.method(),
-        path = %request.uri().path()
+        path = %request.uri().path(),
+        trace_id = tracing::field::Empty,
     );
+    // The caller's W3C trace context, when it sends one: what this request writes to the outbox
+    // carries the trace on to every service that acts on it.
+    let caller = trace_context(request.headers());
+    ferry_runtime::trace::follow(&span, &caller);
     let mut response = CURRENT_REQUEST_ID
         .scope(id.clone(), next.run(request))
         .instrument(span)
@@ -261,6 +266,20 @@ pub async fn request_id(request: Request, next: Next) -> Response {
         response.headers_mut().insert(REQUEST_ID.clone(), value);
     }
     response
+}
+
+/// The caller's W3C trace context headers.
+fn trace_context(headers: &http::HeaderMap) -> ferry_runtime::trace::TraceContext {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    ferry_runtime::trace::TraceContext {
+        traceparent: header(ferry_runtime::trace::TRACEPARENT),
+        tracestate: header(ferry_runtime::trace::TRACESTATE),
+    }
 }
 
 /// Fallback for unknown paths: a 404 problem.

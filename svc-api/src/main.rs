@@ -9,7 +9,7 @@ use ferry_svc_api::{DEFAULT_ADMIN_ADDR, bootstrap, local_user, run};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let Cli { settings, command } = Cli::parse();
-    ferry_runtime::telemetry::init(&settings.common)?;
+    let _telemetry = ferry_runtime::telemetry::init(&settings.common, "ferry-svc-api")?;
     match command {
         Some(Command::Bootstrap(args)) => {
             let outcome = bootstrap(&settings, &args).await?;

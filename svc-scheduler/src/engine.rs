@@ -6,6 +6,7 @@
 
 use crate::clusters::Clusters;
 use crate::outcome::{Input, Outcome, Request, Slot};
+use crate::reports::Counted;
 use crate::target::{self, Ctx};
 use crate::{EngineConfig, EngineError};
 use chrono::Utc;
@@ -276,8 +277,15 @@ impl Engine {
             && outcomes
                 .iter()
                 .any(|o| o.state.status.is_terminal() || o.state.phase.as_deref() == Some("done"));
-        self.commit(tenant, &deployment, outcomes, end, pause)
-            .await?;
+        // No target has a phase before the first pass that moves one.
+        let starts = rows.iter().all(|t| t.phase.is_none());
+        let change = Change {
+            outcomes,
+            end,
+            pause,
+            starts,
+        };
+        self.commit(tenant, &deployment, change).await?;
         match failure {
             Some(e) => Err(e),
             None => Ok(if unblocks { Pass::Again } else { Pass::Settled }),
@@ -288,15 +296,23 @@ impl Engine {
         &self,
         tenant: TenantId,
         deployment: &Deployment,
-        outcomes: Vec<Outcome>,
-        end: Option<(DeploymentStatus, String)>,
-        pause: Option<DeploymentStatus>,
+        change: Change,
     ) -> Result<(), EngineError> {
+        let Change {
+            outcomes,
+            end,
+            pause,
+            starts,
+        } = change;
         let id = deployment.id;
         let tenant_uuid = tenant.as_uuid();
         let mut tx = self.store.begin().await?;
         let bumped = deployments::bump_version(&mut tx, tenant, id, deployment.version).await?;
+        // Counted once the transaction lands.
+        let mut counted = Counted::default();
+        counted.starts = starts;
         for mut o in outcomes {
+            crate::reports::record(&mut tx, tenant, id, &o, &mut counted).await?;
             for (slot, new) in &o.approvals {
                 let approval = approvals::create(&mut tx, tenant, id, new).await?;
                 let wait = o.progress.as_mut().and_then(|p| match slot {
@@ -391,7 +407,9 @@ impl Engine {
                 reason: Some(reason),
             };
             outbox::enqueue(&mut tx, &Envelope::new(tenant_uuid, event)).await?;
+            counted.ended.push(status.to_string());
             for old in &done.superseded {
+                counted.ended.push(DeploymentStatus::Superseded.to_string());
                 let event = DeploymentEvent::DeploymentStatus {
                     deployment_id: old.as_uuid(),
                     status: Status::Aborted,
@@ -409,8 +427,23 @@ impl Engine {
             tracing::info!(%status, "deployment ended");
         }
         tx.commit().await.map_err(ferry_store::StoreError::from)?;
+        if let Some(metrics) = &self.config.metrics {
+            counted.observe(metrics);
+        }
         Ok(())
     }
+}
+
+/// What one commit writes besides the deployment's version.
+struct Change {
+    /// Each changed target.
+    outcomes: Vec<Outcome>,
+    /// The deployment ends with this status and reason.
+    end: Option<(DeploymentStatus, String)>,
+    /// The deployment's running/paused status changes.
+    pause: Option<DeploymentStatus>,
+    /// This is the deployment's first moving pass (counted as started).
+    starts: bool,
 }
 
 impl Handler for Engine {
@@ -463,7 +496,13 @@ impl Engine {
         outcomes: Vec<Outcome>,
         end: Option<(DeploymentStatus, String)>,
     ) -> Result<(), EngineError> {
-        self.commit(tenant, deployment, outcomes, end, None).await
+        let change = Change {
+            outcomes,
+            end,
+            pause: None,
+            starts: false,
+        };
+        self.commit(tenant, deployment, change).await
     }
 }
 
@@ -523,6 +562,7 @@ mod tests {
             approvals: vec![],
             requests: vec![],
             events: vec![],
+            reports: vec![],
         }
     }
 

@@ -18,6 +18,7 @@ pub mod clusters;
 pub mod engine;
 pub mod expose;
 mod mesh;
+pub mod metrics;
 pub mod objects;
 pub mod outcome;
 pub mod previous;
@@ -25,6 +26,7 @@ pub mod progress;
 #[cfg(test)]
 mod progress_compat;
 pub mod render;
+pub mod reports;
 mod requests;
 pub mod retry;
 pub mod routing;
@@ -147,6 +149,8 @@ pub struct EngineConfig {
     pub retry: retry::RetryPolicy,
     /// Where the outbox relay counts parked rows and failed publishes (none in tests).
     pub relay_metrics: Option<ferry_bus::RelayMetrics>,
+    /// Where deployments, steps, approvals and automatic actions are counted (none in tests).
+    pub metrics: Option<metrics::SchedulerMetrics>,
 }
 
 impl Default for EngineConfig {
@@ -164,6 +168,7 @@ impl Default for EngineConfig {
             analysis_grace: Duration::from_secs(600),
             retry: retry::RetryPolicy::default(),
             relay_metrics: None,
+            metrics: None,
         }
     }
 }
@@ -242,6 +247,9 @@ pub async fn run(
         api_url: settings.api_url.trim_end_matches('/').to_string(),
         relay_metrics: Some(
             ferry_bus::RelayMetrics::register(&registry).context("registering metrics")?,
+        ),
+        metrics: Some(
+            metrics::SchedulerMetrics::register(&registry).context("registering metrics")?,
         ),
         ..EngineConfig::default()
     };

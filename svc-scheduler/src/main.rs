@@ -5,7 +5,7 @@ use ferry_svc_scheduler::{DEFAULT_ADMIN_ADDR, Settings, run};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::parse();
-    ferry_runtime::telemetry::init(&settings.common)?;
+    let _telemetry = ferry_runtime::telemetry::init(&settings.common, "ferry-svc-scheduler")?;
     let addr = settings.common.admin_addr_or(DEFAULT_ADMIN_ADDR);
     let admin = tokio::net::TcpListener::bind(addr)
         .await

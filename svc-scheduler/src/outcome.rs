@@ -7,7 +7,7 @@ use ferry_bus::DeploymentEvent;
 use ferry_bus::messages::{AnalysisRequested, WebhookRequested};
 use ferry_store::approvals::NewApproval;
 use ferry_store::callbacks::NewCallback;
-use ferry_store::events::StepChange;
+use ferry_store::events::{StepChange, StepStatus};
 use ferry_store::targets::TargetState;
 use ferry_store::timers::NewTimer;
 use uuid::Uuid;
@@ -111,4 +111,44 @@ pub struct Outcome {
     pub requests: Vec<Request>,
     /// Events for `ferry.events`.
     pub events: Vec<DeploymentEvent>,
+    /// What operators count or audit, reported once the commit lands.
+    pub reports: Vec<Report>,
+}
+
+/// Something the engine did that operators count (metrics) or that the audit log records (the
+/// scheduler's automatic actions). Written or counted only once the outcome's commit lands.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Report {
+    /// A strategy step ended; its duration is measured from the step's first history row (or,
+    /// for a step that ended in the pass it began, from the target's previous row).
+    StepEnded {
+        /// The step's index.
+        step_index: i32,
+        /// [`ferry_deploy::Step::kind_name`].
+        kind: &'static str,
+        /// How it ended.
+        result: StepStatus,
+    },
+    /// A person decided an approval after it waited this long.
+    ApprovalDecided {
+        /// Approved (`true`) or rejected.
+        approved: bool,
+        /// From the approval's creation to its decision.
+        waited: std::time::Duration,
+    },
+    /// An approval expired undecided (an automatic action: audited).
+    ApprovalExpired {
+        /// The approval row.
+        approval_id: Uuid,
+        /// Where it waited.
+        step_key: String,
+        /// How long it was open.
+        waited: std::time::Duration,
+    },
+    /// The target rolled back without a person asking (a failed step, analysis or webhook,
+    /// pods not ready in time, an expired approval): an automatic action, audited.
+    RolledBack {
+        /// Why.
+        reason: String,
+    },
 }

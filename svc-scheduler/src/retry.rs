@@ -201,6 +201,7 @@ pub(crate) async fn give_up(
                 status: ferry_bus::messages::Status::Failed,
                 reason: Some(reason.to_string()),
             }],
+            reports: vec![],
         })
         .collect();
     let end = Some((DeploymentStatus::Failed, reason.to_string()));

@@ -8,7 +8,7 @@
 
 use crate::cluster::{self, RsState};
 use crate::clusters::Clusters;
-use crate::outcome::{Input, Outcome, Slot};
+use crate::outcome::{Input, Outcome, Report, Slot};
 use crate::progress::{Phase, Progress, Stable, StateError, WaitState, Workload};
 use crate::render::{self, RenderContext, canary_pods, human_duration};
 use crate::{EngineConfig, EngineError};
@@ -111,6 +111,7 @@ pub(crate) async fn reconcile(
             approvals: Vec::new(),
             requests: Vec::new(),
             events: Vec::new(),
+            reports: Vec::new(),
         },
     };
     run.drive().await?;
@@ -160,6 +161,7 @@ fn park_undecodable(ctx: &Ctx<'_>, target: &Target, error: &StateError) -> Outco
             status: Status::Failed,
             reason: Some(reason),
         }],
+        reports: Vec::new(),
     }
 }
 
@@ -256,6 +258,18 @@ impl<'a> Run<'a> {
 
     pub(crate) fn record(&mut self, status: StepStatus, reason: String) {
         let step_index = (self.phase == Phase::Steps).then_some(self.step_index);
+        if let Some(kind) = step_index.and_then(|i| self.step_kind(i))
+            && !matches!(
+                status,
+                StepStatus::Started | StepStatus::Progressing | StepStatus::Waiting
+            )
+        {
+            self.out.reports.push(Report::StepEnded {
+                step_index: self.step_index,
+                kind,
+                result: status,
+            });
+        }
         self.out.steps.push(StepChange {
             target: self.target.name.clone(),
             step_index,
@@ -264,6 +278,32 @@ impl<'a> Run<'a> {
             details: serde_json::json!({"phase": self.phase.as_str()}),
         });
         self.reason = Some(reason);
+    }
+
+    /// The kind of the canary step at `index` (blue/green has no indexed steps).
+    fn step_kind(&self, index: i32) -> Option<&'static str> {
+        match &self.plan.strategy {
+            Strategy::Canary { steps } => {
+                let index = usize::try_from(index).ok()?;
+                steps.get(index).map(Step::kind_name)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether a rollback now is the engine's own decision rather than a person's (an abort,
+    /// a rollback request, or a manual roll-back verdict for this target).
+    fn rollback_is_automatic(&self) -> bool {
+        match self.ctx.input {
+            Input::Abort { .. } => false,
+            Input::Rollback { target, .. } => {
+                target.as_deref().is_some_and(|t| t != self.target.name)
+            }
+            Input::Rollout {
+                target, forward, ..
+            } => *forward || *target != self.target.name,
+            Input::Wake | Input::Completed { .. } | Input::SkipPause { .. } => true,
+        }
     }
 
     /// Announces that the target reached step `step_index` at `weight`% of the new version.
@@ -759,6 +799,11 @@ impl<'a> Run<'a> {
             self.progress.previous.clear();
         }
         self.progress.next_tick = None;
+        if self.rollback_is_automatic() {
+            self.out.reports.push(Report::RolledBack {
+                reason: reason.clone(),
+            });
+        }
         self.end(TargetStatus::RolledBack, StepStatus::RolledBack, reason);
         Ok(())
     }

@@ -2,7 +2,7 @@
 //! approval row, optionally expiring), analyses and webhooks (a request through the outbox and
 //! its completion message). Polling one is idempotent: it starts the step once, then only looks.
 
-use crate::outcome::Slot;
+use crate::outcome::{Report, Slot};
 use crate::progress::WaitState;
 use crate::render::human_duration;
 use crate::requests::judged;
@@ -12,7 +12,6 @@ use ferry_bus::StepKey;
 use ferry_deploy::{Mode, Pause, Step};
 use ferry_store::approvals::{self, Decision, NewApproval};
 use ferry_store::timers::NewTimer;
-use uuid::Uuid;
 
 /// `now` plus `secs` seconds, the duration capped at twice the deploy file's longest
 /// ([`ferry_deploy::limits::MAX_DURATION_SECS`], a year; twice leaves room for an analysis's
@@ -100,29 +99,42 @@ impl Run<'_> {
                         },
                     ));
                 }
-                let decided = match wait.approval_id {
-                    Some(id) => approvals::get(self.ctx.store, self.ctx.tenant, id)
-                        .await?
-                        .decision
-                        .map(|d| (d, id)),
+                let approval = match wait.approval_id {
+                    Some(id) => Some(approvals::get(self.ctx.store, self.ctx.tenant, id).await?),
                     None => None,
                 };
+                let decided = approval.as_ref().and_then(|a| a.decision.map(|d| (d, a)));
                 match decided {
                     _ if self.skip_requested(slot, index) => {
                         Poll::Done("approval skipped on request".into())
                     }
-                    Some((Decision::Approve, id)) => {
-                        let who = self.decider(id).await?;
-                        Poll::Done(format!("approved by {who}"))
+                    Some((decision, approval)) => {
+                        let approved = decision == Decision::Approve;
+                        let waited = approval.decided_at.unwrap_or(now) - approval.created_at;
+                        self.out.reports.push(Report::ApprovalDecided {
+                            approved,
+                            waited: waited.to_std().unwrap_or_default(),
+                        });
+                        let who = approval.decided_by.as_deref().unwrap_or("someone");
+                        if approved {
+                            Poll::Done(format!("approved by {who}"))
+                        } else {
+                            Poll::Failed(format!("approval rejected by {who}"))
+                        }
                     }
-                    Some((Decision::Reject, id)) => {
-                        let who = self.decider(id).await?;
-                        Poll::Failed(format!("approval rejected by {who}"))
+                    None if wait.expires_at.is_some_and(|at| now >= at) => {
+                        if let Some(approval) = &approval {
+                            self.out.reports.push(Report::ApprovalExpired {
+                                approval_id: approval.id,
+                                step_key: approval.step_key.clone(),
+                                waited: (now - approval.created_at).to_std().unwrap_or_default(),
+                            });
+                        }
+                        Poll::Failed(format!(
+                            "approval expired after {}",
+                            human_duration(expiration_secs.unwrap_or_default())
+                        ))
                     }
-                    None if wait.expires_at.is_some_and(|at| now >= at) => Poll::Failed(format!(
-                        "approval expired after {}",
-                        human_duration(expiration_secs.unwrap_or_default())
-                    )),
                     None => Poll::Waiting(format!("waiting for approval{roles}")),
                 }
             }
@@ -180,11 +192,6 @@ impl Run<'_> {
             wait.done = true;
         }
         Ok((wait, poll))
-    }
-
-    async fn decider(&self, id: Uuid) -> Result<String, crate::EngineError> {
-        let approval = approvals::get(self.ctx.store, self.ctx.tenant, id).await?;
-        Ok(approval.decided_by.unwrap_or_else(|| "someone".into()))
     }
 
     fn skip_requested(&self, slot: Slot, index: u32) -> bool {

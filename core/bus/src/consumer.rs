@@ -298,11 +298,15 @@ impl<H: Handler> Shared<H> {
             message_id = %envelope.id,
             tenant_id = %envelope.tenant_id,
             attempt,
+            trace_id = tracing::field::Empty,
         );
+        // The handler's work (and every message it writes) continues the producer's trace.
+        let headers = MessageHeaders::from_properties(&delivery.properties);
+        ferry_runtime::trace::follow(&span, &(&headers).into());
         let outcome = async {
             let incoming = Incoming {
                 envelope,
-                headers: MessageHeaders::from_properties(&delivery.properties),
+                headers,
                 attempt,
                 redelivered: delivery.redelivered,
             };

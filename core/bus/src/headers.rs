@@ -44,6 +44,11 @@ impl MessageHeaders {
         }
     }
 
+    /// The trace context of the current span (empty outside any traced span).
+    pub fn current() -> MessageHeaders {
+        MessageHeaders::from(ferry_runtime::trace::current())
+    }
+
     /// The headers as the string map the outbox stores and AMQP carries.
     pub fn to_map(&self) -> BTreeMap<String, String> {
         let mut map = BTreeMap::new();
@@ -62,6 +67,24 @@ impl MessageHeaders {
         MessageHeaders {
             traceparent: table.and_then(|t| string(t, TRACEPARENT)),
             tracestate: table.and_then(|t| string(t, TRACESTATE)),
+        }
+    }
+}
+
+impl From<ferry_runtime::trace::TraceContext> for MessageHeaders {
+    fn from(trace: ferry_runtime::trace::TraceContext) -> MessageHeaders {
+        MessageHeaders {
+            traceparent: trace.traceparent,
+            tracestate: trace.tracestate,
+        }
+    }
+}
+
+impl From<&MessageHeaders> for ferry_runtime::trace::TraceContext {
+    fn from(headers: &MessageHeaders) -> ferry_runtime::trace::TraceContext {
+        ferry_runtime::trace::TraceContext {
+            traceparent: headers.traceparent.clone(),
+            tracestate: headers.tracestate.clone(),
         }
     }
 }

@@ -55,15 +55,16 @@ use crate::topology::Exchange;
 /// The Postgres notification channel [`enqueue`] notifies and the relay listens on.
 pub const NOTIFY_CHANNEL: &str = "ferry_outbox";
 
-/// Writes `envelope` to the outbox in the caller's transaction; it is published after commit.
+/// Writes `envelope` to the outbox in the caller's transaction, with the current span's trace context
+/// (so the consumer continues the trace); it is published after commit.
 pub async fn enqueue<M: Message>(
     conn: &mut PgConnection,
     envelope: &Envelope<M>,
 ) -> Result<(), BusError> {
-    enqueue_with_headers(conn, envelope, &MessageHeaders::default()).await
+    enqueue_with_headers(conn, envelope, &MessageHeaders::current()).await
 }
 
-/// [`enqueue`] with the trace context of the span causing the message.
+/// [`enqueue`] with explicit headers (a trace context other than the current span's).
 pub async fn enqueue_with_headers<M: Message>(
     conn: &mut PgConnection,
     envelope: &Envelope<M>,

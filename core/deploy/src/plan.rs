@@ -154,6 +154,25 @@ pub enum Step {
     },
 }
 
+impl Step {
+    /// The step's kind as operators name it (a bounded metric label): `setWeight`, `pause`,
+    /// `approval`, `analysis`, `runWebhook` or `exposeServices`.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Step::SetWeight { .. } => "setWeight",
+            Step::Pause {
+                pause: Pause::Duration(_),
+            } => "pause",
+            Step::Pause {
+                pause: Pause::UntilApproved { .. },
+            } => "approval",
+            Step::Analysis(_) => "analysis",
+            Step::RunWebhook { .. } => "runWebhook",
+            Step::ExposeServices { .. } => "exposeServices",
+        }
+    }
+}
+
 /// What a pause waits for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
+pub mod trace;
 
 pub use admin::{Admin, Health, ReadinessCheck, ScrapeHook};
 pub use errors::error_chain;

@@ -170,6 +170,31 @@ pub async fn record_step(
     append(conn, tenant, deployment, &event).await
 }
 
+/// When a target's strategy step began: its first history row, or, when it has none yet (a step
+/// that ends in the pass it began), the target's latest row (the previous step's end).
+pub async fn step_started_at(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    deployment: DeploymentId,
+    target: &str,
+    step_index: i32,
+) -> Result<Option<DateTime<Utc>>> {
+    let at: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT COALESCE(
+             (SELECT min(created_at) FROM step_history
+              WHERE tenant_id = $1 AND deployment_id = $2 AND target_name = $3 AND step_index = $4),
+             (SELECT max(created_at) FROM step_history
+              WHERE tenant_id = $1 AND deployment_id = $2 AND target_name = $3))",
+    )
+    .bind(tenant)
+    .bind(deployment)
+    .bind(target)
+    .bind(step_index)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(at)
+}
+
 /// The deployment's step history, oldest first.
 pub async fn step_history(
     store: &Store,

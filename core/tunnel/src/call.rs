@@ -217,6 +217,8 @@ async fn attempt_until_answered(
     request: http::Request<Bytes>,
 ) -> Result<TunnelResponse, TunnelError> {
     let inner = &tunnel.inner;
+    // The caller's trace goes with the request, through the hub to the agent.
+    let trace = ferry_runtime::trace::current();
     let (parts, body) = request.into_parts();
     let timeout = parts
         .extensions
@@ -292,6 +294,8 @@ async fn attempt_until_answered(
                 body: body.clone(),
                 body_complete: true,
                 deadline_unix_ms,
+                traceparent: trace.traceparent.clone().unwrap_or_default(),
+                tracestate: trace.tracestate.clone().unwrap_or_default(),
             }),
         };
         let (tx, rx) = mpsc::unbounded_channel();

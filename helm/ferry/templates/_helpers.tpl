@@ -85,6 +85,10 @@ Variables every service reads: admin address, logging, shutdown grace, Postgres 
   value: {{ .svc.logLevel | default $root.Values.logging.level | quote }}
 - name: FERRY_SHUTDOWN_GRACE_SECS
   value: {{ $root.Values.shutdownGraceSeconds | quote }}
+{{- with $root.Values.tracing.otlpEndpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
 - name: FERRY_BUS_PREFIX
   value: {{ $root.Values.busPrefix | quote }}
 {{ include "ferry.secretEnv" (dict "root" $root "name" "FERRY_DATABASE_URL" "key" $root.Values.secrets.keys.databaseUrl) }}

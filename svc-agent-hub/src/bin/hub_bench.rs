@@ -82,7 +82,7 @@ fn run_child() -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async {
         let settings = ferry_svc_agent_hub::Settings::try_parse_from(["ferry-svc-agent-hub"])?;
-        ferry_runtime::telemetry::init(&settings.common)?;
+        let _telemetry = ferry_runtime::telemetry::init(&settings.common, "ferry-svc-agent-hub")?;
         let listeners = ferry_svc_agent_hub::Listeners::bind(&settings).await?;
         ferry_svc_agent_hub::run(settings, listeners, ferry_runtime::shutdown::on_signals()).await
     })

@@ -7,8 +7,10 @@
 use crate::support::{Bench, WAIT, plan, size_of};
 use ferry_store::DeploymentId;
 use ferry_store::approvals::{self, Approval, Decision};
+use ferry_store::audit::{self, AuditFilter};
 use ferry_store::deployments::DeploymentStatus;
 use ferry_store::targets::TargetStatus;
+use ferry_svc_scheduler::metrics::SchedulerMetrics;
 use ferry_testkit::eventually;
 
 /// Staging with a canary whose approval expires after 2 s (the validator's minimum is 1 s),
@@ -92,7 +94,9 @@ async fn approval_of(bench: &Bench, id: DeploymentId, target: &str) -> Approval 
 #[tokio::test]
 async fn an_approval_nobody_gives_expires_and_rolls_the_canary_back() {
     let mut bench = Bench::new(&["staging-cluster", "prod-cluster"], &["hello"]).await;
-    bench.start_engine();
+    let metrics = SchedulerMetrics::default();
+    let counting = metrics.clone();
+    bench.start_engine_with(move |c| c.metrics = Some(counting));
     // The first version goes straight to 100% everywhere (no approval on a first deployment).
     bench
         .deploy_succeeded(&plan(EXPIRING_STEP, "hello-ferry:1.1.0"))
@@ -133,6 +137,59 @@ async fn an_approval_nobody_gives_expires_and_rolls_the_canary_back() {
     );
     let sets = bench.replica_sets("prod-cluster", "hello").await;
     assert_eq!(size_of(&sets, ":1.2.0"), 0, "{sets:?}");
+
+    // The scheduler's own actions are in the audit log, as the scheduler's...
+    let filter = AuditFilter {
+        actor: Some("scheduler".into()),
+        ..AuditFilter::default()
+    };
+    let entries = audit::search(&bench.store, bench.tenant, &filter, None, 50)
+        .await
+        .unwrap();
+    let actions: Vec<(&str, &str, &str)> = entries
+        .iter()
+        .map(|e| {
+            let target = e.details.0["target"].as_str().unwrap_or_default();
+            (e.action.as_str(), e.resource_id.as_str(), target)
+        })
+        .collect();
+    let deployment = v2.to_string();
+    assert_eq!(
+        actions,
+        [
+            ("target.rollback", deployment.as_str(), "staging"),
+            ("approval.expire", deployment.as_str(), "staging"),
+        ],
+        "newest first: {entries:?}"
+    );
+    assert_eq!(
+        entries[1].details.0["approvalId"],
+        serde_json::json!(approval.id)
+    );
+    assert_eq!(
+        entries[0].details.0["reason"],
+        "rolled back: approval expired after 2s"
+    );
+    // ... and counted once their commits landed: two deployments started, one of each end;
+    // the canary's 25% step succeeded, the approval step ended rolled back after ~2 s.
+    eventually("the scheduler's counters", WAIT, || {
+        let metrics = metrics.clone();
+        async move {
+            let seen = (
+                metrics.started_count(),
+                metrics.finished_count("succeeded"),
+                metrics.finished_count("failed"),
+                metrics.approvals_waited("expired"),
+                metrics.steps_ended("setWeight", "succeeded"),
+                metrics.steps_ended("approval", "rolled_back"),
+                metrics.automatic_count("target.rollback"),
+                metrics.automatic_count("approval.expire"),
+            );
+            (seen == (2, 1, 1, 1, 1, 1, 1, 1)).then_some(())
+        }
+    })
+    .await;
+
     // The expired approval can no longer be given.
     let mut tx = bench.store.begin().await.unwrap();
     let late = approvals::decide(

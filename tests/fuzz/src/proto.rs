@@ -49,6 +49,7 @@ pub fn request() -> impl Strategy<Value = Request> {
                 body,
                 body_complete,
                 deadline_unix_ms: deadline,
+                ..Request::default()
             },
         )
 }

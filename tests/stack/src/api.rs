@@ -50,13 +50,33 @@ impl Api {
     /// `POST /v1/deployments` with the deploy file at `file` and the manifests it names; returns
     /// the response's status and JSON.
     pub async fn start(&self, file: &Path, manifests: &[&str]) -> (u16, Value) {
+        self.start_traced(file, manifests, None).await
+    }
+
+    /// [`Api::start`], sending `traceparent` (W3C trace context) when given.
+    pub async fn start_traced(
+        &self,
+        file: &Path,
+        manifests: &[&str],
+        traceparent: Option<&str>,
+    ) -> (u16, Value) {
         let dir = file.parent().expect("the deploy file's directory");
         let read = |p: &Path| std::fs::read_to_string(p).expect("read a file");
         let body = json!({
             "deployFile": {"name": file.file_name().unwrap().to_string_lossy(), "content": read(file)},
             "manifests": manifests.iter().map(|m| json!({"path": m, "content": read(&dir.join(m))})).collect::<Vec<_>>(),
         });
-        self.post("/v1/deployments", body).await
+        let mut request = self
+            .http
+            .post(format!("{}/v1/deployments", self.base))
+            .bearer_auth(&self.token)
+            .json(&body);
+        if let Some(traceparent) = traceparent {
+            request = request.header("traceparent", traceparent);
+        }
+        let response = request.send().await.expect("request to svc-api");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     /// Approves `target`'s pending approval of deployment `id`.

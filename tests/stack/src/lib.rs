@@ -116,6 +116,12 @@ fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
 impl Stack {
     /// Starts everything and waits until every process is ready and every agent connected.
     pub async fn start(options: StackOptions) -> Stack {
+        Stack::start_with_env(options, &[]).await
+    }
+
+    /// Like [`Stack::start`], with `extra` environment variables for every process (e.g. the
+    /// OTLP endpoint).
+    pub async fn start_with_env(options: StackOptions, extra: &[(&str, &str)]) -> Stack {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let db = TestDb::new().await;
         let store = Store::connect(&db.url, 4)
@@ -145,6 +151,7 @@ impl Stack {
             ("FERRY_SHUTDOWN_GRACE_SECS", "5"),
         ]
         .iter()
+        .chain(extra)
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
 

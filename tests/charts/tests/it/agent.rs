@@ -56,7 +56,22 @@ pub fn cases() -> Vec<(&'static str, Value)> {
                    "tolerations": [{"operator": "Exists"}], "resources": {"limits": {"memory": "1Gi"}, "requests": {"memory": "128Mi"}}}),
         ),
         ("no RBAC", json!({"rbac": {"create": false}})),
+        (
+            "traces to a collector",
+            json!({"tracing": {"otlpEndpoint": "http://otel-collector.observability:4318"}}),
+        ),
     ]
+}
+
+#[test]
+fn a_tracing_endpoint_reaches_the_agent_and_none_is_set_by_default() {
+    let endpoint = "http://otel-collector.observability:4318";
+    let on = agent(json!({"tracing": {"otlpEndpoint": endpoint}}));
+    let traced = env(container(on.kind("Deployment")[0]));
+    assert_eq!(var(&traced, "OTEL_EXPORTER_OTLP_ENDPOINT"), endpoint);
+    let off = agent(json!({}));
+    let plain = env(container(off.kind("Deployment")[0]));
+    assert!(!plain.contains_key("OTEL_EXPORTER_OTLP_ENDPOINT"));
 }
 
 #[test]
@@ -257,6 +272,10 @@ fn bad_values_are_refused_with_the_reason() {
         (json!({"agentId": ""}), "agentId"),
         (json!({"agentId": "a/b"}), "agentId"),
         (json!({"hub": {"url": "hub:443"}}), "url"),
+        (
+            json!({"tracing": {"otlpEndpoint": "otel-collector:4318"}}),
+            "otlpEndpoint",
+        ),
         (json!({"rbac": {"scope": "namespaced"}}), "rbac.namespaces"),
         (
             json!({"rbac": {"scope": "namespaced", "namespaces": ["web"],

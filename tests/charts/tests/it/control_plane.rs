@@ -41,6 +41,7 @@ fn cases() -> Vec<(&'static str, Value)> {
             "imagePullSecrets": [{"name": "existing-pull"}],
             "busPrefix": "blue",
             "logging": {"format": "text", "level": "debug"},
+            "tracing": {"otlpEndpoint": "http://otel-collector.observability:4318"},
             "serviceAccount": {"create": false, "name": "existing-sa"},
             "priorityClassName": "ferry-critical",
             "nodeSelector": {"pool": "system"},
@@ -64,8 +65,7 @@ fn cases() -> Vec<(&'static str, Value)> {
             v[*key]["autoscaling"] =
                 json!({"enabled": true, "targetMemoryUtilizationPercentage": 80});
             v[*key]["pdb"] = json!({"minAvailable": 1});
-            v[*key]["extraEnv"] =
-                json!([{"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": "http://otel:4317"}]);
+            v[*key]["extraEnv"] = json!([{"name": "OTEL_RESOURCE_ATTRIBUTES", "value": "deployment.environment=prod"}]);
             v[*key]["extraVolumes"] =
                 json!([{"name": "jwks", "configMap": {"name": "existing-jwks"}}]);
             v[*key]["extraVolumeMounts"] =
@@ -110,6 +110,20 @@ fn every_notable_combination_renders_valid_objects() {
             .collect();
         assert_eq!(deployments.len(), 5, "{name}: {deployments:?}");
         check_references(&r);
+    }
+}
+
+#[test]
+fn a_tracing_endpoint_reaches_every_service_and_none_is_set_by_default() {
+    let endpoint = "http://otel-collector.observability:4318";
+    let on = ferry(json!({"tracing": {"otlpEndpoint": endpoint}}));
+    let off = ferry(json!({}));
+    for (component, ..) in SERVICES {
+        let name = format!("ferry-{component}");
+        let traced = env(container(on.get("Deployment", &name)));
+        assert_eq!(var(&traced, "OTEL_EXPORTER_OTLP_ENDPOINT"), endpoint);
+        let plain = env(container(off.get("Deployment", &name)));
+        assert!(!plain.contains_key("OTEL_EXPORTER_OTLP_ENDPOINT"), "{name}");
     }
 }
 
@@ -485,6 +499,10 @@ fn bad_values_are_refused_with_the_reason() {
         Refused::Render(m) => panic!("expected a schema error naming {needle}, got: {m}"),
     };
     schema(json!({"issuerUrl": ""}), "issuerUrl");
+    schema(
+        json!({"tracing": {"otlpEndpoint": "otel-collector:4318"}}),
+        "otlpEndpoint",
+    );
     schema(
         json!({"api": {"settings": {"FERRY_NOT_A_SETTING": "1"}}}),
         "FERRY_NOT_A_SETTING",

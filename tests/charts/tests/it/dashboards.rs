@@ -111,6 +111,9 @@ fn every_dashboard_expression_names_a_metric_the_code_exports() {
         "ferry_webhook_",
         "ferry_deployment",
         "ferry_approvals_",
+        "ferry_approval_wait_",
+        "ferry_step_",
+        "ferry_scheduler_",
         "process_",
     ] {
         assert!(

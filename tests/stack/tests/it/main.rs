@@ -4,5 +4,6 @@ mod analysis;
 mod app;
 mod crash;
 mod e2e;
+mod traces;
 mod ui;
 mod webhooks;
