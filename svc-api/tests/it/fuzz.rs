@@ -39,7 +39,9 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         .args(["--url", &app.base])
         .args(["--header", &format!("Authorization: Bearer {token}")])
         .args(["--checks", "not_a_server_error,response_schema_conformance"])
-        .args(["--max-examples", "25", "--workers", "2", "--seed", "1"])
+        // One worker: with two, schemathesis 4.32.5 once crashed on its own (a KeyError in its
+        // coverage generator's shared caches, reported as a "Runtime Error", not a finding).
+        .args(["--max-examples", "25", "--workers", "1", "--seed", "1"])
         .args(["--request-timeout", "10", "--generation-database", "none"])
         .args(["--phases", "examples,coverage,fuzzing"])
         // Revoking its own credential would leave the rest of the run at 401 (tested apart).
