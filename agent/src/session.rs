@@ -304,10 +304,8 @@ async fn run_request(
         kind = kind_label(request.kind),
         trace_id = tracing::field::Empty,
     );
-    let caller = ferry_runtime::trace::TraceContext {
-        traceparent: Some(request.traceparent.clone()).filter(|p| !p.is_empty()),
-        tracestate: Some(request.tracestate.clone()).filter(|s| !s.is_empty()),
-    };
+    let caller =
+        ferry_runtime::trace::TraceContext::from_fields(&request.traceparent, &request.tracestate);
     ferry_runtime::trace::follow(&span, &caller);
     execute_request(shared, request, sink, cancel)
         .instrument(span)

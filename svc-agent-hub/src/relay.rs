@@ -345,12 +345,8 @@ async fn relay(state: Arc<HubState>, mut request: TunnelRequest, mut replier: Re
         trace_id = tracing::field::Empty,
     );
     if let Some(agent_request) = request.request.as_mut() {
-        let caller = TraceContext {
-            traceparent: Some(std::mem::take(&mut agent_request.traceparent))
-                .filter(|p| !p.is_empty()),
-            tracestate: Some(std::mem::take(&mut agent_request.tracestate))
-                .filter(|s| !s.is_empty()),
-        };
+        let caller =
+            TraceContext::from_fields(&agent_request.traceparent, &agent_request.tracestate);
         ferry_runtime::trace::follow(&span, &caller);
         // The agent's work is a child of this relay.
         let own = ferry_runtime::trace::of(&span);

@@ -274,12 +274,12 @@ fn trace_context(headers: &http::HeaderMap) -> ferry_runtime::trace::TraceContex
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
+            .unwrap_or_default()
     };
-    ferry_runtime::trace::TraceContext {
-        traceparent: header(ferry_runtime::trace::TRACEPARENT),
-        tracestate: header(ferry_runtime::trace::TRACESTATE),
-    }
+    ferry_runtime::trace::TraceContext::from_fields(
+        header(ferry_runtime::trace::TRACEPARENT),
+        header(ferry_runtime::trace::TRACESTATE),
+    )
 }
 
 /// Fallback for unknown paths: a 404 problem.

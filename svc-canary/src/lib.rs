@@ -131,11 +131,6 @@ impl Settings {
     }
 }
 
-/// Installs the process-wide TLS crypto provider (ring). Idempotent.
-pub fn install_crypto() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 /// Runs the worker until `shutdown`: the outbox relay, the canary queue's consumer and the run
 /// loop, all draining before it returns.
 pub async fn run_worker(
@@ -170,7 +165,7 @@ pub async fn run(
     admin: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    install_crypto();
+    ferry_runtime::telemetry::install_crypto();
     let registry = ferry_runtime::admin::new_registry();
     let pool = connect::postgres(&settings.postgres).await?;
     let key = settings.master()?;

@@ -173,12 +173,6 @@ impl Default for EngineConfig {
     }
 }
 
-/// Installs the process-wide TLS crypto provider (ring) that lapin and kube-rs expect; several
-/// providers are compiled in, so none is picked by default. Idempotent.
-pub fn install_crypto() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 /// Runs the engine until `shutdown`: the outbox relay, the scheduler queue's consumer and the
 /// timer loop, all draining before it returns.
 pub async fn run_engine(
@@ -220,7 +214,7 @@ pub async fn run(
     admin: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    install_crypto();
+    ferry_runtime::telemetry::install_crypto();
     let registry = ferry_runtime::admin::new_registry();
     let pool = connect::postgres(&settings.postgres).await?;
     let bus = connect::bus(&settings.amqp, "svc-scheduler").await?;

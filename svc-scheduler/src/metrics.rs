@@ -68,9 +68,7 @@ impl SchedulerMetrics {
                 &["action"],
             )?,
         };
-        for collector in metrics.collectors() {
-            registry.register(collector)?;
-        }
+        ferry_runtime::metrics::register_all(registry, metrics.collectors())?;
         Ok(metrics)
     }
 

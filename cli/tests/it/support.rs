@@ -173,7 +173,7 @@ impl Stack {
             clients.insert(account.to_string(), sim.client().await.unwrap());
             self.sims.push(sim);
         }
-        ferry_svc_scheduler::install_crypto();
+        ferry_runtime::telemetry::install_crypto();
         let bus = Bus::connect(
             &amqp::amqp_url(),
             "cli-test-scheduler",

@@ -31,6 +31,16 @@ pub struct TraceContext {
 }
 
 impl TraceContext {
+    /// From wire fields where empty means absent (the agent protocol's `traceparent` and
+    /// `tracestate`, HTTP header values).
+    pub fn from_fields(traceparent: &str, tracestate: &str) -> TraceContext {
+        let present = |s: &str| Some(s.to_string()).filter(|s| !s.is_empty());
+        TraceContext {
+            traceparent: present(traceparent),
+            tracestate: present(tracestate),
+        }
+    }
+
     /// The trace id (32 hex digits), when there is a valid `traceparent`.
     pub fn trace_id(&self) -> Option<&str> {
         let parent = self.traceparent.as_deref()?;
@@ -59,11 +69,9 @@ pub fn current() -> TraceContext {
 /// that trace; a missing or malformed `traceparent` leaves `span` the root of a new trace. Then
 /// records the span's trace id in its `trace_id` field, when it declares one (for log lines).
 pub fn follow(span: &tracing::Span, parent: &TraceContext) {
-    if parent.traceparent.is_some() {
+    if let Some(p) = &parent.traceparent {
         let mut carrier = Carrier::default();
-        if let Some(p) = &parent.traceparent {
-            carrier.0.insert(TRACEPARENT.into(), p.clone());
-        }
+        carrier.0.insert(TRACEPARENT.into(), p.clone());
         if let Some(s) = &parent.tracestate {
             let bounded = truncate_members(s, MAX_TRACESTATE_BYTES);
             carrier.0.insert(TRACESTATE.into(), bounded.to_string());

@@ -149,7 +149,7 @@ impl Prometheus {
             dir,
             exporter,
         };
-        ferry_svc_canary::install_crypto();
+        ferry_runtime::telemetry::install_crypto();
         let client = reqwest::Client::new();
         for g in &gauges {
             let query = format!("{}{{replicaset=\"{}\"}}", g.metric, g.replicaset);

@@ -77,7 +77,7 @@ pub struct Bench {
 impl Bench {
     pub async fn new() -> Bench {
         let _ = tracing_subscriber_init();
-        ferry_svc_canary::install_crypto();
+        ferry_runtime::telemetry::install_crypto();
         let db = TestDb::new().await;
         let store = Store::from_pool(db.pool.clone());
         let mut tx = store.begin().await.unwrap();

@@ -64,7 +64,7 @@ impl Bench {
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
-        ferry_svc_scheduler::install_crypto();
+        ferry_runtime::telemetry::install_crypto();
         let db = TestDb::new().await;
         let store = Store::from_pool(db.pool.clone());
         let mut tx = store.begin().await.unwrap();
