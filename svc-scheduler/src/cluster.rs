@@ -150,6 +150,43 @@ pub async fn delete_replica_set(
     }
 }
 
+/// Carries out a capacity decision's ReplicaSet changes in order ([`crate::capacity`]).
+pub async fn carry_out(
+    client: &kube::Client,
+    effects: &[crate::capacity::RsEffect],
+) -> Result<(), KubeOpError> {
+    for effect in effects {
+        match effect {
+            crate::capacity::RsEffect::Scale {
+                namespace,
+                name,
+                replicas,
+            } => scale(client, namespace, name, *replicas).await?,
+            crate::capacity::RsEffect::Delete { namespace, name } => {
+                delete_replica_set(client, namespace, name).await?
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The current state of each new ReplicaSet of `workloads`, in order (a missing one reads as
+/// no pods).
+pub async fn new_states(
+    client: &kube::Client,
+    workloads: &[crate::progress::Workload],
+) -> Result<Vec<RsState>, KubeOpError> {
+    let mut states = Vec::with_capacity(workloads.len());
+    for w in workloads {
+        let state = replica_set_state(client, &w.namespace, &w.new_rs).await?;
+        states.push(state.unwrap_or(RsState {
+            desired: 0,
+            ready: 0,
+        }));
+    }
+    Ok(states)
+}
+
 /// The target's other managed ReplicaSets of this workload that still run pods, largest first:
 /// the stable version(s) the new one replaces.
 pub async fn running_versions(

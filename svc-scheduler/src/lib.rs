@@ -13,6 +13,7 @@
 mod autoscalers;
 pub mod baseline;
 mod bluegreen;
+pub mod capacity;
 pub mod cluster;
 pub mod clusters;
 pub mod engine;

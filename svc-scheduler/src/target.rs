@@ -6,11 +6,12 @@
 //! ReplicaSets) → `steps` (canary) → `promoting` (100%, old version removed) →
 //! `after_deployment` (gates) → done. A failure while the new version runs rolls back.
 
+use crate::capacity::{self, Pods, PodsWait, Promotion, WeightStep};
 use crate::cluster::{self, RsState};
 use crate::clusters::Clusters;
 use crate::outcome::{Input, Outcome, Report, Slot};
 use crate::progress::{Phase, Progress, Stable, StateError, WaitState, Workload};
-use crate::render::{self, RenderContext, canary_pods, human_duration};
+use crate::render::{self, RenderContext, human_duration};
 use crate::{EngineConfig, EngineError};
 use chrono::{DateTime, Utc};
 use ferry_bus::messages::Status;
@@ -599,74 +600,49 @@ impl<'a> Run<'a> {
     /// version.
     pub(crate) async fn scale_new_to_full(&self) -> Result<(i32, i32), EngineError> {
         let client = self.client().await?;
-        let sizes: Vec<i32> = self.progress.workloads.iter().map(|w| w.replicas).collect();
-        let states = self.scale_new(&client, &sizes).await?;
-        let total: i32 = sizes.iter().sum();
-        let ready: i32 = states
-            .iter()
-            .zip(&sizes)
-            .map(|(s, n)| s.ready.min(*n))
-            .sum();
-        Ok((ready, total))
+        let full = capacity::full_sizes(&self.progress.workloads);
+        let states = self.size_new(&client, &full).await?;
+        let pods = Pods::of(&full, &states);
+        Ok((pods.ready, pods.want))
     }
 
-    /// Sizes of the new ReplicaSets after scaling them to `sizes` (per workload).
-    pub(crate) async fn scale_new(
+    /// Sizes the new ReplicaSets to `sizes` (per workload) and reads back their states.
+    pub(crate) async fn size_new(
         &self,
         client: &kube::Client,
         sizes: &[i32],
     ) -> Result<Vec<RsState>, EngineError> {
-        let mut states = Vec::new();
-        for (w, size) in self.progress.workloads.iter().zip(sizes) {
-            cluster::scale(client, &w.namespace, &w.new_rs, *size).await?;
-            let state = cluster::replica_set_state(client, &w.namespace, &w.new_rs)
-                .await?
-                .unwrap_or(RsState {
-                    desired: 0,
-                    ready: 0,
-                });
-            states.push(state);
-        }
-        Ok(states)
+        let workloads = &self.progress.workloads;
+        cluster::carry_out(client, &capacity::size_new(workloads, sizes)).await?;
+        Ok(cluster::new_states(client, workloads).await?)
     }
 
     async fn set_weight(&mut self, weight: u8) -> Result<Flow, EngineError> {
         let client = self.client().await?;
-        let sizes: Vec<i32> = self
-            .progress
-            .workloads
-            .iter()
-            .map(|w| canary_pods(w.replicas, weight))
-            .collect();
-        let states = self.scale_new(&client, &sizes).await?;
+        let sizes = capacity::canary_sizes(&self.progress.workloads, weight);
+        let states = self.size_new(&client, &sizes).await?;
         self.size_baselines(&client, &sizes).await?;
-        let want: i32 = sizes.iter().sum();
-        let ready: i32 = states
-            .iter()
-            .zip(&sizes)
-            .map(|(s, n)| s.ready.min(*n))
-            .sum();
-        let total: i32 = self.progress.workloads.iter().map(|w| w.replicas).sum();
-        if ready < want {
-            return self
-                .await_pods(format!(
-                    "canary at {weight}%: waiting for pods ({ready}/{want} ready)"
-                ))
-                .await;
-        }
-        // The canary serves: only now give up the same number of stable pods.
-        for (w, n) in self.progress.workloads.iter().zip(&sizes) {
-            if let Some(stable) = w.stable.first() {
-                let size = (w.replicas - n).max(0).min(stable.replicas);
-                cluster::scale(&client, &w.namespace, &stable.name, size).await?;
+        let pods = match capacity::weight_step(&self.progress.workloads, &sizes, &states) {
+            WeightStep::Wait(Pods { ready, want }) => {
+                return self
+                    .await_pods(format!(
+                        "canary at {weight}%: waiting for pods ({ready}/{want} ready)"
+                    ))
+                    .await;
             }
-        }
+            // The canary serves: only now give up the same number of stable pods.
+            WeightStep::Shift { pods, effects } => {
+                cluster::carry_out(&client, &effects).await?;
+                pods
+            }
+        };
+        let total: i32 = capacity::full_sizes(&self.progress.workloads).iter().sum();
         self.progress.deadline = None;
         self.progress.weight = Some(weight);
         self.status = TargetStatus::Running;
         self.record(
             StepStatus::Succeeded,
-            format!("canary at {weight}% ({ready}/{total} pods ready)"),
+            format!("canary at {weight}% ({}/{total} pods ready)", pods.ready),
         );
         self.announce_step(self.step_index as u32, weight);
         self.step_index += 1;
@@ -674,29 +650,30 @@ impl<'a> Run<'a> {
     }
 
     async fn promote(&mut self) -> Result<Flow, EngineError> {
-        let (ready, total) = self.scale_new_to_full().await?;
-        if ready < total {
-            let what = if self.progress.first {
-                "first deployment at 100%"
-            } else {
-                "promoting to 100%"
-            };
-            return self
-                .await_pods(format!("{what}: waiting for pods ({ready}/{total} ready)"))
-                .await;
-        }
         let client = self.client().await?;
+        let full = capacity::full_sizes(&self.progress.workloads);
+        let states = self.size_new(&client, &full).await?;
+        let (Pods { ready, want: total }, remove_old) =
+            match capacity::promotion(&self.progress.workloads, &states) {
+                Promotion::Wait(Pods { ready, want }) => {
+                    let what = if self.progress.first {
+                        "first deployment at 100%"
+                    } else {
+                        "promoting to 100%"
+                    };
+                    return self
+                        .await_pods(format!("{what}: waiting for pods ({ready}/{want} ready)"))
+                        .await;
+                }
+                Promotion::RemoveOld { pods, effects } => (pods, effects),
+            };
         if let Some(reason) = self.promote_routing(&client).await? {
             self.roll_back(format!("rolled back: {reason}")).await?;
             return Ok(Flow::Wait);
         }
         self.promote_autoscalers(&client).await?;
         self.remove_baselines(&client).await?;
-        for w in &self.progress.workloads {
-            for stable in &w.stable {
-                cluster::delete_replica_set(&client, &w.namespace, &stable.name).await?;
-            }
-        }
+        cluster::carry_out(&client, &remove_old).await?;
         self.finish_routing(&client).await?;
         self.progress.deadline = None;
         self.progress.weight = Some(100);
@@ -718,26 +695,32 @@ impl<'a> Run<'a> {
 
     /// Pods are not ready yet: roll back past the deadline, else look again after a tick.
     pub(crate) async fn await_pods(&mut self, reason: String) -> Result<Flow, EngineError> {
-        let now = self.ctx.now;
         let timeout = self.ctx.plan.deployment_config.timeout_secs;
-        let deadline = *self
-            .progress
-            .deadline
-            .get_or_insert(crate::waits::after(now, timeout));
-        if now >= deadline {
-            let why = format!(
-                "rolled back: pods not ready after {}",
-                human_duration(timeout)
-            );
-            self.roll_back(why).await?;
-            return Ok(Flow::Wait);
+        let wait = capacity::pods_wait(
+            self.ctx.now,
+            self.progress.deadline,
+            self.progress.next_tick,
+            timeout,
+            self.ctx.config.tick,
+        );
+        match wait {
+            PodsWait::Expired => {
+                let why = format!(
+                    "rolled back: pods not ready after {}",
+                    human_duration(timeout)
+                );
+                self.roll_back(why).await?;
+                Ok(Flow::Wait)
+            }
+            PodsWait::Waiting { deadline, tick } => {
+                self.progress.deadline = Some(deadline);
+                if let Some(at) = tick {
+                    self.progress.next_tick = Some(at);
+                    self.timer(format!("tick:{}", at.timestamp_millis()), at);
+                }
+                Ok(self.wait_with(TargetStatus::Running, reason))
+            }
         }
-        if self.progress.next_tick.is_none_or(|t| t <= now) {
-            let at = now + chrono::Duration::from_std(self.ctx.config.tick).unwrap_or_default();
-            self.progress.next_tick = Some(at);
-            self.timer(format!("tick:{}", at.timestamp_millis()), at);
-        }
-        Ok(self.wait_with(TargetStatus::Running, reason))
     }
 
     /// Keeps an existing object's contents from before this deployment first changed it (a
@@ -772,17 +755,8 @@ impl<'a> Run<'a> {
             self.restore_routing(&client).await?;
             self.restore_autoscalers(&client).await?;
             self.remove_baselines(&client).await?;
-            for w in &self.progress.workloads {
-                // Capacity first: the old version back to full size, then the new one goes.
-                for stable in &w.stable {
-                    cluster::scale(&client, &w.namespace, &stable.name, stable.replicas).await?;
-                }
-                if w.new_initial == 0 {
-                    cluster::delete_replica_set(&client, &w.namespace, &w.new_rs).await?;
-                } else {
-                    cluster::scale(&client, &w.namespace, &w.new_rs, w.new_initial).await?;
-                }
-            }
+            // Capacity first: the old version back to its size, then the new one goes.
+            cluster::carry_out(&client, &capacity::roll_back(&self.progress.workloads)).await?;
             self.clean_up_routing(&client).await?;
         }
         if !self.progress.created.is_empty() {
