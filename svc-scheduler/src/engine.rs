@@ -30,6 +30,7 @@ pub struct Engine {
     store: Store,
     clusters: Arc<dyn Clusters>,
     config: EngineConfig,
+    readiness: Option<crate::readiness::Readiness>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -171,7 +172,14 @@ impl Engine {
             store,
             clusters,
             config,
+            readiness: None,
         }
+    }
+
+    /// The engine, with targets waiting for pods woken by `readiness`'s watches.
+    pub fn with_readiness(mut self, readiness: crate::readiness::Readiness) -> Engine {
+        self.readiness = Some(readiness);
+        self
     }
 
     /// Moves every target of the deployment as far as it can go now and commits the result.
@@ -240,6 +248,7 @@ impl Engine {
             store: &self.store,
             clusters: self.clusters.as_ref(),
             config: &self.config,
+            readiness: self.readiness.as_ref(),
         };
         // Targets move in parallel: independent branches never wait for each other.
         let runs = plan.targets.iter().filter_map(|tp| {

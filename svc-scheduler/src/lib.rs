@@ -26,6 +26,7 @@ pub mod previous;
 pub mod progress;
 #[cfg(test)]
 mod progress_compat;
+pub mod readiness;
 pub mod render;
 pub mod reports;
 mod requests;
@@ -82,6 +83,9 @@ pub struct Settings {
     /// Seconds between readiness checks of a target waiting for its pods.
     #[arg(long, env = "FERRY_SCHEDULER_TICK_SECS", default_value_t = 5)]
     pub tick_secs: u64,
+    /// Wake targets waiting for pods from a watch of their ReplicaSets (`false`: the tick only).
+    #[arg(long, env = "FERRY_SCHEDULER_WATCH_READINESS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub watch_readiness: bool,
     /// Milliseconds between looks for due timers.
     #[arg(long, env = "FERRY_SCHEDULER_TIMER_POLL_MS", default_value_t = 1000)]
     pub timer_poll_ms: u64,
@@ -152,6 +156,9 @@ pub struct EngineConfig {
     pub relay_metrics: Option<ferry_bus::RelayMetrics>,
     /// Where deployments, steps, approvals and automatic actions are counted (none in tests).
     pub metrics: Option<metrics::SchedulerMetrics>,
+    /// Whether targets waiting for pods are woken by a watch of their ReplicaSets
+    /// ([`readiness`]); the tick wakes them either way.
+    pub watch_readiness: bool,
 }
 
 impl Default for EngineConfig {
@@ -170,6 +177,7 @@ impl Default for EngineConfig {
             retry: retry::RetryPolicy::default(),
             relay_metrics: None,
             metrics: None,
+            watch_readiness: true,
         }
     }
 }
@@ -185,7 +193,15 @@ pub async fn run_engine(
     shutdown: CancellationToken,
 ) {
     let store = Store::from_pool(pool.clone());
-    let engine = Arc::new(Engine::new(store.clone(), clusters, config.clone()));
+    let mut engine = Engine::new(store.clone(), clusters.clone(), config.clone());
+    if config.watch_readiness {
+        engine = engine.with_readiness(readiness::Readiness::start(
+            store.clone(),
+            clusters,
+            shutdown.clone(),
+        ));
+    }
+    let engine = Arc::new(engine);
     // Publishes what this service's transactions write to the outbox.
     let mut relay = Relay::new(pool, bus.clone(), RelayConfig::default());
     if let Some(metrics) = config.relay_metrics.clone() {
@@ -239,6 +255,7 @@ pub async fn run(
     let config = EngineConfig {
         tick: Duration::from_secs(settings.tick_secs.max(1)),
         timer_poll: Duration::from_millis(settings.timer_poll_ms.max(10)),
+        watch_readiness: settings.watch_readiness,
         api_url: settings.api_url.trim_end_matches('/').to_string(),
         relay_metrics: Some(
             ferry_bus::RelayMetrics::register(&registry).context("registering metrics")?,

@@ -34,6 +34,8 @@ pub(crate) struct Ctx<'a> {
     pub store: &'a Store,
     pub clusters: &'a dyn Clusters,
     pub config: &'a EngineConfig,
+    /// Wakes targets waiting for pods as soon as a watch sees them ready.
+    pub readiness: Option<&'a crate::readiness::Readiness>,
 }
 
 /// One target being reconciled.
@@ -713,6 +715,7 @@ impl<'a> Run<'a> {
                 Ok(Flow::Wait)
             }
             PodsWait::Waiting { deadline, tick } => {
+                self.wake_when_ready(deadline);
                 self.progress.deadline = Some(deadline);
                 if let Some(at) = tick {
                     self.progress.next_tick = Some(at);
@@ -720,6 +723,32 @@ impl<'a> Run<'a> {
                 }
                 Ok(self.wait_with(TargetStatus::Running, reason))
             }
+        }
+    }
+
+    /// Asks the readiness watches to wake the deployment once every new ReplicaSet has its
+    /// pods ready (one wait per namespace), well before the tick.
+    fn wake_when_ready(&self, until: chrono::DateTime<Utc>) {
+        let Some(readiness) = self.ctx.readiness else {
+            return;
+        };
+        let mut by_namespace: std::collections::BTreeMap<&str, Vec<String>> =
+            std::collections::BTreeMap::new();
+        for w in &self.progress.workloads {
+            by_namespace
+                .entry(&w.namespace)
+                .or_default()
+                .push(w.new_rs.clone());
+        }
+        for (namespace, replica_sets) in by_namespace {
+            readiness.wake_when_ready(
+                self.ctx.tenant,
+                &self.target.account,
+                namespace,
+                self.ctx.deployment.id,
+                replica_sets,
+                until,
+            );
         }
     }
 

@@ -63,6 +63,12 @@ where
                 .await
                 .map_err(|e| TunnelError::Body(e.into()))?
                 .to_bytes();
+            let mut parts = parts;
+            if parts.extensions.get::<crate::Deadline>().is_none()
+                && let Some(deadline) = watch_deadline(&parts)
+            {
+                parts.extensions.insert(deadline);
+            }
             let request = http::Request::from_parts(parts, body);
             let response =
                 call::send(&tunnel, &tenant, &agent, RequestKind::Kubernetes, request).await?;
@@ -72,6 +78,30 @@ where
             ))
         })
     }
+}
+
+/// The longest a watch through the tunnel runs before its watcher starts a new one.
+pub const MAX_WATCH: Duration = Duration::from_secs(600);
+
+/// A Kubernetes watch (`?watch=true`) streams until its own `timeoutSeconds`, far longer than an
+/// ordinary request may take: its deadline is that timeout (at most [`MAX_WATCH`]) and a margin
+/// for the server to end it first. `None` for every other request.
+fn watch_deadline(parts: &http::request::Parts) -> Option<crate::Deadline> {
+    let query = parts.uri.query()?;
+    let mut watch = false;
+    let mut timeout = MAX_WATCH;
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("watch", "true" | "1")) => watch = true,
+            Some(("timeoutSeconds", secs)) => {
+                if let Ok(secs) = secs.parse::<u64>() {
+                    timeout = Duration::from_secs(secs).min(MAX_WATCH);
+                }
+            }
+            _ => {}
+        }
+    }
+    watch.then(|| crate::Deadline(timeout + Duration::from_secs(15)))
 }
 
 /// A streaming body reading the remaining replies.
@@ -91,5 +121,33 @@ impl crate::TunnelResponse {
     /// The response as an `http::Response` with a streaming body.
     pub fn into_http(self) -> http::Response<TunnelBody> {
         http::Response::from_parts(self.head, into_body(self.body))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(uri: &str) -> http::request::Parts {
+        http::Request::get(uri).body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn a_watch_gets_its_own_timeout_and_a_margin_others_the_default() {
+        let secs = |d: Option<crate::Deadline>| d.map(|d| d.0.as_secs());
+        let list = "/apis/apps/v1/namespaces/shop/replicasets?labelSelector=a";
+        assert_eq!(secs(watch_deadline(&parts(list))), None);
+        let watch = "/apis/apps/v1/namespaces/shop/replicasets?watch=true&timeoutSeconds=290";
+        assert_eq!(secs(watch_deadline(&parts(watch))), Some(305));
+        let long = "/api/v1/pods?timeoutSeconds=86400&watch=1";
+        assert_eq!(secs(watch_deadline(&parts(long))), Some(615));
+        assert_eq!(
+            secs(watch_deadline(&parts("/api/v1/pods?watch=true"))),
+            Some(615)
+        );
+        assert_eq!(
+            secs(watch_deadline(&parts("/api/v1/pods?watch=false"))),
+            None
+        );
     }
 }

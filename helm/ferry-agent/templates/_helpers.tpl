@@ -52,16 +52,18 @@ The resource rules: what svc-scheduler does to a cluster through the agent (svc-
 tests/charts derives the same from the code and compares). Verbs per call:
   get     Api::get_opt          create  Api::create, and server-side apply of a new object
   list    Api::list             patch   merge patch and server-side apply
+  watch   kube::runtime watcher (with list): readiness by watch (readiness.rs)
   delete  Api::delete           update  Api::replace: a rollback putting back an object's
                                         contents from before the deployment (previous.rs)
 */}}
 {{- define "ferry-agent.rules" -}}
 {{- $apply := list "get" "create" "update" "patch" "delete" -}}
-# ReplicaSets Ferry creates for each version, scales step by step, reads the readiness of,
-# lists by workload and deletes (cluster.rs, baseline.rs, routing.rs).
+# ReplicaSets Ferry creates for each version, scales step by step, reads and watches the
+# readiness of, lists by workload and deletes (cluster.rs, baseline.rs, routing.rs,
+# readiness.rs).
 - apiGroups: [apps]
   resources: [replicasets]
-  verbs: [get, list, create, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 # The user's Deployment Ferry adopts: read, paused or scaled to zero, or deleted with its
 # ReplicaSets orphaned (cluster.rs adopt_user_deployment, retire_user_deployment).
 - apiGroups: [apps]

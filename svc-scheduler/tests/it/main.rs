@@ -13,6 +13,7 @@ mod failures;
 mod flows;
 mod gates;
 mod queue;
+mod readiness;
 mod restart;
 mod restore;
 mod stored_state;

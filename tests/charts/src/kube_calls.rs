@@ -603,7 +603,20 @@ impl<'ast> Visit<'ast> for Calls<'_, '_> {
                 .last()
                 .map(|s| s.ident.to_string())
                 .unwrap_or_default();
-            if RUNTIME.contains(&last.as_str()) {
+            let watched = RUNTIME
+                .contains(&last.as_str())
+                .then(|| c.args.first())
+                .flatten()
+                .and_then(|api| self.crate_.resolve(self.f, api, self.bindings));
+            if let Some(Resolved::Recv(target)) = watched {
+                // A watcher lists, then watches from the listed version.
+                self.out.calls.push(Call {
+                    site: self.site(),
+                    method: last.clone(),
+                    verbs: vec!["list", "watch"],
+                    target,
+                });
+            } else if RUNTIME.contains(&last.as_str()) {
                 self.out.untraced.push(format!(
                     "{}: `{last}(…)` (kube::runtime) lists and watches through its Api; not modelled",
                     self.site()
@@ -778,7 +791,7 @@ mod tests {
             impl Run { async fn go(&self, c: &Client) {
                 self.api.patch("x", &pp, &patch).await;
                 c.request::<Value>(req).await;
-                let w = watcher(api, cfg);
+                let w = watcher(make_api(), cfg);
                 let api: Api<Pod> = Api::namespaced(c.clone(), "x");
                 api.patch_status("p", &pp, &patch).await;
             } }
@@ -790,5 +803,23 @@ mod tests {
         assert!(text.contains("watcher"), "{text}");
         assert!(text.contains("patch_status"), "{text}");
         assert!(a.calls.is_empty(), "{:?}", a.calls);
+    }
+
+    #[test]
+    fn a_watcher_of_a_traced_api_lists_and_watches_its_resource() {
+        let a = analyse_files(&[(
+            "watch.rs",
+            r#"
+            async fn watch(client: Client) {
+                let api: Api<ReplicaSet> = Api::namespaced(client, "x");
+                let events = watcher(api, watcher::Config::default());
+            }
+            "#,
+        )]);
+        assert!(a.untraced.is_empty(), "{:?}", a.untraced);
+        assert_eq!(a.calls.len(), 1, "{:?}", a.calls);
+        assert_eq!(a.calls[0].site, "watch.rs::watch");
+        assert_eq!(a.calls[0].verbs, ["list", "watch"]);
+        assert_eq!(a.calls[0].target, Target::Typed("ReplicaSet".into()));
     }
 }

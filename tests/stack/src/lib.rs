@@ -38,6 +38,8 @@ pub struct StackOptions {
     pub schedulers: usize,
     /// How long a simulated Pod takes to turn Ready.
     pub pod_ready_delay: Duration,
+    /// Seconds between the schedulers' readiness ticks (`FERRY_SCHEDULER_TICK_SECS`).
+    pub scheduler_tick_secs: u64,
 }
 
 /// A client credential made by `ferry-svc-api bootstrap`.
@@ -65,6 +67,7 @@ pub struct Stack {
     api: Option<ServiceProcess>,
     hubs: Vec<ServiceProcess>,
     schedulers: Vec<Option<ServiceProcess>>,
+    scheduler_tick_secs: u64,
     agents: Vec<ServiceProcess>,
     canaries: Vec<ServiceProcess>,
     webhooks: Vec<ServiceProcess>,
@@ -182,6 +185,7 @@ impl Stack {
             api: Some(api),
             hubs: Vec::new(),
             schedulers: Vec::new(),
+            scheduler_tick_secs: options.scheduler_tick_secs,
             agents: Vec::new(),
             canaries: Vec::new(),
             webhooks: Vec::new(),
@@ -297,7 +301,10 @@ impl Stack {
         let env = extended(
             &self.env,
             &[
-                ("FERRY_SCHEDULER_TICK_SECS", "1"),
+                (
+                    "FERRY_SCHEDULER_TICK_SECS",
+                    &self.scheduler_tick_secs.to_string(),
+                ),
                 ("FERRY_SCHEDULER_TIMER_POLL_MS", "200"),
                 ("FERRY_API_URL", &self.api_url),
             ],

@@ -155,6 +155,7 @@ async fn main() {
         hubs: 0,
         schedulers: 0,
         pod_ready_delay: Duration::from_millis(10),
+        scheduler_tick_secs: 1,
     })
     .await;
     stack

@@ -145,6 +145,7 @@ async fn main() {
         hubs: 2,
         schedulers: 2,
         pod_ready_delay: Duration::ZERO,
+        scheduler_tick_secs: 1,
     })
     .await;
     let api = Api::sign_in(&stack.api_url, &stack.admin).await;

@@ -243,6 +243,7 @@ async fn main() {
         hubs: 1,
         schedulers: 0,
         pod_ready_delay: Duration::from_millis(10),
+        scheduler_tick_secs: 1,
     })
     .await;
     stack

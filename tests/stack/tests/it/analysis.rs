@@ -99,6 +99,7 @@ async fn analysis_through_the_agent_lets_a_good_canary_through_and_rolls_a_bad_o
         hubs: 1,
         schedulers: 1,
         pod_ready_delay: Duration::from_millis(200),
+        scheduler_tick_secs: 1,
     })
     .await;
     stack.start_canary().await;

@@ -53,6 +53,7 @@ async fn a_killed_scheduler_replica_leaves_nothing_undone_or_done_twice() {
         hubs: 1,
         schedulers: 1,
         pod_ready_delay: Duration::from_secs(2),
+        scheduler_tick_secs: 1,
     })
     .await;
     let api = Api::sign_in(&stack.api_url, &stack.admin).await;
@@ -145,6 +146,7 @@ async fn a_timed_pause_fires_after_every_scheduler_replica_was_killed() {
         hubs: 1,
         schedulers: 2,
         pod_ready_delay: Duration::from_millis(200),
+        scheduler_tick_secs: 1,
     })
     .await;
     let api = Api::sign_in(&stack.api_url, &stack.admin).await;

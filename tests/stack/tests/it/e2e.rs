@@ -13,6 +13,7 @@ async fn the_cli_rolls_a_canary_out_through_hubs_and_agents() {
         hubs: 2,
         schedulers: 2,
         pod_ready_delay: Duration::from_millis(300),
+        scheduler_tick_secs: 1,
     })
     .await;
 

@@ -4,6 +4,7 @@ mod analysis;
 mod app;
 mod crash;
 mod e2e;
+mod readiness;
 mod traces;
 mod ui;
 mod webhooks;

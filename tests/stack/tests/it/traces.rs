@@ -65,6 +65,7 @@ async fn a_deployment_started_with_a_traceparent_is_one_trace_through_every_serv
             hubs: 1,
             schedulers: 1,
             pod_ready_delay: Duration::from_millis(100),
+            scheduler_tick_secs: 1,
         },
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),

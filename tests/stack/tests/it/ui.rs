@@ -73,6 +73,7 @@ async fn the_web_ui_in_a_browser() {
         hubs: 1,
         schedulers: 1,
         pod_ready_delay: Duration::from_millis(300),
+        scheduler_tick_secs: 1,
     })
     .await;
 

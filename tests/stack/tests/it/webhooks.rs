@@ -109,6 +109,7 @@ async fn a_webhook_through_the_agent_reaches_a_private_receiver_that_calls_back(
         hubs: 1,
         schedulers: 1,
         pod_ready_delay: Duration::from_millis(200),
+        scheduler_tick_secs: 1,
     })
     .await;
     stack.start_webhook(&[]).await;
