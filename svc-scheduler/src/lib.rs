@@ -18,6 +18,7 @@ pub mod cluster;
 pub mod clusters;
 pub mod engine;
 pub mod expose;
+pub mod gateway;
 mod mesh;
 pub mod metrics;
 pub mod objects;

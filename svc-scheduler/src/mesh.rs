@@ -1,7 +1,7 @@
 //! Service-mesh objects a canary's weights are set on: an Istio VirtualService route weighted
 //! between the stable and canary subsets of a DestinationRule pinned to each version's
 //! pod-template hash, or an SMI TrafficSplit weighted between a stable and a canary Service that
-//! each select one version. The object edits are pure functions; the writes are server-side
+//! each select one version (the Gateway API's HTTPRoute is [`crate::gateway`]'s). The object edits are pure functions; the writes are server-side
 //! applies, so repeating one gives the same result.
 
 use crate::cluster::{self, KubeOpError};
@@ -32,6 +32,7 @@ fn resource(kind: &str) -> ApiResource {
     let (group, version, plural) = match kind {
         "VirtualService" => ("networking.istio.io", "v1beta1", "virtualservices"),
         "DestinationRule" => ("networking.istio.io", "v1beta1", "destinationrules"),
+        "HTTPRoute" => ("gateway.networking.k8s.io", "v1", "httproutes"),
         _ => ("split.smi-spec.io", "v1alpha2", "trafficsplits"),
     };
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
@@ -61,7 +62,7 @@ pub async fn load(
 
 /// Applies an object read back from the cluster or a manifest (server-owned fields dropped) for
 /// `deployment`; returns it when this deployment created it.
-async fn write(
+pub(crate) async fn write(
     client: &kube::Client,
     object: &Value,
     deployment: &str,

@@ -1,11 +1,12 @@
 //! Traffic management of a target, as the rollout phases see it: which manifests Ferry applies
 //! itself (Services, VirtualServices and DestinationRules it points at a version), the checks
 //! before anything is deployed, the set-up once the new ReplicaSets exist, canary weights set on
-//! the mesh (Istio or SMI, the new version at full size), the promotion to 100% and the rollback
+//! the mesh (Istio, SMI or a Gateway API HTTPRoute, the new version at full size), the promotion to 100% and the rollback
 //! to the old version. Blue/green's own flow is in [`crate::bluegreen`].
 
 use crate::EngineError;
 use crate::bluegreen;
+use crate::gateway;
 use crate::mesh::{self, Split, Versions};
 use crate::routing::{self, Routing, VersionLabel};
 use crate::target::{Flow, Run};
@@ -16,7 +17,9 @@ use ferry_store::targets::TargetStatus;
 /// Whether the target's canary weights are set on a service mesh.
 pub(crate) fn meshed(plan: &TargetPlan) -> bool {
     matches!(plan.strategy, Strategy::Canary { .. })
-        && !(plan.traffic_management.istio.is_empty() && plan.traffic_management.smi.is_empty())
+        && !(plan.traffic_management.istio.is_empty()
+            && plan.traffic_management.smi.is_empty()
+            && plan.traffic_management.gateway_api.is_empty())
 }
 
 /// Whether Ferry applies `m` itself, pointed at a version, instead of applying it as written.
@@ -27,14 +30,18 @@ pub(crate) fn is_routed(plan: &TargetPlan, m: &Manifest) -> bool {
                 .iter()
                 .any(|(_, name)| m.name == *name);
     }
+    let tm = &plan.traffic_management;
     meshed(plan)
-        && plan.traffic_management.istio.iter().any(|i| {
+        && (tm.istio.iter().any(|i| {
             (m.kind == "VirtualService" && m.name == i.virtual_service)
                 || (m.kind == "DestinationRule"
                     && i.destination_rule
                         .as_ref()
                         .is_some_and(|d| d.name == m.name))
-        })
+        }) || tm
+            .gateway_api
+            .iter()
+            .any(|g| m.kind == gateway::KIND && m.name == g.http_route_name))
 }
 
 impl Run<'_> {
@@ -85,6 +92,11 @@ impl Run<'_> {
                     "trafficManagement.smi: rootServiceName {root:?} is neither among the \
                      target's manifests nor a Service in namespace {namespace:?} of the cluster"
                 )));
+            }
+        }
+        for g in &tm.gateway_api {
+            if let Some(reason) = gateway::check(client, self.plan, &namespace, g).await? {
+                return Ok(Some(format!("trafficManagement.gatewayApi: {reason}")));
             }
         }
         Ok(None)
@@ -181,6 +193,24 @@ impl Run<'_> {
                 created.extend(mesh::set_smi(&at, &root, smi, split).await?);
             }
         }
+        for g in &tm.gateway_api {
+            let root = &g.root_service_name;
+            let Some(root) =
+                routing::find_service(client, self.plan, &routing.namespace, root).await?
+            else {
+                return Ok(Some(format!(
+                    "trafficManagement.gatewayApi: Service {root:?} disappeared"
+                )));
+            };
+            let first = self.progress.first;
+            match gateway::set_route(&at, &root, g, split, first, from_manifest).await? {
+                Ok((services, route)) => {
+                    created.extend(services);
+                    self.note_created(route);
+                }
+                Err(reason) => return Ok(Some(format!("trafficManagement.gatewayApi: {reason}"))),
+            }
+        }
         if let Some(r) = self.progress.routing.as_mut() {
             for c in created {
                 if !r.created.contains(&c) {
@@ -196,6 +226,11 @@ impl Run<'_> {
         let Some(routing) = self.progress.routing.as_mut() else {
             return Ok(());
         };
+        // One version runs now: routes back on the root Service before its copies go.
+        let deployment = self.ctx.deployment.id.to_string();
+        for g in &self.plan.traffic_management.gateway_api {
+            gateway::restore_root(client, self.plan, &routing.namespace, g, &deployment).await?;
+        }
         // The split first: the root Service then reaches its pods directly.
         routing
             .created
@@ -253,6 +288,11 @@ impl Run<'_> {
                 tm.smi
                     .iter()
                     .map(|s| format!("TrafficSplit {}", s.traffic_split_name)),
+            )
+            .chain(
+                tm.gateway_api
+                    .iter()
+                    .map(|g| format!("HTTPRoute {}", g.http_route_name)),
             )
             .collect();
         names.join(", ")

@@ -53,7 +53,7 @@ fn every_hello_ferry_example_prints_ok_and_a_summary() {
         assert!(stdout.contains("manifests: "), "{stdout}");
         assert!(stderr.is_empty(), "{stderr}");
     }
-    assert_eq!(count, 6);
+    assert_eq!(count, 7);
 }
 
 #[test]

@@ -1059,7 +1059,7 @@ pub const BODY_TEMPLATE: Object = Object {
 /// `trafficManagement[]`.
 pub const TRAFFIC: Object = Object {
     name: "trafficManagement",
-    description: "Traffic shaping for some targets: any of istio, smi, kubernetes.",
+    description: "Traffic shaping for some targets: any of istio, smi, gatewayApi, kubernetes.",
     keys: &[
         key("targets", NAMES, "the targets it applies to (absent: all)"),
         key(
@@ -1079,6 +1079,14 @@ pub const TRAFFIC: Object = Object {
             "SMI TrafficSplit (Linkerd)",
         ),
         key(
+            "gatewayApi",
+            Value::List {
+                item: &Value::Object(&GATEWAY_API),
+                min: 0,
+            },
+            "Gateway API HTTPRoute (Ferry's own key)",
+        ),
+        key(
             "kubernetes",
             Value::List {
                 item: &Value::Object(&KUBERNETES_SERVICES),
@@ -1087,7 +1095,12 @@ pub const TRAFFIC: Object = Object {
             "blue/green Services (a pair in one item, or in two)",
         ),
     ],
-    rules: &[Rule::AtLeastOne(&["istio", "smi", "kubernetes"])],
+    rules: &[Rule::AtLeastOne(&[
+        "istio",
+        "smi",
+        "gatewayApi",
+        "kubernetes",
+    ])],
 };
 
 /// `trafficManagement[].istio[]`.
@@ -1151,6 +1164,26 @@ pub const SMI: Object = Object {
             "trafficSplitName",
             Value::Name,
             "the TrafficSplit (default <root>)",
+        ),
+    ],
+    rules: &[],
+};
+
+/// `trafficManagement[].gatewayApi[]`.
+pub const GATEWAY_API: Object = Object {
+    name: "gatewayApi",
+    description: "A Gateway API HTTPRoute whose backends Ferry weights between the versions.",
+    keys: &[
+        required("httpRouteName", Value::Name, "the HTTPRoute"),
+        required(
+            "rootServiceName",
+            Value::Name,
+            "the Service the route's rules send to",
+        ),
+        key(
+            "canaryServiceName",
+            Value::Name,
+            "the canary Service (default <root>-canary)",
         ),
     ],
     rules: &[],

@@ -344,6 +344,9 @@ pub struct TrafficManagement {
     pub istio: Vec<Istio>,
     /// SMI (Linkerd) TrafficSplits.
     pub smi: Vec<Smi>,
+    /// Gateway API HTTPRoutes. Plans stored before the key existed have none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gateway_api: Vec<GatewayApi>,
     /// Blue/green Service pairs.
     pub kubernetes: Vec<KubernetesServices>,
 }
@@ -351,8 +354,23 @@ pub struct TrafficManagement {
 impl TrafficManagement {
     /// Whether nothing applies.
     pub fn is_empty(&self) -> bool {
-        self.istio.is_empty() && self.smi.is_empty() && self.kubernetes.is_empty()
+        self.istio.is_empty()
+            && self.smi.is_empty()
+            && self.gateway_api.is_empty()
+            && self.kubernetes.is_empty()
     }
+}
+
+/// A Gateway API HTTPRoute whose backends Ferry weights, names defaulted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayApi {
+    /// The HTTPRoute.
+    pub http_route_name: String,
+    /// The Service its rules send to.
+    pub root_service_name: String,
+    /// The canary Service (default `<root>-canary`).
+    pub canary_service_name: String,
 }
 
 /// An Istio VirtualService (and optional DestinationRule).

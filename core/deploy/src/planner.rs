@@ -428,6 +428,7 @@ fn traffic_for(file: &DeployFile, target: &str) -> TrafficManagement {
     {
         out.istio.extend(tm.istio.iter().cloned());
         out.smi.extend(tm.smi.iter().cloned());
+        out.gateway_api.extend(tm.gateway_api.iter().cloned());
         out.kubernetes.extend(tm.kubernetes.iter().cloned());
     }
     out

@@ -7,7 +7,8 @@
 use indexmap::IndexMap;
 
 use crate::plan::{
-    AnalysisQuery, InProgressPolicy, Istio, KubernetesServices, LookbackMethod, Mode, Smi, Webhook,
+    AnalysisQuery, GatewayApi, InProgressPolicy, Istio, KubernetesServices, LookbackMethod, Mode,
+    Smi, Webhook,
 };
 
 /// Where a value sits: 1-based line and column and its field path.
@@ -221,6 +222,8 @@ pub struct RawTraffic {
     pub istio: Vec<Istio>,
     /// `smi`, names defaulted.
     pub smi: Vec<Smi>,
+    /// `gatewayApi`, names defaulted.
+    pub gateway_api: Vec<GatewayApi>,
     /// `kubernetes`.
     pub kubernetes: Vec<KubernetesServices>,
 }

@@ -5,7 +5,8 @@ use crate::decode::{Decoder, pos};
 use crate::grammar;
 use crate::node::Node;
 use crate::plan::{
-    AnalysisQuery, DestinationRule, Header, Istio, Judge, KubernetesServices, Smi, Webhook,
+    AnalysisQuery, DestinationRule, GatewayApi, Header, Istio, Judge, KubernetesServices, Smi,
+    Webhook,
 };
 use crate::raw::{RawTraffic, Spanned};
 use crate::templates;
@@ -375,6 +376,7 @@ impl Decoder<'_> {
                 targets,
                 istio: Vec::new(),
                 smi: Vec::new(),
+                gateway_api: Vec::new(),
                 kubernetes: Vec::new(),
             };
             if let Some(list) = fields.get("istio") {
@@ -385,6 +387,11 @@ impl Decoder<'_> {
             if let Some(list) = fields.get("smi") {
                 for (n, p) in self.seq(list, &fields.field("smi")) {
                     entry.smi.extend(self.smi(n, &p));
+                }
+            }
+            if let Some(list) = fields.get("gatewayApi") {
+                for (n, p) in self.seq(list, &fields.field("gatewayApi")) {
+                    entry.gateway_api.extend(self.gateway_api(n, &p));
                 }
             }
             if let Some(list) = fields.get("kubernetes") {
@@ -433,8 +440,15 @@ impl Decoder<'_> {
                     );
                 }
             }
-            if fields.get_any(&["istio", "smi", "kubernetes"]).is_none() {
-                self.error(item, &item_path, "holds none of istio, smi or kubernetes");
+            if fields
+                .get_any(&["istio", "smi", "gatewayApi", "kubernetes"])
+                .is_none()
+            {
+                self.error(
+                    item,
+                    &item_path,
+                    "holds none of istio, smi, gatewayApi or kubernetes",
+                );
             }
             out.push(entry);
         }
@@ -474,6 +488,24 @@ impl Decoder<'_> {
             virtual_service: vs_name.value,
             http_route_name: route,
             destination_rule,
+        })
+    }
+
+    fn gateway_api(&mut self, node: &Node, path: &str) -> Option<GatewayApi> {
+        let f = self.object(node, path, &grammar::GATEWAY_API)?;
+        let route = f.get("httpRouteName");
+        let route = route.and_then(|r| self.name(r, &f.field("httpRouteName")));
+        let root = f.get("rootServiceName");
+        let root = root.and_then(|r| self.name(r, &f.field("rootServiceName")));
+        let canary = f
+            .get("canaryServiceName")
+            .and_then(|n| self.name(n, &f.field("canaryServiceName")))
+            .map(|s| s.value);
+        let (route, root) = (route?, root?);
+        Some(GatewayApi {
+            http_route_name: route.value,
+            canary_service_name: canary.unwrap_or_else(|| format!("{}-canary", root.value)),
+            root_service_name: root.value,
         })
     }
 

@@ -160,6 +160,11 @@ impl Plan {
                         .iter()
                         .map(|s| format!("smi {}", s.traffic_split_name)),
                 );
+                parts.extend(
+                    tm.gateway_api
+                        .iter()
+                        .map(|g| format!("httproute {}", g.http_route_name)),
+                );
                 parts.extend(tm.kubernetes.iter().map(|k| match &k.preview_service {
                     Some(preview) => format!("services {}/{preview}", k.active_service),
                     None => format!("services {}", k.active_service),

@@ -91,6 +91,12 @@ tests/charts derives the same from the code and compares). Verbs per call:
   resources: [trafficsplits]
   verbs: {{ toJson $apply }}
 {{- end }}
+{{- if .Values.rbac.gatewayApi }}
+# Gateway API HTTPRoute backends weighted between the versions (gateway.rs).
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [httproutes]
+  verbs: {{ toJson $apply }}
+{{- end }}
 {{- range .Values.rbac.manifestResources }}
 # Manifests of deploy files: server-side applied, read, deleted or put back on rollback
 # (objects.rs, previous.rs).

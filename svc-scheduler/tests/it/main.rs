@@ -12,6 +12,7 @@ mod durability;
 mod failures;
 mod flows;
 mod gates;
+mod gateway;
 mod queue;
 mod readiness;
 mod restart;

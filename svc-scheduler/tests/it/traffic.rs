@@ -15,11 +15,11 @@ use kube::api::{Api, ApiResource, DynamicObject};
 use kube::core::GroupVersionKind;
 use serde_json::{Value, json};
 
-const ACCOUNT: &str = "mesh-cluster";
-const NS: &str = "hello-mesh";
+pub(crate) const ACCOUNT: &str = "mesh-cluster";
+pub(crate) const NS: &str = "hello-mesh";
 
 /// Three weights, each followed by an approval, so the test can look at every one.
-const STEPS: &str = r#"
+pub(crate) const STEPS: &str = r#"
 strategies:
   mesh-canary:
     canary:
@@ -99,7 +99,7 @@ trafficManagement:
     )
 }
 
-async fn object(
+pub(crate) async fn object(
     bench: &Bench,
     group: &str,
     version: &str,
@@ -171,7 +171,7 @@ fn pairs(items: &[(&str, i64)]) -> Vec<(String, i64)> {
 }
 
 /// Deploys `plan` and waits for the approval after the weight at `step`.
-async fn at_step(bench: &Bench, id: DeploymentId, step: i32) {
+pub(crate) async fn at_step(bench: &Bench, id: DeploymentId, step: i32) {
     bench
         .wait_target(id, "prod-mesh", "the approval after a weight", |t| {
             t.step_index == step && t.status == TargetStatus::Paused
@@ -246,7 +246,7 @@ async fn split(bench: &Bench) -> Option<Value> {
     .await
 }
 
-async fn service_hash(bench: &Bench, name: &str) -> Option<String> {
+pub(crate) async fn service_hash(bench: &Bench, name: &str) -> Option<String> {
     let api: Api<Service> = Api::namespaced(bench.clients[ACCOUNT].clone(), NS);
     api.get_opt(name).await.unwrap().map(|s| {
         s.spec

@@ -22,7 +22,7 @@ fn names(plan: &Plan) -> Vec<&str> {
 #[test]
 fn every_hello_ferry_example_validates() {
     let files = deploy_files("hello-ferry");
-    assert_eq!(files.len(), 6, "{files:?}");
+    assert_eq!(files.len(), 7, "{files:?}");
     for path in files {
         let plan = check_path(&path).unwrap_or_else(|d| panic!("{}:\n{d}", path.display()));
         assert_eq!(plan.application, "hello-ferry");
@@ -200,6 +200,24 @@ fn mesh_examples_carry_their_traffic_management() {
     // The `setWeight: 10` shorthand.
     assert_eq!(steps[0], Step::SetWeight { weight: 10 });
     assert!(smi.summary().contains("10% → pause 20s → 60% → 100%"));
+
+    let gateway = example("deploy-gateway.yml");
+    let t = &gateway.targets[0];
+    assert_eq!(t.traffic_management.gateway_api.len(), 1);
+    let route = &t.traffic_management.gateway_api[0];
+    assert_eq!(
+        (
+            route.http_route_name.as_str(),
+            route.canary_service_name.as_str()
+        ),
+        ("hello-ferry", "hello-ferry-canary")
+    );
+    assert!(t.manifests.iter().any(|m| m.kind == "HTTPRoute"));
+    assert!(
+        gateway.summary().contains("traffic: httproute hello-ferry"),
+        "{}",
+        gateway.summary()
+    );
 }
 
 #[test]

@@ -64,7 +64,7 @@ fn the_schema_is_a_valid_draft_7_schema() {
 #[test]
 fn every_valid_example_and_the_armory_file_validate() {
     let files = deploy_files("hello-ferry");
-    assert_eq!(files.len(), 6);
+    assert_eq!(files.len(), 7);
     for path in files {
         let text = fs::read_to_string(&path).unwrap();
         assert!(ferry_deploy::parse("deploy.yml", &text).is_ok());

@@ -454,7 +454,7 @@ trafficManagement:
         &d,
         "trafficManagement[3]",
         18,
-        "holds none of istio, smi or kubernetes",
+        "holds none of istio, smi, gatewayApi or kubernetes",
     );
 
     let plan = valid(&text.replace("[prd]", "[dev]").replace(
@@ -564,4 +564,45 @@ fn references_to_broken_definitions_add_no_unknown_error() {
     assert_eq!(d.len(), 2, "{d}");
     assert_error(&d, "webhooks[0].uriTemplate", 15, "missing required key");
     assert_error(&d, "webhooks[0].retryCount", 16, "expected an integer");
+}
+
+#[test]
+fn gateway_api_routes_need_a_route_and_a_root_service() {
+    let text = "application: a
+targets:
+  dev:
+    account: c
+    namespace: n
+manifests:
+  - path: manifests/app.yaml
+trafficManagement:
+  - gatewayApi:
+      - httpRouteName: web
+        rootServiceName: web
+      - httpRouteName: api
+        rootServiceName: api
+        canaryServiceName: api-next
+";
+    let plan = valid(text);
+    let routes = &plan.targets[0].traffic_management.gateway_api;
+    assert_eq!(routes.len(), 2, "{routes:?}");
+    assert_eq!(
+        (
+            routes[0].http_route_name.as_str(),
+            routes[0].root_service_name.as_str(),
+            routes[0].canary_service_name.as_str()
+        ),
+        ("web", "web", "web-canary")
+    );
+    assert_eq!(routes[1].canary_service_name, "api-next");
+
+    let d = errors(&text.replace("        rootServiceName: web\n", ""));
+    assert_error(
+        &d,
+        "trafficManagement[0].gatewayApi[0].rootServiceName",
+        10,
+        "missing required key \"rootServiceName\"",
+    );
+    let d = errors(&text.replace("httpRouteName: api", "httpRoute: api"));
+    assert!(d.to_string().contains("httpRoute"), "{d}");
 }

@@ -45,7 +45,7 @@ pub fn cases() -> Vec<(&'static str, Value)> {
         (
             "namespaced RBAC without mesh kinds",
             json!({"rbac": {"scope": "namespaced", "namespaces": ["web", "payments"], "istio": false, "smi": false,
-                   "manifestResources": [{"apiGroups": [""], "resources": ["configmaps"]}]},
+                   "gatewayApi": false, "manifestResources": [{"apiGroups": [""], "resources": ["configmaps"]}]},
                    "hub": {"ca": {"existingConfigMap": "existing-ca"}}}),
         ),
         (

@@ -63,6 +63,12 @@ const DYNAMIC_KINDS: &[DynamicKind] = &[
         via: &["mesh.rs::set_smi"],
     },
     DynamicKind {
+        group: "gateway.networking.k8s.io",
+        resource: "httproutes",
+        switch: Some("gatewayApi"),
+        via: &["mesh.rs::write"],
+    },
+    DynamicKind {
         group: "networking.istio.io",
         resource: "virtualservices",
         switch: Some("istio"),
@@ -85,6 +91,7 @@ fn switch_of(group: &str) -> Option<&'static str> {
     match group {
         "networking.istio.io" => Some("istio"),
         "split.smi-spec.io" => Some("smi"),
+        "gateway.networking.k8s.io" => Some("gatewayApi"),
         _ => None,
     }
 }
@@ -289,6 +296,7 @@ fn the_agents_rbac_is_exactly_what_the_scheduler_calls() {
         json!({}),
         json!({"rbac": {"istio": false}}),
         json!({"rbac": {"smi": false, "manifestResources": []}}),
+        json!({"rbac": {"gatewayApi": false}}),
         json!({"rbac": {"clusterManifestResources": [{"apiGroups": [""], "resources": ["namespaces"]},
                         {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"]}]}}),
         json!({"rbac": {"scope": "namespaced", "namespaces": ["web", "api"], "istio": false,
