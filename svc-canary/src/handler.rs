@@ -68,8 +68,8 @@ impl Handler for RequestHandler {
         let config = deployments::config(&self.store, tenant, deployment)
             .await
             .map_err(store_error)?;
-        let step = serde_json::from_value::<Plan>(config.plan.0.clone())
-            .map_err(|e| format!("the deployment's stored plan does not decode: {e}"))
+        let step = Plan::from_stored(&config.plan.0)
+            .map_err(|e| e.to_string())
             .and_then(|plan| spec::find_step(&plan, &request.target, &request.step_key));
         let now = Utc::now();
         let mut tx = self.store.begin().await.map_err(store_error)?;

@@ -224,7 +224,7 @@ impl Engine {
             return Ok(Pass::Settled);
         }
         let config = deployments::config(&self.store, tenant, id).await?;
-        let plan: Plan = serde_json::from_value(config.plan.0)?;
+        let plan = Plan::from_stored(&config.plan.0)?;
         let rows = targets::list(&self.store, tenant, id).await?;
         let ended: Vec<_> = rows
             .iter()
@@ -468,7 +468,7 @@ impl Handler for Engine {
             // No retry can decode it: the deployment is failed with the reason instead of
             // staying open with its messages dead-lettered.
             Err(EngineError::Plan(e)) => {
-                let reason = format!("the stored plan does not decode: {e}");
+                let reason = e.to_string();
                 tracing::error!(%id, %reason, "failing the deployment");
                 crate::retry::give_up(self, tenant, id, &reason).await
             }

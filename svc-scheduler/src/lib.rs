@@ -111,8 +111,8 @@ pub enum EngineError {
     #[error("outbox: {0}")]
     Bus(#[from] ferry_bus::BusError),
     /// The stored plan does not decode: this code cannot run the deployment.
-    #[error("stored plan: {0}")]
-    Plan(#[from] serde_json::Error),
+    #[error("{0}")]
+    Plan(#[from] ferry_deploy::StoredPlanError),
 }
 
 impl EngineError {

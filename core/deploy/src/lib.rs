@@ -26,6 +26,7 @@ pub mod rendering;
 pub mod schema;
 mod sections;
 mod steps;
+pub mod stored;
 pub mod summary;
 pub mod templates;
 mod validate;
@@ -38,6 +39,7 @@ pub use plan::*;
 pub use planner::Overrides;
 pub use raw::DeployFile;
 pub use schema::json_schema;
+pub use stored::{PLAN_VERSION, StoredPlanError};
 
 use raw::ManifestSource;
 

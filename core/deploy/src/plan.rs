@@ -7,9 +7,10 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// A deploy file turned into an executable plan.
+/// A deploy file turned into an executable plan. Stored with its schema version
+/// ([`crate::stored`]); unknown fields are errors, never ignored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Plan {
     /// The application name (after `--application`).
     pub application: String,

@@ -239,7 +239,7 @@ async fn load(
 ) -> Result<(DeploymentDetail, Plan, Vec<Approval>), ApiError> {
     let detail = deployments::detail(&state.store, principal.tenant, id).await?;
     let plan = deployments::plan(&state.store, principal.tenant, id).await?;
-    let plan: Plan = serde_json::from_value(plan)
+    let plan = Plan::from_stored(&plan)
         .map_err(|e| ApiError::Conflict(format!("the stored plan cannot be read: {e}")))?;
     let pending = approvals::list_pending(&state.store, principal.tenant, Some(id)).await?;
     Ok((detail, plan, pending))

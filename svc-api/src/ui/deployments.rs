@@ -191,7 +191,12 @@ pub async fn load(state: &AppState, ui: &Ui, id: DeploymentId) -> Result<View, U
     let detail = deployments::detail(&state.store, ui.principal.tenant, id).await?;
     let pending = approvals::list_pending(&state.store, ui.principal.tenant, Some(id)).await?;
     let config = deployments::config(&state.store, ui.principal.tenant, id).await?;
-    let plan = serde_json::from_value::<Plan>(config.plan.0).ok();
+    // The page still shows the deployment without its plan; the log says why.
+    let plan = Plan::from_stored(&config.plan.0)
+        .inspect_err(
+            |e| tracing::error!(%id, error = %e, "a deployment's stored plan does not decode"),
+        )
+        .ok();
     let analyses =
         match v1::analysis::analyses(State(state.clone()), ui.principal.clone(), ApiPath(id))
             .await?

@@ -295,7 +295,7 @@ pub(crate) async fn redeploy_deployment(
     let stored = deployments::config(&state.store, principal.tenant, id).await?;
     // The stored plan already reflects the original overrides; passing its application,
     // context and targets again reproduces it from the stored file.
-    let plan: Plan = serde_json::from_value(stored.plan.0.clone())
+    let plan = Plan::from_stored(&stored.plan.0)
         .map_err(|e| ApiError::Conflict(format!("the stored plan cannot be reused: {e}")))?;
     let overrides = Overrides {
         application: Some(plan.application.clone()),
@@ -357,8 +357,7 @@ async fn submit(
         created_by: principal.subject.clone(),
         deploy_file,
         manifests,
-        plan: serde_json::to_value(&plan)
-            .map_err(|e| ApiError::Conflict(format!("the plan cannot be stored as JSON: {e}")))?,
+        plan: plan.to_stored(),
         targets,
     };
 

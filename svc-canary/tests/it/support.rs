@@ -173,7 +173,7 @@ impl Bench {
             created_by: "alice@example.com".into(),
             deploy_file: deploy_file.into(),
             manifests: Vec::new(),
-            plan: serde_json::to_value(&plan).unwrap(),
+            plan: plan.to_stored(),
             targets: plan
                 .targets
                 .iter()

@@ -145,7 +145,7 @@ async fn a_plan_that_does_not_decode_fails_the_deployment_with_the_reason() {
     assert_eq!(end.status, DeploymentStatus::Failed);
     let reason = end.reason.unwrap_or_default();
     assert!(
-        reason.starts_with("the stored plan does not decode"),
+        reason.starts_with("the stored plan (schema version 1) does not decode: "),
         "{reason}"
     );
     let target = bench.target(id, "dev").await;

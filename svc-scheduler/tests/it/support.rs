@@ -176,7 +176,7 @@ impl Bench {
             created_by: "alice@example.com".into(),
             deploy_file: String::new(),
             manifests: Vec::new(),
-            plan: serde_json::to_value(plan).unwrap(),
+            plan: plan.to_stored(),
             targets: plan
                 .targets
                 .iter()

@@ -175,7 +175,7 @@ impl Bench {
             created_by: "alice@example.com".into(),
             deploy_file: DEPLOY_FILE.into(),
             manifests: Vec::new(),
-            plan: serde_json::to_value(&plan).unwrap(),
+            plan: plan.to_stored(),
             targets: vec![NewTarget {
                 name: "prod".into(),
                 account: "prod-cluster".into(),

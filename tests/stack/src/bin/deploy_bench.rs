@@ -140,11 +140,14 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let sequential: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(20);
     let concurrent: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100);
+    // How long the simulated Pods take to turn Ready: above 0, every deployment waits for them,
+    // and the latency shows how soon the scheduler notices (the readiness watch, or the tick).
+    let ready_ms: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(0);
     let stack = Stack::start(StackOptions {
         clusters: CLUSTERS.to_vec(),
         hubs: 2,
         schedulers: 2,
-        pod_ready_delay: Duration::ZERO,
+        pod_ready_delay: Duration::from_millis(ready_ms),
         scheduler_tick_secs: 1,
     })
     .await;
@@ -188,8 +191,10 @@ async fn main() {
     println!(
         "deploy benchmark: one target, 2 replicas + a ConfigMap, first deployment, through svc-api,"
     );
+    let watch = std::env::var("FERRY_SCHEDULER_WATCH_READINESS").unwrap_or_else(|_| "true".into());
     println!(
-        "2 hub and 2 scheduler replicas, one agent per simulated cluster (4); Pods ready at once"
+        "2 hub and 2 scheduler replicas, one agent per simulated cluster (4); Pods ready after \
+         {ready_ms} ms; readiness watch {watch}, tick 1 s"
     );
     println!(
         "{:<12} {:>6} {:>9} {:>10} {:>10} {:>10} {:>12}",
@@ -197,5 +202,10 @@ async fn main() {
     );
     println!("{}", seq.row());
     println!("{}", con.row());
-    println!("{{\"bench\":\"deploy\",{},{}}}", seq.json(), con.json());
+    println!(
+        "{{\"bench\":\"deploy\",\"pod_ready_ms\":{ready_ms},\"watch\":{},{},{}}}",
+        watch != "false",
+        seq.json(),
+        con.json()
+    );
 }
