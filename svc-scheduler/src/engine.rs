@@ -31,6 +31,9 @@ pub struct Engine {
     clusters: Arc<dyn Clusters>,
     config: EngineConfig,
     readiness: Option<crate::readiness::Readiness>,
+    /// Passes in flight at once: each holds a pooled connection for its lock and needs others
+    /// for its reads and commit, so at most half the pool (see `exclusive`).
+    passes: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -168,11 +171,13 @@ fn bus_status(status: DeploymentStatus) -> Status {
 impl Engine {
     /// An engine over `store`, reaching clusters through `clusters`.
     pub fn new(store: Store, clusters: Arc<dyn Clusters>, config: EngineConfig) -> Engine {
+        let connections = store.pool().options().get_max_connections() as usize;
         Engine {
             store,
             clusters,
             config,
             readiness: None,
+            passes: Arc::new(tokio::sync::Semaphore::new((connections / 2).max(1))),
         }
     }
 
@@ -191,6 +196,13 @@ impl Engine {
         id: DeploymentId,
         input: &Input,
     ) -> Result<(), EngineError> {
+        let _permit = self
+            .passes
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        // One pass of this deployment at a time, on every replica (see `exclusive`).
+        let _exclusive = crate::exclusive::lock(&self.store, id, self.config.lock_wait).await?;
         let mut conflicts = 0;
         let mut input = input.clone();
         loop {

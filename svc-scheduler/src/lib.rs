@@ -17,6 +17,7 @@ pub mod capacity;
 pub mod cluster;
 pub mod clusters;
 pub mod engine;
+mod exclusive;
 pub mod expose;
 pub mod gateway;
 mod mesh;
@@ -113,6 +114,9 @@ pub enum EngineError {
     /// The stored plan does not decode: this code cannot run the deployment.
     #[error("{0}")]
     Plan(#[from] ferry_deploy::StoredPlanError),
+    /// Another pass held the deployment this long ([`exclusive`]): try again later.
+    #[error("another reconcile of the deployment held it for {0:?}")]
+    Busy(Duration),
 }
 
 impl EngineError {
@@ -121,7 +125,7 @@ impl EngineError {
         match self {
             EngineError::Store(e) => e.is_not_found(),
             EngineError::Plan(_) => true,
-            EngineError::Kube(_) | EngineError::Bus(_) => false,
+            EngineError::Kube(_) | EngineError::Bus(_) | EngineError::Busy(_) => false,
         }
     }
 }
@@ -157,6 +161,9 @@ pub struct EngineConfig {
     pub relay_metrics: Option<ferry_bus::RelayMetrics>,
     /// Where deployments, steps, approvals and automatic actions are counted (none in tests).
     pub metrics: Option<metrics::SchedulerMetrics>,
+    /// How long a reconcile waits for another pass of the same deployment to finish before its
+    /// message is retried later.
+    pub lock_wait: Duration,
     /// Whether targets waiting for pods are woken by a watch of their ReplicaSets
     /// ([`readiness`]); the tick wakes them either way.
     pub watch_readiness: bool,
@@ -179,6 +186,7 @@ impl Default for EngineConfig {
             relay_metrics: None,
             metrics: None,
             watch_readiness: true,
+            lock_wait: Duration::from_secs(60),
         }
     }
 }
@@ -199,6 +207,7 @@ pub async fn run_engine(
         engine = engine.with_readiness(readiness::Readiness::start(
             store.clone(),
             clusters,
+            config.metrics.clone(),
             shutdown.clone(),
         ));
     }

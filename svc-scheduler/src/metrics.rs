@@ -4,7 +4,9 @@
 //! tenant, deployment or target. Counted only after the commit that caused them lands.
 
 use prometheus::core::Collector;
-use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 
 /// Seconds: a step or an approval lasts from milliseconds (a canary step whose pods are ready
 /// at once) to a day (a pause or an approval nobody gives).
@@ -20,6 +22,8 @@ pub struct SchedulerMetrics {
     step_seconds: HistogramVec,
     approval_wait_seconds: HistogramVec,
     automatic: IntCounterVec,
+    readiness_watches: IntGauge,
+    readiness_wakes: IntCounter,
 }
 
 impl Default for SchedulerMetrics {
@@ -67,6 +71,14 @@ impl SchedulerMetrics {
                 ),
                 &["action"],
             )?,
+            readiness_watches: IntGauge::new(
+                "ferry_readiness_watches",
+                "Namespaces this replica watches for targets waiting for their pods",
+            )?,
+            readiness_wakes: IntCounter::new(
+                "ferry_readiness_wakes_total",
+                "Deployments woken by a readiness watch when the pods they waited for turned ready",
+            )?,
         };
         ferry_runtime::metrics::register_all(registry, metrics.collectors())?;
         Ok(metrics)
@@ -80,7 +92,25 @@ impl SchedulerMetrics {
             Box::new(self.step_seconds.clone()),
             Box::new(self.approval_wait_seconds.clone()),
             Box::new(self.automatic.clone()),
+            Box::new(self.readiness_watches.clone()),
+            Box::new(self.readiness_wakes.clone()),
         ]
+    }
+
+    /// This replica now watches `watches` namespaces for readiness.
+    pub fn readiness_watching(&self, watches: usize) {
+        self.readiness_watches
+            .set(i64::try_from(watches).unwrap_or(i64::MAX));
+    }
+
+    /// A readiness watch woke a deployment.
+    pub fn readiness_woke(&self) {
+        self.readiness_wakes.inc();
+    }
+
+    /// Deployments woken by readiness watches so far.
+    pub fn readiness_wakes(&self) -> u64 {
+        self.readiness_wakes.get()
     }
 
     /// A deployment started.

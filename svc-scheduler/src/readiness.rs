@@ -10,6 +10,7 @@
 //! repeated wake-up only costs a pass.
 
 use crate::clusters::Clusters;
+use crate::metrics::SchedulerMetrics;
 use crate::render::LABEL_APPLICATION;
 use chrono::{DateTime, Utc};
 use ferry_bus::outbox;
@@ -53,6 +54,7 @@ struct Inner {
     clusters: Arc<dyn Clusters>,
     scopes: Mutex<HashMap<Scope, Watched>>,
     wakes: mpsc::UnboundedSender<(TenantId, DeploymentId)>,
+    metrics: Option<SchedulerMetrics>,
 }
 
 /// What one watch covers.
@@ -97,10 +99,12 @@ fn all_ready(rs: &ReplicaSet) -> bool {
 }
 
 impl Readiness {
-    /// Watches through `clusters`; wake-ups go to the outbox of `store` until `shutdown`.
+    /// Watches through `clusters`; wake-ups go to the outbox of `store` until `shutdown`,
+    /// counted in `metrics` when given.
     pub fn start(
         store: Store,
         clusters: Arc<dyn Clusters>,
+        metrics: Option<SchedulerMetrics>,
         shutdown: CancellationToken,
     ) -> Readiness {
         let (wakes, rx) = mpsc::unbounded_channel();
@@ -109,12 +113,19 @@ impl Readiness {
                 clusters,
                 scopes: Mutex::new(HashMap::new()),
                 wakes,
+                metrics,
             }),
         };
         tokio::spawn(write_wakes(store, rx, shutdown.clone()));
+        // Idle watches end even when no new wait comes; all end at shutdown.
         let inner = readiness.inner.clone();
         tokio::spawn(async move {
-            shutdown.cancelled().await;
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(IDLE / 4) => inner.prune(&mut inner.lock()),
+                }
+            }
             let scopes = std::mem::take(&mut *inner.lock());
             for watched in scopes.into_values() {
                 watched.task.abort();
@@ -144,14 +155,7 @@ impl Readiness {
             namespace: namespace.to_string(),
         };
         let mut scopes = self.inner.lock();
-        let now = Instant::now();
-        scopes.retain(|_, w| {
-            let keep = w.idle_since.is_none_or(|t| now.duration_since(t) < IDLE);
-            if !keep {
-                w.task.abort();
-            }
-            keep
-        });
+        self.inner.prune(&mut scopes);
         if !scopes.contains_key(&scope) {
             if scopes.len() >= MAX_WATCHES {
                 tracing::debug!(%tenant, account, namespace, "watch limit reached; the tick wakes this wait");
@@ -172,6 +176,9 @@ impl Readiness {
                     task: task.abort_handle(),
                 },
             );
+        }
+        if let Some(metrics) = &self.inner.metrics {
+            metrics.readiness_watching(scopes.len());
         }
         let watched = scopes.get_mut(&scope).expect("inserted above");
         let today = Utc::now();
@@ -194,6 +201,26 @@ impl Readiness {
 }
 
 impl Inner {
+    /// Ends the watches nobody waited on for [`IDLE`], and the waits past their deadline.
+    fn prune(&self, scopes: &mut HashMap<Scope, Watched>) {
+        let now = Instant::now();
+        let today = Utc::now();
+        scopes.retain(|_, w| {
+            w.waiters.retain(|waiter| waiter.until > today);
+            if w.waiters.is_empty() && w.idle_since.is_none() {
+                w.idle_since = Some(now);
+            }
+            let keep = w.idle_since.is_none_or(|t| now.duration_since(t) < IDLE);
+            if !keep {
+                w.task.abort();
+            }
+            keep
+        });
+        if let Some(metrics) = &self.metrics {
+            metrics.readiness_watching(scopes.len());
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Scope, Watched>> {
         // A panic while holding the lock leaves plain data behind: keep using it.
         self.scopes.lock().unwrap_or_else(|e| e.into_inner())
@@ -236,6 +263,9 @@ impl Inner {
             if done {
                 // The writer ends only at shutdown, when nothing needs waking.
                 let _ = self.wakes.send((scope.tenant, w.deployment));
+                if let Some(metrics) = &self.metrics {
+                    metrics.readiness_woke();
+                }
             }
             !done
         });

@@ -4,6 +4,7 @@
 
 use crate::support::{Bench, plan};
 use ferry_store::deployments::DeploymentStatus;
+use ferry_svc_scheduler::metrics::SchedulerMetrics;
 use std::time::Duration;
 
 const STEPS: &str = r#"
@@ -27,7 +28,12 @@ strategies:
 #[tokio::test]
 async fn pods_turning_ready_wake_the_rollout_without_waiting_for_the_tick() {
     let mut bench = Bench::new(&["prod-cluster"], &["hello-prod"]).await;
-    bench.start_engine_with(|config| config.tick = Duration::from_secs(3600));
+    let metrics = SchedulerMetrics::default();
+    let counted = metrics.clone();
+    bench.start_engine_with(|config| {
+        config.tick = Duration::from_secs(3600);
+        config.metrics = Some(counted);
+    });
     // The first version goes straight to 100% and waits for its pods once; the second waits at
     // 25%, 50% and 100%. Each wait ends only by the watch (the tick is an hour away; the test
     // gives up after 30 s).
@@ -43,6 +49,12 @@ async fn pods_turning_ready_wake_the_rollout_without_waiting_for_the_tick() {
         );
         last = Some(id);
     }
+    // The watch woke each wait: once for 1.1.0, at least once per step of 1.2.0.
+    assert!(
+        metrics.readiness_wakes() >= 4,
+        "{}",
+        metrics.readiness_wakes()
+    );
     let reasons = bench.reasons(last.unwrap(), "prod").await;
     for step in ["canary at 25%", "canary at 50%", "at 100%"] {
         assert!(

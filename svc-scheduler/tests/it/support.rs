@@ -302,15 +302,81 @@ impl Bench {
         .await
     }
 
-    /// Waits until the deployment ended, returning its status.
+    /// Waits until the deployment ended, returning its status. On a timeout the panic says
+    /// where each target stood, with its step history and timers, so a failure explains itself.
     pub async fn wait_end(&self, id: DeploymentId) -> deployments::Deployment {
-        eventually("the deployment to end", WAIT, || async {
-            let d = deployments::get(&self.store, self.tenant, id)
+        let ended = tokio::time::timeout(
+            WAIT,
+            eventually("the deployment to end", WAIT * 2, || async {
+                let d = deployments::get(&self.store, self.tenant, id)
+                    .await
+                    .unwrap();
+                d.status.is_terminal().then_some(d)
+            }),
+        )
+        .await;
+        match ended {
+            Ok(d) => d,
+            Err(_) => panic!(
+                "timed out after {WAIT:?} waiting for deployment {id} to end:\n{}",
+                self.where_it_stands(id).await
+            ),
+        }
+    }
+
+    /// Each target's status, phase, step and reason, the step history and the pending timers.
+    async fn where_it_stands(&self, id: DeploymentId) -> String {
+        let mut out = String::new();
+        for t in targets::list(&self.store, self.tenant, id).await.unwrap() {
+            out.push_str(&format!(
+                "target {}: {:?} phase {:?} step {} reason {:?}\n  observed {}\n",
+                t.name, t.status, t.phase, t.step_index, t.reason, t.observed.0
+            ));
+        }
+        for s in ferry_store::events::step_history(&self.store, self.tenant, id)
+            .await
+            .unwrap()
+        {
+            out.push_str(&format!(
+                "  step {} {:?}: {}\n",
+                s.target_name, s.step_index, s.reason
+            ));
+        }
+        let timers: Vec<(String, chrono::DateTime<chrono::Utc>)> =
+            sqlx::query_as("SELECT key, fire_at FROM timers WHERE deployment_id = $1")
+                .bind(id.as_uuid())
+                .fetch_all(&self.db.pool)
                 .await
-                .unwrap();
-            d.status.is_terminal().then_some(d)
-        })
-        .await
+                .unwrap_or_default();
+        out.push_str(&format!(
+            "timers: {} (now {})\n",
+            timers.len(),
+            chrono::Utc::now()
+        ));
+        for (account, client) in &self.clients {
+            let sets: Api<ReplicaSet> = Api::all(client.clone());
+            let sets = sets.list(&ListParams::default()).await;
+            for rs in sets.map(|l| l.items).unwrap_or_default() {
+                out.push_str(&format!(
+                    "{account} rs {}: spec {:?} status {:?}\n",
+                    rs.metadata.name.unwrap_or_default(),
+                    rs.spec.and_then(|s| s.replicas),
+                    rs.status
+                        .map(|s| (s.replicas, s.ready_replicas, s.observed_generation)),
+                ));
+            }
+            let pods: Api<Pod> = Api::all(client.clone());
+            let pods = pods.list(&ListParams::default()).await;
+            for pod in pods.map(|l| l.items).unwrap_or_default() {
+                out.push_str(&format!(
+                    "{account} pod {} ready {} created {:?}\n",
+                    pod.metadata.name.clone().unwrap_or_default(),
+                    is_ready(&pod),
+                    pod.metadata.creation_timestamp.map(|t| t.0),
+                ));
+            }
+        }
+        out
     }
 
     /// The step history reasons of a target, in order.
