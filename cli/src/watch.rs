@@ -29,13 +29,16 @@ const POLL: Duration = Duration::from_secs(2);
 /// Consecutive failed reads tolerated (the API restarting, a network blip) before giving up.
 const MAX_FAILURES: u32 = 10;
 
-/// The plan of deployment `id` (for step names), if it can be read.
+/// The plan of deployment `id` (for step names), if it can be read. A stored plan this CLI
+/// cannot decode (a newer schema version) is said on stderr; the tree then shows steps by number.
 pub async fn plan(client: &Client, id: &str) -> Option<Plan> {
     let config = client
         .get(&format!("/v1/deployments/{}/config", segment(id)), &[])
         .await
         .ok()?;
-    serde_json::from_value(config["plan"].clone()).ok()
+    Plan::from_stored(&config["plan"])
+        .inspect_err(|e| eprintln!("warning: {e}; steps are shown without their names"))
+        .ok()
 }
 
 /// Where and how progress is drawn.
