@@ -66,13 +66,11 @@ pub fn weigh_backends(route: &mut Value, g: &GatewayApi, backends: Backends) -> 
         let Some(refs) = rule["backendRefs"].as_array_mut() else {
             continue;
         };
-        let Some(template) = refs.iter().find(|b| names_service(b, &ours)).cloned() else {
+        let Some(at) = refs.iter().position(|b| names_service(b, &ours)) else {
             continue;
         };
-        let at = refs
-            .iter()
-            .position(|b| names_service(b, &ours))
-            .unwrap_or(refs.len());
+        let template = refs[at].clone();
+        // Only references at `at` or after go, so `at` is still where the first one stood.
         refs.retain(|b| !names_service(b, &ours));
         let backend = |service: &str, weight: Option<i64>| {
             let mut b: Map<String, Value> = template.as_object().cloned().unwrap_or_default();
@@ -91,7 +89,6 @@ pub fn weigh_backends(route: &mut Value, g: &GatewayApi, backends: Backends) -> 
             Backends::Stable => vec![backend(&stable, None)],
             Backends::Root => vec![backend(&g.root_service_name, None)],
         };
-        let at = at.min(refs.len());
         refs.splice(at..at, new);
         edited += 1;
     }

@@ -176,15 +176,15 @@ impl Readiness {
                     task: task.abort_handle(),
                 },
             );
-        }
-        if let Some(metrics) = &self.inner.metrics {
-            metrics.readiness_watching(scopes.len());
+            if let Some(metrics) = &self.inner.metrics {
+                metrics.readiness_watching(scopes.len());
+            }
         }
         let watched = scopes.get_mut(&scope).expect("inserted above");
-        let today = Utc::now();
-        watched.waiters.retain(|w| {
-            w.until > today && !(w.deployment == deployment && w.replica_sets == replica_sets)
-        });
+        // `prune` dropped the expired waits; a new wait replaces the same one.
+        watched
+            .waiters
+            .retain(|w| !(w.deployment == deployment && w.replica_sets == replica_sets));
         watched.waiters.push(Waiter {
             deployment,
             replica_sets,

@@ -3,41 +3,17 @@
 //! the root Service alone, with the copies gone, whether the version was promoted or rejected.
 
 use crate::bluegreen::hash_of;
-use crate::support::{Bench, plan_from, size_of};
-use crate::traffic::{ACCOUNT, NS, STEPS, at_step, object, service_hash};
+use crate::support::{Bench, size_of};
+use crate::traffic::{ACCOUNT, NS, at_step, mesh_plan, object, service_hash};
 use ferry_deploy::Plan;
 use ferry_store::deployments::DeploymentStatus;
 use serde_json::{Value, json};
 
 fn gateway(image: &str) -> Plan {
-    let file = format!(
-        r#"
-version: v1
-application: hello-ferry
-targets:
-  prod-mesh:
-    account: {ACCOUNT}
-    namespace: {NS}
-    strategy: mesh-canary
-manifests:
-  - path: manifests/app.yaml
-  - path: manifests/service.yaml
-  - path: gateway/route.yaml
-{STEPS}
-trafficManagement:
-  - gatewayApi:
-      - httpRouteName: hello-ferry
-        rootServiceName: hello-ferry
-"#
-    );
-    plan_from(
-        &file,
+    mesh_plan(
         image,
-        &[
-            "manifests/app.yaml",
-            "manifests/service.yaml",
-            "gateway/route.yaml",
-        ],
+        Some("gateway/route.yaml"),
+        "  - gatewayApi:\n      - httpRouteName: hello-ferry\n        rootServiceName: hello-ferry\n",
     )
 }
 

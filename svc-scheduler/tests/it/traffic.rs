@@ -19,7 +19,7 @@ pub(crate) const ACCOUNT: &str = "mesh-cluster";
 pub(crate) const NS: &str = "hello-mesh";
 
 /// Three weights, each followed by an approval, so the test can look at every one.
-pub(crate) const STEPS: &str = r#"
+const STEPS: &str = r#"
 strategies:
   mesh-canary:
     canary:
@@ -35,7 +35,12 @@ strategies:
             untilApproved: true
 "#;
 
-fn istio(image: &str) -> Plan {
+/// The mesh canary of `prod-mesh` with the app, its Service and `routed` (the manifest holding
+/// the routed objects, if any), and the file's `traffic_management` section.
+pub(crate) fn mesh_plan(image: &str, routed: Option<&str>, traffic_management: &str) -> Plan {
+    let routed_entry = routed
+        .map(|p| format!("  - path: {p}\n"))
+        .unwrap_or_default();
     let file = format!(
         r#"
 version: v1
@@ -48,10 +53,20 @@ targets:
 manifests:
   - path: manifests/app.yaml
   - path: manifests/service.yaml
-  - path: manifests/istio
-{STEPS}
+{routed_entry}{STEPS}
 trafficManagement:
-  - targets: ["prod-mesh"]
+{traffic_management}"#
+    );
+    let mut paths = vec!["manifests/app.yaml", "manifests/service.yaml"];
+    paths.extend(routed);
+    plan_from(&file, image, &paths)
+}
+
+fn istio(image: &str) -> Plan {
+    mesh_plan(
+        image,
+        Some("manifests/istio/routing.yaml"),
+        r#"  - targets: ["prod-mesh"]
     istio:
       - virtualService:
           name: hello-ferry
@@ -60,42 +75,15 @@ trafficManagement:
           name: hello-ferry
           activeSubsetName: stable
           canarySubsetName: canary
-"#
-    );
-    plan_from(
-        &file,
-        image,
-        &[
-            "manifests/app.yaml",
-            "manifests/service.yaml",
-            "manifests/istio/routing.yaml",
-        ],
+"#,
     )
 }
 
 fn smi(image: &str) -> Plan {
-    let file = format!(
-        r#"
-version: v1
-application: hello-ferry
-targets:
-  prod-mesh:
-    account: {ACCOUNT}
-    namespace: {NS}
-    strategy: mesh-canary
-manifests:
-  - path: manifests/app.yaml
-  - path: manifests/service.yaml
-{STEPS}
-trafficManagement:
-  - smi:
-      - rootServiceName: hello-ferry
-"#
-    );
-    plan_from(
-        &file,
+    mesh_plan(
         image,
-        &["manifests/app.yaml", "manifests/service.yaml"],
+        None,
+        "  - smi:\n      - rootServiceName: hello-ferry\n",
     )
 }
 
