@@ -82,6 +82,11 @@ impl ServiceProcess {
         }
     }
 
+    /// The child's process id (`None` once it was reaped).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Waits until `/readyz` answers 200 and returns its body; panics with the child's output if
     /// it exits first or the deadline passes.
     pub async fn wait_ready(&mut self, deadline: Duration) -> String {

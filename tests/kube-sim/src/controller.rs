@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::journal::Event;
 use crate::objects::{name_of, now_ts};
 use crate::ops;
 use crate::selector::LabelSelector;
@@ -26,6 +27,9 @@ const DEPLOYMENTS: &str = "apps/deployments";
 const STATEFULSETS: &str = "apps/statefulsets";
 const HASH_LABEL: &str = "pod-template-hash";
 
+/// The shortest time from one controller pass to the next.
+const MIN_PASS: Duration = Duration::from_millis(10);
+
 /// Runs the controller until shutdown.
 pub async fn run(state: Arc<SimState>) {
     let mut ctl = Controller {
@@ -33,6 +37,7 @@ pub async fn run(state: Arc<SimState>) {
         first_seen: HashMap::new(),
     };
     loop {
+        let began = Instant::now();
         let next = ctl.reconcile();
         let wait = next
             .map(|t| t.saturating_duration_since(Instant::now()))
@@ -42,6 +47,9 @@ pub async fn run(state: Arc<SimState>) {
             _ = state.store.changed() => {}
             _ = tokio::time::sleep(wait.max(Duration::from_millis(5))) => {}
         }
+        // A burst of changes (a client creating objects one by one, this pass's own writes) is
+        // handled by one pass rather than one each: passes start at most every MIN_PASS.
+        tokio::time::sleep_until((began + MIN_PASS).into()).await;
     }
 }
 
@@ -167,11 +175,13 @@ impl Controller {
         });
     }
 
-    fn set_owner(&self, res_group: &str, plural: &str, obj: &Value, owner: Value) {
+    /// Makes `owner` the controller of `obj` unless it has one; returns the object as stored
+    /// afterwards (`None`: it is gone).
+    fn set_owner(&self, res_group: &str, plural: &str, obj: &Value, owner: Value) -> Option<Value> {
         let rt = self.rt(res_group, plural);
         let (ns, name) = name_of(obj);
         let version = rt.versions[0].clone();
-        let _ = ops::update(self.state(), &rt, &version, ns, name, None, None, |cur| {
+        ops::update(self.state(), &rt, &version, ns, name, None, None, |cur| {
             let mut new = cur.clone();
             if controller_of(&new).is_some() {
                 return Ok(new);
@@ -181,39 +191,51 @@ impl Controller {
                 None => new["metadata"]["ownerReferences"] = json!([owner]),
             }
             Ok(new)
-        });
+        })
+        .ok()
     }
 
     fn deployments(&mut self) {
-        let (deployments, _) = self.state().store.list(DEPLOYMENTS, None);
+        let (deployments, _) = self.state().store.list_shared(DEPLOYMENTS, None);
+        if deployments.is_empty() {
+            return;
+        }
+        // Listed once per pass (not per Deployment): a pass costs the objects, not their square.
+        let (mut sets, _) = self.state().store.list_shared(REPLICASETS, None);
         for d in deployments {
             let (ns, _) = name_of(&d);
             let uid = d["metadata"]["uid"].as_str().unwrap_or_default();
             let selector = LabelSelector::from_object(&d["spec"]["selector"]);
-            let (all_rs, _) = self.state().store.list(REPLICASETS, Some(ns));
-            for rs in &all_rs {
-                if controller_of(rs).is_none() && selector.matches(rs) {
-                    self.set_owner("apps", "replicasets", rs, owner_ref(&d, "Deployment"));
+            for rs in sets.iter_mut() {
+                if name_of(rs).0 == ns && controller_of(rs).is_none() && selector.matches(rs) {
+                    match self.set_owner("apps", "replicasets", rs, owner_ref(&d, "Deployment")) {
+                        Some(adopted) => *rs = Arc::new(adopted),
+                        None => continue,
+                    }
                 }
             }
-            let (all_rs, _) = self.state().store.list(REPLICASETS, Some(ns));
-            let owned: Vec<&Value> = all_rs
+            let owned: Vec<Arc<Value>> = sets
                 .iter()
-                .filter(|rs| controller_of(rs) == Some(uid))
+                .filter(|rs| name_of(rs).0 == ns && controller_of(rs) == Some(uid))
+                .cloned()
                 .collect();
             let template = &d["spec"]["template"];
             let desired = d["spec"]["replicas"].as_i64().unwrap_or(1);
+            let wanted = without_hash(template);
             let current = owned
                 .iter()
-                .find(|rs| without_hash(&rs["spec"]["template"]) == without_hash(template))
-                .copied();
+                .find(|rs| without_hash(&rs["spec"]["template"]) == wanted);
             let new_rs = match current {
                 Some(rs) => {
                     self.set_spec_replicas(rs, desired);
                     rs.clone()
                 }
                 None => match self.create_rs(&d, owned.len()) {
-                    Some(rs) => rs,
+                    Some(rs) => {
+                        let rs = Arc::new(rs);
+                        sets.push(rs.clone());
+                        rs
+                    }
                     None => continue,
                 },
             };
@@ -295,7 +317,12 @@ impl Controller {
     }
 
     fn replicasets(&mut self) {
-        let (sets, _) = self.state().store.list(REPLICASETS, None);
+        let (sets, _) = self.state().store.list_shared(REPLICASETS, None);
+        if sets.is_empty() {
+            return;
+        }
+        // Listed once per pass, kept up to date with what this pass adopts, creates and deletes.
+        let (mut pods, _) = self.state().store.list_shared(PODS, None);
         for rs in sets {
             let (ns, name) = name_of(&rs);
             let uid = rs["metadata"]["uid"].as_str().unwrap_or_default();
@@ -303,16 +330,22 @@ impl Controller {
             if selector.is_empty() {
                 continue;
             }
-            let (pods, _) = self.state().store.list(PODS, Some(ns));
-            for pod in &pods {
-                if controller_of(pod).is_none() && selector.matches(pod) {
-                    self.set_owner("", "pods", pod, owner_ref(&rs, "ReplicaSet"));
+            pods.retain_mut(|pod| {
+                if name_of(pod).0 != ns || controller_of(pod).is_some() || !selector.matches(pod) {
+                    return true;
                 }
-            }
-            let (pods, _) = self.state().store.list(PODS, Some(ns));
-            let mut owned: Vec<Value> = pods
-                .into_iter()
-                .filter(|p| controller_of(p) == Some(uid))
+                match self.set_owner("", "pods", pod, owner_ref(&rs, "ReplicaSet")) {
+                    Some(adopted) => {
+                        *pod = Arc::new(adopted);
+                        true
+                    }
+                    None => false,
+                }
+            });
+            let mut owned: Vec<Arc<Value>> = pods
+                .iter()
+                .filter(|p| name_of(p).0 == ns && controller_of(p) == Some(uid))
+                .cloned()
                 .collect();
             let desired = rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
             let pod_rt = self.rt("", "pods");
@@ -330,7 +363,11 @@ impl Controller {
                     pod["metadata"]["annotations"] = annotations.clone();
                 }
                 match ops::create(self.state(), &pod_rt, "v1", ns, pod, None) {
-                    Ok(p) => owned.push(p),
+                    Ok(p) => {
+                        let p = Arc::new(p);
+                        pods.push(p.clone());
+                        owned.push(p);
+                    }
                     Err(_) => break,
                 }
             }
@@ -350,6 +387,8 @@ impl Controller {
                 for pod in owned.drain(..owned.len() - desired) {
                     let (pns, pname) = name_of(&pod);
                     self.state().store.delete(PODS, pns, pname);
+                    let uid = &pod["metadata"]["uid"];
+                    pods.retain(|p| p["metadata"]["uid"] != *uid);
                 }
             }
             let ready = owned.iter().filter(|p| is_ready(p)).count();
@@ -374,14 +413,14 @@ impl Controller {
     }
 
     fn statefulsets(&mut self) {
-        let (sets, _) = self.state().store.list(STATEFULSETS, None);
+        let (sets, _) = self.state().store.list_shared(STATEFULSETS, None);
         let pod_rt = self.rt("", "pods");
         for sts in sets {
             let (ns, name) = name_of(&sts);
             let uid = sts["metadata"]["uid"].as_str().unwrap_or_default();
             let desired = sts["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
-            let (pods, _) = self.state().store.list(PODS, Some(ns));
-            let mut owned: Vec<Value> = pods
+            let (pods, _) = self.state().store.list_shared(PODS, Some(ns));
+            let mut owned: Vec<Arc<Value>> = pods
                 .into_iter()
                 .filter(|p| controller_of(p) == Some(uid))
                 .collect();
@@ -408,7 +447,7 @@ impl Controller {
                 pod["metadata"]["labels"]["statefulset.kubernetes.io/pod-name"] = json!(pod_name);
                 pod["spec"]["hostname"] = json!(pod_name);
                 if let Ok(p) = ops::create(self.state(), &pod_rt, "v1", ns, pod, None) {
-                    owned.push(p);
+                    owned.push(Arc::new(p));
                 }
             }
             owned.retain(|p| {
@@ -433,7 +472,7 @@ impl Controller {
     }
 
     fn pods(&mut self) -> Option<Instant> {
-        let (pods, _) = self.state().store.list(PODS, None);
+        let (pods, _) = self.state().store.list_shared(PODS, None);
         let now = Instant::now();
         let mut next: Option<Instant> = None;
         let mut seen = HashMap::new();
@@ -455,16 +494,34 @@ impl Controller {
                 images.join(","),
             );
             let since = *self.first_seen.get(&key).unwrap_or(&now);
+            let due = since + self.state().readiness.of(&key.0);
             seen.insert(key, since);
             let bad = images.iter().any(|i| image_tag(i) == Some("bad"));
-            let due = since + self.state().ready_delay;
             let ready = !bad && now >= due;
             if !bad && !ready {
                 next = Some(next.map_or(due, |n| n.min(due)));
             }
+            // Most Pods are as they were last pass: skip building their status.
+            let reported: Vec<&str> = pod["status"]["containerStatuses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| c["image"].as_str().unwrap_or_default())
+                .collect();
+            if reported == images && is_ready(&pod) == ready && !images.is_empty() {
+                continue;
+            }
             let status = pod_status(&pod, &containers, ready);
             if status_signature(&pod["status"]) != status_signature(&status) {
+                let turned_ready = ready && !is_ready(&pod);
                 self.write_status("", "pods", &pod, status);
+                if turned_ready {
+                    let (namespace, name) = name_of(&pod);
+                    self.state().journal.record(Event::PodReady {
+                        namespace: namespace.to_string(),
+                        name: name.to_string(),
+                    });
+                }
             }
         }
         self.first_seen = seen;

@@ -1,6 +1,6 @@
 //! The HTTP surface: bearer-token authentication, fault injection, the `/_sim/faults` control
-//! endpoint, the `/_sim/audit` write audit, health endpoints, discovery and the resource API, all
-//! behind one router.
+//! endpoint, the `/_sim/audit` write audit, the journal of arrivals, health endpoints, discovery
+//! and the resource API, all behind one router.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use axum::routing::get;
 
 use crate::error::ApiError;
 use crate::faults::{self, Faults};
+use crate::journal::{self, Event};
 use crate::state::SimState;
 use crate::{discovery, handlers};
 
@@ -34,6 +35,10 @@ pub fn router(state: Arc<SimState>) -> Router {
         .fallback(dispatch)
         .layer(middleware::from_fn_with_state(audit, record_write))
         .layer(middleware::from_fn_with_state(state.clone(), faults::apply))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_arrival,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .with_state(state)
 }
@@ -108,6 +113,23 @@ async fn record_write(State(audit): State<Arc<Audit>>, req: Request, next: Next)
         }
     }
     Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+/// Puts every authenticated API request in the journal as it arrives (when the journal is on).
+async fn record_arrival(State(state): State<Arc<SimState>>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if state.journal.enabled() && !path.starts_with("/_sim/") {
+        let query = req.uri().query();
+        state.journal.record(Event::Request {
+            method: req.method().to_string(),
+            path: match query {
+                Some(q) if !q.is_empty() => format!("{path}?{q}"),
+                _ => path.to_string(),
+            },
+            watch: journal::is_watch(path, query),
+        });
+    }
+    next.run(req).await
 }
 
 /// Paths anonymous clients may read, as on a real API server.

@@ -20,6 +20,7 @@ mod error;
 mod faults;
 mod handlers;
 mod http;
+pub mod journal;
 mod kubeconfig;
 mod objects;
 mod openapi;
@@ -60,6 +61,10 @@ pub struct SimConfig {
     pub plain_http: bool,
     /// How long a Pod takes to turn Ready after it is created.
     pub ready_delay: Duration,
+    /// Up to this much more, spread over Pods by their uid (the same Pod always gets the same).
+    pub ready_jitter: Duration,
+    /// Keep a [`journal`] of requests and Pods turning Ready (read with [`RunningSim::journal`]).
+    pub journal: bool,
     /// The bearer token clients must send; `None` generates a random one.
     pub token: Option<String>,
     /// Fault switches in force from the start.
@@ -81,6 +86,8 @@ impl Default for SimConfig {
             port: 0,
             plain_http: false,
             ready_delay: Duration::from_millis(500),
+            ready_jitter: Duration::ZERO,
+            journal: false,
             token: None,
             faults: Faults::default(),
             watch_history: 1000,
@@ -117,10 +124,14 @@ pub async fn start(config: SimConfig) -> Result<RunningSim, SimError> {
         config.watch_history,
         token.clone(),
         !config.plain_http,
-        config.ready_delay,
+        state::Readiness {
+            delay: config.ready_delay,
+            jitter: config.ready_jitter,
+        },
         config.faults,
         addr.to_string(),
         config.bookmark_interval,
+        journal::Journal::new(config.journal),
     ));
     let ns_type = state
         .registry
@@ -223,6 +234,12 @@ impl RunningSim {
             kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
                 .await?;
         Ok(kube::Client::try_from(config)?)
+    }
+
+    /// Takes the journal's entries so far and how many were dropped for want of room (empty
+    /// unless [`SimConfig::journal`] was set).
+    pub fn journal(&self) -> (Vec<journal::Entry>, u64) {
+        self.state.journal.take()
     }
 
     /// The fault switches in force.

@@ -7,9 +7,35 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::faults::Faults;
+use crate::journal::Journal;
 use crate::openapi::Documents;
 use crate::resources::Registry;
 use crate::store::Store;
+
+/// How long a Pod takes to turn Ready after it is created.
+#[derive(Clone, Copy, Debug)]
+pub struct Readiness {
+    /// The least time.
+    pub delay: Duration,
+    /// Up to this much more, spread over Pods by their uid.
+    pub jitter: Duration,
+}
+
+impl Readiness {
+    /// The delay of the Pod with `uid`: always the same for the same Pod.
+    pub fn of(&self, uid: &str) -> Duration {
+        if self.jitter.is_zero() {
+            return self.delay;
+        }
+        // FNV-1a over the uid, spread over 0..=1000 thousandths of the jitter.
+        let mut hash: u64 = 0xcbf29ce484222325;
+        for b in uid.bytes() {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x100000001b3);
+        }
+        self.delay + self.jitter.mul_f64((hash % 1001) as f64 / 1000.0)
+    }
+}
 
 /// Everything a request handler or the controller needs.
 #[derive(Debug)]
@@ -24,12 +50,14 @@ pub struct SimState {
     /// never sends bearer tokens over plain HTTP, and the real API server's old insecure port
     /// did not authenticate either.
     pub require_token: bool,
-    /// How long a Pod takes to turn Ready.
-    pub ready_delay: Duration,
+    /// How long Pods take to turn Ready.
+    pub readiness: Readiness,
     /// How often a watch that allows bookmarks gets one.
     pub bookmark_interval: Duration,
     /// `host:port` the simulator listens on (for `/api`'s serverAddressByClientCIDRs).
     pub server_address: String,
+    /// Requests and Pods turning Ready, when enabled.
+    pub journal: Journal,
     /// Cancelled on shutdown; ends watches and the controller.
     pub shutdown: CancellationToken,
     faults: Mutex<Faults>,
@@ -44,19 +72,21 @@ impl SimState {
         history: usize,
         token: String,
         require_token: bool,
-        ready_delay: Duration,
+        readiness: Readiness,
         faults: Faults,
         server_address: String,
         bookmark_interval: Duration,
+        journal: Journal,
     ) -> SimState {
         SimState {
             store: Store::new(history),
             registry,
             token,
             require_token,
-            ready_delay,
+            readiness,
             server_address,
             bookmark_interval,
+            journal,
             shutdown: CancellationToken::new(),
             faults: Mutex::new(faults),
             openapi: OnceLock::new(),

@@ -40,7 +40,8 @@ pub struct Event {
 pub type ObjKey = (String, String);
 
 struct Bucket {
-    objects: BTreeMap<ObjKey, Value>,
+    /// Shared, so the controller's listings cost reference counts rather than deep copies.
+    objects: BTreeMap<ObjKey, Arc<Value>>,
     log: VecDeque<Arc<Event>>,
     /// Highest resourceVersion whose event was dropped from `log`.
     compacted: u64,
@@ -134,11 +135,17 @@ impl Store {
             .get(res)?
             .objects
             .get(&(ns.to_string(), name.to_string()))
-            .cloned()
+            .map(|v| Value::clone(v))
     }
 
     /// All objects of a resource, in one namespace or all, with the resourceVersion of the list.
     pub fn list(&self, res: &str, ns: Option<&str>) -> (Vec<Value>, u64) {
+        let (shared, rv) = self.list_shared(res, ns);
+        (shared.iter().map(|v| Value::clone(v)).collect(), rv)
+    }
+
+    /// [`Store::list`] without copying the objects (for the controller's frequent passes).
+    pub fn list_shared(&self, res: &str, ns: Option<&str>) -> (Vec<Arc<Value>>, u64) {
         let inner = self.lock();
         let items = match inner.buckets.get(res) {
             Some(b) => b
@@ -194,7 +201,7 @@ impl Store {
             .entry(res.to_string())
             .or_insert_with(Bucket::new)
             .objects
-            .insert(key, obj.clone());
+            .insert(key, Arc::new(obj.clone()));
         self.record(
             &mut inner,
             res,
@@ -225,12 +232,12 @@ impl Store {
             .get(res)
             .and_then(|b| b.objects.get(&key))
             .cloned();
-        let mut new = f(current.as_ref())?;
+        let mut new = f(current.as_deref())?;
         if let Some(cur) = &current {
             let mut probe = new.clone();
             probe["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"].clone();
-            if probe == *cur {
-                return Ok((cur.clone(), false));
+            if probe == **cur {
+                return Ok((Value::clone(cur), false));
             }
         }
         inner.rv += 1;
@@ -241,7 +248,7 @@ impl Store {
             .entry(res.to_string())
             .or_insert_with(Bucket::new)
             .objects
-            .insert(key, new.clone());
+            .insert(key, Arc::new(new.clone()));
         let kind = if current.is_some() {
             EventType::Modified
         } else {
@@ -254,7 +261,7 @@ impl Store {
                 kind,
                 rv,
                 object: new.clone(),
-                previous: current,
+                previous: current.map(Arc::unwrap_or_clone),
             },
         );
         Ok((new, true))
@@ -264,7 +271,7 @@ impl Store {
     pub fn delete(&self, res: &str, ns: &str, name: &str) -> Option<Value> {
         let mut inner = self.lock();
         let key = (ns.to_string(), name.to_string());
-        let mut obj = inner.buckets.get_mut(res)?.objects.remove(&key)?;
+        let mut obj = Arc::unwrap_or_clone(inner.buckets.get_mut(res)?.objects.remove(&key)?);
         inner.rv += 1;
         let rv = inner.rv;
         obj["metadata"]["resourceVersion"] = Value::String(rv.to_string());
@@ -293,7 +300,7 @@ impl Store {
                     .flatten()
                     .any(|r| r["uid"].as_str() == Some(uid))
                 {
-                    out.push((res.clone(), obj.clone()));
+                    out.push((res.clone(), Value::clone(obj)));
                 }
             }
         }
@@ -321,7 +328,7 @@ impl Store {
                         .iter()
                         .all(|r| !r["uid"].as_str().is_some_and(|u| uids.contains(u)))
                 {
-                    out.push((res.clone(), obj.clone()));
+                    out.push((res.clone(), Value::clone(obj)));
                 }
             }
         }
@@ -335,7 +342,7 @@ impl Store {
         for (res, b) in &inner.buckets {
             for ((n, _), obj) in &b.objects {
                 if n == ns {
-                    out.push((res.clone(), obj.clone()));
+                    out.push((res.clone(), Value::clone(obj)));
                 }
             }
         }
@@ -355,7 +362,7 @@ impl Store {
         match from {
             None => Ok(Subscription {
                 backlog: Vec::new(),
-                initial: bucket.objects.values().cloned().collect(),
+                initial: bucket.objects.values().map(|v| Value::clone(v)).collect(),
                 rv,
                 rx,
             }),

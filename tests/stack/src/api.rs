@@ -1,5 +1,6 @@
 //! The few REST calls the whole-system tests make directly (the `ferry` CLI makes the rest):
-//! a client-credentials token, starting a deployment, deciding an approval.
+//! a client-credentials token, starting a deployment, deciding an approval, creating a
+//! credential.
 
 use crate::Credential;
 use serde_json::{Value, json};
@@ -62,9 +63,27 @@ impl Api {
     ) -> (u16, Value) {
         let dir = file.parent().expect("the deploy file's directory");
         let read = |p: &Path| std::fs::read_to_string(p).expect("read a file");
+        let manifests: Vec<(String, String)> = manifests
+            .iter()
+            .map(|m| (m.to_string(), read(&dir.join(m))))
+            .collect();
+        let name = file.file_name().unwrap().to_string_lossy();
+        self.start_content(&name, &read(file), &manifests, traceparent)
+            .await
+    }
+
+    /// `POST /v1/deployments` with a deploy file named `name` holding `content`, and `manifests`
+    /// (path, content); returns the response's status and JSON.
+    pub async fn start_content(
+        &self,
+        name: &str,
+        content: &str,
+        manifests: &[(String, String)],
+        traceparent: Option<&str>,
+    ) -> (u16, Value) {
         let body = json!({
-            "deployFile": {"name": file.file_name().unwrap().to_string_lossy(), "content": read(file)},
-            "manifests": manifests.iter().map(|m| json!({"path": m, "content": read(&dir.join(m))})).collect::<Vec<_>>(),
+            "deployFile": {"name": name, "content": content},
+            "manifests": manifests.iter().map(|(path, content)| json!({"path": path, "content": content})).collect::<Vec<_>>(),
         });
         let mut request = self
             .http
@@ -77,6 +96,19 @@ impl Api {
         let response = request.send().await.expect("request to svc-api");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Creates a machine credential named `name` with `roles` through `POST /v1/credentials`.
+    pub async fn create_credential(&self, name: &str, roles: &[&str]) -> Credential {
+        let (code, body) = self
+            .post("/v1/credentials", json!({"name": name, "roles": roles}))
+            .await;
+        assert_eq!(code, 201, "create credential {name}: {body}");
+        let field = |k: &str| body[k].as_str().unwrap_or_default().to_string();
+        Credential {
+            client_id: field("clientId"),
+            client_secret: field("clientSecret"),
+        }
     }
 
     /// Approves `target`'s pending approval of deployment `id`.

@@ -6,8 +6,15 @@
 //!
 //! The binaries come from the cargo target directory of this test (`cargo build --bins` or a
 //! workspace test run builds them).
+//!
+//! For load: [`fleet`] runs many simulated clusters with the real agent in process,
+//! [`timeline`] reads rollouts' step timings off the simulators' journals, [`measure`] has
+//! percentiles and memory readings.
 
 pub mod api;
+pub mod fleet;
+pub mod measure;
+pub mod timeline;
 
 use base64::Engine as _;
 use ferry_kube_sim::{RunningSim, SimConfig};
@@ -58,6 +65,8 @@ pub struct Stack {
     pub api_url: String,
     /// An admin of the tenant.
     pub admin: Credential,
+    /// The hub replicas' agent endpoints (`http://127.0.0.1:<port>`, plaintext on loopback).
+    pub hub_urls: Vec<String>,
     /// Direct clients of each cluster's simulator, by account (for assertions only: Ferry reaches
     /// the clusters through the hub and the agents).
     pub clusters: HashMap<String, kube::Client>,
@@ -179,6 +188,7 @@ impl Stack {
                 client_id: String::new(),
                 client_secret: String::new(),
             },
+            hub_urls: Vec::new(),
             clusters: HashMap::new(),
             dir,
             env,
@@ -196,7 +206,6 @@ impl Stack {
         stack.tenant = tenant;
         stack.admin = admin;
 
-        let mut hub_urls = Vec::new();
         for i in 0..options.hubs {
             let port = free_port();
             let hub_env = extended(
@@ -211,7 +220,7 @@ impl Stack {
             let mut hub = ServiceProcess::spawn(&binary("ferry-svc-agent-hub"), &pairs(&hub_env));
             hub.wait_ready(READY).await;
             stack.hubs.push(hub);
-            hub_urls.push(format!("http://127.0.0.1:{port}"));
+            stack.hub_urls.push(format!("http://127.0.0.1:{port}"));
         }
         for _ in 0..options.schedulers {
             stack.start_scheduler().await;
@@ -242,7 +251,10 @@ impl Stack {
             let agent_env = extended(
                 &stack.env,
                 &[
-                    ("FERRY_AGENT_HUB_URL", &hub_urls[n % hub_urls.len()]),
+                    (
+                        "FERRY_AGENT_HUB_URL",
+                        &stack.hub_urls[n % stack.hub_urls.len()],
+                    ),
                     ("FERRY_AGENT_ID", cluster.account),
                     ("FERRY_AGENT_ISSUER_URL", &stack.api_url),
                     ("FERRY_AGENT_CLIENT_ID", &cred.client_id),
@@ -315,6 +327,15 @@ impl Stack {
         self.schedulers.len() - 1
     }
 
+    /// The process ids of the running scheduler replicas.
+    pub fn scheduler_pids(&self) -> Vec<u32> {
+        self.schedulers
+            .iter()
+            .flatten()
+            .filter_map(ServiceProcess::pid)
+            .collect()
+    }
+
     /// Kills scheduler replica `index` with SIGKILL.
     pub async fn kill_9_scheduler(&mut self, index: usize) -> Exited {
         let scheduler = self.schedulers[index]
@@ -382,8 +403,21 @@ impl Stack {
 
     /// The logs of every process so far, for a failing test's message.
     pub fn logs(&self) -> String {
-        let named = self
-            .api
+        self.named()
+            .map(|(name, p)| format!("----- {name}\n{}", p.stderr_so_far()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Every running service process by name (`svc-api`, `hub-0`, `scheduler-1`, …) and pid.
+    pub fn processes(&self) -> Vec<(String, u32)> {
+        self.named()
+            .filter_map(|(name, p)| p.pid().map(|pid| (name, pid)))
+            .collect()
+    }
+
+    fn named(&self) -> impl Iterator<Item = (String, &ServiceProcess)> {
+        self.api
             .iter()
             .map(|p| ("svc-api".to_string(), p))
             .chain(
@@ -415,11 +449,7 @@ impl Stack {
                     .iter()
                     .enumerate()
                     .map(|(i, p)| (format!("webhook-{i}"), p)),
-            );
-        named
-            .map(|(name, p)| format!("----- {name}\n{}", p.stderr_so_far()))
-            .collect::<Vec<_>>()
-            .join("\n")
+            )
     }
 
     /// Runs the `ferry` CLI with the admin's credentials (from the environment, as CI does) and

@@ -2,6 +2,7 @@
 //! it with kube-rs (typed `Api<T>`, `DynamicObject`, `kube::runtime::watcher`) and kubectl.
 
 mod faults_auth;
+mod journal;
 mod kubectl;
 mod typed;
 mod util;

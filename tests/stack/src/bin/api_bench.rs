@@ -8,6 +8,7 @@
 //!   api_bench [CONCURRENCY=32] [SECONDS=10] [DEPLOYMENTS=500]
 
 use ferry_stack_tests::api::Api;
+use ferry_stack_tests::measure::percentile_ms;
 use ferry_stack_tests::{Stack, StackOptions};
 use ferry_store::DeploymentId;
 use ferry_store::deployments::{self, NewDeployment, OnBusy};
@@ -22,17 +23,9 @@ struct Run {
     latencies: Vec<Duration>,
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
-
 impl Run {
     fn ms(&self, p: f64) -> f64 {
-        (percentile(&self.latencies, p) * 100.0).round() / 100.0
+        (percentile_ms(&self.latencies, p) * 100.0).round() / 100.0
     }
 
     fn row(&self) -> String {

@@ -10,6 +10,7 @@
 //! Prints a table, then one JSON line.
 
 use ferry_stack_tests::api::Api;
+use ferry_stack_tests::measure::percentile_ms;
 use ferry_stack_tests::{Cluster, Stack, StackOptions};
 use ferry_store::DeploymentId;
 use ferry_store::deployments::{self, DeploymentStatus};
@@ -93,11 +94,6 @@ async fn finish(stack: &Stack, started: Vec<(DeploymentId, Instant)>) -> Vec<Dur
     latencies
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index].as_secs_f64() * 1000.0
-}
-
 struct Level {
     name: &'static str,
     count: usize,
@@ -113,9 +109,9 @@ impl Level {
             self.name,
             self.count,
             self.wall.as_secs_f64(),
-            percentile(s, 0.5),
-            percentile(s, 0.95),
-            percentile(s, 0.99),
+            percentile_ms(s, 0.5),
+            percentile_ms(s, 0.95),
+            percentile_ms(s, 0.99),
             self.count as f64 / self.wall.as_secs_f64()
         )
     }
@@ -127,9 +123,9 @@ impl Level {
             self.name,
             self.count,
             self.wall.as_secs_f64(),
-            percentile(s, 0.5),
-            percentile(s, 0.95),
-            percentile(s, 0.99),
+            percentile_ms(s, 0.5),
+            percentile_ms(s, 0.95),
+            percentile_ms(s, 0.99),
             self.count as f64 / self.wall.as_secs_f64()
         )
     }

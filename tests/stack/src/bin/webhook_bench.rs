@@ -13,6 +13,7 @@
 
 use ferry_bus::messages::{NetworkMode, WebhookCall, WebhookRequested};
 use ferry_bus::{Envelope, WebhookMessage, outbox};
+use ferry_stack_tests::measure::percentile_ms;
 use ferry_stack_tests::{Cluster, Stack, StackOptions};
 use ferry_store::DeploymentId;
 use ferry_store::deployments::{self, NewDeployment, OnBusy};
@@ -137,14 +138,6 @@ struct Run {
     latencies: Vec<Duration>,
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
-
 impl Run {
     fn row(&self) -> String {
         let s = &self.latencies;
@@ -153,9 +146,9 @@ impl Run {
             self.name,
             self.sent,
             self.per_s,
-            percentile(s, 0.5),
-            percentile(s, 0.95),
-            percentile(s, 0.99)
+            percentile_ms(s, 0.5),
+            percentile_ms(s, 0.95),
+            percentile_ms(s, 0.99)
         )
     }
 }
@@ -332,7 +325,7 @@ async fn main() {
     for r in [&direct_flood, &direct_paced, &relay_flood, &relay_paced] {
         println!("{}", r.row());
     }
-    let p = |r: &Run, q: f64| (percentile(&r.latencies, q) * 10.0).round() / 10.0;
+    let p = |r: &Run, q: f64| (percentile_ms(&r.latencies, q) * 10.0).round() / 10.0;
     println!(
         "{{\"bench\":\"webhook\",\"per_s\":{:.0},\"p50_ms\":{},\"p99_ms\":{},\"paced_rate\":{rate},\"flood_p99_ms\":{},\"relay\":{{\"per_s\":{:.0},\"p50_ms\":{},\"p99_ms\":{},\"paced_rate\":{relay_rate},\"flood_p99_ms\":{}}}}}",
         direct_flood.per_s,
