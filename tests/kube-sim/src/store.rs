@@ -49,12 +49,15 @@ struct Bucket {
 }
 
 impl Bucket {
-    fn new() -> Bucket {
+    /// A bucket whose live-event channel holds `capacity` events. The channel keeps its last
+    /// `capacity` events alive (whole objects) until they are overwritten, so it is sized like
+    /// the history rather than generously: a watcher further behind ends and starts again.
+    fn new(capacity: usize) -> Bucket {
         Bucket {
             objects: BTreeMap::new(),
             log: VecDeque::new(),
             compacted: 0,
-            tx: broadcast::channel(4096).0,
+            tx: broadcast::channel(capacity).0,
         }
     }
 }
@@ -81,6 +84,8 @@ pub struct Subscription {
 pub struct Store {
     inner: Mutex<Inner>,
     history: usize,
+    /// Capacity of each resource's live-event channel.
+    channel: usize,
     changed: Notify,
 }
 
@@ -107,6 +112,7 @@ impl Store {
                 buckets: HashMap::new(),
             }),
             history: history.max(1),
+            channel: history.clamp(256, 4096),
             changed: Notify::new(),
         }
     }
@@ -163,7 +169,7 @@ impl Store {
         let bucket = inner
             .buckets
             .entry(res.to_string())
-            .or_insert_with(Bucket::new);
+            .or_insert_with(|| Bucket::new(self.channel));
         let event = Arc::new(event);
         bucket.log.push_back(event.clone());
         while bucket.log.len() > self.history {
@@ -199,7 +205,7 @@ impl Store {
         inner
             .buckets
             .entry(res.to_string())
-            .or_insert_with(Bucket::new)
+            .or_insert_with(|| Bucket::new(self.channel))
             .objects
             .insert(key, Arc::new(obj.clone()));
         self.record(
@@ -246,7 +252,7 @@ impl Store {
         inner
             .buckets
             .entry(res.to_string())
-            .or_insert_with(Bucket::new)
+            .or_insert_with(|| Bucket::new(self.channel))
             .objects
             .insert(key, Arc::new(new.clone()));
         let kind = if current.is_some() {
@@ -357,7 +363,7 @@ impl Store {
         let bucket = inner
             .buckets
             .entry(res.to_string())
-            .or_insert_with(Bucket::new);
+            .or_insert_with(|| Bucket::new(self.channel));
         let rx = bucket.tx.subscribe();
         match from {
             None => Ok(Subscription {

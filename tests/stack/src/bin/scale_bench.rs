@@ -15,7 +15,9 @@
 //!    second kind alone. Every second: the schedulers' resident memory and Postgres connections.
 //!
 //! Prints a table, then one JSON line.
-//!   scale_bench [AGENTS=1000] [ROLLOUTS=10000] [READY_MS=100] [JITTER_MS=400]
+//!   scale_bench [AGENTS=1000] [ROLLOUTS=10000] [READY_MS=100] [JITTER_MS=400] [DB_CONNECTIONS=10]
+//! DB_CONNECTIONS is every service's pool (`FERRY_DATABASE_MAX_CONNECTIONS`); a scheduler runs
+//! half that many reconcile passes at once.
 
 use ferry_stack_tests::api::Api;
 use ferry_stack_tests::fleet::{Fleet, FleetOptions};
@@ -254,6 +256,7 @@ async fn main() {
     let rollouts = arg(&args, 1, 10_000) as usize;
     let ready_ms = arg(&args, 2, 100);
     let jitter_ms = arg(&args, 3, 400);
+    let pool = arg(&args, 4, 10).to_string();
     assert!(
         agents >= 1 && rollouts >= 1,
         "AGENTS and ROLLOUTS must be at least 1"
@@ -275,7 +278,7 @@ async fn main() {
         },
         &[
             ("FERRY_LOG", "warn"),
-            ("FERRY_DATABASE_MAX_CONNECTIONS", "10"),
+            ("FERRY_DATABASE_MAX_CONNECTIONS", &pool),
             ("FERRY_RATE_LIMIT_PER_SEC", "100000"),
             ("FERRY_RATE_LIMIT_BURST", "100000"),
             ("FERRY_TOKEN_RATE_PER_ADDRESS", "100000"),
@@ -367,7 +370,7 @@ async fn main() {
     println!(
         "scale benchmark: {agents} clusters (simulators, agents in process) over 2 hubs, 2 schedulers; \
          {rollouts} canary rollouts (25%, 50%, promote; {REPLICAS} replicas) of running applications; \
-         Pods ready {ready_ms}-{} ms after they start",
+         Pods ready {ready_ms}-{} ms after they start; database pools of {pool}",
         ready_ms + jitter_ms
     );
     println!(
