@@ -196,13 +196,10 @@ impl Engine {
         id: DeploymentId,
         input: &Input,
     ) -> Result<(), EngineError> {
-        let _permit = self
-            .passes
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
-        // One pass of this deployment at a time, on every replica (see `exclusive`).
-        let _exclusive = crate::exclusive::lock(&self.store, id, self.config.lock_wait).await?;
+        // One pass of this deployment at a time, on every replica, within this replica's bound
+        // of concurrent passes (see `exclusive`).
+        let _exclusive =
+            crate::exclusive::lock(&self.store, &self.passes, id, self.config.lock_wait).await?;
         let mut conflicts = 0;
         let mut input = input.clone();
         loop {

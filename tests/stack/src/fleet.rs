@@ -87,6 +87,10 @@ impl Fleet {
                 ready_delay: options.ready_delay,
                 ready_jitter: options.ready_jitter,
                 journal: true,
+                // Watch history and live events keep whole objects alive; a hundred per resource
+                // (not a thousand) keeps a thousand simulators within one machine's memory. A
+                // watch resuming from further back gets 410 Gone and lists again.
+                watch_history: 100,
                 ..SimConfig::default()
             };
             config.namespaces.push(namespace.clone());
