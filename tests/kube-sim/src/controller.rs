@@ -35,6 +35,7 @@ pub async fn run(state: Arc<SimState>) {
     let mut ctl = Controller {
         state: state.clone(),
         first_seen: HashMap::new(),
+        collected: None,
     };
     loop {
         let began = Instant::now();
@@ -58,6 +59,8 @@ struct Controller {
     /// When the controller first saw a Pod with its current images (keyed by uid and images),
     /// the start of its ready delay.
     first_seen: HashMap<(String, String), Instant>,
+    /// The store's ownership count when garbage was last collected.
+    collected: Option<u64>,
 }
 
 fn controller_of(obj: &Value) -> Option<&str> {
@@ -122,7 +125,12 @@ impl Controller {
 
     /// One pass over everything; returns when the next Pod is due to turn Ready.
     fn reconcile(&mut self) -> Option<Instant> {
-        while ops::collect_garbage(self.state()) > 0 {}
+        // The scan reads every object; it is due only when ownership changed since the last.
+        let ownership = self.state().store.ownership();
+        if self.collected != Some(ownership) {
+            while ops::collect_garbage(self.state()) > 0 {}
+            self.collected = Some(self.state().store.ownership());
+        }
         self.deployments();
         self.replicasets();
         self.statefulsets();

@@ -65,6 +65,9 @@ impl Bucket {
 struct Inner {
     rv: u64,
     buckets: HashMap<String, Bucket>,
+    /// Bumped by every change that can make an orphan: a delete, or a write that sets or changes
+    /// an object's owner references.
+    ownership: u64,
 }
 
 /// A subscription to a resource's changes, taken atomically with a backlog.
@@ -103,6 +106,13 @@ fn obj_key(obj: &Value) -> ObjKey {
     (s(&meta["namespace"]), s(&meta["name"]))
 }
 
+/// Whether `obj` names owners.
+fn has_owners(obj: &Value) -> bool {
+    obj["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|refs| !refs.is_empty())
+}
+
 impl Store {
     /// An empty store keeping `history` events per resource for watch resumption.
     pub fn new(history: usize) -> Store {
@@ -110,6 +120,7 @@ impl Store {
             inner: Mutex::new(Inner {
                 rv: 1,
                 buckets: HashMap::new(),
+                ownership: 0,
             }),
             history: history.max(1),
             channel: history.clamp(256, 4096),
@@ -200,6 +211,9 @@ impl Store {
         }
         inner.rv += 1;
         let rv = inner.rv;
+        if has_owners(&obj) {
+            inner.ownership += 1;
+        }
         let mut obj = obj;
         obj["metadata"]["resourceVersion"] = Value::String(rv.to_string());
         inner
@@ -248,6 +262,10 @@ impl Store {
         }
         inner.rv += 1;
         let rv = inner.rv;
+        let owners = |o: Option<&Value>| o.map(|o| o["metadata"]["ownerReferences"].clone());
+        if has_owners(&new) && owners(current.as_deref()) != owners(Some(&new)) {
+            inner.ownership += 1;
+        }
         new["metadata"]["resourceVersion"] = Value::String(rv.to_string());
         inner
             .buckets
@@ -279,6 +297,7 @@ impl Store {
         let key = (ns.to_string(), name.to_string());
         let mut obj = Arc::unwrap_or_clone(inner.buckets.get_mut(res)?.objects.remove(&key)?);
         inner.rv += 1;
+        inner.ownership += 1;
         let rv = inner.rv;
         obj["metadata"]["resourceVersion"] = Value::String(rv.to_string());
         self.record(
@@ -311,6 +330,12 @@ impl Store {
             }
         }
         out
+    }
+
+    /// A number that changes whenever an orphan may have appeared (see [`Store::orphans`]): the
+    /// garbage collector need not look while it stays the same.
+    pub fn ownership(&self) -> u64 {
+        self.lock().ownership
     }
 
     /// Every object (with its resource key) that has owner references and none of whose owners
