@@ -39,12 +39,13 @@ pub struct Entry {
 /// The timeline, shared by the HTTP layer and the controller.
 #[derive(Debug, Default)]
 pub struct Journal {
+    /// Fixed when the simulator starts.
+    enabled: bool,
     inner: Mutex<Inner>,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
-    enabled: bool,
     entries: Vec<Entry>,
     dropped: u64,
 }
@@ -56,10 +57,8 @@ impl Journal {
     /// A journal that records when `enabled`.
     pub fn new(enabled: bool) -> Journal {
         Journal {
-            inner: Mutex::new(Inner {
-                enabled,
-                ..Inner::default()
-            }),
+            enabled,
+            inner: Mutex::new(Inner::default()),
         }
     }
 
@@ -69,16 +68,16 @@ impl Journal {
 
     /// Whether it records.
     pub fn enabled(&self) -> bool {
-        self.lock().enabled
+        self.enabled
     }
 
     /// Records `event` now.
     pub fn record(&self, event: Event) {
-        let at = Instant::now();
-        let mut inner = self.lock();
-        if !inner.enabled {
+        if !self.enabled {
             return;
         }
+        let at = Instant::now();
+        let mut inner = self.lock();
         if inner.entries.len() >= Self::CAPACITY {
             inner.dropped += 1;
             return;

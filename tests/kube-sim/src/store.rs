@@ -262,8 +262,10 @@ impl Store {
         }
         inner.rv += 1;
         let rv = inner.rv;
-        let owners = |o: Option<&Value>| o.map(|o| o["metadata"]["ownerReferences"].clone());
-        if has_owners(&new) && owners(current.as_deref()) != owners(Some(&new)) {
+        let owners_before = current
+            .as_deref()
+            .map(|c| &c["metadata"]["ownerReferences"]);
+        if has_owners(&new) && owners_before != Some(&new["metadata"]["ownerReferences"]) {
             inner.ownership += 1;
         }
         new["metadata"]["resourceVersion"] = Value::String(rv.to_string());

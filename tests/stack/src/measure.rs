@@ -75,15 +75,10 @@ impl CpuUse {
         groups
             .iter()
             .map(|(name, pids)| {
-                let before = self
-                    .start
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map(|(_, m)| m.clone())
-                    .unwrap_or_default();
+                let before = self.start.iter().find(|(n, _)| n == name).map(|(_, m)| m);
                 let used = read(pids)
                     .iter()
-                    .map(|(pid, now)| now - before.get(pid).copied().unwrap_or(0.0))
+                    .map(|(pid, now)| now - before.and_then(|m| m.get(pid)).copied().unwrap_or(0.0))
                     .sum();
                 (name.clone(), used)
             })

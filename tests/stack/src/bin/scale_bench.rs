@@ -240,6 +240,14 @@ async fn wait_all(
     }
 }
 
+/// A percentile for the JSON line: `null` when nothing was measured (NaN is not JSON).
+fn json_ms(sorted: &[Duration], q: f64) -> String {
+    match percentile_ms(sorted, q) {
+        ms if ms.is_nan() => "null".to_string(),
+        ms => format!("{ms:.1}"),
+    }
+}
+
 fn arg(args: &[String], index: usize, default: u64) -> u64 {
     args.get(index)
         .map(|a| {
@@ -412,13 +420,13 @@ async fn main() {
     println!("{}", row("after readiness", &readiness));
     println!(
         "{{\"bench\":\"scale\",\"agents\":{agents},\"rollouts\":{rollouts},\"finished\":{finished},\
-         \"wall_s\":{:.1},\"step_p50_ms\":{:.1},\"step_p99_ms\":{:.1},\"readiness_lag_p50_ms\":{:.1},\
-         \"readiness_lag_p99_ms\":{:.1},\"scheduler_rss_mib\":{:.0},\"pg_connections\":{}}}",
+         \"wall_s\":{:.1},\"step_p50_ms\":{},\"step_p99_ms\":{},\"readiness_lag_p50_ms\":{},\
+         \"readiness_lag_p99_ms\":{},\"scheduler_rss_mib\":{:.0},\"pg_connections\":{}}}",
         wall.as_secs_f64(),
-        percentile_ms(&steps, 0.5),
-        percentile_ms(&steps, 0.99),
-        percentile_ms(&readiness, 0.5),
-        percentile_ms(&readiness, 0.99),
+        json_ms(&steps, 0.5),
+        json_ms(&steps, 0.99),
+        json_ms(&readiness, 0.5),
+        json_ms(&readiness, 0.99),
         rss_peak,
         samples.pg_connections
     );
