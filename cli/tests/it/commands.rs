@@ -308,7 +308,7 @@ async fn missing_credentials_and_an_unreachable_api_get_one_clear_line() {
         run.stderr
     );
 
-    let port = ferry_testkit::process::free_port();
+    let port = ferry_testkit::process::CLOSED_PORT;
     let api = format!("http://127.0.0.1:{port}");
     let run = home
         .run(&[("FERRY_TOKEN", "t")], &["--api", &api, "deploy", "list"])

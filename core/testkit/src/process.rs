@@ -19,6 +19,11 @@ pub fn free_port() -> u16 {
         .expect("bind 127.0.0.1:0")
 }
 
+/// A port on 127.0.0.1 where nothing listens, for "unreachable" cases: port 1, which no service
+/// here uses and which binding port 0 never hands out (it is outside the ephemeral range). A port
+/// just freed is not: a test running alongside can be given it a moment later.
+pub const CLOSED_PORT: u16 = 1;
+
 /// `GET path` over plain HTTP/1.0; the status code and body, or `None` when nothing answers.
 pub async fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(addr).await.ok()?;

@@ -307,7 +307,7 @@ async fn keys_reload_on_an_unknown_key_id_at_most_once_per_interval() {
     assert_eq!(idp.jwks_fetches(), 3);
 
     // A provider that cannot be reached is a temporary failure, not a bad token.
-    let port = ferry_testkit::process::free_port();
+    let port = ferry_testkit::process::CLOSED_PORT;
     let unreachable =
         ferry_svc_api::identity::oidc::OidcIssuer::new(ferry_svc_api::settings::OidcConfig {
             issuer: format!("http://127.0.0.1:{port}"),

@@ -505,8 +505,7 @@ async fn an_analysis_whose_target_ended_stops_querying() {
 #[tokio::test]
 async fn an_unreachable_provider_is_an_error_after_retries_never_a_value() {
     let bench = Bench::new().await;
-    // Nothing listens on a port just freed.
-    let port = ferry_testkit::process::free_port();
+    let port = ferry_testkit::process::CLOSED_PORT;
     bench
         .provider(
             "prom",

@@ -176,12 +176,9 @@ async fn a_slow_receiver_times_out_and_a_closed_port_is_a_connection_error() {
         Some("no answer from 127.0.0.1 within 1 s")
     );
 
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let closed = ferry_testkit::process::CLOSED_PORT;
     let request = bench
-        .request(post(&format!("http://{closed}/gone"), "{}", 1))
+        .request(post(&format!("http://127.0.0.1:{closed}/gone"), "{}", 1))
         .await;
     let done = bench.wait_done(request.webhook_id).await;
     assert_eq!(done.status, DeliveryStatus::Failed);
