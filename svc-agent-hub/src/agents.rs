@@ -175,6 +175,13 @@ impl AgentHub for HubService {
         request: Request<Streaming<AgentMessage>>,
     ) -> Result<Response<Self::TunnelStream>, Status> {
         let state = &self.state;
+        if state.shutdown.is_cancelled() {
+            // A stream taken now would end at once; the agent should dial another replica.
+            return Err(Status::unavailable(format!(
+                "replica {} is shutting down; connect to another",
+                state.replica
+            )));
+        }
         let claims = match authenticate(&state.keys, request.metadata()).await {
             Ok(claims) => claims,
             Err(status) => {

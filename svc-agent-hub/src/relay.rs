@@ -379,6 +379,20 @@ async fn relay_inner(
         .filter(|c| request.session == 0 || c.session == request.session)
         .filter(|c| !c.closed.is_cancelled());
     let Some(conn) = conn else {
+        if state.shutdown.is_cancelled() {
+            // The agent is on its way to another replica: the caller waits for its new route
+            // instead of taking "not connected" for an answer.
+            replier
+                .error(
+                    TunnelErrorCode::AgentDisconnected,
+                    format!(
+                        "replica {} is shutting down and its agents are moving",
+                        state.replica
+                    ),
+                )
+                .await;
+            return outcome::NOT_CONNECTED;
+        }
         replier
             .error(
                 TunnelErrorCode::NotConnected,

@@ -171,8 +171,9 @@ fn idempotent(method: &http::Method) -> bool {
 
 /// How one attempt ended when it did not produce a response head.
 enum Attempt {
-    /// The replica answered that it does not hold the agent: retry only if the route now
-    /// names someone else (or soon will).
+    /// The replica answered that it does not hold the agent: retry if the route now names
+    /// someone else, or still names this replica (which may be registering the agent's stream
+    /// right now: a route is written before the replica's own table), within the grace.
     NotHeld,
     /// Never reached the agent (replica lost before accepting): retry after a new look-up.
     NotDelivered,
@@ -183,11 +184,35 @@ enum Attempt {
 /// A route an attempt lost, and what to report if the agent does not come back.
 struct Loss {
     route: Route,
-    /// Whether a missing route means the agent is gone for good (the replica itself said it
-    /// does not hold the agent), rather than on its way to another replica.
-    gone_if_absent: bool,
-    /// The error if no new route appears within the reconnect grace.
+    /// Whether the replica itself said it does not hold the agent: a missing route then means
+    /// the agent is gone for good rather than on its way to another replica, and the same
+    /// route may be tried again.
+    refused: bool,
+    /// The error if no usable route appears within the reconnect grace.
     error: TunnelError,
+    /// When waiting for the agent ends. Repeated refusals on one route share one grace.
+    give_up: Instant,
+}
+
+impl Loss {
+    fn new(
+        route: Route,
+        refused: bool,
+        error: TunnelError,
+        previous: Option<&Loss>,
+        grace: Duration,
+    ) -> Loss {
+        let give_up = match previous {
+            Some(p) if p.route == route => p.give_up,
+            _ => Instant::now() + grace,
+        };
+        Loss {
+            route,
+            refused,
+            error,
+            give_up,
+        }
+    }
 }
 
 /// Sends a request with the deadline of the tunnel's configuration or its [`crate::Deadline`]
@@ -258,8 +283,11 @@ async fn attempt_until_answered(
         tenant: tenant.to_string(),
         agent: agent.to_string(),
     };
-    // The route a previous attempt lost; a retry waits for a different one.
+    let grace = inner.config.reconnect_grace;
+    // The route a previous attempt lost; a retry waits for a usable one.
     let mut lost: Option<Loss> = None;
+    // The loss before, whose grace a repeated refusal on the same route shares.
+    let mut previous: Option<Loss> = None;
     loop {
         if lost.is_some()
             && let Some(metrics) = inner.metrics.get()
@@ -272,7 +300,10 @@ async fn attempt_until_answered(
                 None => return Err(not_connected()),
             },
             Some(loss) => {
-                wait_for_new_route(tunnel, tenant, agent, loss, deadline, timeout).await?
+                let (route, loss) =
+                    wait_for_route(tunnel, tenant, agent, loss, deadline, timeout).await?;
+                previous = Some(loss);
+                route
             }
         };
         // While the tunnel reconnects its channel, wait for it within the deadline.
@@ -338,11 +369,13 @@ async fn attempt_until_answered(
             // Returned: the replica's queue is gone, the replica with it.
             tracing::debug!(replica = %route.replica, "request returned by the broker");
             forget_route(inner, tenant, agent);
-            lost = Some(Loss {
+            lost = Some(Loss::new(
                 route,
-                gone_if_absent: false,
-                error: not_connected(),
-            });
+                false,
+                not_connected(),
+                previous.as_ref(),
+                grace,
+            ));
             continue;
         }
 
@@ -353,19 +386,23 @@ async fn attempt_until_answered(
             }
             Err(Attempt::NotHeld) => {
                 forget_route(inner, tenant, agent);
-                lost = Some(Loss {
+                lost = Some(Loss::new(
                     route,
-                    gone_if_absent: true,
-                    error: not_connected(),
-                });
+                    true,
+                    not_connected(),
+                    previous.as_ref(),
+                    grace,
+                ));
             }
             Err(Attempt::NotDelivered) => {
                 forget_route(inner, tenant, agent);
-                lost = Some(Loss {
+                lost = Some(Loss::new(
                     route,
-                    gone_if_absent: false,
-                    error: not_connected(),
-                });
+                    false,
+                    not_connected(),
+                    previous.as_ref(),
+                    grace,
+                ));
             }
             Err(Attempt::LostAfterAccept(why)) => {
                 forget_route(inner, tenant, agent);
@@ -373,11 +410,8 @@ async fn attempt_until_answered(
                     return Err(TunnelError::AgentDisconnected(why));
                 }
                 tracing::debug!(reason = %why, "retrying an idempotent request");
-                lost = Some(Loss {
-                    route,
-                    gone_if_absent: false,
-                    error: TunnelError::AgentDisconnected(why),
-                });
+                let error = TunnelError::AgentDisconnected(why);
+                lost = Some(Loss::new(route, false, error, previous.as_ref(), grace));
             }
         }
     }
@@ -505,31 +539,36 @@ async fn cached_or_lookup(
     Ok(route)
 }
 
-/// Polls Redis until the agent has a route other than the lost one (it reconnected), within
-/// the reconnect grace and the deadline.
-async fn wait_for_new_route(
+/// Polls Redis for the route to try next, within the loss's grace and the deadline: a route
+/// other than the lost one (the agent reconnected); or, after a refusal, the same route again
+/// once a poll interval has passed (its replica may have been registering the stream). After a
+/// refusal no route at all means the agent is gone; otherwise it may be on its way.
+async fn wait_for_route(
     tunnel: &AgentTunnel,
     tenant: &str,
     agent: &str,
     loss: Loss,
     deadline: Instant,
     timeout: Duration,
-) -> Result<Route, TunnelError> {
-    let give_up = Instant::now() + tunnel.inner.config.reconnect_grace;
+) -> Result<(Route, Loss), TunnelError> {
+    let poll = tunnel.inner.config.reconnect_poll;
+    let mut polled = false;
     loop {
         match tunnel.lookup(tenant, agent).await? {
-            Some(route) if route != loss.route => return Ok(route),
-            None if loss.gone_if_absent => return Err(loss.error),
+            Some(route) if route != loss.route => return Ok((route, loss)),
+            Some(route) if loss.refused && polled => return Ok((route, loss)),
+            None if loss.refused => return Err(loss.error),
             _ => {}
         }
-        let next = Instant::now() + tunnel.inner.config.reconnect_poll;
+        let next = Instant::now() + poll;
         if next >= deadline {
             return Err(TunnelError::Timeout(timeout));
         }
-        if next >= give_up {
+        if next >= loss.give_up {
             return Err(loss.error);
         }
         tokio::time::sleep_until(next).await;
+        polled = true;
     }
 }
 

@@ -273,3 +273,47 @@ async fn a_departed_agent_fails_fast_even_from_a_cached_route() {
     )
     .await;
 }
+
+/// A route is written in Redis just before the replica's own table learns of the stream: a
+/// caller refused by the replica its route still names tries that replica again, within the
+/// grace, instead of waiting for a route that will not change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_by_the_replica_the_route_still_names_is_retried() {
+    let env = Env::new().await;
+    let hub = env.replica("r1").await;
+    let tenant = Uuid::new_v4();
+    let t = tenant.to_string();
+    // The route names r1, which does not hold the agent (yet).
+    let mut redis = env.redis().await;
+    let key = ferry_tunnel::routing::route_key(&env.prefix, &t, "cluster-1");
+    let _: () = redis::cmd("HSET")
+        .arg(&key)
+        .arg(&["replica", "r1", "session", "1", "connected_at", "0"])
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+
+    let tunnel = env.tunnel().await;
+    let call = tokio::spawn(async move {
+        let mut request = get("/whoami");
+        request
+            .extensions_mut()
+            .insert(Deadline(Duration::from_secs(10)));
+        match tunnel.kubernetes(&t, "cluster-1", request).await {
+            Ok(response) => response.bytes().await,
+            Err(e) => Err(e),
+        }
+    });
+    // Refused more than once: the caller went back to the route that refused it.
+    ferry_testkit::eventually("a second refusal", Duration::from_secs(4), || {
+        let refused = hub.metric(
+            "ferry_hub_requests_total",
+            Some(("outcome", "not_connected")),
+        );
+        async move { (refused >= 2.0).then_some(()) }
+    })
+    .await;
+    // The agent arrives; the retried call reaches it.
+    let _agent = env.agent(&[&hub], tenant, "cluster-1", named("here")).await;
+    assert_eq!(call.await.unwrap().unwrap(), "here");
+}
