@@ -31,8 +31,8 @@ pub struct Engine {
     clusters: Arc<dyn Clusters>,
     config: EngineConfig,
     readiness: Option<crate::readiness::Readiness>,
-    /// Passes in flight at once: each holds a pooled connection for its lock and needs others
-    /// for its reads and commit, so at most half the pool (see `exclusive`).
+    /// Passes in flight at once: a pass holds a pooled connection only for each of its short
+    /// reads and its commit, so one per pooled connection (see `exclusive`).
     passes: Arc<tokio::sync::Semaphore>,
 }
 
@@ -177,7 +177,7 @@ impl Engine {
             clusters,
             config,
             readiness: None,
-            passes: Arc::new(tokio::sync::Semaphore::new((connections / 2).max(1))),
+            passes: Arc::new(tokio::sync::Semaphore::new(connections.max(1))),
         }
     }
 
@@ -198,8 +198,20 @@ impl Engine {
     ) -> Result<(), EngineError> {
         // One pass of this deployment at a time, on every replica, within this replica's bound
         // of concurrent passes (see `exclusive`).
-        let _exclusive =
+        let exclusive =
             crate::exclusive::lock(&self.store, &self.passes, id, self.config.lock_wait).await?;
+        let result = self.reconcile_held(tenant, id, input).await;
+        exclusive.release().await;
+        result
+    }
+
+    /// [`Engine::reconcile`] with the deployment's lease held.
+    async fn reconcile_held(
+        &self,
+        tenant: TenantId,
+        id: DeploymentId,
+        input: &Input,
+    ) -> Result<(), EngineError> {
         let mut conflicts = 0;
         let mut input = input.clone();
         loop {

@@ -1,5 +1,5 @@
-//! One reconcile of a deployment at a time, across every replica: a pass holds a Postgres
-//! advisory lock on its deployment from before it reads the state until after it commits.
+//! One reconcile of a deployment at a time, across every replica: a pass holds its deployment's
+//! lease (a `deployment_leases` row) from before it reads the state until after it commits.
 //!
 //! The version check at commit keeps the state right when two passes race, but not the
 //! cluster: a pass that loses the race has already done its cluster work, and work decided on a
@@ -8,59 +8,113 @@
 //! existed). With the readiness watch and the tick both waking a deployment, such races are
 //! ordinary, so passes of one deployment are serialized.
 //!
-//! The lock is transaction-scoped (`pg_try_advisory_xact_lock` in a transaction held for the
-//! pass): it goes when the guard is dropped, when the process dies and when Postgres restarts,
-//! never left behind on a pooled connection. A pass that finds it taken waits holding neither
-//! a connection nor one of the replica's pass permits (so the replica's other passes go on) and
-//! tries again, up to a bound; then its message is retried later.
+//! A lease is taken, renewed and released by single statements, so a pass holds no connection
+//! while it talks to clusters (design principle 3): a replica's passes are bounded by its pass
+//! permits, not by its pool. The holder renews the lease every third of [`LEASE_TTL`] while the
+//! pass runs; a killed holder's lease expires after at most [`LEASE_TTL`], and the next pass of
+//! the deployment takes it over. Time is Postgres's clock, the same for every replica. A pass
+//! that finds the lease taken waits holding neither a connection nor one of the replica's pass
+//! permits (so the replica's other passes go on) and tries again, up to a bound; then its
+//! message is retried later.
 
 use crate::EngineError;
 use ferry_store::{DeploymentId, Store, StoreError};
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
 
-/// The held lock and the pass permit; dropping it releases the lock (the connection goes back
-/// to the pool first), then the permit.
+/// How long a lease lives without renewal: how long a killed replica's deployment waits before
+/// another replica takes it over.
+pub(crate) const LEASE_TTL: Duration = Duration::from_secs(15);
+
+/// The held lease and the pass permit. [`Exclusive::release`] gives the lease back; dropping
+/// the guard without it (an error path, a cancelled future) releases it in the background.
 pub(crate) struct Exclusive<'a> {
-    _tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    lease: Option<Lease>,
     _permit: SemaphorePermit<'a>,
 }
 
-/// The advisory lock key of a deployment: its id folded to 64 bits (a collision only makes two
-/// deployments take turns).
-fn key(id: DeploymentId) -> i64 {
-    let (high, low) = id.as_uuid().as_u64_pair();
-    (high ^ low) as i64
+struct Lease {
+    store: Store,
+    id: DeploymentId,
+    holder: Uuid,
+    renewal: JoinHandle<()>,
 }
 
-/// Takes one of `passes` (the replica's concurrent passes) and the deployment's lock, waiting at
-/// most `wait` for another pass of the deployment to finish.
+impl Exclusive<'_> {
+    /// Gives the lease back, so the deployment's next pass (on any replica) runs at once.
+    pub(crate) async fn release(mut self) {
+        if let Some(lease) = self.lease.take() {
+            lease.renewal.abort();
+            release(&lease.store, lease.id, lease.holder).await;
+        }
+    }
+}
+
+impl Drop for Exclusive<'_> {
+    fn drop(&mut self) {
+        let Some(lease) = self.lease.take() else {
+            return;
+        };
+        lease.renewal.abort();
+        // Without a runtime (the process is ending) the lease simply expires.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { release(&lease.store, lease.id, lease.holder).await });
+        }
+    }
+}
+
+async fn release(store: &Store, id: DeploymentId, holder: Uuid) {
+    let released =
+        sqlx::query("DELETE FROM deployment_leases WHERE deployment_id = $1 AND holder = $2")
+            .bind(id.as_uuid())
+            .bind(holder)
+            .execute(store.pool())
+            .await;
+    if let Err(e) = released {
+        tracing::warn!(deployment = %id, error = %e, "releasing a deployment's lease; it expires instead");
+    }
+}
+
+/// Takes one of `passes` (the replica's concurrent passes) and the deployment's lease, waiting
+/// at most `wait` for another pass of the deployment to finish.
 pub(crate) async fn lock<'a>(
     store: &Store,
     passes: &'a Semaphore,
     id: DeploymentId,
     wait: Duration,
 ) -> Result<Exclusive<'a>, EngineError> {
+    lock_for(store, passes, id, wait, LEASE_TTL).await
+}
+
+async fn lock_for<'a>(
+    store: &Store,
+    passes: &'a Semaphore,
+    id: DeploymentId,
+    wait: Duration,
+    ttl: Duration,
+) -> Result<Exclusive<'a>, EngineError> {
     let started = Instant::now();
     let mut pause = Duration::from_millis(5);
+    let holder = Uuid::new_v4();
     loop {
         let permit = passes
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        let mut tx = store.begin().await?;
-        let (taken,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(key(id))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(StoreError::from)?;
-        if taken {
+        if try_take(store, id, holder, ttl).await? {
+            let renewal = tokio::spawn(renew(store.clone(), id, holder, ttl));
             return Ok(Exclusive {
-                _tx: tx,
+                lease: Some(Lease {
+                    store: store.clone(),
+                    id,
+                    holder,
+                    renewal,
+                }),
                 _permit: permit,
             });
         }
-        drop(tx);
         drop(permit);
         if started.elapsed() >= wait {
             return Err(EngineError::Busy(wait));
@@ -70,10 +124,72 @@ pub(crate) async fn lock<'a>(
     }
 }
 
+/// Takes the lease if nobody holds it or its holder's lease expired.
+async fn try_take(
+    store: &Store,
+    id: DeploymentId,
+    holder: Uuid,
+    ttl: Duration,
+) -> Result<bool, EngineError> {
+    let taken: Option<(Uuid,)> = sqlx::query_as(
+        "INSERT INTO deployment_leases (deployment_id, holder, expires_at) \
+         VALUES ($1, $2, now() + $3 * interval '1 millisecond') \
+         ON CONFLICT (deployment_id) DO UPDATE \
+             SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at \
+             WHERE deployment_leases.expires_at < now() \
+         RETURNING holder",
+    )
+    .bind(id.as_uuid())
+    .bind(holder)
+    .bind(ttl.as_millis() as i64)
+    .fetch_optional(store.pool())
+    .await
+    .map_err(StoreError::from)?;
+    Ok(taken.is_some())
+}
+
+/// Extends the lease every third of its life until aborted (the pass ended) or lost.
+async fn renew(store: Store, id: DeploymentId, holder: Uuid, ttl: Duration) {
+    let mut tick = tokio::time::interval(ttl / 3);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let renewed = sqlx::query(
+            "UPDATE deployment_leases SET expires_at = now() + $3 * interval '1 millisecond' \
+             WHERE deployment_id = $1 AND holder = $2",
+        )
+        .bind(id.as_uuid())
+        .bind(holder)
+        .bind(ttl.as_millis() as i64)
+        .execute(store.pool())
+        .await;
+        match renewed {
+            Ok(done) if done.rows_affected() == 1 => {}
+            Ok(_) => {
+                // Only possible if this replica stalled for a whole lease: the pass goes on,
+                // and the version check at commit keeps the state right.
+                tracing::error!(deployment = %id, "a pass lost its deployment's lease to another replica");
+                return;
+            }
+            // Postgres briefly away: the lease runs on, the next tick tries again.
+            Err(e) => tracing::warn!(deployment = %id, error = %e, "renewing a deployment's lease"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use ferry_testkit::TestDb;
+
+    async fn expires_at(store: &Store, id: DeploymentId) -> Option<chrono::DateTime<chrono::Utc>> {
+        sqlx::query_scalar("SELECT expires_at FROM deployment_leases WHERE deployment_id = $1")
+            .bind(id.as_uuid())
+            .fetch_optional(store.pool())
+            .await
+            .unwrap()
+    }
 
     #[tokio::test]
     async fn a_deployment_is_reconciled_by_one_pass_at_a_time() {
@@ -89,8 +205,79 @@ mod tests {
         ));
         // Another deployment is not held up.
         let _other = lock(&store, &passes, other, Duration::ZERO).await.unwrap();
-        drop(held);
-        lock(&store, &passes, one, wait).await.unwrap();
+        held.release().await;
+        assert_eq!(
+            expires_at(&store, one).await,
+            None,
+            "a released lease is gone"
+        );
+        let again = lock(&store, &passes, one, Duration::ZERO).await.unwrap();
+        // A guard dropped without releasing gives the lease back all the same.
+        drop(again);
+        lock(&store, &passes, one, Duration::from_secs(5))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_held_lease_needs_no_connection() {
+        let db = TestDb::new().await;
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(&db.url)
+            .await
+            .unwrap();
+        let store = Store::from_pool(pool.clone());
+        let passes = Semaphore::new(2);
+        let _held = lock(&store, &passes, DeploymentId::new(), Duration::ZERO)
+            .await
+            .unwrap();
+        // The pool's only connection is free for the pass's own reads and commit (the
+        // advisory lock this replaced kept it for the whole pass).
+        let (one,): (i32,) = sqlx::query_as("SELECT 1").fetch_one(&pool).await.unwrap();
+        assert_eq!(one, 1);
+        let _other = lock(&store, &passes, DeploymentId::new(), Duration::ZERO)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_lease_is_renewed_while_held_and_taken_over_once_its_holder_is_gone() {
+        let db = TestDb::new().await;
+        let store = Store::from_pool(db.pool.clone());
+        let passes = Semaphore::new(4);
+        let id = DeploymentId::new();
+        let ttl = Duration::from_millis(600);
+        let held = lock_for(&store, &passes, id, Duration::ZERO, ttl)
+            .await
+            .unwrap();
+        let first = expires_at(&store, id).await.unwrap();
+        ferry_testkit::eventually("the lease to be renewed", Duration::from_secs(5), || {
+            let store = &store;
+            async move { (expires_at(store, id).await? > first).then_some(()) }
+        })
+        .await;
+        // Renewed past its first expiry, it still keeps other passes out.
+        ferry_testkit::eventually(
+            "the first expiry to pass",
+            Duration::from_secs(5),
+            || async { (chrono::Utc::now() > first).then_some(()) },
+        )
+        .await;
+        assert!(matches!(
+            lock_for(&store, &passes, id, Duration::ZERO, ttl).await,
+            Err(EngineError::Busy(_))
+        ));
+
+        // Its holder dies: no renewal, no release (what `kill -9` leaves behind).
+        let mut dead = held;
+        if let Some(lease) = dead.lease.take() {
+            lease.renewal.abort();
+        }
+        drop(dead);
+        let taken_over = lock_for(&store, &passes, id, Duration::from_secs(5), ttl).await;
+        assert!(taken_over.is_ok(), "the expired lease was taken over");
     }
 
     #[tokio::test]
@@ -109,13 +296,13 @@ mod tests {
             let taken = lock(&store, &passes, other, Duration::ZERO).await;
             assert!(
                 taken.is_ok(),
-                "another deployment's pass got a permit and its lock"
+                "another deployment's pass got a permit and its lease"
             );
         };
         // The other pass finishes while the waiter still waits (it would wait 30 s).
         tokio::select! {
             result = waiting => panic!(
-                "the waiter ended before another deployment's pass could run (got the lock: {})",
+                "the waiter ended before another deployment's pass could run (got the lease: {})",
                 result.is_ok()
             ),
             () = other_pass => {}
