@@ -16,6 +16,7 @@ mod bluegreen;
 pub mod capacity;
 pub mod cluster;
 pub mod clusters;
+mod decide;
 pub mod engine;
 mod exclusive;
 pub mod expose;

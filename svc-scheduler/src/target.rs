@@ -9,6 +9,7 @@
 use crate::capacity::{self, Pods, PodsWait, Promotion, WeightStep};
 use crate::cluster::{self, RsState};
 use crate::clusters::Clusters;
+use crate::decide::{self, InputMove, Start, StepMove, Verdict};
 use crate::outcome::{Input, Outcome, Report, Slot};
 use crate::progress::{Phase, Progress, Stable, StateError, WaitState, Workload};
 use crate::render::{self, RenderContext, human_duration};
@@ -183,29 +184,30 @@ impl<'a> Run<'a> {
                     wait.inconclusive = inconclusive;
                 }
             }
-            Input::Abort { reason } => {
-                if self.phase.has_deployed() || self.phase == Phase::Deploying {
+            Input::Rollout { .. } => self.take_rollout_decision(),
+            Input::Abort { .. }
+            | Input::Rollback { .. }
+            | Input::Wake
+            | Input::SkipPause { .. } => {}
+        }
+        match (
+            decide::input_move(self.ctx.input, self.phase, &self.target.name),
+            self.ctx.input,
+        ) {
+            (InputMove::Abort { roll_back, status }, Input::Abort { reason }) => {
+                if roll_back {
                     self.roll_back(format!("aborted and rolled back: {reason}"))
                         .await?;
                 }
-                let status = if self.phase == Phase::Pending {
-                    TargetStatus::Skipped
-                } else {
-                    TargetStatus::Aborted
-                };
                 self.end(status, StepStatus::Aborted, format!("aborted: {reason}"));
                 return Ok(());
             }
-            Input::Rollback { target, reason } => {
-                let mine = target.as_ref().is_none_or(|t| *t == self.target.name);
-                if mine && self.phase.has_deployed() {
-                    self.roll_back(format!("rolled back on request: {reason}"))
-                        .await?;
-                    return Ok(());
-                }
+            (InputMove::RollBack, Input::Rollback { reason, .. }) => {
+                self.roll_back(format!("rolled back on request: {reason}"))
+                    .await?;
+                return Ok(());
             }
-            Input::Rollout { .. } => self.take_rollout_decision(),
-            Input::Wake | Input::SkipPause { .. } => {}
+            _ => {}
         }
         self.expire_previews().await?;
         loop {
@@ -345,25 +347,19 @@ impl<'a> Run<'a> {
     }
 
     fn pending(&mut self) -> Flow {
-        for dep in &self.plan.depends_on {
-            let status = self
-                .ctx
-                .targets
-                .iter()
-                .find(|t| t.name == *dep)
-                .map(|t| t.status);
-            match status {
-                Some(TargetStatus::Succeeded) => {}
-                Some(s) if s.is_terminal() => {
-                    self.end(
-                        TargetStatus::Skipped,
-                        StepStatus::Skipped,
-                        format!("not started: {dep} {s}"),
-                    );
-                    return Flow::Wait;
-                }
-                _ => return Flow::Wait,
+        let targets = self.ctx.targets;
+        let status_of = |name: &str| targets.iter().find(|t| t.name == name).map(|t| t.status);
+        match decide::start(&self.plan.depends_on, status_of) {
+            Start::Wait => return Flow::Wait,
+            Start::Skip { dependency, status } => {
+                self.end(
+                    TargetStatus::Skipped,
+                    StepStatus::Skipped,
+                    format!("not started: {dependency} {status}"),
+                );
+                return Flow::Wait;
             }
+            Start::Go => {}
         }
         self.status = TargetStatus::Running;
         self.phase = Phase::BeforeDeployment;
@@ -487,9 +483,12 @@ impl<'a> Run<'a> {
             found.push((rs, existing, stable));
         }
         let first = found.iter().all(|(_, _, stable)| stable.is_empty());
-        let canary = matches!(self.plan.strategy, Strategy::Canary { .. }) && !first;
-        // On a mesh the new version runs at full size; weights are set on the mesh.
-        let grow = canary && !crate::traffic::meshed(self.plan);
+        let shape = decide::shape(
+            &self.plan.strategy,
+            first,
+            crate::traffic::meshed(self.plan),
+        );
+        let grow = shape.grow;
         let mut names = Vec::new();
         let mut workloads = Vec::new();
         for (rs, existing, stable) in found {
@@ -522,36 +521,26 @@ impl<'a> Run<'a> {
             reason.push_str("; first deployment to this target: straight to 100%");
         }
         self.record(StepStatus::Progressing, reason);
-        let blue_green = matches!(self.plan.strategy, Strategy::BlueGreen { .. });
-        if canary || (blue_green && !first) {
-            self.phase = Phase::Steps;
+        self.phase = shape.next;
+        if shape.next == Phase::Steps {
             self.step_index = 0;
-        } else {
-            self.phase = Phase::Promoting;
         }
         Ok(Flow::Continue)
     }
 
     async fn steps(&mut self) -> Result<Flow, EngineError> {
-        if let Strategy::BlueGreen { .. } = self.plan.strategy {
-            return self.blue_green().await;
-        }
-        let Strategy::Canary { steps } = &self.plan.strategy else {
-            self.phase = Phase::Promoting;
-            return Ok(Flow::Continue);
-        };
         let index = self.step_index.max(0) as usize;
-        let Some(step) = steps.get(index) else {
-            self.phase = Phase::Promoting;
-            return Ok(Flow::Continue);
-        };
-        match step {
-            Step::SetWeight { weight } if crate::traffic::meshed(self.plan) => {
-                self.mesh_weight(*weight).await
+        let meshed = crate::traffic::meshed(self.plan);
+        match decide::step_move(&self.plan.strategy, index, meshed) {
+            StepMove::BlueGreen => self.blue_green().await,
+            StepMove::Promote => {
+                self.phase = Phase::Promoting;
+                Ok(Flow::Continue)
             }
-            Step::SetWeight { weight } => self.set_weight(*weight).await,
-            Step::ExposeServices { services, ttl_secs } => {
-                match self.expose(services, *ttl_secs).await? {
+            StepMove::MeshWeight(weight) => self.mesh_weight(weight).await,
+            StepMove::Weight(weight) => self.set_weight(weight).await,
+            StepMove::Expose { services, ttl_secs } => {
+                match self.expose(services, ttl_secs).await? {
                     crate::waits::Poll::Failed(r) => {
                         self.roll_back(format!("rolled back: {r}")).await?;
                         Ok(Flow::Wait)
@@ -563,33 +552,24 @@ impl<'a> Run<'a> {
                     }
                 }
             }
-            wait_step => {
+            StepMove::Wait(wait_step) => {
                 let wait = std::mem::take(&mut self.progress.wait);
                 let key = StepKey::Step(index as u32);
                 let (wait, poll) = self
                     .poll_wait(wait_step, wait, Slot::Step, key, index as u32)
                     .await?;
                 self.progress.wait = wait;
-                match poll {
-                    crate::waits::Poll::Waiting(r) => {
-                        // A timed pause, an approval, or a verdict waiting for a person.
-                        let paused = matches!(wait_step, Step::Pause { .. })
-                            || self.progress.wait.outcome.is_some();
-                        let status = if paused {
-                            TargetStatus::Paused
-                        } else {
-                            TargetStatus::Running
-                        };
-                        Ok(self.wait_with(status, r))
-                    }
-                    crate::waits::Poll::Done(r) => {
+                let judged = self.progress.wait.outcome.is_some();
+                match decide::verdict(wait_step, poll, judged) {
+                    Verdict::Hold(status, r) => Ok(self.wait_with(status, r)),
+                    Verdict::Advance(r) => {
                         self.record(StepStatus::Succeeded, r);
                         self.progress.wait = WaitState::default();
                         self.status = TargetStatus::Running;
                         self.step_index += 1;
                         Ok(Flow::Continue)
                     }
-                    crate::waits::Poll::Failed(r) => {
+                    Verdict::RollBack(r) => {
                         self.roll_back(format!("rolled back: {r}")).await?;
                         Ok(Flow::Wait)
                     }
