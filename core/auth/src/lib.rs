@@ -1,7 +1,11 @@
 //! ferry-auth: bearer tokens for machine credentials. A [`Signer`] holds a private key (ES256 or
 //! RS256) with a key id and issues [`Claims`]; a [`Verifier`] built from the issuer's JWK set
 //! checks a token's signature (by `kid`), issuer, audience and expiry. svc-api is the issuer;
-//! the agent hub and other services only verify.
+//! the agent hub and other services only verify. With the `discovery` feature, [`discovery`]
+//! fetches and caches an issuer's published keys.
+
+#[cfg(feature = "discovery")]
+pub mod discovery;
 
 use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -300,8 +304,7 @@ impl Verifier {
 pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

@@ -52,7 +52,7 @@ async fn expired_wrong_audience_and_foreign_tokens_are_refused() {
                     status.code(),
                     tonic::Code::Unauthenticated,
                     "{what}: {status:?}"
-                )
+                );
             }
             other => panic!("{what}: expected a refusal, got {other:?}"),
         }
@@ -150,6 +150,34 @@ async fn keys_are_found_by_oidc_discovery() {
     // A key the issuer does not publish is refused.
     let stranger = Signer::generate_es256("stranger").unwrap();
     assert!(verifier.verify(&stranger.sign(&claims).unwrap()).is_err());
+    server.abort();
+}
+
+/// OIDC Discovery §4.3: a discovery document naming another issuer (a misconfigured or
+/// impersonating server) gives the hub no keys at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discovery_document_naming_another_issuer_is_refused() {
+    let signer = Signer::generate_es256("discovered").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let jwks = serde_json::to_string(&signer.jwk_set()).unwrap();
+    let config = serde_json::json!({
+        "issuer": "https://someone-else.example",
+        "jwks_uri": format!("{issuer}/keys"),
+    });
+    let app = axum::Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            axum::routing::get(move || async move { axum::Json(config) }),
+        )
+        .route("/keys", axum::routing::get(move || async move { jwks }));
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let Err(error) = ferry_svc_agent_hub::keys::load_verifier(&issuer, AUDIENCE, None).await else {
+        panic!("keys were loaded from a document naming another issuer");
+    };
+    let chain = ferry_runtime::errors::error_chain(&error);
+    assert!(chain.contains("names another issuer"), "{chain}");
     server.abort();
 }
 

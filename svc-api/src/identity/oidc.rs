@@ -1,16 +1,17 @@
-//! The external OIDC issuer people sign in with: its keys, found by discovery
-//! (`{issuer}/.well-known/openid-configuration` → `jwks_uri`) and reloaded when a token names a
-//! key id not seen yet (at most once per configured interval), and the verification of a
+//! The external OIDC issuer people sign in with: its keys, found by discovery and reloaded when
+//! a token names a key id not seen yet, at most once per configured interval
+//! ([`ferry_auth::discovery`], shared with the agent hub), and the verification of a
 //! person's ID or access token: signature, `iss`, `aud`, `exp` and `nbf`, then the email (and
 //! groups, tenant) claims Ferry maps to a user.
 
 use crate::settings::OidcConfig;
+use ferry_auth::discovery::{Discovery, KeyCache, Refresh};
 use jsonwebtoken::jwk::{Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::RwLock;
+use std::time::Duration;
 
 /// How long one request to the provider may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -111,10 +112,8 @@ type KeySet = HashMap<String, Key>;
 pub struct OidcIssuer {
     config: OidcConfig,
     http: reqwest::Client,
-    keys: RwLock<Arc<KeySet>>,
-    /// When the keys were last fetched (`None`: never); held while fetching, so concurrent
-    /// requests for an unknown key id fetch once.
-    last_fetch: tokio::sync::Mutex<Option<Instant>>,
+    discovery: Discovery,
+    keys: KeyCache<KeySet>,
     /// The code flow's endpoints, once discovered.
     endpoints: RwLock<Option<Endpoints>>,
 }
@@ -139,11 +138,13 @@ impl OidcIssuer {
             .timeout(FETCH_TIMEOUT)
             .build()
             .map_err(|e| OidcError::Unavailable(format!("building the HTTP client: {e}")))?;
+        let discovery = Discovery::new(&config.issuer)
+            .map_err(|e| OidcError::Unavailable(ferry_runtime::errors::error_chain(&e)))?;
         Ok(OidcIssuer {
+            keys: KeyCache::new(KeySet::new(), false, config.min_reload),
             config,
             http,
-            keys: RwLock::new(Arc::new(KeySet::new())),
-            last_fetch: tokio::sync::Mutex::new(None),
+            discovery,
             endpoints: RwLock::new(None),
         })
     }
@@ -254,54 +255,36 @@ impl OidcIssuer {
         })
     }
 
-    fn current(&self) -> Arc<KeySet> {
-        // A poisoned lock only means a panic while swapping an Arc; the value is still whole.
-        self.keys
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
-    }
-
     /// The key `kid` names (or the only key, when the token names none), reloading the keys
     /// once when it is unknown and the last load is older than the configured interval.
     async fn key_for(&self, kid: Option<&str>) -> Result<Key, OidcError> {
-        if let Some(key) = pick(&self.current(), kid) {
+        if let Some(key) = pick(&self.keys.current(), kid) {
             return Ok(key);
         }
-        let mut last = self.last_fetch.lock().await;
-        // Another request may have reloaded while this one waited.
-        if let Some(key) = pick(&self.current(), kid) {
-            return Ok(key);
-        }
-        if last.is_some_and(|at| at.elapsed() < self.config.min_reload) {
-            return Err(self.missing());
-        }
-        *last = Some(Instant::now());
-        match self.fetch_keys().await {
-            Ok(keys) => {
-                tracing::info!(
-                    issuer = %self.config.issuer,
-                    keys = keys.len(),
-                    "loaded the sign-in issuer's keys"
-                );
-                *self
-                    .keys
-                    .write()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(keys);
-            }
-            Err(error) => {
+        let refresh = self
+            .keys
+            .refresh(|keys| pick(keys, kid).is_some(), || self.fetch_keys())
+            .await;
+        match &refresh {
+            Refresh::Loaded(keys) => tracing::info!(
+                issuer = %self.config.issuer,
+                keys = keys.len(),
+                "loaded the sign-in issuer's keys"
+            ),
+            Refresh::Failed(keys, error) => {
                 tracing::warn!(issuer = %self.config.issuer, %error, "cannot load the sign-in issuer's keys");
-                if self.current().is_empty() {
-                    return Err(OidcError::Unavailable(error));
+                if keys.is_empty() {
+                    return Err(OidcError::Unavailable(error.clone()));
                 }
             }
+            Refresh::Kept(_) => {}
         }
-        pick(&self.current(), kid).ok_or_else(|| self.missing())
+        pick(refresh.keys(), kid).ok_or_else(|| self.missing())
     }
 
     /// No key fits: unavailable when none was ever loaded, else a signature nobody can verify.
     fn missing(&self) -> OidcError {
-        if self.current().is_empty() {
+        if self.keys.current().is_empty() {
             OidcError::Unavailable("no keys are loaded yet; retry shortly".into())
         } else {
             OidcError::Signature
@@ -311,25 +294,12 @@ impl OidcIssuer {
     /// Discovery, then the JWK set; keys without a key id, for encryption, or of a type Ferry
     /// cannot use are skipped.
     async fn fetch_keys(&self) -> Result<KeySet, String> {
-        let issuer = &self.config.issuer;
-        let discovery = format!(
-            "{}/.well-known/openid-configuration",
-            issuer.trim_end_matches('/')
-        );
-        let document = self.get_json(&discovery).await?;
-        // OIDC Discovery §4.3: the document must name exactly the configured issuer.
-        if document.get("issuer").and_then(Value::as_str) != Some(issuer.as_str()) {
-            return Err(format!("{discovery} names another issuer than {issuer:?}"));
-        }
-        let jwks_uri = document
-            .get("jwks_uri")
-            .and_then(Value::as_str)
-            .ok_or_else(|| format!("{discovery} has no jwks_uri"))?;
-        let jwks = self.get_json(jwks_uri).await?;
-        let entries = jwks
-            .get("keys")
-            .and_then(Value::as_array)
-            .ok_or_else(|| format!("{jwks_uri} has no keys array"))?;
+        let jwks = self
+            .discovery
+            .jwks()
+            .await
+            .map_err(|e| ferry_runtime::errors::error_chain(&e))?;
+        let entries = jwks["keys"].as_array().into_iter().flatten();
         let mut keys = KeySet::new();
         for entry in entries {
             let Ok(jwk) = serde_json::from_value::<Jwk>(entry.clone()) else {
@@ -347,20 +317,12 @@ impl OidcIssuer {
         if let Some(known) = self.endpoints.read().ok().and_then(|e| e.clone()) {
             return Ok(known);
         }
-        let discovery = format!(
-            "{}/.well-known/openid-configuration",
-            self.config.issuer.trim_end_matches('/')
-        );
+        let discovery = self.discovery.document_url();
         let document = self
-            .get_json(&discovery)
+            .discovery
+            .document()
             .await
-            .map_err(OidcError::Unavailable)?;
-        if document.get("issuer").and_then(Value::as_str) != Some(self.config.issuer.as_str()) {
-            return Err(OidcError::Unavailable(format!(
-                "{discovery} names another issuer than {:?}",
-                self.config.issuer
-            )));
-        }
+            .map_err(|e| OidcError::Unavailable(ferry_runtime::errors::error_chain(&e)))?;
         let field = |name: &str| {
             document
                 .get(name)
@@ -426,22 +388,6 @@ impl OidcIssuer {
             .and_then(Value::as_str)
             .map(str::to_string)
             .ok_or_else(|| OidcError::Claims("the token response has no id_token".into()))
-    }
-
-    async fn get_json(&self, url: &str) -> Result<Value, String> {
-        let response = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| format!("fetching {url}: {e}"))?;
-        if !response.status().is_success() {
-            return Err(format!("{url} answered {}", response.status()));
-        }
-        response
-            .json()
-            .await
-            .map_err(|e| format!("{url} is not JSON: {e}"))
     }
 }
 
