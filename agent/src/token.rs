@@ -280,9 +280,8 @@ async fn read_trimmed(path: &PathBuf) -> Result<String, TokenError> {
 async fn read_token_file(path: &PathBuf, refresh: Duration) -> Result<Cached, TokenError> {
     let token = read_trimmed(path).await?;
     // A JWT's own expiry calls for an earlier read when the file is rotated on that schedule.
-    let due = jwt_lifetime(&token)
-        .map(|lifetime| lifetime.mul_f64(RENEW_AT).min(refresh))
-        .unwrap_or(refresh);
+    let due =
+        jwt_lifetime(&token).map_or(refresh, |lifetime| lifetime.mul_f64(RENEW_AT).min(refresh));
     Ok(Cached {
         token,
         renew_at: Instant::now() + due,

@@ -7,14 +7,14 @@
 
 /// Generated code, nested as the protobuf packages are so cross-package references resolve.
 mod generated {
-    pub mod ferry {
-        pub mod agent {
+    pub(crate) mod ferry {
+        pub(crate) mod agent {
             pub mod v1 {
                 #![allow(clippy::all, missing_docs)]
                 tonic::include_proto!("ferry.agent.v1");
             }
         }
-        pub mod tunnel {
+        pub(crate) mod tunnel {
             pub mod v1 {
                 #![allow(clippy::all, missing_docs)]
                 tonic::include_proto!("ferry.tunnel.v1");

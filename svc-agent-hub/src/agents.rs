@@ -94,7 +94,9 @@ impl AgentConn {
     /// The pending table; a poisoned lock only means another task panicked mid-update of a
     /// plain map, which stays usable.
     pub fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -141,13 +143,15 @@ impl HubState {
     }
 
     fn lock_agents(&self) -> std::sync::MutexGuard<'_, HashMap<AgentKey, Arc<AgentConn>>> {
-        self.agents.lock().unwrap_or_else(|e| e.into_inner())
+        self.agents
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn lock_bindings(&self) -> std::sync::MutexGuard<'_, HashSet<(TenantId, String, Uuid)>> {
         self.known_bindings
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -529,7 +533,7 @@ async fn read_agent(
             tracing::warn!(tenant = %conn.tenant, agent = %conn.agent, session = conn.session, reason, "agent stream ended");
         }
         _ => {
-            tracing::info!(tenant = %conn.tenant, agent = %conn.agent, session = conn.session, reason, "agent stream ended")
+            tracing::info!(tenant = %conn.tenant, agent = %conn.agent, session = conn.session, reason, "agent stream ended");
         }
     }
 

@@ -301,7 +301,13 @@ mod tests {
         );
 
         let record = presence.record(tenant, &hello("edge"));
-        let connected = row_where(&store, tenant, "the connect", |a| a.is_connected()).await;
+        let connected = row_where(
+            &store,
+            tenant,
+            "the connect",
+            ferry_store::agents::Agent::is_connected,
+        )
+        .await;
         assert_eq!(connected.hub_replica.as_deref(), Some("r1"));
         assert_eq!(connected.agent_version, "1.2.3");
         assert_eq!(connected.kubernetes_version, "v1.33.1");

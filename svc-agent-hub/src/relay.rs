@@ -252,7 +252,7 @@ pub async fn serve(
             .properties
             .reply_to()
             .as_ref()
-            .map(|r| r.to_string());
+            .map(std::string::ToString::to_string);
         let Some(reply_to) = reply_to else {
             tracing::warn!("request without reply_to dropped");
             continue;

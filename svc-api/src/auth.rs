@@ -56,7 +56,7 @@ impl Principal {
             Ok(())
         } else {
             Err(ApiError::Forbidden(
-                roles.iter().map(|r| r.to_string()).collect(),
+                roles.iter().map(std::string::ToString::to_string).collect(),
             ))
         }
     }

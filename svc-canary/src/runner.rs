@@ -74,7 +74,7 @@ pub async fn run(
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "looking for due analyses failed; trying again")
+                    tracing::warn!(error = %e, "looking for due analyses failed; trying again");
                 }
             }
         }

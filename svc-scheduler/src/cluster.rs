@@ -163,7 +163,7 @@ pub async fn carry_out(
                 replicas,
             } => scale(client, namespace, name, *replicas).await?,
             crate::capacity::RsEffect::Delete { namespace, name } => {
-                delete_replica_set(client, namespace, name).await?
+                delete_replica_set(client, namespace, name).await?;
             }
         }
     }

@@ -13,9 +13,9 @@ use kube::core::GroupVersionKind;
 use serde_json::{Map, Value, json};
 
 /// The subset names Istio entries use when the deploy file names none.
-pub const DEFAULT_STABLE_SUBSET: &str = "stable";
+pub(crate) const DEFAULT_STABLE_SUBSET: &str = "stable";
 /// See [`DEFAULT_STABLE_SUBSET`].
-pub const DEFAULT_CANARY_SUBSET: &str = "canary";
+pub(crate) const DEFAULT_CANARY_SUBSET: &str = "canary";
 
 /// What traffic should look like.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +44,7 @@ fn api(client: &kube::Client, namespace: &str, kind: &str) -> Api<DynamicObject>
 
 /// The object `kind/name`: the target's manifest when `from_manifest` and it has one (the first
 /// write of a deployment), else what the cluster holds.
-pub async fn load(
+pub(crate) async fn load(
     client: &kube::Client,
     plan: &TargetPlan,
     namespace: &str,
@@ -78,7 +78,7 @@ pub(crate) async fn write(
 }
 
 /// Deletes `kind/name` (no-op when it is gone).
-pub async fn delete(
+pub(crate) async fn delete(
     client: &kube::Client,
     namespace: &str,
     kind: &str,
@@ -106,7 +106,7 @@ fn subset_names(istio: &Istio) -> (String, String) {
 
 /// The DestinationRule with the stable subset pinned to `stable` and the canary subset pinned
 /// to `canary` (added if missing) or removed. The subsets keep the stable subset's own labels.
-pub fn pin_subsets(
+pub(crate) fn pin_subsets(
     rule: &mut Value,
     stable_name: &str,
     canary_name: &str,
@@ -150,7 +150,7 @@ pub fn pin_subsets(
 
 /// The VirtualService's route (`route_name`, or its only HTTP route) weighted `canary` percent
 /// to the canary subset, or entirely to the stable subset with the canary destination removed.
-pub fn weigh_route(
+pub(crate) fn weigh_route(
     service: &mut Value,
     route_name: Option<&str>,
     stable_name: &str,
@@ -234,7 +234,7 @@ enum Edit<'a> {
 
 /// Sets an Istio entry to `split`, in an order that never routes to a subset selecting nothing;
 /// returns the objects this deployment created, or why the objects cannot be routed.
-pub async fn set_istio(
+pub(crate) async fn set_istio(
     at: &Versions<'_>,
     istio: &Istio,
     split: Split,
@@ -249,7 +249,7 @@ pub async fn set_istio(
     };
     let (stable_name, canary_name) = subset_names(istio);
     let route = istio.http_route_name.as_deref();
-    let mut rule_object = match load(
+    let Some(mut rule_object) = load(
         client,
         plan,
         namespace,
@@ -258,11 +258,10 @@ pub async fn set_istio(
         from_manifest,
     )
     .await?
-    {
-        Some(o) => o,
-        None => return Ok(Err(format!("DestinationRule {} not found", rule.name))),
+    else {
+        return Ok(Err(format!("DestinationRule {} not found", rule.name)));
     };
-    let mut service = match load(
+    let Some(mut service) = load(
         client,
         plan,
         namespace,
@@ -271,14 +270,11 @@ pub async fn set_istio(
         from_manifest,
     )
     .await?
-    {
-        Some(o) => o,
-        None => {
-            return Ok(Err(format!(
-                "VirtualService {} not found",
-                istio.virtual_service
-            )));
-        }
+    else {
+        return Ok(Err(format!(
+            "VirtualService {} not found",
+            istio.virtual_service
+        )));
     };
     let old = old.unwrap_or(new);
     let edits = match split {
@@ -315,7 +311,7 @@ pub async fn set_istio(
 }
 
 /// The TrafficSplit of an SMI entry with `canary` percent to the canary backend.
-pub fn traffic_split(
+pub(crate) fn traffic_split(
     smi: &Smi,
     stable_service: &str,
     namespace: &str,
@@ -337,13 +333,13 @@ pub fn traffic_split(
 }
 
 /// The stable backend Service of an SMI entry.
-pub fn stable_service(smi: &Smi) -> String {
+pub(crate) fn stable_service(smi: &Smi) -> String {
     format!("{}-stable", smi.root_service_name)
 }
 
 /// Sets an SMI entry to `split`: the stable and canary Services each select one version and
 /// the TrafficSplit weights them. Returns the objects it created (`Kind/name`).
-pub async fn set_smi(
+pub(crate) async fn set_smi(
     at: &Versions<'_>,
     root: &FoundService,
     smi: &Smi,

@@ -121,5 +121,5 @@ fn what_no_version_wrote_is_a_loud_error() {
 }
 
 fn err_source(err: &StateError) -> String {
-    std::error::Error::source(err).map_or_else(String::new, |s| s.to_string())
+    std::error::Error::source(err).map_or_else(String::new, std::string::ToString::to_string)
 }

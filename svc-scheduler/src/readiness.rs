@@ -43,7 +43,7 @@ pub struct Readiness {
 
 impl std::fmt::Debug for Readiness {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let watches = self.inner.scopes.lock().map(|s| s.len()).unwrap_or(0);
+        let watches = self.inner.scopes.lock().map_or(0, |s| s.len());
         f.debug_struct("Readiness")
             .field("watches", &watches)
             .finish()
@@ -223,7 +223,9 @@ impl Inner {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Scope, Watched>> {
         // A panic while holding the lock leaves plain data behind: keep using it.
-        self.scopes.lock().unwrap_or_else(|e| e.into_inner())
+        self.scopes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// What the watch of `scope` saw.

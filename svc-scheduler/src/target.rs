@@ -498,7 +498,7 @@ impl<'a> Run<'a> {
                 name: rs.workload.clone(),
                 namespace: rs.namespace.clone(),
                 new_rs: rs.name.clone(),
-                new_initial: existing.map(|e| e.desired).unwrap_or(0),
+                new_initial: existing.map_or(0, |e| e.desired),
                 replicas: rs.replicas,
                 stable: stable
                     .into_iter()

@@ -28,7 +28,7 @@ pub(crate) fn after(now: DateTime<Utc>, secs: u64) -> DateTime<Utc> {
 
 /// Where a waiting step is.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Poll {
+pub(crate) enum Poll {
     /// Still waiting; why, for humans.
     Waiting(String),
     /// Finished; what happened.

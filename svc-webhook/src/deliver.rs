@@ -95,7 +95,7 @@ impl Context {
         if let Some((at, p)) = self
             .policies
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&tenant)
             && at.elapsed() < POLICY_TTL
         {
@@ -110,7 +110,7 @@ impl Context {
         let policy = Policy::allowing(networks);
         self.policies
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(tenant, (Instant::now(), policy.clone()));
         Ok(policy)
     }

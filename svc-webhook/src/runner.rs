@@ -46,9 +46,8 @@ pub async fn run(
             match claim(&ctx, free as i64).await {
                 Ok(due) => {
                     for d in due {
-                        let permit = match room.clone().acquire_owned().await {
-                            Ok(p) => p,
-                            Err(_) => return,
+                        let Ok(permit) = room.clone().acquire_owned().await else {
+                            return;
                         };
                         let ctx = ctx.clone();
                         tracker.spawn(async move {
@@ -58,7 +57,7 @@ pub async fn run(
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "looking for due deliveries failed; trying again")
+                    tracing::warn!(error = %e, "looking for due deliveries failed; trying again");
                 }
             }
         }

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// A running svc-api.
-pub struct Issuer {
+pub(crate) struct Issuer {
     /// `http://127.0.0.1:PORT`: the issuer URL.
     pub base: String,
     settings: ferry_svc_api::Settings,
@@ -23,7 +23,7 @@ impl Issuer {
     /// Starts svc-api issuing tokens that live `token_ttl_secs`, and waits until it answers
     /// discovery.
     /// svc-api uses `db`, the hubs' database, so the hub knows the credentials it issues for.
-    pub async fn start(token_ttl_secs: u64, db: &TestDb) -> Issuer {
+    pub(crate) async fn start(token_ttl_secs: u64, db: &TestDb) -> Issuer {
         use base64::Engine;
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -80,7 +80,7 @@ impl Issuer {
     }
 
     /// Creates a tenant and an agent credential (with its secret).
-    pub async fn credential(&self) -> BootstrapOutcome {
+    pub(crate) async fn credential(&self) -> BootstrapOutcome {
         let args = BootstrapArgs {
             tenant: ferry_testkit::unique("agents").replace('_', "-"),
             client_name: "cluster-agent".into(),
@@ -93,7 +93,7 @@ impl Issuer {
     }
 
     /// Stops svc-api.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.stop.cancel();
         let _ = self.task.await;
     }

@@ -16,13 +16,13 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// The issuer named in test tokens.
-pub const ISSUER: &str = "https://issuer.ferry.test";
+pub(crate) const ISSUER: &str = "https://issuer.ferry.test";
 
 /// How long a test waits for something that should happen quickly.
-pub const WAIT: Duration = Duration::from_secs(20);
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
 
 /// One test's world: simulator, keys, bus prefix, tunnel.
-pub struct World {
+pub(crate) struct World {
     pub sim: RunningSim,
     pub dir: PathBuf,
     pub kubeconfig: PathBuf,
@@ -39,7 +39,7 @@ pub struct World {
 
 impl World {
     /// Starts a simulator (Pods Ready after 200ms) and connects a tunnel under a fresh prefix.
-    pub async fn new() -> World {
+    pub(crate) async fn new() -> World {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let sim = ferry_kube_sim::start(SimConfig {
             ready_delay: Duration::from_millis(200),
@@ -115,7 +115,7 @@ impl World {
     }
 
     /// A hub token of this world's agent credential, valid for `ttl`.
-    pub fn token(&self, ttl: Duration) -> String {
+    pub(crate) fn token(&self, ttl: Duration) -> String {
         let claims = Claims::new(
             ISSUER,
             self.credential.to_string(),
@@ -128,21 +128,26 @@ impl World {
     }
 
     /// Writes a token file and returns its path.
-    pub fn token_file(&self, token: &str) -> PathBuf {
+    pub(crate) fn token_file(&self, token: &str) -> PathBuf {
         let path = self.dir.join("token");
         std::fs::write(&path, token).unwrap();
         path
     }
 
     /// Starts a hub replica on `port` (0 for any) trusting this world's test key.
-    pub async fn hub(&self, port: u16) -> Hub {
+    pub(crate) async fn hub(&self, port: u16) -> Hub {
         let jwks = self.jwks_file.to_str().unwrap().to_string();
         self.hub_trusting(port, ISSUER, Some(&jwks)).await
     }
 
     /// Starts a hub replica on `port` trusting `issuer`, with its keys from `jwks_file` or, when
     /// none, found by OIDC discovery.
-    pub async fn hub_trusting(&self, port: u16, issuer: &str, jwks_file: Option<&str>) -> Hub {
+    pub(crate) async fn hub_trusting(
+        &self,
+        port: u16,
+        issuer: &str,
+        jwks_file: Option<&str>,
+    ) -> Hub {
         let listener = TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("hub port");
@@ -191,7 +196,7 @@ impl World {
     }
 
     /// Starts an agent with a token file, the simulator's kubeconfig and `extra` flags.
-    pub async fn agent(
+    pub(crate) async fn agent(
         &self,
         agent_id: &str,
         hub_url: &str,
@@ -220,7 +225,7 @@ impl World {
     }
 
     /// Starts an agent with exactly these arguments (the simulator's kubeconfig added).
-    pub async fn agent_with(&self, args: Vec<&str>) -> Agent {
+    pub(crate) async fn agent_with(&self, args: Vec<&str>) -> Agent {
         use clap::Parser;
         let settings = Settings::try_parse_from(args).expect("agent settings parse");
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -243,7 +248,7 @@ impl World {
 
     /// Waits until the agent's route names `replica` and the agent counts its stream open
     /// (the hub claims the route just before the agent hears its welcome).
-    pub async fn connected_to(&self, agent: &Agent, agent_id: &str, replica: &str) {
+    pub(crate) async fn connected_to(&self, agent: &Agent, agent_id: &str, replica: &str) {
         let tenant = self.tenant.to_string();
         ferry_testkit::eventually("the agent's route to name the replica", WAIT, || async {
             let route = self.tunnel.lookup(&tenant, agent_id).await.ok()??;
@@ -258,7 +263,7 @@ impl World {
 
     /// Starts a hub and an agent `agent_id` (a 10-minute token, `extra` flags) and waits until
     /// the agent is connected to that hub.
-    pub async fn connected_agent(&self, agent_id: &str, extra: &[&str]) -> (Hub, Agent) {
+    pub(crate) async fn connected_agent(&self, agent_id: &str, extra: &[&str]) -> (Hub, Agent) {
         let hub = self.hub(0).await;
         let token = self.token_file(&self.token(Duration::from_secs(600)));
         let agent = self
@@ -269,7 +274,7 @@ impl World {
     }
 
     /// A kube-rs client for the agent's cluster, through hub and agent.
-    pub fn client(&self, agent_id: &str) -> kube::Client {
+    pub(crate) fn client(&self, agent_id: &str) -> kube::Client {
         self.tunnel
             .kube_client(self.tenant.to_string(), agent_id, "default")
     }
@@ -282,7 +287,7 @@ impl Drop for World {
 }
 
 /// A running hub replica.
-pub struct Hub {
+pub(crate) struct Hub {
     pub url: String,
     pub addr: SocketAddr,
     pub replica: String,
@@ -292,7 +297,7 @@ pub struct Hub {
 
 impl Hub {
     /// Shuts the replica down (go-away to its agents) and waits for it.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.stop.cancel();
         self.task
             .await
@@ -302,7 +307,7 @@ impl Hub {
 }
 
 /// A running agent.
-pub struct Agent {
+pub(crate) struct Agent {
     pub registry: Registry,
     pub admin_addr: SocketAddr,
     stop: CancellationToken,
@@ -311,21 +316,18 @@ pub struct Agent {
 
 impl Agent {
     /// A metric's value: the sample of `name` whose labels include all of `labels`, summed.
-    pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+    pub(crate) fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         metric(&self.registry, name, labels)
     }
 
     /// The status of the agent's `/readyz`.
-    pub async fn readyz(&self) -> u16 {
+    pub(crate) async fn readyz(&self) -> u16 {
         let url = format!("http://{}/readyz", self.admin_addr);
-        reqwest::get(url)
-            .await
-            .map(|r| r.status().as_u16())
-            .unwrap_or(0)
+        reqwest::get(url).await.map_or(0, |r| r.status().as_u16())
     }
 
     /// Shuts the agent down and returns how `run` ended.
-    pub async fn stop(self) -> anyhow::Result<()> {
+    pub(crate) async fn stop(self) -> anyhow::Result<()> {
         self.stop.cancel();
         self.task.await.expect("agent task")
     }
@@ -333,7 +335,7 @@ impl Agent {
 
 /// A metric's value in `registry`: the samples of `name` whose labels include all of `labels`,
 /// summed (usable after the agent that owned the registry has stopped).
-pub fn metric(registry: &Registry, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn metric(registry: &Registry, name: &str, labels: &[(&str, &str)]) -> f64 {
     let mut total = 0.0;
     for family in registry.gather() {
         if family.name() != name {
@@ -357,7 +359,7 @@ pub fn metric(registry: &Registry, name: &str, labels: &[(&str, &str)]) -> f64 {
 }
 
 /// The Redis the tests use.
-pub fn redis_url() -> String {
+pub(crate) fn redis_url() -> String {
     std::env::var("FERRY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 

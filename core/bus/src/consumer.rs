@@ -203,10 +203,9 @@ pub async fn run_consumer<H: Handler>(
     let service = shared.config.queue.service();
     let mut failures: u32 = 0;
     loop {
-        let connection = match bus.connection_or_wait(&shutdown).await {
-            Ok(connection) => connection,
-            // connection_or_wait only gives up when shutdown fired.
-            Err(_) => return,
+        // connection_or_wait only gives up when shutdown fired.
+        let Ok(connection) = bus.connection_or_wait(&shutdown).await else {
+            return;
         };
         let mut started = false;
         match consume(&connection, &shared, &shutdown, &mut started).await {
@@ -426,13 +425,12 @@ impl<H: Handler> Shared<H> {
         let message_id = props
             .message_id()
             .as_ref()
-            .map(|id| id.to_string())
-            .unwrap_or_else(|| Uuid::nil().to_string());
+            .map_or_else(|| Uuid::nil().to_string(), std::string::ToString::to_string);
         let mut outgoing = Outgoing::new("", queue, message_id, delivery.data.clone());
         outgoing.content_type = props
             .content_type()
             .as_ref()
-            .map_or_else(|| JSON.to_string(), |c| c.to_string());
+            .map_or_else(|| JSON.to_string(), std::string::ToString::to_string);
         outgoing.kind = (kind != KIND_UNDECODABLE).then(|| kind.to_string());
         outgoing.headers = table;
         outgoing

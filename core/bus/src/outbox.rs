@@ -616,7 +616,7 @@ async fn publish_rows(
             continue;
         }
         let mut strings = BTreeMap::new();
-        for (key, value) in stored_headers.0.iter() {
+        for (key, value) in &stored_headers.0 {
             match value.as_str() {
                 Some(text) => {
                     strings.insert(key.clone(), text.to_string());

@@ -43,7 +43,7 @@ pub(crate) struct Fields<'n> {
 
 impl<'n> Fields<'n> {
     /// The value of a key, if present.
-    pub fn get(&self, key: &str) -> Option<&'n Node> {
+    pub(crate) fn get(&self, key: &str) -> Option<&'n Node> {
         self.pairs
             .iter()
             .find(|(k, _, _)| *k == key)
@@ -51,17 +51,17 @@ impl<'n> Fields<'n> {
     }
 
     /// The first present key among spellings, with the spelling found.
-    pub fn get_any(&self, keys: &[&'static str]) -> Option<(&'static str, &'n Node)> {
+    pub(crate) fn get_any(&self, keys: &[&'static str]) -> Option<(&'static str, &'n Node)> {
         keys.iter().find_map(|k| self.get(k).map(|v| (*k, v)))
     }
 
     /// Path of a field of this mapping.
-    pub fn field(&self, key: &str) -> String {
+    pub(crate) fn field(&self, key: &str) -> String {
         join(&self.path, key)
     }
 
     /// Keys present, in order.
-    pub fn keys(&self) -> impl Iterator<Item = &'n str> + '_ {
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &'n str> + '_ {
         self.pairs.iter().map(|(k, _, _)| *k)
     }
 }
@@ -75,7 +75,7 @@ pub(crate) fn pos(node: &Node, path: &str) -> Pos {
 }
 
 impl<'f> Decoder<'f> {
-    pub fn new(file: &'f str) -> Self {
+    pub(crate) fn new(file: &'f str) -> Self {
         Self {
             file,
             diags: Vec::new(),
@@ -86,7 +86,7 @@ impl<'f> Decoder<'f> {
     }
 
     /// Reports a warning at a position.
-    pub fn warn_at(&mut self, pos: &Pos, message: impl Into<String>) {
+    pub(crate) fn warn_at(&mut self, pos: &Pos, message: impl Into<String>) {
         self.warnings.push(Diagnostic {
             file: self.file.to_string(),
             line: pos.line,
@@ -98,7 +98,7 @@ impl<'f> Decoder<'f> {
     }
 
     /// Reports an error at a position.
-    pub fn at(&mut self, pos: &Pos, message: impl Into<String>, suggestion: Option<String>) {
+    pub(crate) fn at(&mut self, pos: &Pos, message: impl Into<String>, suggestion: Option<String>) {
         self.diags.push(Diagnostic {
             file: self.file.to_string(),
             line: pos.line,
@@ -115,14 +115,14 @@ impl<'f> Decoder<'f> {
     }
 
     /// Reports an error at a node.
-    pub fn error(&mut self, node: &Node, path: &str, message: impl Into<String>) {
+    pub(crate) fn error(&mut self, node: &Node, path: &str, message: impl Into<String>) {
         self.at(&pos(node, path), message, None);
     }
 
     /// Reads a mapping of the grammar: reports unknown keys (with the nearest known key),
     /// duplicate keys (two spellings of one key included), non-scalar keys and missing
     /// required keys. Keys are returned under their grammar name, whatever the spelling.
-    pub fn object<'n>(
+    pub(crate) fn object<'n>(
         &mut self,
         node: &'n Node,
         path: &str,
@@ -195,7 +195,7 @@ impl<'f> Decoder<'f> {
     }
 
     /// Reads a mapping whose keys are user names (targets, strategies); returns key node and value.
-    pub fn named_map<'n>(
+    pub(crate) fn named_map<'n>(
         &mut self,
         node: &'n Node,
         path: &str,
@@ -217,14 +217,14 @@ impl<'f> Decoder<'f> {
     }
 
     /// Records a definition's name from its `name` key, before decoding it.
-    pub fn declare(&mut self, section: &'static str, item: &Node) {
+    pub(crate) fn declare(&mut self, section: &'static str, item: &Node) {
         if let Some(name) = item.get("name").and_then(Node::scalar) {
             self.declared.insert((section, name.to_string()));
         }
     }
 
     /// Reports a missing required key at its parent mapping.
-    pub fn require<'n>(&mut self, fields: &Fields<'n>, key: &str) -> Option<&'n Node> {
+    pub(crate) fn require<'n>(&mut self, fields: &Fields<'n>, key: &str) -> Option<&'n Node> {
         let found = fields.get(key);
         if found.is_none() {
             self.error(
@@ -237,7 +237,7 @@ impl<'f> Decoder<'f> {
     }
 
     /// Any non-null scalar as a string (numbers and booleans keep their text).
-    pub fn string(&mut self, node: &Node, path: &str) -> Option<Spanned<String>> {
+    pub(crate) fn string(&mut self, node: &Node, path: &str) -> Option<Spanned<String>> {
         match node.scalar() {
             Some(s) => Some(Spanned {
                 value: s.to_string(),
@@ -255,7 +255,7 @@ impl<'f> Decoder<'f> {
     }
 
     /// A non-empty string.
-    pub fn name(&mut self, node: &Node, path: &str) -> Option<Spanned<String>> {
+    pub(crate) fn name(&mut self, node: &Node, path: &str) -> Option<Spanned<String>> {
         let s = self.string(node, path)?;
         if s.value.trim().is_empty() {
             self.error(node, path, "must not be empty");
@@ -265,7 +265,7 @@ impl<'f> Decoder<'f> {
     }
 
     /// An integer within `min..=max`.
-    pub fn int(&mut self, node: &Node, path: &str, min: i64, max: i64) -> Option<i64> {
+    pub(crate) fn int(&mut self, node: &Node, path: &str, min: i64, max: i64) -> Option<i64> {
         let parsed = match &node.kind {
             NodeKind::Scalar { text, .. } => text.trim().parse::<i64>().ok(),
             _ => None,
@@ -293,7 +293,7 @@ impl<'f> Decoder<'f> {
     }
 
     /// A finite number.
-    pub fn number(&mut self, node: &Node, path: &str) -> Option<f64> {
+    pub(crate) fn number(&mut self, node: &Node, path: &str) -> Option<f64> {
         let parsed = match &node.kind {
             NodeKind::Scalar { text, .. } => text.trim().parse::<f64>().ok(),
             _ => None,
@@ -312,7 +312,7 @@ impl<'f> Decoder<'f> {
     }
 
     /// `true` or `false` (any case).
-    pub fn boolean(&mut self, node: &Node, path: &str) -> Option<bool> {
+    pub(crate) fn boolean(&mut self, node: &Node, path: &str) -> Option<bool> {
         match node.scalar().map(str::to_ascii_lowercase).as_deref() {
             Some("true") => Some(true),
             Some("false") => Some(false),
@@ -328,7 +328,12 @@ impl<'f> Decoder<'f> {
     }
 
     /// One of an enum's values, matched without regard to ASCII case; its canonical spelling.
-    pub fn enum_value(&mut self, node: &Node, path: &str, choices: &Enum) -> Option<&'static str> {
+    pub(crate) fn enum_value(
+        &mut self,
+        node: &Node,
+        path: &str,
+        choices: &Enum,
+    ) -> Option<&'static str> {
         let s = self.string(node, path)?;
         if let Some(v) = choices.resolve(&s.value) {
             return Some(v);
@@ -347,7 +352,7 @@ impl<'f> Decoder<'f> {
 
     /// One of an enum's values as the plan type spelled by them (the grammar's values are the
     /// type's serde names; a grammar unit test checks each).
-    pub fn choice<T: serde::de::DeserializeOwned>(
+    pub(crate) fn choice<T: serde::de::DeserializeOwned>(
         &mut self,
         node: &Node,
         path: &str,
@@ -358,7 +363,7 @@ impl<'f> Decoder<'f> {
     }
 
     /// The items of a sequence with their paths.
-    pub fn seq<'n>(&mut self, node: &'n Node, path: &str) -> Vec<(&'n Node, String)> {
+    pub(crate) fn seq<'n>(&mut self, node: &'n Node, path: &str) -> Vec<(&'n Node, String)> {
         match &node.kind {
             NodeKind::Seq(items) => items
                 .iter()
@@ -377,7 +382,7 @@ impl<'f> Decoder<'f> {
     }
 
     /// A list of non-empty strings.
-    pub fn string_list(&mut self, node: &Node, path: &str) -> Vec<Spanned<String>> {
+    pub(crate) fn string_list(&mut self, node: &Node, path: &str) -> Vec<Spanned<String>> {
         self.seq(node, path)
             .into_iter()
             .filter_map(|(n, p)| self.name(n, &p))
@@ -386,7 +391,7 @@ impl<'f> Decoder<'f> {
 
     /// A string-to-string map (`context`), written as a mapping or, as some Armory files do,
     /// as a list of `{key, value}` pairs.
-    pub fn context(&mut self, node: &Node, path: &str) -> ContextMap {
+    pub(crate) fn context(&mut self, node: &Node, path: &str) -> ContextMap {
         let out = ContextMap::new();
         if self.too_many(
             node,
@@ -435,14 +440,14 @@ impl<'f> Decoder<'f> {
 
     /// `{duration: N, unit: U}` in seconds. `none` as unit is accepted only when the amount is
     /// zero, where the value is unused.
-    pub fn duration(&mut self, node: &Node, path: &str) -> Option<u64> {
+    pub(crate) fn duration(&mut self, node: &Node, path: &str) -> Option<u64> {
         let fields = self.object(node, path, &grammar::DURATION)?;
         self.duration_in(&fields)
     }
 
     /// The `duration` and `unit` held by `fields` (read with a grammar that requires both, so
     /// their absence is already reported), in seconds.
-    pub fn duration_in(&mut self, fields: &Fields<'_>) -> Option<u64> {
+    pub(crate) fn duration_in(&mut self, fields: &Fields<'_>) -> Option<u64> {
         let amount_node = fields.get("duration")?;
         let unit = fields.get("unit");
         let amount_path = fields.field("duration");
@@ -454,7 +459,7 @@ impl<'f> Decoder<'f> {
     }
 
     /// A time unit's factor in seconds.
-    pub fn unit(&mut self, node: &Node, path: &str, amount: i64) -> Option<u64> {
+    pub(crate) fn unit(&mut self, node: &Node, path: &str, amount: i64) -> Option<u64> {
         match self.enum_value(node, path, &grammar::UNITS)? {
             "seconds" => Some(1),
             "minutes" => Some(60),

@@ -48,8 +48,8 @@ impl Limits {
             (_, Some(u)) if v > u => format!("above upperLimit {}", num(u)),
             (l, u) => format!(
                 "within [{}, {}]",
-                l.map(num).unwrap_or_else(|| "-inf".into()),
-                u.map(num).unwrap_or_else(|| "+inf".into())
+                l.map_or_else(|| "-inf".into(), num),
+                u.map_or_else(|| "+inf".into(), num)
             ),
         }
     }

@@ -206,7 +206,7 @@ impl ExactU {
                 }
             }
             let scale = i as f64 / (t + i) as f64;
-            for v in c.iter_mut() {
+            for v in &mut c {
                 *v *= scale;
             }
         }

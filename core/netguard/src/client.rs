@@ -151,7 +151,10 @@ impl GuardedClient {
     }
 
     fn client(&self, policy: &Policy) -> Result<reqwest::Client, HttpError> {
-        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        let mut clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(c) = clients.get(policy) {
             return Ok(c.clone());
         }

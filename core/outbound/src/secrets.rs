@@ -231,7 +231,7 @@ pub async fn resolve_all(
         }
     }
     if refs.is_empty() {
-        return Ok(texts.iter().map(|t| t.to_string()).collect());
+        return Ok(texts.iter().map(std::string::ToString::to_string).collect());
     }
     let values = unseal(store, key, tenant, &refs).await?;
     Ok(texts.iter().map(|t| substitute(t, &values)).collect())

@@ -72,7 +72,9 @@ impl Revocations {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(TenantId, Uuid), (Instant, bool)>> {
-        self.answers.lock().unwrap_or_else(|e| e.into_inner())
+        self.answers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

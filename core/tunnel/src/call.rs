@@ -248,16 +248,14 @@ async fn attempt_until_answered(
     let timeout = parts
         .extensions
         .get::<crate::Deadline>()
-        .map(|d| d.0)
-        .unwrap_or(inner.config.default_timeout);
+        .map_or(inner.config.default_timeout, |d| d.0);
     let deadline = Instant::now() + timeout;
     let deadline_unix_ms = unix_ms() + timeout.as_millis() as u64;
     let target = match kind {
         RequestKind::Kubernetes => parts
             .uri
             .path_and_query()
-            .map(|p| p.as_str().to_string())
-            .unwrap_or_else(|| "/".to_string()),
+            .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
         RequestKind::Http => {
             if parts.uri.scheme().is_none() || parts.uri.host().is_none() {
                 return Err(TunnelError::InvalidRequest(format!(
@@ -587,8 +585,7 @@ fn forget_route(inner: &Inner, tenant: &str, agent: &str) {
 fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

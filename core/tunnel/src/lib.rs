@@ -319,10 +319,14 @@ impl Inner {
     fn lock_waiters(
         &self,
     ) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::UnboundedSender<TunnelReply>>> {
-        self.waiters.lock().unwrap_or_else(|e| e.into_inner())
+        self.waiters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn lock_routes(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Route>> {
-        self.routes.lock().unwrap_or_else(|e| e.into_inner())
+        self.routes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

@@ -81,7 +81,7 @@ where
 }
 
 /// The longest a watch through the tunnel runs before its watcher starts a new one.
-pub const MAX_WATCH: Duration = Duration::from_secs(600);
+pub(crate) const MAX_WATCH: Duration = Duration::from_secs(600);
 
 /// A Kubernetes watch (`?watch=true`) streams until its own `timeoutSeconds`, far longer than an
 /// ordinary request may take: its deadline is that timeout (at most [`MAX_WATCH`]) and a margin

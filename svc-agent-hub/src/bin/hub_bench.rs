@@ -211,7 +211,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     );
     let signer = Signer::generate_es256("bench")?;
-    let jwks = std::env::temp_dir().join(format!("{}jwks.json", prefix));
+    let jwks = std::env::temp_dir().join(format!("{prefix}jwks.json"));
     std::fs::write(&jwks, serde_json::to_vec(&signer.jwk_set())?)?;
     // One agent for the round trips, then the idle ones.
     let agents = 1 + args.streams.iter().copied().max().unwrap_or(0);

@@ -14,14 +14,14 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub const ISSUER: &str = "https://issuer.ferry.test";
-pub const AUDIENCE: &str = "ferry-hub";
+pub(crate) const ISSUER: &str = "https://issuer.ferry.test";
+pub(crate) const AUDIENCE: &str = "ferry-hub";
 
 /// How often the replicas of the tests record an agent's heartbeat in Postgres.
-pub const RECORD_INTERVAL: Duration = Duration::from_millis(300);
+pub(crate) const RECORD_INTERVAL: Duration = Duration::from_millis(300);
 
 /// One test's world: its own prefix for queues and keys, its own issuer key and database.
-pub struct Env {
+pub(crate) struct Env {
     pub prefix: String,
     pub signer: Signer,
     pub jwks_file: PathBuf,
@@ -31,7 +31,7 @@ pub struct Env {
 }
 
 impl Env {
-    pub async fn new() -> Env {
+    pub(crate) async fn new() -> Env {
         let signer = Signer::generate_es256(ferry_testkit::unique("kid")).unwrap();
         let jwks_file =
             std::env::temp_dir().join(format!("{}.jwks.json", ferry_testkit::unique("hub")));
@@ -46,13 +46,13 @@ impl Env {
     }
 
     /// The store over the test's database.
-    pub fn store(&self) -> Store {
+    pub(crate) fn store(&self) -> Store {
         Store::from_pool(self.db.pool.clone())
     }
 
     /// Creates a tenant in the test's database (agents of tenants it lacks are served but not
     /// recorded) and returns its id.
-    pub async fn tenant(&self, slug: &str) -> Uuid {
+    pub(crate) async fn tenant(&self, slug: &str) -> Uuid {
         let mut conn = self.db.pool.acquire().await.unwrap();
         let new = tenants::NewTenant {
             slug: slug.into(),
@@ -64,14 +64,14 @@ impl Env {
 
     /// A hub token, valid for an hour, of a new credential of `tenant` with the Agent role (the
     /// tenant is created when the database lacks it). Each agent needs its own.
-    pub async fn token(&self, tenant: Uuid) -> String {
+    pub(crate) async fn token(&self, tenant: Uuid) -> String {
         let credential = self.credential(tenant).await;
         self.credential_token(tenant, credential, &[ferry_auth::AGENT_ROLE])
     }
 
     /// A hub token of the credential of `tenant`'s agent `agent` (created on first use, then
     /// the same for every connection of that agent).
-    pub async fn agent_token(&self, tenant: Uuid, agent: &str) -> String {
+    pub(crate) async fn agent_token(&self, tenant: Uuid, agent: &str) -> String {
         let known = self
             .agents
             .lock()
@@ -93,7 +93,7 @@ impl Env {
     }
 
     /// A token with a subject that names no credential (for refusals before the hello).
-    pub fn token_with(&self, tenant: Uuid, audience: &str, ttl: Duration) -> String {
+    pub(crate) fn token_with(&self, tenant: Uuid, audience: &str, ttl: Duration) -> String {
         let claims = Claims::new(
             ISSUER,
             Uuid::nil().to_string(),
@@ -106,20 +106,25 @@ impl Env {
     }
 
     /// A hub token of `credential` with `roles`, valid for an hour.
-    pub fn credential_token(&self, tenant: Uuid, credential: Uuid, roles: &[&str]) -> String {
+    pub(crate) fn credential_token(
+        &self,
+        tenant: Uuid,
+        credential: Uuid,
+        roles: &[&str],
+    ) -> String {
         let claims = Claims::new(
             ISSUER,
             credential.to_string(),
             AUDIENCE,
             tenant,
-            roles.iter().map(|r| r.to_string()).collect(),
+            roles.iter().map(std::string::ToString::to_string).collect(),
             Duration::from_secs(3600),
         );
         self.signer.sign(&claims).unwrap()
     }
 
     /// A new machine credential of `tenant` (created when missing); its roles are the token's.
-    pub async fn credential(&self, tenant: Uuid) -> Uuid {
+    pub(crate) async fn credential(&self, tenant: Uuid) -> Uuid {
         let slug = format!("t-{}", &tenant.simple().to_string()[..20]);
         sqlx::query(
             "INSERT INTO tenants (id, slug, name) VALUES ($1, $2, $2) ON CONFLICT DO NOTHING",
@@ -144,14 +149,14 @@ impl Env {
     }
 
     /// Revokes `credential`, as the API does.
-    pub async fn revoke(&self, tenant: Uuid, credential: Uuid) {
+    pub(crate) async fn revoke(&self, tenant: Uuid, credential: Uuid) {
         let mut conn = self.db.pool.acquire().await.unwrap();
         ferry_store::credentials::revoke(&mut conn, tenant.into(), credential)
             .await
             .unwrap();
     }
 
-    pub fn settings(&self, replica: &str) -> Settings {
+    pub(crate) fn settings(&self, replica: &str) -> Settings {
         Settings {
             common: CommonArgs {
                 admin_addr: None,
@@ -185,17 +190,17 @@ impl Env {
     }
 
     /// Starts a plaintext replica.
-    pub async fn replica(&self, id: &str) -> Replica {
+    pub(crate) async fn replica(&self, id: &str) -> Replica {
         Replica::start(self.settings(id), "http").await
     }
 
-    pub async fn redis(&self) -> redis::aio::ConnectionManager {
+    pub(crate) async fn redis(&self) -> redis::aio::ConnectionManager {
         let client = redis::Client::open(redis_url()).unwrap();
         redis::aio::ConnectionManager::new(client).await.unwrap()
     }
 
     /// A caller's tunnel with quick silence checks.
-    pub async fn tunnel(&self) -> TestTunnel {
+    pub(crate) async fn tunnel(&self) -> TestTunnel {
         let bus = ferry_bus::Bus::connect(
             &ferry_testkit::amqp::amqp_url(),
             &format!("{}tunnel", self.prefix),
@@ -216,7 +221,7 @@ impl Env {
     }
 
     /// An agent connected to `endpoints` (tried in turn on reconnects).
-    pub async fn agent(
+    pub(crate) async fn agent(
         &self,
         endpoints: &[&Replica],
         tenant: Uuid,
@@ -230,7 +235,7 @@ impl Env {
     }
 
     /// The replica and session an agent's route names in Redis, if any.
-    pub async fn route_replica(&self, tenant: Uuid, agent: &str) -> Option<(String, u64)> {
+    pub(crate) async fn route_replica(&self, tenant: Uuid, agent: &str) -> Option<(String, u64)> {
         let mut redis = self.redis().await;
         let key = ferry_tunnel::routing::route_key(&self.prefix, &tenant.to_string(), agent);
         let fields: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
@@ -248,13 +253,13 @@ impl Drop for Env {
     }
 }
 
-pub fn redis_url() -> String {
+pub(crate) fn redis_url() -> String {
     std::env::var("FERRY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
 /// A caller's tunnel (its bus connection is named after the test's prefix).
 #[derive(Clone)]
-pub struct TestTunnel {
+pub(crate) struct TestTunnel {
     tunnel: AgentTunnel,
 }
 
@@ -266,7 +271,7 @@ impl std::ops::Deref for TestTunnel {
 }
 
 /// A hub replica running on its own runtime and thread.
-pub struct Replica {
+pub(crate) struct Replica {
     pub id: String,
     prefix: String,
     pub url: String,
@@ -280,7 +285,7 @@ pub struct Replica {
 }
 
 impl Replica {
-    pub async fn start(settings: Settings, scheme: &str) -> Replica {
+    pub(crate) async fn start(settings: Settings, scheme: &str) -> Replica {
         let hub = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         hub.set_nonblocking(true).unwrap();
@@ -375,7 +380,7 @@ impl Replica {
     }
 
     /// SIGTERM: the replica drains and exits; returns its outcome.
-    pub async fn stop(mut self) -> Result<(), String> {
+    pub(crate) async fn stop(mut self) -> Result<(), String> {
         self.shutdown.cancel();
         let finished = self.finished.take().unwrap();
         let outcome = tokio::time::timeout(Duration::from_secs(15), finished)
@@ -389,7 +394,7 @@ impl Replica {
     }
 
     /// Kills the replica outright: no go-away, no route release, sockets just close.
-    pub async fn kill(mut self) {
+    pub(crate) async fn kill(mut self) {
         if let Some(kill) = self.kill.take() {
             let _ = kill.send(());
         }
@@ -400,13 +405,13 @@ impl Replica {
 
     /// Waits until a metric reaches `expected` (outcomes are counted just after the last
     /// reply is published, so a caller can see its answer a moment before the count).
-    pub async fn wait_metric(&self, name: &str, label: Option<(&str, &str)>, expected: f64) {
+    pub(crate) async fn wait_metric(&self, name: &str, label: Option<(&str, &str)>, expected: f64) {
         self.wait_metric_within(name, label, expected, Duration::from_secs(5))
             .await;
     }
 
     /// [`Replica::wait_metric`] with its own deadline.
-    pub async fn wait_metric_within(
+    pub(crate) async fn wait_metric_within(
         &self,
         name: &str,
         label: Option<(&str, &str)>,
@@ -422,7 +427,7 @@ impl Replica {
     }
 
     /// Whether `/readyz` answers 200.
-    pub async fn ready(&self) -> bool {
+    pub(crate) async fn ready(&self) -> bool {
         let url = format!("{}/readyz", self.admin_url);
         let Ok(uri) = url.parse::<http::Uri>() else {
             return false;
@@ -445,7 +450,7 @@ impl Replica {
     }
 
     /// A counter or gauge of this replica, summed over labels matching `label`.
-    pub fn metric(&self, name: &str, label: Option<(&str, &str)>) -> f64 {
+    pub(crate) fn metric(&self, name: &str, label: Option<(&str, &str)>) -> f64 {
         metric(&self.registry, name, label)
     }
 }
@@ -458,7 +463,7 @@ impl Drop for Replica {
     }
 }
 
-pub fn metric(registry: &Registry, name: &str, label: Option<(&str, &str)>) -> f64 {
+pub(crate) fn metric(registry: &Registry, name: &str, label: Option<(&str, &str)>) -> f64 {
     registry
         .gather()
         .iter()
@@ -477,7 +482,7 @@ pub fn metric(registry: &Registry, name: &str, label: Option<(&str, &str)>) -> f
 }
 
 /// A GET request for the tunnel.
-pub fn get(target: &str) -> http::Request<bytes::Bytes> {
+pub(crate) fn get(target: &str) -> http::Request<bytes::Bytes> {
     http::Request::get(target)
         .body(bytes::Bytes::new())
         .unwrap()

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 /// The name diagnostics give the deploy file of a JSON request: their lines and columns are
 /// those of the request rendered as YAML; the field path says where in the file.
-pub const REQUEST_FILE_NAME: &str = "request.yml";
+pub(super) const REQUEST_FILE_NAME: &str = "request.yml";
 
 /// Reads a JSON object body (`{}` when empty).
 fn object(body: &[u8]) -> Result<Fields, ApiError> {
@@ -119,7 +119,7 @@ fn manifests(files: Option<Node>) -> Result<Vec<ManifestFile>, ApiError> {
 /// A `pipeline.v2+json` body (the CLI's `deploy start -f`): the deploy file's own keys, plus
 /// `files`, `context` (file and `--add-context` merged), `targetFilters` (`-t`) and
 /// `sourceControl`.
-pub fn deploy_request(body: &[u8]) -> Result<StartInput, ApiError> {
+pub(super) fn deploy_request(body: &[u8]) -> Result<StartInput, ApiError> {
     let mut fields = object(body)?;
     let manifests = manifests(take(&mut fields, "files"))?;
     let source_control = take(&mut fields, "sourceControl");
@@ -149,7 +149,7 @@ pub fn deploy_request(body: &[u8]) -> Result<StartInput, ApiError> {
 
 /// What a link start names.
 #[derive(Debug, PartialEq)]
-pub enum Location {
+pub(super) enum Location {
     /// `armory::<api>/pipelines/<id>/config`: the configuration of a stored deployment.
     Pipeline(DeploymentId),
     /// A deploy file to fetch.
@@ -158,7 +158,7 @@ pub enum Location {
 
 /// A `pipeline.v2.link+json` start.
 #[derive(Debug)]
-pub struct Link {
+pub(super) struct Link {
     pub location: Location,
     /// `targetFilters`' names (empty: as the configuration says).
     pub targets: Vec<String>,
@@ -169,7 +169,7 @@ pub struct Link {
 }
 
 /// Reads `X-Armory-Config-Location`.
-pub fn location(header: Option<&str>) -> Result<Location, ApiError> {
+pub(super) fn location(header: Option<&str>) -> Result<Location, ApiError> {
     let Some(value) = header.map(str::trim).filter(|v| !v.is_empty()) else {
         return Err(ApiError::BadRequest(format!(
             "a {} start needs the X-Armory-Config-Location header",
@@ -205,7 +205,7 @@ pub fn location(header: Option<&str>) -> Result<Location, ApiError> {
 
 /// A link start's body: `account` (refused when set), `targetFilters`, `context`,
 /// `sourceControl`.
-pub fn link_request(body: &[u8], header: Option<&str>) -> Result<Link, ApiError> {
+pub(super) fn link_request(body: &[u8], header: Option<&str>) -> Result<Link, ApiError> {
     let location = location(header)?;
     let mut fields = object(body)?;
     refuse_account(take(&mut fields, "account"))?;

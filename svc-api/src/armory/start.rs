@@ -152,7 +152,7 @@ fn form(headers: &HeaderMap) -> Result<Form, ApiError> {
                 .to_ascii_lowercase()
         });
     match essence.as_deref() {
-        None | Some("application/json") | Some(MEDIA_TYPE_PIPELINE_V2) => Ok(Form::Deploy),
+        None | Some("application/json" | MEDIA_TYPE_PIPELINE_V2) => Ok(Form::Deploy),
         Some(MEDIA_TYPE_PIPELINE_V2_LINK) => Ok(Form::Link),
         Some(other) => Err(ApiError::BadRequest(format!(
             "content type {other:?} is not accepted; use {MEDIA_TYPE_PIPELINE_V2}, \

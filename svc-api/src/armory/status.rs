@@ -304,7 +304,7 @@ fn deployment_status(target: Option<&Target>, pending: &[&Approval]) -> Workflow
         TargetStatus::Pending => WorkflowStatus::NotStarted,
         TargetStatus::Running | TargetStatus::Paused | TargetStatus::RollingBack => {
             match t.phase.as_deref() {
-                None | Some("pending") | Some("before_deployment") => WorkflowStatus::NotStarted,
+                None | Some("pending" | "before_deployment") => WorkflowStatus::NotStarted,
                 Some("after_deployment") => WorkflowStatus::Succeeded,
                 _ if pending.iter().any(|a| !is_gate_key(&a.step_key)) => {
                     WorkflowStatus::AwaitingApproval

@@ -10,11 +10,11 @@ use std::fmt;
 use std::fmt::Write as _;
 
 /// An object's members in order.
-pub type Fields = Vec<(String, Node)>;
+pub(super) type Fields = Vec<(String, Node)>;
 
 /// A JSON value whose objects keep their keys' order.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Node {
+pub(super) enum Node {
     Null,
     Bool(bool),
     Number(serde_json::Number),
@@ -25,7 +25,7 @@ pub enum Node {
 
 impl Node {
     /// The same value as `serde_json::Value` (key order may be lost).
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(super) fn to_json(&self) -> serde_json::Value {
         match self {
             Node::Null => serde_json::Value::Null,
             Node::Bool(b) => (*b).into(),
@@ -39,7 +39,7 @@ impl Node {
     }
 
     /// `null`, an empty list or an empty object.
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         match self {
             Node::Null => true,
             Node::List(items) => items.is_empty(),
@@ -49,7 +49,7 @@ impl Node {
     }
 
     /// The JSON type's name, for error messages.
-    pub fn kind(&self) -> &'static str {
+    pub(super) fn kind(&self) -> &'static str {
         match self {
             Node::Null => "null",
             Node::Bool(_) => "a boolean",
@@ -136,7 +136,7 @@ impl<'de> Visitor<'de> for NodeVisitor {
 }
 
 /// `map` as a block-YAML document.
-pub fn to_yaml(map: &[(String, Node)]) -> String {
+pub(super) fn to_yaml(map: &[(String, Node)]) -> String {
     let mut out = String::new();
     write_map(map, 0, &mut out);
     out

@@ -161,7 +161,7 @@ impl KeyRing {
         // A poisoned lock only means a panic while swapping an Arc; the value is still whole.
         self.loaded
             .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 
@@ -232,7 +232,7 @@ impl KeyRing {
         *self
             .loaded
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(loaded);
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(loaded);
         *last = Instant::now();
         Ok(())
     }

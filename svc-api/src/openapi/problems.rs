@@ -21,7 +21,7 @@ impl Modify for ProblemResponses {
         components
             .schemas
             .insert("Problem".into(), RefOr::T(problem_schema()));
-        for (path, item) in openapi.paths.paths.iter_mut() {
+        for (path, item) in &mut openapi.paths.paths {
             if !path.starts_with("/v1/") {
                 continue;
             }
@@ -91,7 +91,7 @@ fn add_errors(operation: &mut Operation) {
             .entry(status.to_string())
             .or_insert_with(|| RefOr::T(ResponseBuilder::new().description(description).build()));
     }
-    for (status, response) in operation.responses.responses.iter_mut() {
+    for (status, response) in &mut operation.responses.responses {
         let is_error = status.starts_with('4') || status.starts_with('5');
         if let (true, RefOr::T(response)) = (is_error, response)
             && response.content.is_empty()

@@ -238,7 +238,7 @@ mod tests {
             name: name.into(),
             status: "pending".into(),
             lines: vec![],
-            depends_on: deps.iter().map(|d| d.to_string()).collect(),
+            depends_on: deps.iter().map(std::string::ToString::to_string).collect(),
             before: (0..before)
                 .map(|i| Gate {
                     label: format!("g{i}"),

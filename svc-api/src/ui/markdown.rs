@@ -54,7 +54,7 @@ pub fn render(text: &str) -> Markup {
         Event::Start(Tag::Image { dest_url, .. }) => {
             // An image is its alt text followed by its address.
             dropped_links.push(true);
-            let shown: CowStr = if safe_url(&dest_url) {
+            let shown: CowStr<'_> = if safe_url(&dest_url) {
                 format!("[image {dest_url}] ").into()
             } else {
                 "[image] ".into()

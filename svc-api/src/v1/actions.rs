@@ -235,7 +235,7 @@ pub(crate) fn may_decide(principal: &Principal, approval: &Approval) -> Result<(
         return Ok(());
     }
     let mut allowed = approval.requires_roles.clone();
-    allowed.extend(roles::ADMIN.iter().map(|r| r.to_string()));
+    allowed.extend(roles::ADMIN.iter().map(std::string::ToString::to_string));
     Err(ApiError::Forbidden(allowed))
 }
 

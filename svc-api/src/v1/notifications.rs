@@ -71,7 +71,11 @@ impl From<Endpoint> for EndpointView {
             name: e.name,
             kind: e.kind.to_string(),
             url: e.url,
-            events: e.events.iter().map(|v| v.to_string()).collect(),
+            events: e
+                .events
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect(),
             signing_secret: e.signing_secret,
             created_by: e.created_by,
             created_at: e.created_at,
@@ -258,7 +262,10 @@ mod tests {
             name: "team-chat".into(),
             kind: kind.into(),
             url: url.into(),
-            events: events.iter().map(|e| e.to_string()).collect(),
+            events: events
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect(),
             signing_secret: secret.map(str::to_string),
         }
     }

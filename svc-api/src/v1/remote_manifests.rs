@@ -163,8 +163,7 @@ fn whole(file: &DeployFile, message: String) -> Diagnostics {
     let (line, column) = file
         .manifests
         .first()
-        .map(|m| (m.source.pos.line, m.source.pos.column))
-        .unwrap_or((1, 1));
+        .map_or((1, 1), |m| (m.source.pos.line, m.source.pos.column));
     Diagnostics(vec![Diagnostic {
         file: file.file.clone(),
         line,

@@ -25,7 +25,7 @@ async fn approval(
         &NewApproval {
             target: target.into(),
             step_key: "step:3".into(),
-            requires_roles: roles.iter().map(|r| r.to_string()).collect(),
+            requires_roles: roles.iter().map(std::string::ToString::to_string).collect(),
             expires_at: None,
         },
     )

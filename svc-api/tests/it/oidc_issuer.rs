@@ -15,10 +15,10 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 /// The audience (client id) Ferry is registered under at the test issuer.
-pub const AUDIENCE: &str = "ferry-web";
+pub(crate) const AUDIENCE: &str = "ferry-web";
 
 /// A running test issuer; stops when dropped.
-pub struct TestIssuer {
+pub(crate) struct TestIssuer {
     /// `http://127.0.0.1:<port>`: the issuer URL and `iss` of its tokens.
     pub url: String,
     signer: Arc<RwLock<Arc<Signer>>>,
@@ -34,7 +34,7 @@ impl Drop for TestIssuer {
 
 impl TestIssuer {
     /// Starts an issuer with one fresh ES256 key.
-    pub async fn start() -> TestIssuer {
+    pub(crate) async fn start() -> TestIssuer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let signer = Arc::new(RwLock::new(Arc::new(
@@ -79,17 +79,17 @@ impl TestIssuer {
     }
 
     /// Replaces the key with a new one under `kid`; only the new one is published.
-    pub fn rotate(&self, kid: &str) {
+    pub(crate) fn rotate(&self, kid: &str) {
         *self.signer.write().unwrap() = Arc::new(Signer::generate_es256(kid).unwrap());
     }
 
     /// How often the JWK set was fetched.
-    pub fn jwks_fetches(&self) -> usize {
+    pub(crate) fn jwks_fetches(&self) -> usize {
         self.jwks_fetches.load(Ordering::SeqCst)
     }
 
     /// The claims of a valid ID token for `email`, meant for Ferry, valid for an hour.
-    pub fn claims(&self, email: &str) -> Value {
+    pub(crate) fn claims(&self, email: &str) -> Value {
         let now = now();
         json!({
             "iss": self.url,
@@ -103,30 +103,30 @@ impl TestIssuer {
     }
 
     /// `claims` signed with the current key.
-    pub fn sign(&self, claims: &Value) -> String {
+    pub(crate) fn sign(&self, claims: &Value) -> String {
         self.signer.read().unwrap().sign_claims(claims).unwrap()
     }
 
     /// A valid token for `email`.
-    pub fn token(&self, email: &str) -> String {
+    pub(crate) fn token(&self, email: &str) -> String {
         self.sign(&self.claims(email))
     }
 
     /// The flags that make svc-api accept this issuer's tokens.
-    pub fn flags(&self, extra: &[&str]) -> Vec<String> {
+    pub(crate) fn flags(&self, extra: &[&str]) -> Vec<String> {
         let mut flags = vec![
             "--oidc-issuer-url".to_string(),
             self.url.clone(),
             "--oidc-audience".to_string(),
             AUDIENCE.to_string(),
         ];
-        flags.extend(extra.iter().map(|f| f.to_string()));
+        flags.extend(extra.iter().map(std::string::ToString::to_string));
         flags
     }
 
     /// A verifier of this issuer's tokens, outside svc-api, reloading its keys at most once
     /// per `min_reload`.
-    pub fn verifier(&self, min_reload: Duration) -> OidcIssuer {
+    pub(crate) fn verifier(&self, min_reload: Duration) -> OidcIssuer {
         OidcIssuer::new(OidcConfig {
             issuer: self.url.clone(),
             audience: AUDIENCE.into(),
@@ -140,7 +140,7 @@ impl TestIssuer {
 }
 
 /// Seconds since the Unix epoch.
-pub fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()

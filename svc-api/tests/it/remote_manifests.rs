@@ -126,7 +126,7 @@ manifests:
 
 fn allow_private(extra: &[&str]) -> Vec<String> {
     let mut flags = vec!["--manifest-fetch-allow-private".to_string()];
-    flags.extend(extra.iter().map(|f| f.to_string()));
+    flags.extend(extra.iter().map(std::string::ToString::to_string));
     flags
 }
 

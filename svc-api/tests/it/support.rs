@@ -14,13 +14,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// The master key every test instance uses (tests only).
-pub fn master_key() -> String {
+pub(crate) fn master_key() -> String {
     base64::engine::general_purpose::STANDARD.encode([42u8; 32])
 }
 
 /// Knobs a test may turn.
 #[derive(Clone, Copy, Debug)]
-pub struct Options {
+pub(crate) struct Options {
     pub rotation_secs: u64,
     pub token_ttl_secs: u64,
     /// The issuer URL; by default the server's own address.
@@ -44,7 +44,7 @@ impl Default for Options {
 }
 
 /// A running svc-api.
-pub struct TestApp {
+pub(crate) struct TestApp {
     /// `http://127.0.0.1:<port>`: the public server and the issuer URL.
     pub base: String,
     /// `http://127.0.0.1:<port>` of the admin server.
@@ -58,12 +58,12 @@ pub struct TestApp {
 }
 
 /// Settings for a service on `db` whose issuer is `issuer`.
-pub fn settings(db: &TestDb, issuer: &str, bus_prefix: &str, options: Options) -> Settings {
+pub(crate) fn settings(db: &TestDb, issuer: &str, bus_prefix: &str, options: Options) -> Settings {
     settings_with(db, issuer, bus_prefix, options, &[])
 }
 
 /// [`settings`] with more flags appended (e.g. the external OIDC issuer's).
-pub fn settings_with(
+pub(crate) fn settings_with(
     db: &TestDb,
     issuer: &str,
     bus_prefix: &str,
@@ -112,7 +112,7 @@ pub fn settings_with(
 }
 
 /// An HTTP client that follows no redirects (as OIDC libraries require).
-pub fn http_client() -> reqwest::Client {
+pub(crate) fn http_client() -> reqwest::Client {
     reqwest::ClientBuilder::new()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
@@ -122,12 +122,12 @@ pub fn http_client() -> reqwest::Client {
 
 impl TestApp {
     /// Starts svc-api on `db` with its own bus prefix and waits until `/readyz` answers 200.
-    pub async fn start(db: &TestDb, options: Options) -> TestApp {
+    pub(crate) async fn start(db: &TestDb, options: Options) -> TestApp {
         TestApp::start_with(db, options, &[]).await
     }
 
     /// [`TestApp::start`] with more flags.
-    pub async fn start_with(db: &TestDb, options: Options, extra: &[String]) -> TestApp {
+    pub(crate) async fn start_with(db: &TestDb, options: Options, extra: &[String]) -> TestApp {
         let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", http_listener.local_addr().unwrap());
@@ -169,11 +169,11 @@ impl TestApp {
 
     /// Creates a tenant (unique slug) and a credential with `roles`, returning the outcome
     /// with its secret.
-    pub async fn credential(&self, roles: &[&str]) -> BootstrapOutcome {
+    pub(crate) async fn credential(&self, roles: &[&str]) -> BootstrapOutcome {
         let args = BootstrapArgs {
             tenant: ferry_testkit::unique("t").replace('_', "-"),
             client_name: "test-client".into(),
-            roles: roles.iter().map(|r| r.to_string()).collect(),
+            roles: roles.iter().map(std::string::ToString::to_string).collect(),
             json: true,
         };
         ferry_svc_api::bootstrap(&self.settings, &args)
@@ -182,7 +182,7 @@ impl TestApp {
     }
 
     /// `POST /oauth/token` with `form`, authenticating with HTTP Basic when `basic` is given.
-    pub async fn token_request(
+    pub(crate) async fn token_request(
         &self,
         basic: Option<(&str, &str)>,
         form: &[(&str, &str)],
@@ -195,7 +195,7 @@ impl TestApp {
     }
 
     /// A token for `outcome`'s credential and `audience`, via client_secret_basic.
-    pub async fn token(&self, outcome: &BootstrapOutcome, audience: &str) -> String {
+    pub(crate) async fn token(&self, outcome: &BootstrapOutcome, audience: &str) -> String {
         let secret = outcome.client_secret.as_deref().expect("a fresh secret");
         let (status, body, _) = self
             .token_request(
@@ -208,14 +208,14 @@ impl TestApp {
     }
 
     /// `GET path` with an optional bearer token: status and JSON body.
-    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+    pub(crate) async fn get(&self, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
         let (status, body, _) = self.send(reqwest::Method::GET, path, token, None).await;
         (status, body)
     }
 
     /// `method path` with an optional token and JSON body: status, headers and JSON body (a
     /// string when the body is not JSON).
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -236,7 +236,7 @@ impl TestApp {
 
     /// `method path` as a person: bearer `token` of the external issuer, `X-Ferry-Tenant:
     /// tenant` when given, and an optional JSON body. Status and JSON body.
-    pub async fn person(
+    pub(crate) async fn person(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -261,7 +261,7 @@ impl TestApp {
     }
 
     /// `POST path` with a JSON body.
-    pub async fn post(
+    pub(crate) async fn post(
         &self,
         path: &str,
         token: &str,
@@ -274,7 +274,7 @@ impl TestApp {
     }
 
     /// `PUT path` with a JSON body.
-    pub async fn put(
+    pub(crate) async fn put(
         &self,
         path: &str,
         token: &str,
@@ -287,7 +287,7 @@ impl TestApp {
     }
 
     /// `DELETE path` without a body.
-    pub async fn delete(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
+    pub(crate) async fn delete(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
         let (status, body, _) = self
             .send(reqwest::Method::DELETE, path, Some(token), None)
             .await;
@@ -295,20 +295,24 @@ impl TestApp {
     }
 
     /// A new tenant with a credential holding `roles`, and an API token for it.
-    pub async fn tenant_token(&self, roles: &[&str]) -> (BootstrapOutcome, String) {
+    pub(crate) async fn tenant_token(&self, roles: &[&str]) -> (BootstrapOutcome, String) {
         let credential = self.credential(roles).await;
         let token = self.token(&credential, "ferry-api").await;
         (credential, token)
     }
 
     /// Another credential in `tenant`'s tenant holding `roles`, and its API token.
-    pub async fn same_tenant_token(&self, tenant: &BootstrapOutcome, roles: &[&str]) -> String {
+    pub(crate) async fn same_tenant_token(
+        &self,
+        tenant: &BootstrapOutcome,
+        roles: &[&str],
+    ) -> String {
         let outcome = self.same_tenant_credential(tenant, roles).await;
         self.token(&outcome, "ferry-api").await
     }
 
     /// Another credential in `tenant`'s tenant holding `roles`.
-    pub async fn same_tenant_credential(
+    pub(crate) async fn same_tenant_credential(
         &self,
         tenant: &BootstrapOutcome,
         roles: &[&str],
@@ -316,7 +320,7 @@ impl TestApp {
         let args = BootstrapArgs {
             tenant: tenant.tenant.clone(),
             client_name: ferry_testkit::unique("c"),
-            roles: roles.iter().map(|r| r.to_string()).collect(),
+            roles: roles.iter().map(std::string::ToString::to_string).collect(),
             json: true,
         };
         ferry_svc_api::bootstrap(&self.settings, &args)
@@ -325,7 +329,7 @@ impl TestApp {
     }
 
     /// Stops the service and returns how `run` ended.
-    pub async fn stop(self) -> anyhow::Result<()> {
+    pub(crate) async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
         tokio::time::timeout(Duration::from_secs(20), self.task)
             .await
@@ -335,7 +339,7 @@ impl TestApp {
 }
 
 /// The `kid` in a token's header.
-pub fn kid_of(token: &str) -> String {
+pub(crate) fn kid_of(token: &str) -> String {
     jsonwebtoken::decode_header(token)
         .expect("a JWT")
         .kid
@@ -343,7 +347,7 @@ pub fn kid_of(token: &str) -> String {
 }
 
 /// The key ids of a JWK set document.
-pub fn kids(jwks: &serde_json::Value) -> Vec<String> {
+pub(crate) fn kids(jwks: &serde_json::Value) -> Vec<String> {
     jwks["keys"]
         .as_array()
         .expect("a keys array")
@@ -353,13 +357,13 @@ pub fn kids(jwks: &serde_json::Value) -> Vec<String> {
 }
 
 /// The repository's examples folder.
-pub fn examples() -> std::path::PathBuf {
+pub(crate) fn examples() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
 }
 
 /// A start request for the example deploy file `relative` (under examples/) with every
 /// manifest of hello-ferry, as the CLI sends it (paths relative to the deploy file).
-pub fn start_request(relative: &str) -> serde_json::Value {
+pub(crate) fn start_request(relative: &str) -> serde_json::Value {
     let path = examples().join(relative);
     let content = std::fs::read_to_string(&path).expect("read the example deploy file");
     let name = path.file_name().unwrap().to_string_lossy().to_string();
@@ -379,7 +383,7 @@ pub fn start_request(relative: &str) -> serde_json::Value {
 
 /// The hello-ferry canary example with `extra` appended under `deploymentConfig`, as another
 /// application.
-pub fn canary_request(application: &str, in_progress: &str) -> serde_json::Value {
+pub(crate) fn canary_request(application: &str, in_progress: &str) -> serde_json::Value {
     let mut request = start_request("hello-ferry/deploy-canary.yml");
     let content = request["deployFile"]["content"].as_str().unwrap().replace(
         "deploymentConfig:\n",
@@ -392,7 +396,7 @@ pub fn canary_request(application: &str, in_progress: &str) -> serde_json::Value
 }
 
 /// Rows of `table` (a fixed name from the test) in the test database.
-pub async fn count(db: &TestDb, table: &str) -> i64 {
+pub(crate) async fn count(db: &TestDb, table: &str) -> i64 {
     // `table` is a fixed name from the test itself, never input.
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
         .fetch_one(&db.pool)
@@ -401,7 +405,7 @@ pub async fn count(db: &TestDb, table: &str) -> i64 {
 }
 
 /// Outbox rows of message kind `kind` for `tenant`.
-pub async fn outbox_count(db: &TestDb, tenant: uuid::Uuid, kind: &str) -> i64 {
+pub(crate) async fn outbox_count(db: &TestDb, tenant: uuid::Uuid, kind: &str) -> i64 {
     sqlx::query_scalar(
         "SELECT count(*) FROM outbox WHERE tenant_id = $1 AND headers->>'x-ferry-kind' = $2",
     )

@@ -32,7 +32,7 @@ async fn tenant_in(
     let args = ferry_svc_api::settings::BootstrapArgs {
         tenant: slug.into(),
         client_name: "admin".into(),
-        roles: roles.iter().map(|r| r.to_string()).collect(),
+        roles: roles.iter().map(std::string::ToString::to_string).collect(),
         json: true,
     };
     let outcome = ferry_svc_api::bootstrap(&app.settings, &args)

@@ -246,7 +246,7 @@ async fn the_token_endpoint_limits_addresses_and_failing_client_ids() {
         "0.01",
     ]
     .iter()
-    .map(|s| s.to_string())
+    .map(std::string::ToString::to_string)
     .collect();
     let app = TestApp::start_with(&db, Options::default(), &flags).await;
     let victim = app.credential(&["Deployer"]).await;

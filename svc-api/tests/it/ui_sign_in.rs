@@ -368,7 +368,7 @@ mod idp {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex};
 
-    pub const CLIENT: &str = "ferry-web";
+    pub(super) const CLIENT: &str = "ferry-web";
 
     /// What a code was issued for: (challenge, nonce, redirect_uri).
     type Issued = (String, String, String);
@@ -382,7 +382,7 @@ mod idp {
     }
 
     /// Starts the provider, which signs everyone in as `email`; its URL.
-    pub async fn start(email: &str) -> String {
+    pub(super) async fn start(email: &str) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let idp = Idp {

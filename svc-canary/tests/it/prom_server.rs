@@ -16,14 +16,14 @@ use std::time::Duration;
 use tokio::process::{Child, Command};
 
 /// The user and password of the test server.
-pub const USER: &str = "ferry";
-pub const PASSWORD: &str = "canary-secret";
+pub(crate) const USER: &str = "ferry";
+pub(crate) const PASSWORD: &str = "canary-secret";
 /// bcrypt of [`PASSWORD`] (cost 10), as Prometheus's web config wants it.
 const PASSWORD_BCRYPT: &str = "$2b$10$YcTAXpsbGXqbIxpSQXwjhurgEmhVLmk0KE5DYoOublV0/EI7rRcsS";
 
 /// One exported series: `metric{replicaset="…"}` drawn from N(mean, sd).
 #[derive(Clone, Debug)]
-pub struct Gauge {
+pub(crate) struct Gauge {
     pub metric: &'static str,
     pub replicaset: &'static str,
     pub mean: f64,
@@ -64,7 +64,7 @@ async fn serve_exporter(gauges: Vec<Gauge>) -> (u16, tokio::task::JoinHandle<()>
 }
 
 /// The prometheus binary.
-pub fn binary() -> PathBuf {
+pub(crate) fn binary() -> PathBuf {
     if let Ok(path) = std::env::var("FERRY_PROMETHEUS_BIN") {
         return PathBuf::from(path);
     }
@@ -86,7 +86,7 @@ pub fn binary() -> PathBuf {
 }
 
 /// A running Prometheus and its exporter; both stop when dropped.
-pub struct Prometheus {
+pub(crate) struct Prometheus {
     pub url: String,
     child: Child,
     dir: PathBuf,
@@ -108,7 +108,7 @@ fn write(path: &Path, text: &str) {
 impl Prometheus {
     /// Starts Prometheus scraping an exporter of `gauges`, and waits until every gauge has
     /// at least one sample.
-    pub async fn start(gauges: Vec<Gauge>) -> Prometheus {
+    pub(crate) async fn start(gauges: Vec<Gauge>) -> Prometheus {
         let (exporter_port, exporter) = serve_exporter(gauges.clone()).await;
         let dir = std::env::temp_dir().join(ferry_testkit::unique("ferry-prometheus"));
         std::fs::create_dir_all(dir.join("data")).unwrap();

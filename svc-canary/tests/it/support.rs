@@ -27,12 +27,12 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// How long a test waits for a condition before failing.
-pub const WAIT: Duration = Duration::from_secs(90);
+pub(crate) const WAIT: Duration = Duration::from_secs(90);
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hello-ferry");
 
 /// A running worker.
-pub struct Worker {
+pub(crate) struct Worker {
     stop: CancellationToken,
     task: JoinHandle<()>,
     /// The worker's metrics (canary, consumer, relay), as its `/metrics` would show them.
@@ -41,7 +41,7 @@ pub struct Worker {
 
 impl Worker {
     /// The text exposition of the worker's metrics, as Prometheus scrapes it.
-    pub fn scrape(&self) -> String {
+    pub(crate) fn scrape(&self) -> String {
         use prometheus::Encoder;
         let mut body = Vec::new();
         prometheus::TextEncoder::new()
@@ -53,19 +53,19 @@ impl Worker {
 
 impl Worker {
     /// Stops it and waits for it to drain.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.stop.cancel();
         let _ = self.task.await;
     }
 
     /// Kills it: its tasks are dropped mid-flight, as when a replica dies.
-    pub fn kill(self) {
+    pub(crate) fn kill(self) {
         self.task.abort();
     }
 }
 
 /// Everything one test runs against.
-pub struct Bench {
+pub(crate) struct Bench {
     pub db: TestDb,
     pub store: Store,
     pub tenant: TenantId,
@@ -75,7 +75,7 @@ pub struct Bench {
 }
 
 impl Bench {
-    pub async fn new() -> Bench {
+    pub(crate) async fn new() -> Bench {
         let _ = tracing_subscriber_init();
         ferry_runtime::telemetry::install_crypto();
         let db = TestDb::new().await;
@@ -111,7 +111,7 @@ impl Bench {
     }
 
     /// Starts a worker (relay, consumer, run loop) sending through `transport`.
-    pub fn start_worker_with(
+    pub(crate) fn start_worker_with(
         &self,
         owner: &str,
         transport: Arc<dyn Transport>,
@@ -150,14 +150,14 @@ impl Bench {
     }
 
     /// Starts a worker with the real HTTP transport.
-    pub fn start_worker(&self) -> Worker {
+    pub(crate) fn start_worker(&self) -> Worker {
         let transport =
             HttpTransport::new(None, Duration::from_secs(5), 1024 * 1024).expect("a transport");
         self.start_worker_with("worker-1", Arc::new(transport), Duration::from_secs(30))
     }
 
     /// Stores a deployment of `deploy_file` (with the example's manifests) as svc-api does.
-    pub async fn deployment(&self, deploy_file: &str) -> DeploymentId {
+    pub(crate) async fn deployment(&self, deploy_file: &str) -> DeploymentId {
         let read = |p: &str| std::fs::read_to_string(format!("{EXAMPLES}/{p}")).unwrap();
         let sources = vec![Source {
             path: "manifests/app.yaml".into(),
@@ -198,7 +198,7 @@ impl Bench {
     }
 
     /// Configures the metric provider `name`.
-    pub async fn provider(
+    pub(crate) async fn provider(
         &self,
         name: &str,
         kind: ProviderKind,
@@ -226,7 +226,7 @@ impl Bench {
     }
 
     /// Stores the secret `name`, sealed as svc-api seals it.
-    pub async fn secret(&self, name: &str, value: &str) {
+    pub(crate) async fn secret(&self, name: &str, value: &str) {
         let (ciphertext, nonce) = self.key.seal(self.tenant, name, value.as_bytes());
         let mut tx = self.store.begin().await.unwrap();
         secrets::put(&mut tx, self.tenant, name, &ciphertext, &nonce, "master-v1")
@@ -236,7 +236,7 @@ impl Bench {
     }
 
     /// Requests the analysis of step `step:1` of target `prod`, as the scheduler does.
-    pub async fn request(
+    pub(crate) async fn request(
         &self,
         deployment: DeploymentId,
         variables: &[(&str, &str)],
@@ -245,7 +245,7 @@ impl Bench {
     }
 
     /// Requests the analysis of `step_key` of target `prod`.
-    pub async fn request_step(
+    pub(crate) async fn request_step(
         &self,
         deployment: DeploymentId,
         step_key: &str,
@@ -277,7 +277,7 @@ impl Bench {
     }
 
     /// Sends `request` (again) through the outbox.
-    pub async fn send(&self, request: &AnalysisRequested) {
+    pub(crate) async fn send(&self, request: &AnalysisRequested) {
         let message = CanaryMessage::AnalysisRequested(request.clone());
         let mut tx = self.store.begin().await.unwrap();
         outbox::enqueue(&mut tx, &Envelope::new(self.tenant.as_uuid(), message))
@@ -287,7 +287,7 @@ impl Bench {
     }
 
     /// Waits until the analysis ended.
-    pub async fn wait_done(&self, id: Uuid) -> Analysis {
+    pub(crate) async fn wait_done(&self, id: Uuid) -> Analysis {
         eventually("the analysis ends", WAIT, || async {
             match analysis::get(&self.store, self.tenant, id).await {
                 Ok(a) if a.status != AnalysisStatus::Running => Some(a),
@@ -298,12 +298,12 @@ impl Bench {
     }
 
     /// The analysis's finished runs.
-    pub async fn runs(&self, id: Uuid) -> Vec<AnalysisRun> {
+    pub(crate) async fn runs(&self, id: Uuid) -> Vec<AnalysisRun> {
         analysis::runs(&self.store, self.tenant, id).await.unwrap()
     }
 
     /// Every `analysis.completed` written for analysis `id`.
-    pub async fn completions(&self, id: Uuid) -> Vec<AnalysisCompleted> {
+    pub(crate) async fn completions(&self, id: Uuid) -> Vec<AnalysisCompleted> {
         let rows: Vec<(Vec<u8>,)> = sqlx::query_as("SELECT payload FROM outbox ORDER BY seq")
             .fetch_all(&self.db.pool)
             .await
@@ -329,7 +329,7 @@ fn tracing_subscriber_init() -> Result<(), ()> {
 
 /// A deploy file whose target `prod` runs `steps` of canary, with `queries` defined and the
 /// default provider `provider`.
-pub fn deploy_file(analysis_step: &str, queries: &str, provider: &str) -> String {
+pub(crate) fn deploy_file(analysis_step: &str, queries: &str, provider: &str) -> String {
     format!(
         r#"
 version: v1

@@ -66,7 +66,7 @@ fn a_weight_step_waits_for_every_canary_pod_before_the_old_version_shrinks() {
 fn weight_steps_by_example() {
     // (replicas, stable sizes, weight, ready new pods) -> stable sizes kept, or None: wait.
     type Case<'a> = (i32, &'a [i32], u8, i32, Option<&'a [(&'a str, i32)]>);
-    let table: &[Case] = &[
+    let table: &[Case<'_>] = &[
         (10, &[10], 50, 5, Some(&[("web-old0", 5)])),
         (10, &[10], 50, 4, None),
         // More ready than wanted counts as wanted (a scale-down in progress).

@@ -38,7 +38,7 @@ fn blue_green(image: &str) -> Plan {
 }
 
 /// The Service's selector, `None` when the Service does not exist.
-pub async fn selector(bench: &Bench, name: &str) -> Option<BTreeMap<String, String>> {
+pub(crate) async fn selector(bench: &Bench, name: &str) -> Option<BTreeMap<String, String>> {
     let api: Api<Service> = Api::namespaced(bench.clients[ACCOUNT].clone(), NS);
     api.get_opt(name)
         .await
@@ -47,7 +47,7 @@ pub async fn selector(bench: &Bench, name: &str) -> Option<BTreeMap<String, Stri
 }
 
 /// The pod-template hash of the ReplicaSet running `image` (suffix).
-pub async fn hash_of(bench: &Bench, account: &str, ns: &str, image: &str) -> String {
+pub(crate) async fn hash_of(bench: &Bench, account: &str, ns: &str, image: &str) -> String {
     let api: Api<ReplicaSet> = Api::namespaced(bench.clients[account].clone(), ns);
     let list = api.list(&ListParams::default()).await.unwrap();
     let rs = list

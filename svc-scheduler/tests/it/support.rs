@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// How long a test waits for a condition before failing.
-pub const WAIT: Duration = Duration::from_secs(30);
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hello-ferry");
 
@@ -42,7 +42,7 @@ impl Clusters for SimClusters {
 }
 
 /// Everything one test runs against.
-pub struct Bench {
+pub(crate) struct Bench {
     pub db: TestDb,
     pub store: Store,
     pub tenant: TenantId,
@@ -58,7 +58,7 @@ pub struct Bench {
 
 impl Bench {
     /// A bench with a simulator for each account, whose namespaces exist.
-    pub async fn new(accounts: &[&str], namespaces: &[&str]) -> Bench {
+    pub(crate) async fn new(accounts: &[&str], namespaces: &[&str]) -> Bench {
         // Logs show with `RUST_LOG=ferry_svc_scheduler=debug` and `--no-capture`.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -92,7 +92,7 @@ impl Bench {
         let mut clients = HashMap::new();
         for account in accounts {
             let mut ns: Vec<String> = vec!["default".into()];
-            ns.extend(namespaces.iter().map(|n| n.to_string()));
+            ns.extend(namespaces.iter().map(std::string::ToString::to_string));
             let sim = ferry_kube_sim::start(SimConfig {
                 ready_delay: Duration::from_millis(200),
                 namespaces: ns,
@@ -117,17 +117,17 @@ impl Bench {
     }
 
     /// The simulator standing in for `account`'s cluster (for its fault switches).
-    pub fn sim(&self, account: &str) -> &RunningSim {
+    pub(crate) fn sim(&self, account: &str) -> &RunningSim {
         &self._sims[account]
     }
 
     /// Starts an engine instance (relay, consumer, timer loop) with fast ticks.
-    pub fn start_engine(&mut self) {
+    pub(crate) fn start_engine(&mut self) {
         self.start_engine_with(|_| {});
     }
 
     /// Like [`Bench::start_engine`], with the test's changes to the configuration.
-    pub fn start_engine_with(&mut self, change: impl FnOnce(&mut EngineConfig)) {
+    pub(crate) fn start_engine_with(&mut self, change: impl FnOnce(&mut EngineConfig)) {
         let token = CancellationToken::new();
         let clusters: Arc<dyn Clusters> = Arc::new(SimClusters(self.clients.clone()));
         let mut config = EngineConfig {
@@ -150,7 +150,7 @@ impl Bench {
     }
 
     /// Stops the running engine instance and waits until it drained.
-    pub async fn stop_engine(&mut self) {
+    pub(crate) async fn stop_engine(&mut self) {
         if let Some((token, handle)) = self.engine.take() {
             token.cancel();
             handle.await.unwrap();
@@ -159,7 +159,7 @@ impl Bench {
 
     /// Stores a deployment with `plan` and writes `deployment.started`, in one transaction, as
     /// svc-api does.
-    pub async fn start_deployment(&self, plan: &Plan) -> DeploymentId {
+    pub(crate) async fn start_deployment(&self, plan: &Plan) -> DeploymentId {
         let (id, created) = self.create(plan, OnBusy::Reject).await;
         assert!(matches!(created, Created::Started(_)), "{created:?}");
         id
@@ -168,7 +168,7 @@ impl Bench {
     /// Stores a deployment as svc-api does, with `on_busy` deciding what happens when another
     /// is in flight, and writes `deployment.started` in the same transaction only when it
     /// started at once.
-    pub async fn create(&self, plan: &Plan, on_busy: OnBusy) -> (DeploymentId, Created) {
+    pub(crate) async fn create(&self, plan: &Plan, on_busy: OnBusy) -> (DeploymentId, Created) {
         let id = DeploymentId::new();
         let new = NewDeployment {
             id,
@@ -205,14 +205,14 @@ impl Bench {
     }
 
     /// Starts a deployment with `plan` and waits until it succeeded, failing the test otherwise.
-    pub async fn deploy_succeeded(&self, plan: &Plan) {
+    pub(crate) async fn deploy_succeeded(&self, plan: &Plan) {
         let id = self.start_deployment(plan).await;
         let end = self.wait_end(id).await;
         assert_eq!(end.status, DeploymentStatus::Succeeded, "{:?}", end.reason);
     }
 
     /// Decides the target's pending approval and writes `approval.decided`, as svc-api does.
-    pub async fn decide(&self, id: DeploymentId, target: &str, approve: bool) {
+    pub(crate) async fn decide(&self, id: DeploymentId, target: &str, approve: bool) {
         let pending = eventually("a pending approval", WAIT, || async {
             approvals::list_pending(&self.store, self.tenant, Some(id))
                 .await
@@ -251,7 +251,7 @@ impl Bench {
     }
 
     /// Requests an abort through the outbox, as svc-api does.
-    pub async fn abort(&self, id: DeploymentId, reason: &str) {
+    pub(crate) async fn abort(&self, id: DeploymentId, reason: &str) {
         let message = SchedulerMessage::AbortRequested(AbortRequested {
             deployment_id: id.as_uuid(),
             requested_by: Some("alice@example.com".into()),
@@ -261,7 +261,7 @@ impl Bench {
     }
 
     /// Requests a rollback of `target` through the outbox, as svc-api does.
-    pub async fn roll_back(&self, id: DeploymentId, target: &str, reason: &str) {
+    pub(crate) async fn roll_back(&self, id: DeploymentId, target: &str, reason: &str) {
         let message = SchedulerMessage::RollbackRequested(RollbackRequested {
             deployment_id: id.as_uuid(),
             target: Some(target.into()),
@@ -272,7 +272,7 @@ impl Bench {
     }
 
     /// Writes `message` to the scheduler through the outbox, in its own transaction.
-    pub async fn send(&self, message: SchedulerMessage) {
+    pub(crate) async fn send(&self, message: SchedulerMessage) {
         let mut tx = self.store.begin().await.unwrap();
         outbox::enqueue(&mut tx, &Envelope::new(self.tenant.as_uuid(), message))
             .await
@@ -281,14 +281,14 @@ impl Bench {
     }
 
     /// The target as stored now.
-    pub async fn target(&self, id: DeploymentId, name: &str) -> Target {
+    pub(crate) async fn target(&self, id: DeploymentId, name: &str) -> Target {
         targets::get(&self.store, self.tenant, id, name)
             .await
             .unwrap()
     }
 
     /// Waits until `check` holds for the target, returning it.
-    pub async fn wait_target(
+    pub(crate) async fn wait_target(
         &self,
         id: DeploymentId,
         name: &str,
@@ -304,7 +304,7 @@ impl Bench {
 
     /// Waits until the deployment ended, returning its status. On a timeout the panic says
     /// where each target stood, with its step history and timers, so a failure explains itself.
-    pub async fn wait_end(&self, id: DeploymentId) -> deployments::Deployment {
+    pub(crate) async fn wait_end(&self, id: DeploymentId) -> deployments::Deployment {
         let ended = tokio::time::timeout(
             WAIT,
             eventually("the deployment to end", WAIT * 2, || async {
@@ -380,7 +380,7 @@ impl Bench {
     }
 
     /// The step history reasons of a target, in order.
-    pub async fn reasons(&self, id: DeploymentId, target: &str) -> Vec<String> {
+    pub(crate) async fn reasons(&self, id: DeploymentId, target: &str) -> Vec<String> {
         ferry_store::events::step_history(&self.store, self.tenant, id)
             .await
             .unwrap()
@@ -391,7 +391,7 @@ impl Bench {
     }
 
     /// The account's ReplicaSets in `namespace`: name → (spec replicas, ready replicas, image).
-    pub async fn replica_sets(
+    pub(crate) async fn replica_sets(
         &self,
         account: &str,
         namespace: &str,
@@ -424,7 +424,7 @@ impl Bench {
     }
 
     /// Ready pods of the account in `namespace`.
-    pub async fn ready_pods(&self, account: &str, namespace: &str) -> usize {
+    pub(crate) async fn ready_pods(&self, account: &str, namespace: &str) -> usize {
         let api: Api<Pod> = Api::namespaced(self.clients[account].clone(), namespace);
         api.list(&ListParams::default())
             .await
@@ -438,7 +438,7 @@ impl Bench {
 }
 
 /// Whether the pod reports the `Ready` condition as `True`.
-pub fn is_ready(pod: &Pod) -> bool {
+pub(crate) fn is_ready(pod: &Pod) -> bool {
     pod.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
@@ -446,7 +446,7 @@ pub fn is_ready(pod: &Pod) -> bool {
 }
 
 /// The sizes (spec replicas) of ReplicaSets running `image` suffix, summed.
-pub fn size_of(sets: &HashMap<String, (i32, i32, String)>, image: &str) -> i32 {
+pub(crate) fn size_of(sets: &HashMap<String, (i32, i32, String)>, image: &str) -> i32 {
     sets.values()
         .filter(|(_, _, i)| i.ends_with(image))
         .map(|(spec, _, _)| *spec)
@@ -455,7 +455,7 @@ pub fn size_of(sets: &HashMap<String, (i32, i32, String)>, image: &str) -> i32 {
 
 /// A plan from a deploy file of the hello-ferry example (text given, so a test can shorten
 /// pauses), with the example's manifests at `image`.
-pub fn plan(deploy_file: &str, image: &str) -> Plan {
+pub(crate) fn plan(deploy_file: &str, image: &str) -> Plan {
     plan_from(
         deploy_file,
         image,
@@ -464,7 +464,7 @@ pub fn plan(deploy_file: &str, image: &str) -> Plan {
 }
 
 /// Like [`plan`], with these files of the example as the manifests sent.
-pub fn plan_from(deploy_file: &str, image: &str, paths: &[&str]) -> Plan {
+pub(crate) fn plan_from(deploy_file: &str, image: &str, paths: &[&str]) -> Plan {
     let read = |p: &str| std::fs::read_to_string(format!("{EXAMPLES}/{p}")).unwrap();
     let sources: Vec<Source> = paths
         .iter()
@@ -478,6 +478,6 @@ pub fn plan_from(deploy_file: &str, image: &str, paths: &[&str]) -> Plan {
 }
 
 /// The example's deploy-canary.yml.
-pub fn example(name: &str) -> String {
+pub(crate) fn example(name: &str) -> String {
     std::fs::read_to_string(format!("{EXAMPLES}/{name}")).unwrap()
 }

@@ -26,7 +26,7 @@ impl<M: Message> Handler for Forward<M> {
 }
 
 /// A consumer of one work queue whose messages the test receives in order.
-pub struct Worker<M> {
+pub(crate) struct Worker<M> {
     received: mpsc::UnboundedReceiver<Envelope<M>>,
     stop: CancellationToken,
     task: JoinHandle<()>,
@@ -34,7 +34,7 @@ pub struct Worker<M> {
 
 impl<M: Message> Worker<M> {
     /// Starts consuming `queue` on the bench's bus.
-    pub fn start(bench: &Bench, queue: WorkQueue) -> Worker<M> {
+    pub(crate) fn start(bench: &Bench, queue: WorkQueue) -> Worker<M> {
         let (tx, received) = mpsc::unbounded_channel();
         let stop = CancellationToken::new();
         let bus = bench.bus.clone();
@@ -58,7 +58,7 @@ impl<M: Message> Worker<M> {
     }
 
     /// The next message, failing the test when none comes within the wait.
-    pub async fn next(&mut self, what: &str) -> Envelope<M> {
+    pub(crate) async fn next(&mut self, what: &str) -> Envelope<M> {
         tokio::time::timeout(WAIT, self.received.recv())
             .await
             .unwrap_or_else(|_| panic!("no {what} within {WAIT:?}"))
@@ -66,26 +66,31 @@ impl<M: Message> Worker<M> {
     }
 
     /// Stops consuming.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.stop.cancel();
         self.task.await.unwrap();
     }
 }
 
 /// The next webhook request.
-pub async fn webhook_request(worker: &mut Worker<WebhookMessage>) -> WebhookRequested {
+pub(crate) async fn webhook_request(worker: &mut Worker<WebhookMessage>) -> WebhookRequested {
     let WebhookMessage::WebhookRequested(m) = worker.next("webhook.requested").await.payload;
     m
 }
 
 /// The next analysis request.
-pub async fn analysis_request(worker: &mut Worker<CanaryMessage>) -> AnalysisRequested {
+pub(crate) async fn analysis_request(worker: &mut Worker<CanaryMessage>) -> AnalysisRequested {
     let CanaryMessage::AnalysisRequested(m) = worker.next("analysis.requested").await.payload;
     m
 }
 
 /// Reports the webhook's result as svc-webhook (or the callback through svc-api) does.
-pub async fn complete_webhook(bench: &Bench, request: &WebhookRequested, success: bool, why: &str) {
+pub(crate) async fn complete_webhook(
+    bench: &Bench,
+    request: &WebhookRequested,
+    success: bool,
+    why: &str,
+) {
     bench
         .send(SchedulerMessage::WebhookCompleted(WebhookCompleted {
             deployment_id: request.deployment_id,
@@ -99,7 +104,7 @@ pub async fn complete_webhook(bench: &Bench, request: &WebhookRequested, success
 }
 
 /// Reports the analysis verdict as svc-canary does.
-pub async fn complete_analysis(
+pub(crate) async fn complete_analysis(
     bench: &Bench,
     request: &AnalysisRequested,
     success: bool,
@@ -119,7 +124,7 @@ pub async fn complete_analysis(
 }
 
 /// A person's roll-forward or roll-back decision, written as svc-api does.
-pub async fn decide_rollout(bench: &Bench, request: &AnalysisRequested, forward: bool) {
+pub(crate) async fn decide_rollout(bench: &Bench, request: &AnalysisRequested, forward: bool) {
     use ferry_bus::messages::{RolloutDecided, RolloutDecision};
     bench
         .send(SchedulerMessage::RolloutDecided(RolloutDecided {
@@ -139,7 +144,7 @@ pub async fn decide_rollout(bench: &Bench, request: &AnalysisRequested, forward:
 
 /// How many requests the engine wrote for a service (`webhook`, `canary`) through the outbox:
 /// the transactional record, whether or not the relay published them yet.
-pub async fn requests_written(bench: &Bench, service: &str) -> i64 {
+pub(crate) async fn requests_written(bench: &Bench, service: &str) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM outbox WHERE routing_key = $1")
         .bind(service)
         .fetch_one(&bench.db.pool)

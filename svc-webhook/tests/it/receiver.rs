@@ -13,7 +13,7 @@ use std::time::Duration;
 
 /// One scripted answer.
 #[derive(Clone, Debug)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: String,
@@ -21,7 +21,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub fn status(status: u16, body: &str) -> Reply {
+    pub(crate) fn status(status: u16, body: &str) -> Reply {
         Reply {
             status,
             headers: vec![],
@@ -30,12 +30,12 @@ impl Reply {
         }
     }
 
-    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
+    pub(crate) fn header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
         self.headers.push((name, value.into()));
         self
     }
 
-    pub fn after(mut self, delay: Duration) -> Reply {
+    pub(crate) fn after(mut self, delay: Duration) -> Reply {
         self.delay = delay;
         self
     }
@@ -43,7 +43,7 @@ impl Reply {
 
 /// What the receiver got.
 #[derive(Clone, Debug)]
-pub struct Received {
+pub(crate) struct Received {
     pub method: String,
     pub path: String,
     pub headers: HeaderMap,
@@ -51,7 +51,7 @@ pub struct Received {
 }
 
 impl Received {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 }
@@ -64,7 +64,7 @@ struct Inner {
 
 /// A running receiver.
 #[derive(Clone)]
-pub struct Receiver {
+pub(crate) struct Receiver {
     pub addr: SocketAddr,
     inner: Arc<Mutex<Inner>>,
 }
@@ -97,12 +97,12 @@ async fn answer(
 
 impl Receiver {
     /// Starts a receiver on 127.0.0.1 answering `script` in order, then 200.
-    pub async fn start(script: Vec<Reply>) -> Receiver {
+    pub(crate) async fn start(script: Vec<Reply>) -> Receiver {
         Receiver::start_on("127.0.0.1", script).await
     }
 
     /// Starts a receiver on `ip`.
-    pub async fn start_on(ip: &str, script: Vec<Reply>) -> Receiver {
+    pub(crate) async fn start_on(ip: &str, script: Vec<Reply>) -> Receiver {
         let inner = Arc::new(Mutex::new(Inner {
             script: script.into(),
             received: Vec::new(),
@@ -116,11 +116,11 @@ impl Receiver {
         Receiver { addr, inner }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
-    pub fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.inner.lock().unwrap().received.clone()
     }
 }

@@ -29,10 +29,10 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// How long a test waits for a condition before failing.
-pub const WAIT: Duration = Duration::from_secs(60);
+pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
 /// A running worker.
-pub struct Worker {
+pub(crate) struct Worker {
     stop: CancellationToken,
     task: JoinHandle<()>,
     pub metrics: ConsumerMetrics,
@@ -42,7 +42,7 @@ pub struct Worker {
 
 impl Worker {
     /// The value of a series (name and labels exactly as the text exposition writes them).
-    pub fn metric(&self, series: &str) -> Option<f64> {
+    pub(crate) fn metric(&self, series: &str) -> Option<f64> {
         use prometheus::Encoder;
         let mut body = Vec::new();
         prometheus::TextEncoder::new()
@@ -55,20 +55,20 @@ impl Worker {
     }
 
     /// Stops it and waits for it to drain.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.stop.cancel();
         let _ = self.task.await;
     }
 
     /// Kills it: its tasks are dropped mid-flight, as when a replica dies.
-    pub fn kill(self) {
+    pub(crate) fn kill(self) {
         self.task.abort();
     }
 }
 
 /// How a test's worker behaves.
 #[derive(Clone, Debug)]
-pub struct Options {
+pub(crate) struct Options {
     pub owner: String,
     pub attempt_timeout: Duration,
     pub lease: Duration,
@@ -87,7 +87,7 @@ impl Default for Options {
 }
 
 /// Everything one test runs against.
-pub struct Bench {
+pub(crate) struct Bench {
     pub db: TestDb,
     pub store: Store,
     pub tenant: TenantId,
@@ -113,7 +113,7 @@ manifests:
 "#;
 
 impl Bench {
-    pub async fn new() -> Bench {
+    pub(crate) async fn new() -> Bench {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
@@ -142,7 +142,7 @@ impl Bench {
     }
 
     /// Creates another tenant.
-    pub async fn tenant(store: &Store, slug: &str) -> TenantId {
+    pub(crate) async fn tenant(store: &Store, slug: &str) -> TenantId {
         let mut tx = store.begin().await.unwrap();
         let tenant = tenants::create(
             &mut tx,
@@ -160,7 +160,7 @@ impl Bench {
     }
 
     /// Stores a deployment of `tenant` (its plan is not what svc-webhook reads).
-    pub async fn deployment(store: &Store, tenant: TenantId) -> DeploymentId {
+    pub(crate) async fn deployment(store: &Store, tenant: TenantId) -> DeploymentId {
         let plan = ferry_deploy::check(
             "deploy.yml",
             DEPLOY_FILE,
@@ -193,8 +193,11 @@ impl Bench {
     }
 
     /// Lets the tenant's direct webhooks reach `networks`.
-    pub async fn allow(&self, networks: &[&str]) {
-        let networks: Vec<String> = networks.iter().map(|n| n.to_string()).collect();
+    pub(crate) async fn allow(&self, networks: &[&str]) {
+        let networks: Vec<String> = networks
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect();
         let mut tx = self.store.begin().await.unwrap();
         webhooks::set_allowed_networks(&mut tx, self.tenant, &networks, "test")
             .await
@@ -203,7 +206,7 @@ impl Bench {
     }
 
     /// Stores the secret `name`, sealed as svc-api seals it.
-    pub async fn secret(&self, name: &str, value: &str) {
+    pub(crate) async fn secret(&self, name: &str, value: &str) {
         let (ciphertext, nonce) = self.key.seal(self.tenant, name, value.as_bytes());
         let mut tx = self.store.begin().await.unwrap();
         secrets::put(&mut tx, self.tenant, name, &ciphertext, &nonce, "master-v1")
@@ -213,7 +216,7 @@ impl Bench {
     }
 
     /// Starts a worker.
-    pub fn start_worker_with(&self, options: Options) -> Worker {
+    pub(crate) fn start_worker_with(&self, options: Options) -> Worker {
         let registry = prometheus::Registry::new();
         let transport =
             HttpTransport::new(options.tunnel.clone(), options.attempt_timeout, 64 * 1024)
@@ -267,19 +270,19 @@ impl Bench {
         }
     }
 
-    pub fn start_worker(&self) -> Worker {
+    pub(crate) fn start_worker(&self) -> Worker {
         self.start_worker_with(Options::default())
     }
 
     /// Requests `call` as the scheduler does (a new webhook run id each time).
-    pub async fn request(&self, call: WebhookCall) -> WebhookRequested {
+    pub(crate) async fn request(&self, call: WebhookCall) -> WebhookRequested {
         let request = self.request_unsent(call);
         self.send(&request).await;
         request
     }
 
     /// Requests `call` with run id `id` (a callback's row id, as the scheduler does).
-    pub async fn request_with_id(&self, call: WebhookCall, id: Uuid) -> WebhookRequested {
+    pub(crate) async fn request_with_id(&self, call: WebhookCall, id: Uuid) -> WebhookRequested {
         let mut request = self.request_unsent(call);
         request.webhook_id = id;
         self.send(&request).await;
@@ -287,7 +290,7 @@ impl Bench {
     }
 
     /// The request the scheduler would send for `call`, not sent.
-    pub fn request_unsent(&self, call: WebhookCall) -> WebhookRequested {
+    pub(crate) fn request_unsent(&self, call: WebhookCall) -> WebhookRequested {
         WebhookRequested {
             deployment_id: self.deployment.as_uuid(),
             target: Some("prod".into()),
@@ -303,7 +306,7 @@ impl Bench {
     }
 
     /// Sends `request` (again) through the outbox.
-    pub async fn send(&self, request: &WebhookRequested) {
+    pub(crate) async fn send(&self, request: &WebhookRequested) {
         let message = WebhookMessage::WebhookRequested(request.clone());
         let mut tx = self.store.begin().await.unwrap();
         outbox::enqueue(&mut tx, &Envelope::new(self.tenant.as_uuid(), message))
@@ -313,7 +316,7 @@ impl Bench {
     }
 
     /// Waits until the delivery is no longer pending.
-    pub async fn wait_done(&self, id: Uuid) -> Delivery {
+    pub(crate) async fn wait_done(&self, id: Uuid) -> Delivery {
         eventually("the delivery ends", WAIT, || async {
             match webhooks::get(&self.store, self.tenant, id).await {
                 Ok(d) if d.status != DeliveryStatus::Pending => Some(d),
@@ -324,7 +327,7 @@ impl Bench {
     }
 
     /// Every `webhook.completed` written for webhook run `id`.
-    pub async fn completions(&self, id: Uuid) -> Vec<WebhookCompleted> {
+    pub(crate) async fn completions(&self, id: Uuid) -> Vec<WebhookCompleted> {
         let rows: Vec<(Vec<u8>,)> = sqlx::query_as("SELECT payload FROM outbox ORDER BY seq")
             .fetch_all(&self.db.pool)
             .await
@@ -340,7 +343,7 @@ impl Bench {
 }
 
 /// A direct POST of `body` to `uri`, `retries` retries, without callback.
-pub fn post(uri: &str, body: &str, retries: u32) -> WebhookCall {
+pub(crate) fn post(uri: &str, body: &str, retries: u32) -> WebhookCall {
     WebhookCall {
         method: "POST".into(),
         uri: uri.into(),

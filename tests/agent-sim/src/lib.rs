@@ -289,7 +289,7 @@ async fn serve(shared: &Arc<Shared>, stream: AgentStream, stop: &CancellationTok
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn heartbeat_message(nonce: u64) -> AgentMessage {
@@ -297,8 +297,7 @@ fn heartbeat_message(nonce: u64) -> AgentMessage {
         kind: Some(agent_message::Kind::Heartbeat(Heartbeat {
             sent_at_unix_ms: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
+                .map_or(0, |d| d.as_millis() as u64),
             ping_nonce: nonce,
         })),
     }

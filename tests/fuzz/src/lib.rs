@@ -45,8 +45,7 @@ pub struct Outcome {
 fn seed(n: u64) -> [u8; 32] {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
+        .map_or(0, |d| d.as_nanos() as u64);
     let mut out = [0u8; 32];
     out[..8].copy_from_slice(&now.to_le_bytes());
     out[8..16].copy_from_slice(&n.to_le_bytes());
@@ -157,7 +156,7 @@ mod tests {
             run("demo", 0u32..1000, |n| {
                 prop_assert!(n < 500);
                 Ok(())
-            })
+            });
         });
         let message = *result.unwrap_err().downcast::<String>().unwrap();
         assert!(message.contains("minimal input: 500"), "{message}");

@@ -22,7 +22,7 @@ use crate::error::ApiError;
 use crate::patch::{merge_key, strategic_merge};
 
 /// A field path in FieldsV1 notation (`f:spec`, `k:{"name":"app"}`, ...).
-pub type FieldPath = Vec<String>;
+pub(crate) type FieldPath = Vec<String>;
 
 /// Metadata fields the server owns; never part of a field set.
 const SERVER_METADATA: &[&str] = &[
@@ -38,7 +38,7 @@ const SERVER_METADATA: &[&str] = &[
 ];
 
 /// Every leaf (and associative-list item) of `obj` with its value.
-pub fn leaves(obj: &Value, builtin: bool) -> BTreeMap<FieldPath, Value> {
+pub(crate) fn leaves(obj: &Value, builtin: bool) -> BTreeMap<FieldPath, Value> {
     let mut out = BTreeMap::new();
     let Some(top) = obj.as_object() else {
         return out;
@@ -109,7 +109,7 @@ fn walk(
 }
 
 /// A field set as a FieldsV1 tree.
-pub fn to_fields_v1(set: &BTreeSet<FieldPath>) -> Value {
+pub(crate) fn to_fields_v1(set: &BTreeSet<FieldPath>) -> Value {
     let mut root = Map::new();
     for path in set {
         let mut node = &mut root;
@@ -132,7 +132,7 @@ pub fn to_fields_v1(set: &BTreeSet<FieldPath>) -> Value {
 }
 
 /// A FieldsV1 tree as a field set.
-pub fn from_fields_v1(tree: &Value) -> BTreeSet<FieldPath> {
+pub(crate) fn from_fields_v1(tree: &Value) -> BTreeSet<FieldPath> {
     fn go(node: &Map<String, Value>, path: &mut FieldPath, out: &mut BTreeSet<FieldPath>) {
         for (k, child) in node {
             if k == "." {
@@ -277,7 +277,7 @@ fn item_matches(item: &Value, id: &Value) -> bool {
 
 /// What a server-side apply request asks for.
 #[derive(Debug, Clone)]
-pub struct ApplyRequest<'a> {
+pub(crate) struct ApplyRequest<'a> {
     /// The field manager (required by the API for apply).
     pub manager: &'a str,
     /// Take conflicting fields from their owners.
@@ -292,7 +292,7 @@ pub struct ApplyRequest<'a> {
 
 /// Server-side apply of `applied` onto `live` (`None`: the object does not exist yet). Returns
 /// the merged object with updated `managedFields`; the caller handles the rest of metadata.
-pub fn server_side_apply(
+pub(crate) fn server_side_apply(
     live: Option<&Value>,
     applied: &Value,
     req: &ApplyRequest<'_>,
@@ -397,7 +397,7 @@ pub fn server_side_apply(
 
 /// Records a non-apply write by `manager`: every field that changed between `old` and `new`
 /// moves to the manager's `Update` entry; fields that disappeared leave every entry.
-pub fn track_update(
+pub(crate) fn track_update(
     old: Option<&Value>,
     new: &mut Value,
     manager: &str,

@@ -31,7 +31,7 @@ const HASH_LABEL: &str = "pod-template-hash";
 const MIN_PASS: Duration = Duration::from_millis(10);
 
 /// Runs the controller until shutdown.
-pub async fn run(state: Arc<SimState>) {
+pub(crate) async fn run(state: Arc<SimState>) {
     let mut ctl = Controller {
         state: state.clone(),
         first_seen: HashMap::new(),
@@ -40,9 +40,9 @@ pub async fn run(state: Arc<SimState>) {
     loop {
         let began = Instant::now();
         let next = ctl.reconcile();
-        let wait = next
-            .map(|t| t.saturating_duration_since(Instant::now()))
-            .unwrap_or(Duration::from_secs(1));
+        let wait = next.map_or(Duration::from_secs(1), |t| {
+            t.saturating_duration_since(Instant::now())
+        });
         tokio::select! {
             _ = state.shutdown.cancelled() => return,
             _ = state.store.changed() => {}
@@ -91,7 +91,7 @@ fn is_ready(pod: &Value) -> bool {
 }
 
 /// The tag of an image reference (`repo:tag`, `host:5000/repo:tag@sha256:...`).
-pub fn image_tag(image: &str) -> Option<&str> {
+pub(crate) fn image_tag(image: &str) -> Option<&str> {
     let image = image.split('@').next().unwrap_or(image);
     let last = image.rsplit('/').next().unwrap_or(image);
     last.split_once(':').map(|(_, tag)| tag)
@@ -214,7 +214,7 @@ impl Controller {
             let (ns, _) = name_of(&d);
             let uid = d["metadata"]["uid"].as_str().unwrap_or_default();
             let selector = LabelSelector::from_object(&d["spec"]["selector"]);
-            for rs in sets.iter_mut() {
+            for rs in &mut sets {
                 if name_of(rs).0 == ns && controller_of(rs).is_none() && selector.matches(rs) {
                     match self.set_owner("apps", "replicasets", rs, owner_ref(&d, "Deployment")) {
                         Some(adopted) => *rs = Arc::new(adopted),

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::resources::{Registry, ResourceType};
 
 /// `/version`.
-pub fn version() -> Value {
+pub(crate) fn version() -> Value {
     json!({
         "major": "1",
         "minor": "33",
@@ -22,7 +22,7 @@ pub fn version() -> Value {
 }
 
 /// `/api`: the core group's versions.
-pub fn core_versions(server: &str) -> Value {
+pub(crate) fn core_versions(server: &str) -> Value {
     json!({
         "kind": "APIVersions",
         "versions": ["v1"],
@@ -39,13 +39,13 @@ fn group(name: &str, versions: &[String]) -> Value {
 }
 
 /// `/apis`: all named groups.
-pub fn group_list(registry: &Registry) -> Value {
+pub(crate) fn group_list(registry: &Registry) -> Value {
     let groups: Vec<Value> = registry.groups().iter().map(|(g, v)| group(g, v)).collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// `/apis/{group}`, or `None` when the group is not served.
-pub fn group_doc(registry: &Registry, name: &str) -> Option<Value> {
+pub(crate) fn group_doc(registry: &Registry, name: &str) -> Option<Value> {
     let groups = registry.groups();
     let (g, v) = groups.iter().find(|(g, _)| g == name)?;
     let mut doc = group(g, v);
@@ -102,7 +102,7 @@ fn resource_entry(t: &ResourceType) -> Vec<Value> {
 }
 
 /// The `APIResourceList` of a group version, or `None` when nothing is served there.
-pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<Value> {
+pub(crate) fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<Value> {
     let types = registry.in_group_version(group, version);
     if types.is_empty() {
         return None;

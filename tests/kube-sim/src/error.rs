@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 /// A failed API request, carried to the client as a `Status` object.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     /// HTTP status code, also written into `Status.code`.
     pub code: u16,
     /// Machine-readable reason (`NotFound`, `AlreadyExists`, `Conflict`, `Invalid`, ...).
@@ -30,14 +30,14 @@ impl ApiError {
     }
 
     /// `404 NotFound` for a named object of a resource, worded as the real API server does.
-    pub fn not_found(resource: &str, group: &str, name: &str) -> ApiError {
+    pub(crate) fn not_found(resource: &str, group: &str, name: &str) -> ApiError {
         let gr = qualified(resource, group);
         ApiError::new(404, "NotFound", format!("{gr} \"{name}\" not found"))
             .with_details(json!({"name": name, "group": group, "kind": resource}))
     }
 
     /// `404 NotFound` for a path that names no served resource or discovery document.
-    pub fn no_such_path() -> ApiError {
+    pub(crate) fn no_such_path() -> ApiError {
         ApiError::new(
             404,
             "NotFound",
@@ -46,7 +46,7 @@ impl ApiError {
     }
 
     /// `409 AlreadyExists` on create.
-    pub fn already_exists(resource: &str, group: &str, name: &str) -> ApiError {
+    pub(crate) fn already_exists(resource: &str, group: &str, name: &str) -> ApiError {
         let gr = qualified(resource, group);
         ApiError::new(
             409,
@@ -57,58 +57,58 @@ impl ApiError {
     }
 
     /// `409 Conflict` for a stale `resourceVersion` or an apply conflict.
-    pub fn conflict(message: impl Into<String>) -> ApiError {
+    pub(crate) fn conflict(message: impl Into<String>) -> ApiError {
         ApiError::new(409, "Conflict", message)
     }
 
     /// `422 Invalid` for an object that fails validation.
-    pub fn invalid(message: impl Into<String>) -> ApiError {
+    pub(crate) fn invalid(message: impl Into<String>) -> ApiError {
         ApiError::new(422, "Invalid", message)
     }
 
     /// `400 BadRequest` for a malformed request.
-    pub fn bad_request(message: impl Into<String>) -> ApiError {
+    pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(400, "BadRequest", message)
     }
 
     /// `405 MethodNotAllowed` for a verb the resource does not support.
-    pub fn method_not_allowed(message: impl Into<String>) -> ApiError {
+    pub(crate) fn method_not_allowed(message: impl Into<String>) -> ApiError {
         ApiError::new(405, "MethodNotAllowed", message)
     }
 
     /// `415 UnsupportedMediaType`, e.g. strategic merge patch on a custom resource.
-    pub fn unsupported_media_type(message: impl Into<String>) -> ApiError {
+    pub(crate) fn unsupported_media_type(message: impl Into<String>) -> ApiError {
         ApiError::new(415, "UnsupportedMediaType", message)
     }
 
     /// `406 NotAcceptable`: no representation the client accepts.
-    pub fn not_acceptable(message: impl Into<String>) -> ApiError {
+    pub(crate) fn not_acceptable(message: impl Into<String>) -> ApiError {
         ApiError::new(406, "NotAcceptable", message)
     }
 
     /// `401 Unauthorized` for a missing or wrong bearer token.
-    pub fn unauthorized() -> ApiError {
+    pub(crate) fn unauthorized() -> ApiError {
         ApiError::new(401, "Unauthorized", "Unauthorized")
     }
 
     /// `500 InternalError`, used by the error-rate fault switch.
-    pub fn internal(message: impl Into<String>) -> ApiError {
+    pub(crate) fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(500, "InternalError", message)
     }
 
     /// `410 Expired`: a watch or list from a resourceVersion older than the kept history.
-    pub fn gone(rv: u64) -> ApiError {
+    pub(crate) fn gone(rv: u64) -> ApiError {
         ApiError::new(410, "Expired", format!("too old resource version: {rv}"))
     }
 
     /// Attaches `Status.details`.
-    pub fn with_details(mut self, details: Value) -> ApiError {
+    pub(crate) fn with_details(mut self, details: Value) -> ApiError {
         self.details = Some(details);
         self
     }
 
     /// The `Status` object for this error.
-    pub fn status(&self) -> Value {
+    pub(crate) fn status(&self) -> Value {
         let mut status = json!({
             "kind": "Status",
             "apiVersion": "v1",

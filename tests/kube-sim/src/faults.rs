@@ -42,7 +42,11 @@ impl Faults {
 }
 
 /// Middleware applying the current faults to every request outside `/_sim/`.
-pub async fn apply(State(state): State<Arc<SimState>>, req: Request, next: Next) -> Response {
+pub(crate) async fn apply(
+    State(state): State<Arc<SimState>>,
+    req: Request,
+    next: Next,
+) -> Response {
     if req.uri().path().starts_with("/_sim/") {
         return next.run(req).await;
     }

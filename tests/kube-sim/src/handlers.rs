@@ -23,7 +23,7 @@ use crate::{discovery, protobuf, table, watch, yaml};
 
 /// A request for a resource (collection, object or subresource).
 #[derive(Debug, Clone)]
-pub struct Target {
+pub(crate) struct Target {
     /// The resource.
     pub rt: ResourceType,
     /// The version in the path.
@@ -38,7 +38,7 @@ pub struct Target {
 
 /// Parses the path after `/api/v1` or `/apis/{group}/{version}`; `Ok(None)` for the group
 /// version's discovery document.
-pub fn parse_target(
+pub(crate) fn parse_target(
     state: &SimState,
     group: &str,
     version: &str,
@@ -59,7 +59,7 @@ pub fn parse_target(
     if rest.len() > 3 || (!namespaced && rt.namespaced && rest.len() > 1) {
         return Err(ApiError::no_such_path());
     }
-    let sub = rest.get(2).map(|s| s.to_string());
+    let sub = rest.get(2).map(std::string::ToString::to_string);
     if let Some(s) = &sub
         && !((s == "status" && rt.status) || (s == "scale" && rt.scale))
     {
@@ -69,7 +69,7 @@ pub fn parse_target(
         rt,
         version: version.to_string(),
         ns,
-        name: rest.get(1).map(|s| s.to_string()),
+        name: rest.get(1).map(std::string::ToString::to_string),
         sub,
     }))
 }
@@ -168,7 +168,7 @@ fn scale_of(obj: &Value) -> Value {
 }
 
 /// Serves one resource request.
-pub async fn serve(
+pub(crate) async fn serve(
     state: Arc<SimState>,
     t: Target,
     method: Method,
@@ -449,7 +449,7 @@ fn set_scale(
 }
 
 /// Serves discovery for a group version.
-pub fn group_version_doc(
+pub(crate) fn group_version_doc(
     state: &SimState,
     group: &str,
     version: &str,

@@ -20,7 +20,7 @@ use crate::state::SimState;
 use crate::{discovery, handlers};
 
 /// The router serving the whole simulator.
-pub fn router(state: Arc<SimState>) -> Router {
+pub(crate) fn router(state: Arc<SimState>) -> Router {
     let audit = Arc::new(Audit::default());
     let view = audit.clone();
     Router::new()
@@ -66,7 +66,7 @@ impl Audit {
     fn snapshot(&self) -> std::collections::BTreeMap<String, Written> {
         self.objects
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 }
@@ -99,7 +99,10 @@ async fn record_write(State(audit): State<Arc<Audit>>, req: Request, next: Next)
         let version = meta["resourceVersion"].as_str().unwrap_or("").to_string();
         // A delete-collection answers with a list: not one object's write.
         if meta["name"].is_string() {
-            let mut objects = audit.objects.lock().unwrap_or_else(|e| e.into_inner());
+            let mut objects = audit
+                .objects
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let entry = objects.entry(key).or_default();
             if method == Method::DELETE {
                 entry.deletes += 1;
@@ -179,7 +182,7 @@ async fn dispatch(
     let path = uri.path().trim_end_matches('/');
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let result = match segs.as_slice() {
-        ["healthz"] | ["livez"] | ["readyz"] => Ok("ok".into_response()),
+        ["healthz" | "livez" | "readyz"] => Ok("ok".into_response()),
         ["version"] => Ok(axum::Json(discovery::version()).into_response()),
         ["api"] => Ok(axum::Json(discovery::core_versions(&state.server_address)).into_response()),
         ["apis"] => Ok(axum::Json(discovery::group_list(&state.registry)).into_response()),

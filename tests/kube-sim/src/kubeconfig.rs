@@ -4,7 +4,7 @@
 use base64::Engine;
 
 /// Renders a kubeconfig for `server` with the CA (PEM) when serving HTTPS.
-pub fn render(server: &str, ca_pem: Option<&str>, token: &str) -> String {
+pub(crate) fn render(server: &str, ca_pem: Option<&str>, token: &str) -> String {
     let ca_line = match ca_pem {
         Some(pem) => format!(
             "    certificate-authority-data: {}\n",

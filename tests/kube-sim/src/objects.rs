@@ -12,12 +12,12 @@ use crate::resources::ResourceType;
 use crate::selector::LabelSelector;
 
 /// Now, as Kubernetes writes timestamps (RFC 3339, seconds, `Z`).
-pub fn now_ts() -> String {
+pub(crate) fn now_ts() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// A random suffix from the alphabet Kubernetes uses for generated names.
-pub fn random_suffix(len: usize) -> String {
+pub(crate) fn random_suffix(len: usize) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();
     (0..len)
@@ -36,14 +36,14 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// The object as served in `version` (all versions share storage, without conversion).
-pub fn for_version(rt: &ResourceType, version: &str, mut obj: Value) -> Value {
+pub(crate) fn for_version(rt: &ResourceType, version: &str, mut obj: Value) -> Value {
     obj["apiVersion"] = Value::String(rt.api_version(version));
     obj["kind"] = Value::String(rt.kind.clone());
     obj
 }
 
 /// The name and namespace of an object, as stored.
-pub fn name_of(obj: &Value) -> (&str, &str) {
+pub(crate) fn name_of(obj: &Value) -> (&str, &str) {
     let meta = &obj["metadata"];
     (
         meta["namespace"].as_str().unwrap_or_default(),
@@ -53,7 +53,7 @@ pub fn name_of(obj: &Value) -> (&str, &str) {
 
 /// Prepares a new object for storage: identity, timestamps, generation, defaults, validation.
 /// `ns` is the namespace from the request path (empty for cluster-scoped resources).
-pub fn prepare_create(
+pub(crate) fn prepare_create(
     rt: &ResourceType,
     version: &str,
     ns: &str,
@@ -124,7 +124,7 @@ pub fn prepare_create(
 }
 
 /// The stale-`resourceVersion` conflict, worded as the real API server does.
-pub fn stale(rt: &ResourceType, name: &str) -> ApiError {
+pub(crate) fn stale(rt: &ResourceType, name: &str) -> ApiError {
     let gr = if rt.group.is_empty() {
         rt.plural.clone()
     } else {
@@ -149,7 +149,7 @@ fn spec_part(obj: &Value) -> Value {
 
 /// Prepares an update of `old` to `new`. With `subresource == Some("status")` only the status
 /// changes; otherwise the status of a resource with a status subresource is kept.
-pub fn prepare_update(
+pub(crate) fn prepare_update(
     rt: &ResourceType,
     version: &str,
     old: &Value,

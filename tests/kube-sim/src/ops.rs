@@ -11,7 +11,7 @@ use crate::state::SimState;
 
 /// How dependents are treated when their owner is deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Propagation {
+pub(crate) enum Propagation {
     /// Dependents lose their owner reference and stay.
     Orphan,
     /// The owner goes now; the garbage collector deletes dependents right after.
@@ -22,7 +22,7 @@ pub enum Propagation {
 
 impl Propagation {
     /// Parses `propagationPolicy` (query parameter or DeleteOptions body field).
-    pub fn parse(s: &str) -> Result<Propagation, ApiError> {
+    pub(crate) fn parse(s: &str) -> Result<Propagation, ApiError> {
         match s {
             "Orphan" => Ok(Propagation::Orphan),
             "Background" => Ok(Propagation::Background),
@@ -42,7 +42,7 @@ fn namespace_exists(state: &SimState, rt: &ResourceType, ns: &str) -> Result<(),
 }
 
 /// Creates an object; `manager` (when given) gets an `Update` managedFields entry.
-pub fn create(
+pub(crate) fn create(
     state: &SimState,
     rt: &ResourceType,
     version: &str,
@@ -78,7 +78,7 @@ pub fn create(
 /// Updates an existing object with `f(current) -> desired`, then applies the update rules
 /// (status subresource, generation, preconditions) and field ownership.
 #[allow(clippy::too_many_arguments)] // the request coordinates plus the change
-pub fn update(
+pub(crate) fn update(
     state: &SimState,
     rt: &ResourceType,
     version: &str,
@@ -115,7 +115,7 @@ pub fn update(
 
 /// Server-side apply: creates the object when missing, else merges with ownership checks.
 #[allow(clippy::too_many_arguments)] // the request's coordinates plus the apply options
-pub fn apply(
+pub(crate) fn apply(
     state: &SimState,
     rt: &ResourceType,
     version: &str,
@@ -205,7 +205,7 @@ pub fn apply(
 const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
 
 /// Deletes an object with the given propagation policy; returns its last state.
-pub fn delete(
+pub(crate) fn delete(
     state: &SimState,
     rt: &ResourceType,
     ns: &str,
@@ -279,7 +279,7 @@ fn delete_dependents(state: &SimState, uid: &str) {
 
 /// One garbage-collection pass: deletes objects all of whose owners are gone. Returns how many
 /// it deleted (the controller repeats while dependents of dependents remain).
-pub fn collect_garbage(state: &SimState) -> usize {
+pub(crate) fn collect_garbage(state: &SimState) -> usize {
     let orphans = state.store.orphans();
     for (res, obj) in &orphans {
         let (ns, name) = crate::objects::name_of(obj);

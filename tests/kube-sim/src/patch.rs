@@ -11,7 +11,7 @@ use crate::error::ApiError;
 
 /// The patch flavours, from the request's `Content-Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PatchKind {
+pub(crate) enum PatchKind {
     /// `application/merge-patch+json`
     Merge,
     /// `application/json-patch+json`
@@ -24,7 +24,7 @@ pub enum PatchKind {
 
 impl PatchKind {
     /// The patch kind for a content type, ignoring parameters such as `charset`.
-    pub fn from_content_type(ct: &str) -> Option<PatchKind> {
+    pub(crate) fn from_content_type(ct: &str) -> Option<PatchKind> {
         match ct.split(';').next().unwrap_or_default().trim() {
             "application/merge-patch+json" => Some(PatchKind::Merge),
             "application/json-patch+json" => Some(PatchKind::Json),
@@ -38,7 +38,7 @@ impl PatchKind {
 }
 
 /// Applies a merge, JSON or strategic merge patch to `target`.
-pub fn apply(
+pub(crate) fn apply(
     kind: PatchKind,
     target: &Value,
     patch: &Value,
@@ -74,7 +74,7 @@ pub fn apply(
 }
 
 /// The merge key of a list field, or `None` when the list is atomic (replaced whole).
-pub fn merge_key(field: &str, items: &[Value], builtin: bool) -> Option<&'static str> {
+pub(crate) fn merge_key(field: &str, items: &[Value], builtin: bool) -> Option<&'static str> {
     if !builtin {
         return None;
     }
@@ -123,7 +123,7 @@ fn clean(v: &Value) -> Value {
 
 /// Strategic merge of `patch` into `target`; also the merge step of server-side apply (whose
 /// applied configurations carry no directives).
-pub fn strategic_merge(target: &mut Value, patch: &Value, builtin: bool) {
+pub(crate) fn strategic_merge(target: &mut Value, patch: &Value, builtin: bool) {
     match (target.as_object_mut(), patch.as_object()) {
         (Some(t), Some(p)) => {
             if p.get("$patch").and_then(Value::as_str) == Some("replace") {

@@ -375,7 +375,7 @@ fn bytes_map(v: BTreeMap<String, Vec<u8>>) -> Value {
 }
 
 /// Decodes a protobuf body for `kind` into the JSON object the simulator stores.
-pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
+pub(crate) fn decode(body: &[u8]) -> Result<Value, ApiError> {
     let raw = body
         .strip_prefix(MAGIC)
         .ok_or_else(|| ApiError::bad_request("a protobuf body must start with the k8s\\0 magic"))?;

@@ -26,11 +26,17 @@ impl CustomResource {
     pub fn namespaced(group: &str, versions: &[&str], kind: &str, short_names: &[&str]) -> Self {
         CustomResource {
             group: group.to_string(),
-            versions: versions.iter().map(|v| v.to_string()).collect(),
+            versions: versions
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect(),
             kind: kind.to_string(),
             plural: format!("{}s", kind.to_lowercase()),
             namespaced: true,
-            short_names: short_names.iter().map(|s| s.to_string()).collect(),
+            short_names: short_names
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect(),
         }
     }
 
@@ -68,7 +74,7 @@ impl CustomResource {
 
 /// One served resource (all its versions share storage).
 #[derive(Debug, Clone)]
-pub struct ResourceType {
+pub(crate) struct ResourceType {
     /// API group; empty for the core group.
     pub group: String,
     /// Served versions, preferred first.
@@ -91,12 +97,12 @@ pub struct ResourceType {
 
 impl ResourceType {
     /// The storage key, `group/plural`.
-    pub fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         format!("{}/{}", self.group, self.plural)
     }
 
     /// `apiVersion` for a served version.
-    pub fn api_version(&self, version: &str) -> String {
+    pub(crate) fn api_version(&self, version: &str) -> String {
         if self.group.is_empty() {
             version.to_string()
         } else {
@@ -105,7 +111,7 @@ impl ResourceType {
     }
 
     /// The lower-case singular name.
-    pub fn singular(&self) -> String {
+    pub(crate) fn singular(&self) -> String {
         self.kind.to_lowercase()
     }
 }
@@ -128,7 +134,7 @@ fn builtin(
         kind: kind.to_string(),
         plural: plural.to_string(),
         namespaced,
-        short_names: short.iter().map(|s| s.to_string()).collect(),
+        short_names: short.iter().map(std::string::ToString::to_string).collect(),
         status,
         scale,
         builtin: true,
@@ -137,14 +143,14 @@ fn builtin(
 
 /// All served resources, looked up by group and plural.
 #[derive(Debug, Clone)]
-pub struct Registry {
+pub(crate) struct Registry {
     types: Vec<ResourceType>,
     by_key: BTreeMap<(String, String), usize>,
 }
 
 impl Registry {
     /// The built-in kinds plus the given custom resources.
-    pub fn new(custom: &[CustomResource]) -> Registry {
+    pub(crate) fn new(custom: &[CustomResource]) -> Registry {
         let mut types = vec![
             builtin(
                 "",
@@ -252,18 +258,18 @@ impl Registry {
     }
 
     /// The resource `plural` in `group` if it serves `version`.
-    pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<&ResourceType> {
+    pub(crate) fn find(&self, group: &str, version: &str, plural: &str) -> Option<&ResourceType> {
         let t = &self.types[*self.by_key.get(&(group.to_string(), plural.to_string()))?];
         t.versions.iter().any(|v| v == version).then_some(t)
     }
 
     /// The resource by group and plural, any version.
-    pub fn by_plural(&self, group: &str, plural: &str) -> Option<&ResourceType> {
+    pub(crate) fn by_plural(&self, group: &str, plural: &str) -> Option<&ResourceType> {
         Some(&self.types[*self.by_key.get(&(group.to_string(), plural.to_string()))?])
     }
 
     /// Served groups with their versions (preferred first), core group excluded, in a stable order.
-    pub fn groups(&self) -> Vec<(String, Vec<String>)> {
+    pub(crate) fn groups(&self) -> Vec<(String, Vec<String>)> {
         let mut out: Vec<(String, Vec<String>)> = Vec::new();
         for t in self.types.iter().filter(|t| !t.group.is_empty()) {
             match out.iter_mut().find(|(g, _)| *g == t.group) {
@@ -281,7 +287,7 @@ impl Registry {
     }
 
     /// Resources served in a group version.
-    pub fn in_group_version(&self, group: &str, version: &str) -> Vec<&ResourceType> {
+    pub(crate) fn in_group_version(&self, group: &str, version: &str) -> Vec<&ResourceType> {
         self.types
             .iter()
             .filter(|t| t.group == group && t.versions.iter().any(|v| v == version))

@@ -17,7 +17,7 @@ enum LabelReq {
 
 /// A parsed label selector (all requirements must hold).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct LabelSelector(Vec<LabelReq>);
+pub(crate) struct LabelSelector(Vec<LabelReq>);
 
 /// Splits on commas that are not inside parentheses.
 fn split_top(s: &str) -> Vec<&str> {
@@ -57,7 +57,7 @@ fn set_values(s: &str) -> Result<Vec<String>, ApiError> {
 impl LabelSelector {
     /// Parses the `labelSelector` syntax: `a=b`, `a==b`, `a!=b`, `a in (x,y)`,
     /// `a notin (x,y)`, `a`, `!a`, joined by commas.
-    pub fn parse(s: &str) -> Result<LabelSelector, ApiError> {
+    pub(crate) fn parse(s: &str) -> Result<LabelSelector, ApiError> {
         let mut reqs = Vec::new();
         for part in split_top(s) {
             let req = if let Some(key) = part.strip_prefix('!') {
@@ -86,7 +86,7 @@ impl LabelSelector {
 
     /// A selector from a `LabelSelector` object (`matchLabels` and `matchExpressions`), as in a
     /// ReplicaSet's `.spec.selector`.
-    pub fn from_object(sel: &Value) -> LabelSelector {
+    pub(crate) fn from_object(sel: &Value) -> LabelSelector {
         let mut reqs = Vec::new();
         if let Some(labels) = sel.get("matchLabels").and_then(Value::as_object) {
             for (k, v) in labels {
@@ -121,12 +121,12 @@ impl LabelSelector {
     }
 
     /// True if the selector selects nothing-specific (matches everything).
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
     /// Whether an object's labels satisfy every requirement.
-    pub fn matches(&self, obj: &Value) -> bool {
+    pub(crate) fn matches(&self, obj: &Value) -> bool {
         let labels = &obj["metadata"]["labels"];
         let get = |k: &str| labels.get(k).and_then(Value::as_str);
         self.0.iter().all(|req| match req {
@@ -140,7 +140,7 @@ impl LabelSelector {
     }
 
     /// The selector in query syntax (for the `scale` subresource's `status.selector`).
-    pub fn to_query(&self) -> String {
+    pub(crate) fn to_query(&self) -> String {
         let parts: Vec<String> = self
             .0
             .iter()
@@ -161,11 +161,11 @@ impl LabelSelector {
 /// paths (`metadata.name`, `metadata.namespace`, `status.phase`, `spec.nodeName`, ...). The
 /// real API only allows a few fields per kind; the simulator allows any path.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct FieldSelector(Vec<(String, bool, String)>);
+pub(crate) struct FieldSelector(Vec<(String, bool, String)>);
 
 impl FieldSelector {
     /// Parses the `fieldSelector` syntax.
-    pub fn parse(s: &str) -> Result<FieldSelector, ApiError> {
+    pub(crate) fn parse(s: &str) -> Result<FieldSelector, ApiError> {
         let mut terms = Vec::new();
         for part in split_top(s) {
             let (path, eq, value) = if let Some((k, v)) = part.split_once("!=") {
@@ -185,7 +185,7 @@ impl FieldSelector {
     }
 
     /// Whether the object satisfies every term; a missing field compares as the empty string.
-    pub fn matches(&self, obj: &Value) -> bool {
+    pub(crate) fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|(path, eq, want)| {
             let mut cur = obj;
             for seg in path.split('.') {

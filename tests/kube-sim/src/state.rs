@@ -14,7 +14,7 @@ use crate::store::Store;
 
 /// How long a Pod takes to turn Ready after it is created.
 #[derive(Clone, Copy, Debug)]
-pub struct Readiness {
+pub(crate) struct Readiness {
     /// The least time.
     pub delay: Duration,
     /// Up to this much more, spread over Pods by their uid.
@@ -23,7 +23,7 @@ pub struct Readiness {
 
 impl Readiness {
     /// The delay of the Pod with `uid`: always the same for the same Pod.
-    pub fn of(&self, uid: &str) -> Duration {
+    pub(crate) fn of(&self, uid: &str) -> Duration {
         if self.jitter.is_zero() {
             return self.delay;
         }
@@ -39,7 +39,7 @@ impl Readiness {
 
 /// Everything a request handler or the controller needs.
 #[derive(Debug)]
-pub struct SimState {
+pub(crate) struct SimState {
     /// Object storage and watch events.
     pub store: Store,
     /// Served resources.
@@ -67,7 +67,7 @@ pub struct SimState {
 impl SimState {
     /// New state with the given settings.
     #[allow(clippy::too_many_arguments)] // one per setting, called once by `start`
-    pub fn new(
+    pub(crate) fn new(
         registry: Registry,
         history: usize,
         token: String,
@@ -94,18 +94,24 @@ impl SimState {
     }
 
     /// The current fault switches.
-    pub fn faults(&self) -> Faults {
-        *self.faults.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn faults(&self) -> Faults {
+        *self
+            .faults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The OpenAPI documents, built from the registry on first use.
-    pub fn openapi(&self) -> &Documents {
+    pub(crate) fn openapi(&self) -> &Documents {
         self.openapi
             .get_or_init(|| Documents::build(&self.registry))
     }
 
     /// Replaces the fault switches.
-    pub fn set_faults(&self, faults: Faults) {
-        *self.faults.lock().unwrap_or_else(|e| e.into_inner()) = faults;
+    pub(crate) fn set_faults(&self, faults: Faults) {
+        *self
+            .faults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = faults;
     }
 }

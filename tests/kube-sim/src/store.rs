@@ -13,7 +13,7 @@ use crate::error::ApiError;
 
 /// The kind of a watch event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventType {
+pub(crate) enum EventType {
     /// The object was created.
     Added,
     /// The object was changed.
@@ -24,7 +24,7 @@ pub enum EventType {
 
 /// One change to one object.
 #[derive(Debug, Clone)]
-pub struct Event {
+pub(crate) struct Event {
     /// What happened.
     pub kind: EventType,
     /// The resourceVersion the change produced.
@@ -37,7 +37,7 @@ pub struct Event {
 
 /// Storage key of an object within a resource: (namespace, name); namespace empty when
 /// cluster-scoped.
-pub type ObjKey = (String, String);
+pub(crate) type ObjKey = (String, String);
 
 struct Bucket {
     /// Shared, so the controller's listings cost reference counts rather than deep copies.
@@ -72,7 +72,7 @@ struct Inner {
 
 /// A subscription to a resource's changes, taken atomically with a backlog.
 #[derive(Debug)]
-pub struct Subscription {
+pub(crate) struct Subscription {
     /// Events after the requested resourceVersion that are already in the log.
     pub backlog: Vec<Arc<Event>>,
     /// Current objects, when the watch asked for the initial state.
@@ -84,7 +84,7 @@ pub struct Subscription {
 }
 
 /// The object store shared by the API handlers and the controller.
-pub struct Store {
+pub(crate) struct Store {
     inner: Mutex<Inner>,
     history: usize,
     /// Capacity of each resource's live-event channel.
@@ -115,7 +115,7 @@ fn has_owners(obj: &Value) -> bool {
 
 impl Store {
     /// An empty store keeping `history` events per resource for watch resumption.
-    pub fn new(history: usize) -> Store {
+    pub(crate) fn new(history: usize) -> Store {
         Store {
             inner: Mutex::new(Inner {
                 rv: 1,
@@ -131,21 +131,23 @@ impl Store {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves consistent data (every write is a single insert
         // or remove), so a poisoned lock is still usable.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Resolves when any object changes (the controller's wake-up).
-    pub async fn changed(&self) {
-        self.changed.notified().await
+    pub(crate) async fn changed(&self) {
+        self.changed.notified().await;
     }
 
     /// The current (latest) resourceVersion.
-    pub fn current_rv(&self) -> u64 {
+    pub(crate) fn current_rv(&self) -> u64 {
         self.lock().rv
     }
 
     /// One object.
-    pub fn get(&self, res: &str, ns: &str, name: &str) -> Option<Value> {
+    pub(crate) fn get(&self, res: &str, ns: &str, name: &str) -> Option<Value> {
         let inner = self.lock();
         inner
             .buckets
@@ -156,13 +158,13 @@ impl Store {
     }
 
     /// All objects of a resource, in one namespace or all, with the resourceVersion of the list.
-    pub fn list(&self, res: &str, ns: Option<&str>) -> (Vec<Value>, u64) {
+    pub(crate) fn list(&self, res: &str, ns: Option<&str>) -> (Vec<Value>, u64) {
         let (shared, rv) = self.list_shared(res, ns);
         (shared.iter().map(|v| Value::clone(v)).collect(), rv)
     }
 
     /// [`Store::list`] without copying the objects (for the controller's frequent passes).
-    pub fn list_shared(&self, res: &str, ns: Option<&str>) -> (Vec<Arc<Value>>, u64) {
+    pub(crate) fn list_shared(&self, res: &str, ns: Option<&str>) -> (Vec<Arc<Value>>, u64) {
         let inner = self.lock();
         let items = match inner.buckets.get(res) {
             Some(b) => b
@@ -196,7 +198,7 @@ impl Store {
 
     /// Inserts a new object; `make` gets the new resourceVersion and returns the object to
     /// store (it fails with AlreadyExists if the key is taken).
-    pub fn create(
+    pub(crate) fn create(
         &self,
         res: &str,
         obj: Value,
@@ -238,7 +240,7 @@ impl Store {
     /// Read-modify-write of one object under the store lock. `f` gets the current object (or
     /// `None`) and returns the new one; an unchanged result writes nothing and keeps the
     /// resourceVersion, as the real API server does for no-op updates.
-    pub fn modify(
+    pub(crate) fn modify(
         &self,
         res: &str,
         ns: &str,
@@ -294,7 +296,7 @@ impl Store {
     }
 
     /// Removes an object, returning its last state.
-    pub fn delete(&self, res: &str, ns: &str, name: &str) -> Option<Value> {
+    pub(crate) fn delete(&self, res: &str, ns: &str, name: &str) -> Option<Value> {
         let mut inner = self.lock();
         let key = (ns.to_string(), name.to_string());
         let mut obj = Arc::unwrap_or_clone(inner.buckets.get_mut(res)?.objects.remove(&key)?);
@@ -316,7 +318,7 @@ impl Store {
     }
 
     /// Every object (with its resource key) whose `ownerReferences` name `uid`.
-    pub fn dependents(&self, uid: &str) -> Vec<(String, Value)> {
+    pub(crate) fn dependents(&self, uid: &str) -> Vec<(String, Value)> {
         let inner = self.lock();
         let mut out = Vec::new();
         for (res, b) in &inner.buckets {
@@ -336,13 +338,13 @@ impl Store {
 
     /// A number that changes whenever an orphan may have appeared (see [`Store::orphans`]): the
     /// garbage collector need not look while it stays the same.
-    pub fn ownership(&self) -> u64 {
+    pub(crate) fn ownership(&self) -> u64 {
         self.lock().ownership
     }
 
     /// Every object (with its resource key) that has owner references and none of whose owners
     /// exists any more: what the garbage collector deletes.
-    pub fn orphans(&self) -> Vec<(String, Value)> {
+    pub(crate) fn orphans(&self) -> Vec<(String, Value)> {
         let inner = self.lock();
         let uids: std::collections::HashSet<&str> = inner
             .buckets
@@ -369,7 +371,7 @@ impl Store {
     }
 
     /// Every namespaced object in namespace `ns`, with its resource key.
-    pub fn in_namespace(&self, ns: &str) -> Vec<(String, Value)> {
+    pub(crate) fn in_namespace(&self, ns: &str) -> Vec<(String, Value)> {
         let inner = self.lock();
         let mut out = Vec::new();
         for (res, b) in &inner.buckets {
@@ -384,7 +386,7 @@ impl Store {
 
     /// Subscribes to a resource's events after `from` (`None`: from now, with the current
     /// objects as the initial state). Fails with 410 when events after `from` were compacted.
-    pub fn subscribe(&self, res: &str, from: Option<u64>) -> Result<Subscription, ApiError> {
+    pub(crate) fn subscribe(&self, res: &str, from: Option<u64>) -> Result<Subscription, ApiError> {
         let mut inner = self.lock();
         let rv = inner.rv;
         let bucket = inner
@@ -411,14 +413,14 @@ impl Store {
 
     /// The current resourceVersion if no event of `res` is waiting in `rx` (a safe bookmark:
     /// resuming from it misses nothing this watch has not delivered yet).
-    pub fn bookmark_rv(&self, rx: &broadcast::Receiver<Arc<Event>>) -> Option<u64> {
+    pub(crate) fn bookmark_rv(&self, rx: &broadcast::Receiver<Arc<Event>>) -> Option<u64> {
         let inner = self.lock();
         rx.is_empty().then_some(inner.rv)
     }
 
     /// Whether events after `from` of resource `res` have been compacted away (list with an
     /// exact old resourceVersion).
-    pub fn compacted_after(&self, res: &str, from: u64) -> bool {
+    pub(crate) fn compacted_after(&self, res: &str, from: u64) -> bool {
         let inner = self.lock();
         inner.buckets.get(res).is_some_and(|b| from < b.compacted)
     }

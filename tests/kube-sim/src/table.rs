@@ -9,7 +9,7 @@ use crate::resources::ResourceType;
 
 /// How the client asked to see objects (from `Accept`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum View {
+pub(crate) enum View {
     /// The objects themselves.
     Object,
     /// A `meta.k8s.io/v1` Table (`kubectl get`).
@@ -20,7 +20,7 @@ pub enum View {
 
 impl View {
     /// The view the `Accept` header asks for.
-    pub fn from_headers(headers: &HeaderMap) -> View {
+    pub(crate) fn from_headers(headers: &HeaderMap) -> View {
         let accept: Vec<&str> = headers
             .get_all("accept")
             .iter()
@@ -39,7 +39,7 @@ impl View {
     }
 
     /// One object (a get or a watch event) in this view.
-    pub fn one(self, rt: &ResourceType, obj: Value) -> Value {
+    pub(crate) fn one(self, rt: &ResourceType, obj: Value) -> Value {
         match self {
             View::Object => obj,
             View::Table => render(rt, &[obj], None),
@@ -48,7 +48,7 @@ impl View {
     }
 
     /// A list in this view; `list` is the plain list document.
-    pub fn list(self, rt: &ResourceType, list: Value) -> Value {
+    pub(crate) fn list(self, rt: &ResourceType, list: Value) -> Value {
         let items = list["items"].as_array().cloned().unwrap_or_default();
         let rv = list["metadata"]["resourceVersion"]
             .as_str()
@@ -183,7 +183,7 @@ fn cells(kind: &str, o: &Value) -> Vec<Value> {
 }
 
 /// A Table of `objects` (each row carries its object, as `includeObject=Object` asks).
-pub fn render(rt: &ResourceType, objects: &[Value], rv: Option<u64>) -> Value {
+pub(crate) fn render(rt: &ResourceType, objects: &[Value], rv: Option<u64>) -> Value {
     let defs: Vec<Value> = columns(&rt.kind)
         .iter()
         .map(|c| {

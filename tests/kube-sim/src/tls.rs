@@ -19,7 +19,7 @@ use crate::error::SimError;
 
 /// The generated CA (PEM, for the kubeconfig) and the server's TLS configuration.
 #[derive(Debug)]
-pub struct Certificates {
+pub(crate) struct Certificates {
     /// The CA certificate in PEM, written as `certificate-authority-data`.
     pub ca_pem: String,
     /// The server configuration (HTTP/1.1 only).
@@ -27,7 +27,7 @@ pub struct Certificates {
 }
 
 /// Generates a CA and a server certificate for 127.0.0.1 and localhost.
-pub fn generate() -> Result<Certificates, SimError> {
+pub(crate) fn generate() -> Result<Certificates, SimError> {
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params
         .distinguished_name
@@ -66,14 +66,14 @@ pub fn generate() -> Result<Certificates, SimError> {
 /// An axum listener yielding TLS streams whose handshakes completed; handshakes run in their
 /// own tasks so a slow or broken client never blocks others.
 #[derive(Debug)]
-pub struct TlsListener {
+pub(crate) struct TlsListener {
     rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
     local: SocketAddr,
 }
 
 impl TlsListener {
     /// Wraps a bound TCP listener; accepting stops when `shutdown` is cancelled.
-    pub fn new(
+    pub(crate) fn new(
         tcp: TcpListener,
         config: Arc<rustls::ServerConfig>,
         shutdown: CancellationToken,

@@ -25,7 +25,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 
 /// What a watch request asks for.
 #[derive(Debug, Clone)]
-pub struct WatchRequest {
+pub(crate) struct WatchRequest {
     /// The served resource and version.
     pub rt: ResourceType,
     /// The version the client speaks.
@@ -106,7 +106,7 @@ fn gone(err: &ApiError) -> Value {
 }
 
 /// Starts a watch and returns its streaming response.
-pub fn start(state: Arc<SimState>, req: WatchRequest) -> Response {
+pub(crate) fn start(state: Arc<SimState>, req: WatchRequest) -> Response {
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     let sub = state.store.subscribe(&req.rt.key(), req.from);
     tokio::spawn(async move {

@@ -7,7 +7,7 @@ use serde_json::{Map, Number, Value};
 use crate::error::ApiError;
 
 /// Parses a body as JSON, falling back to a single YAML document.
-pub fn parse(body: &[u8]) -> Result<Value, ApiError> {
+pub(crate) fn parse(body: &[u8]) -> Result<Value, ApiError> {
     if let Ok(v) = serde_json::from_slice(body) {
         return Ok(v);
     }

@@ -231,9 +231,12 @@ impl Stack {
                 ready_delay: options.pod_ready_delay,
                 ..SimConfig::default()
             };
-            config
-                .namespaces
-                .extend(cluster.namespaces.iter().map(|s| s.to_string()));
+            config.namespaces.extend(
+                cluster
+                    .namespaces
+                    .iter()
+                    .map(std::string::ToString::to_string),
+            );
             let sim = ferry_kube_sim::start(config)
                 .await
                 .expect("start a kube-sim");

@@ -62,7 +62,7 @@ async fn undecodable_message_is_dead_lettered_with_reason() {
             .properties
             .message_id()
             .as_ref()
-            .map(|m| m.to_string())
+            .map(std::string::ToString::to_string)
             .as_deref(),
         Some("not-an-envelope")
     );
@@ -302,7 +302,7 @@ async fn consumer_and_relay_survive_a_broker_side_disconnect() {
         let (bus, handler, metrics, token) =
             (bus.clone(), handler.clone(), metrics.clone(), stop.clone());
         tokio::spawn(async move {
-            ferry_bus::run_consumer(&bus, config(3), handler, metrics, token).await
+            ferry_bus::run_consumer(&bus, config(3), handler, metrics, token).await;
         })
     };
     let relay = ferry_bus::Relay::new(

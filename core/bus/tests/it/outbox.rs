@@ -138,7 +138,7 @@ async fn rolled_back_transaction_sends_nothing() {
             .properties
             .message_id()
             .as_ref()
-            .map(|m| m.to_string()),
+            .map(std::string::ToString::to_string),
         Some(real.id.to_string())
     );
     assert_eq!(

@@ -115,7 +115,7 @@ async fn shutdown_drains_in_flight_and_takes_nothing_new() {
             .properties
             .message_id()
             .as_ref()
-            .map(|m| m.to_string()),
+            .map(std::string::ToString::to_string),
         Some(later.id.to_string())
     );
     assert!(f.get(&work).await.is_none());

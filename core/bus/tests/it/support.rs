@@ -20,13 +20,13 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// How long any eventual condition may take before the test fails.
-pub const DEADLINE: Duration = Duration::from_secs(20);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(20);
 
 /// The inbox consumer name the test handlers use.
-pub const CONSUMER: &str = "test-scheduler";
+pub(crate) const CONSUMER: &str = "test-scheduler";
 
 /// A test's broker names and database.
-pub struct Fixture {
+pub(crate) struct Fixture {
     pub db: TestDb,
     pub bus: Bus,
     pub topology: Topology,
@@ -34,12 +34,12 @@ pub struct Fixture {
 }
 
 /// Deletes a topology's queues and exchanges when dropped, even when the test panicked.
-pub fn cleanup(topology: &Topology) -> amqp::Cleanup {
+pub(crate) fn cleanup(topology: &Topology) -> amqp::Cleanup {
     amqp::Cleanup::new(topology.queue_names(), topology.exchange_names())
 }
 
 /// A bus under a fresh prefix, with fast reconnect backoff for tests.
-pub async fn connect(topology: &Topology) -> Bus {
+pub(crate) async fn connect(topology: &Topology) -> Bus {
     Bus::connect_with_backoff(
         &amqp::amqp_url(),
         "ferry-bus-test",
@@ -54,7 +54,7 @@ pub async fn connect(topology: &Topology) -> Bus {
 }
 
 /// A declared topology under a unique prefix and a migrated database with an `effects` table.
-pub async fn fixture() -> Fixture {
+pub(crate) async fn fixture() -> Fixture {
     let topology = Topology::new(amqp::prefix());
     let guard = cleanup(&topology);
     let bus = connect(&topology).await;
@@ -74,7 +74,7 @@ pub async fn fixture() -> Fixture {
 
 impl Fixture {
     /// Ready messages in a queue (unacked ones are not counted).
-    pub async fn depth(&self, queue: &str) -> u32 {
+    pub(crate) async fn depth(&self, queue: &str) -> u32 {
         let channel = self.bus.channel().await.expect("channel");
         let q = channel
             .queue_declare(
@@ -92,7 +92,7 @@ impl Fixture {
     }
 
     /// Takes one message off a queue (auto-acked), if there is one.
-    pub async fn get(&self, queue: &str) -> Option<BasicGetMessage> {
+    pub(crate) async fn get(&self, queue: &str) -> Option<BasicGetMessage> {
         let channel = self.bus.channel().await.expect("channel");
         let message = channel
             .basic_get(queue.into(), BasicGetOptions { no_ack: true })
@@ -103,7 +103,7 @@ impl Fixture {
     }
 
     /// Rows in the `effects` table for a message id.
-    pub async fn effects(&self, message_id: Uuid) -> i64 {
+    pub(crate) async fn effects(&self, message_id: Uuid) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM effects WHERE message_id = $1")
             .bind(message_id)
             .fetch_one(&self.db.pool)
@@ -112,7 +112,7 @@ impl Fixture {
     }
 
     /// Starts a consumer of the scheduler queue in the background.
-    pub fn start_consumer<H: Handler>(
+    pub(crate) fn start_consumer<H: Handler>(
         &self,
         config: ConsumerConfig,
         handler: Arc<H>,
@@ -128,7 +128,7 @@ impl Fixture {
 }
 
 /// A new scheduler message for a random tenant and deployment.
-pub fn started() -> Envelope<SchedulerMessage> {
+pub(crate) fn started() -> Envelope<SchedulerMessage> {
     Envelope::new(
         Uuid::new_v4(),
         SchedulerMessage::DeploymentStarted(DeploymentStarted {
@@ -138,7 +138,7 @@ pub fn started() -> Envelope<SchedulerMessage> {
 }
 
 /// Test consumer settings: a short retry delay so retries happen within the test.
-pub fn config(max_attempts: u32) -> ConsumerConfig {
+pub(crate) fn config(max_attempts: u32) -> ConsumerConfig {
     ConsumerConfig {
         queue: WorkQueue::Scheduler,
         prefetch: 4,
@@ -151,14 +151,14 @@ type Decide = dyn Fn(&Incoming<SchedulerMessage>) -> Result<(), HandlerError> + 
 
 /// A handler that records every call, fails as `decide` says, and otherwise applies the message
 /// once: inbox marker and `effects` row in one transaction.
-pub struct Recorder {
+pub(crate) struct Recorder {
     pool: sqlx::PgPool,
     decide: Box<Decide>,
     pub calls: Mutex<Vec<Incoming<SchedulerMessage>>>,
 }
 
 impl Recorder {
-    pub fn new(
+    pub(crate) fn new(
         pool: sqlx::PgPool,
         decide: impl Fn(&Incoming<SchedulerMessage>) -> Result<(), HandlerError> + Send + Sync + 'static,
     ) -> Arc<Recorder> {
@@ -170,7 +170,7 @@ impl Recorder {
     }
 
     /// The attempts seen, in call order.
-    pub fn attempts(&self) -> Vec<u32> {
+    pub(crate) fn attempts(&self) -> Vec<u32> {
         self.calls
             .lock()
             .unwrap()
@@ -179,7 +179,7 @@ impl Recorder {
             .collect()
     }
 
-    pub fn call_count(&self) -> usize {
+    pub(crate) fn call_count(&self) -> usize {
         self.calls.lock().unwrap().len()
     }
 }
@@ -204,7 +204,7 @@ impl Handler for Recorder {
 }
 
 /// A string header of a fetched message.
-pub fn header(message: &BasicGetMessage, key: &str) -> Option<String> {
+pub(crate) fn header(message: &BasicGetMessage, key: &str) -> Option<String> {
     use lapin::types::AMQPValue;
     match message
         .delivery

@@ -20,7 +20,7 @@ async fn declare_twice_and_concurrently() {
     for _ in 0..4 {
         buses.push(connect(&fresh).await);
     }
-    let results = futures::future::join_all(buses.iter().map(|b| b.declare())).await;
+    let results = futures::future::join_all(buses.iter().map(ferry_bus::Bus::declare)).await;
     for result in results {
         result.expect("concurrent declare");
     }

@@ -5,7 +5,7 @@ use crate::support::{assert_error, errors, valid};
 use ferry_deploy::{Pause, Step, Strategy};
 
 /// Every leniency at once, as a file written against Armory's documents might hold them.
-pub const LENIENT: &str = "version: v1
+pub(crate) const LENIENT: &str = "version: v1
 kind: kubernetes
 application: Potato Facts
 context:

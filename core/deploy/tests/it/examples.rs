@@ -259,9 +259,8 @@ fn every_invalid_example_is_rejected_where_its_header_says() {
     for path in files {
         let text = fs::read_to_string(&path).unwrap();
         let (paths, lines) = header(&text);
-        let diags = match check_path(&path) {
-            Ok(_) => panic!("{} must be rejected", path.display()),
-            Err(d) => d,
+        let Err(diags) = check_path(&path) else {
+            panic!("{} must be rejected", path.display())
         };
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         assert!(

@@ -22,7 +22,8 @@ fn validator() -> &'static jsonschema::Validator {
 /// The file as the YAML language server sees it: YAML 1.2 core schema typing.
 fn as_json(text: &str) -> Value {
     let docs = ferry_deploy::node::load(text).expect("YAML");
-    docs.first().map(|d| d.to_json()).unwrap_or(Value::Null)
+    docs.first()
+        .map_or(Value::Null, ferry_deploy::node::Node::to_json)
 }
 
 /// The schema's complaints about `text`, one line each.
@@ -35,7 +36,7 @@ fn schema_errors(text: &str) -> Vec<String> {
 }
 
 /// Panics unless the schema accepts `text`.
-pub fn assert_schema_accepts(text: &str) {
+pub(crate) fn assert_schema_accepts(text: &str) {
     let errors = schema_errors(text);
     assert!(
         errors.is_empty(),
@@ -382,7 +383,7 @@ fn structural_errors_fail_the_schema() {
 fn edit(text: &str, line: usize, how: u8) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let i = line % lines.len().max(1);
-    let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    let mut out: Vec<String> = lines.iter().map(std::string::ToString::to_string).collect();
     let Some(target) = out.get_mut(i) else {
         return text.to_string();
     };

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use ferry_deploy::{Diagnostics, Overrides, Plan, Source};
 
 /// `examples/` at the repository root.
-pub fn examples_dir() -> PathBuf {
+pub(crate) fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
 }
 
 /// Every `.yml` deploy file in an examples folder, sorted.
-pub fn deploy_files(folder: &str) -> Vec<PathBuf> {
+pub(crate) fn deploy_files(folder: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = fs::read_dir(examples_dir().join(folder))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -43,7 +43,7 @@ fn collect(dir: &Path, rel: &str, out: &mut Vec<Source>) {
 }
 
 /// Loads the sources a deploy file's manifest entries name, as the CLI does.
-pub fn sources_for(deploy: &Path, text: &str) -> Vec<Source> {
+pub(crate) fn sources_for(deploy: &Path, text: &str) -> Vec<Source> {
     let Ok(file) = ferry_deploy::parse("deploy.yml", text) else {
         return Vec::new();
     };
@@ -56,7 +56,7 @@ pub fn sources_for(deploy: &Path, text: &str) -> Vec<Source> {
 }
 
 /// Checks an example file by path with its manifests loaded.
-pub fn check_path(path: &Path) -> Result<Plan, Diagnostics> {
+pub(crate) fn check_path(path: &Path) -> Result<Plan, Diagnostics> {
     let text = fs::read_to_string(path).unwrap();
     let name = path.file_name().unwrap().to_string_lossy().to_string();
     let sources = sources_for(path, &text);
@@ -64,7 +64,7 @@ pub fn check_path(path: &Path) -> Result<Plan, Diagnostics> {
 }
 
 /// The app manifests used by inline rule tests (Deployment + ConfigMap, and a Service).
-pub fn app_sources() -> Vec<Source> {
+pub(crate) fn app_sources() -> Vec<Source> {
     let dir = examples_dir().join("hello-ferry/manifests");
     vec![
         Source {
@@ -79,7 +79,7 @@ pub fn app_sources() -> Vec<Source> {
 }
 
 /// Checks inline text against the app manifests; returns the diagnostics (panics if valid).
-pub fn errors(text: &str) -> Diagnostics {
+pub(crate) fn errors(text: &str) -> Diagnostics {
     match ferry_deploy::check("deploy.yml", text, &app_sources(), &Overrides::default()) {
         Ok(plan) => panic!("expected errors, got a plan:\n{}", plan.summary()),
         Err(d) => d,
@@ -88,7 +88,7 @@ pub fn errors(text: &str) -> Diagnostics {
 
 /// Checks inline text that must be valid, and that the JSON Schema accepts it too (so every
 /// file a test finds valid also checks the schema is never stricter than the parser).
-pub fn valid(text: &str) -> Plan {
+pub(crate) fn valid(text: &str) -> Plan {
     match ferry_deploy::check("deploy.yml", text, &app_sources(), &Overrides::default()) {
         Ok(plan) => {
             crate::schema::assert_schema_accepts(text);
@@ -99,7 +99,7 @@ pub fn valid(text: &str) -> Plan {
 }
 
 /// Asserts one diagnostic at `path` and `line` whose message contains `message`.
-pub fn assert_error(diags: &Diagnostics, path: &str, line: usize, message: &str) {
+pub(crate) fn assert_error(diags: &Diagnostics, path: &str, line: usize, message: &str) {
     assert!(
         diags
             .items()

@@ -85,7 +85,12 @@ impl GrpcMetrics {
     pub fn layer(&self, methods: &[&str]) -> GrpcMetricsLayer {
         GrpcMetricsLayer {
             metrics: self.clone(),
-            methods: Arc::new(methods.iter().map(|m| m.to_string()).collect()),
+            methods: Arc::new(
+                methods
+                    .iter()
+                    .map(std::string::ToString::to_string)
+                    .collect(),
+            ),
         }
     }
 

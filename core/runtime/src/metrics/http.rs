@@ -100,8 +100,7 @@ pub async fn track(State(metrics): State<HttpMetrics>, request: Request, next: N
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map(|path| path.as_str().to_string())
-        .unwrap_or_else(|| UNMATCHED.to_string());
+        .map_or_else(|| UNMATCHED.to_string(), |path| path.as_str().to_string());
     let method = request.method().clone();
     let started = Instant::now();
     metrics.in_flight.inc();

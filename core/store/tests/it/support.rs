@@ -33,14 +33,14 @@ macro_rules! attempt {
 pub(crate) use {attempt, commit};
 
 /// A fresh database and a store over it. Keep the `TestDb` alive for the whole test.
-pub async fn setup() -> (TestDb, Store) {
+pub(crate) async fn setup() -> (TestDb, Store) {
     let db = TestDb::new().await;
     let store = Store::from_pool(db.pool.clone());
     (db, store)
 }
 
 /// Creates a tenant called `slug`.
-pub async fn tenant(store: &Store, slug: &str) -> TenantId {
+pub(crate) async fn tenant(store: &Store, slug: &str) -> TenantId {
     let new = NewTenant {
         slug: slug.to_string(),
         name: format!("Tenant {slug}"),
@@ -52,7 +52,7 @@ pub async fn tenant(store: &Store, slug: &str) -> TenantId {
 }
 
 /// A deployment of `application` with the given target names.
-pub fn new_deployment(application: &str, targets: &[&str]) -> NewDeployment {
+pub(crate) fn new_deployment(application: &str, targets: &[&str]) -> NewDeployment {
     NewDeployment {
         id: DeploymentId::new(),
         application: application.to_string(),
@@ -76,7 +76,7 @@ pub fn new_deployment(application: &str, targets: &[&str]) -> NewDeployment {
 }
 
 /// Creates a deployment of `application` in `on_busy` mode and commits it.
-pub async fn create(
+pub(crate) async fn create(
     store: &Store,
     tenant: TenantId,
     application: &str,
@@ -87,7 +87,7 @@ pub async fn create(
 }
 
 /// Creates a deployment of a free `application` and returns it (running).
-pub async fn start(store: &Store, tenant: TenantId, application: &str) -> Deployment {
+pub(crate) async fn start(store: &Store, tenant: TenantId, application: &str) -> Deployment {
     match create(store, tenant, application, OnBusy::Reject).await {
         Created::Started(d) => d,
         other => panic!("expected a started deployment, got {other:?}"),
@@ -96,7 +96,7 @@ pub async fn start(store: &Store, tenant: TenantId, application: &str) -> Deploy
 
 /// Asserts `result` is `NotFound`.
 #[track_caller]
-pub fn assert_not_found<T: Debug>(result: Result<T>) {
+pub(crate) fn assert_not_found<T: Debug>(result: Result<T>) {
     match result {
         Err(StoreError::NotFound { .. }) => {}
         other => panic!("expected NotFound, got {other:?}"),
@@ -105,7 +105,7 @@ pub fn assert_not_found<T: Debug>(result: Result<T>) {
 
 /// Asserts `result` is `Conflict`.
 #[track_caller]
-pub fn assert_conflict<T: Debug>(result: Result<T>) {
+pub(crate) fn assert_conflict<T: Debug>(result: Result<T>) {
     match result {
         Err(StoreError::Conflict { .. }) => {}
         other => panic!("expected Conflict, got {other:?}"),

@@ -14,7 +14,7 @@ const PEM: &str =
     "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ2E=\n-----END CERTIFICATE-----\n";
 
 /// The notable combinations.
-pub fn cases() -> Vec<(&'static str, Value)> {
+pub(crate) fn cases() -> Vec<(&'static str, Value)> {
     let all_settings = {
         let schema: Value = serde_json::from_str(&ferry_chart_tests::workspace::read(
             "helm/ferry-agent/values.schema.json",

@@ -8,7 +8,7 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 
 /// The binaries the Containerfile builds (`--bin X`) .
-pub fn containerfile_binaries() -> BTreeSet<String> {
+pub(crate) fn containerfile_binaries() -> BTreeSet<String> {
     let text = workspace::read("Containerfile");
     let mut out = BTreeSet::new();
     let mut rest = text.as_str();

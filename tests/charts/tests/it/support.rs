@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// `overlay` merged into `base` (objects key by key, anything else replaced).
-pub fn merged(base: &Value, overlay: &Value) -> Value {
+pub(crate) fn merged(base: &Value, overlay: &Value) -> Value {
     match (base, overlay) {
         (Value::Object(b), Value::Object(o)) => {
             let mut out = b.clone();
@@ -23,7 +23,7 @@ pub fn merged(base: &Value, overlay: &Value) -> Value {
 }
 
 /// The least values helm/ferry renders with: the issuer and created secrets.
-pub fn ferry_values(overlay: Value) -> Value {
+pub(crate) fn ferry_values(overlay: Value) -> Value {
     let base = json!({
         "issuerUrl": "https://ferry.example.com",
         "secrets": {
@@ -37,7 +37,7 @@ pub fn ferry_values(overlay: Value) -> Value {
 }
 
 /// The least values helm/ferry-agent renders with.
-pub fn agent_values(overlay: Value) -> Value {
+pub(crate) fn agent_values(overlay: Value) -> Value {
     let base = json!({
         "agentId": "prod-eu",
         "hub": {"url": "https://hub.ferry.example.com:443"},
@@ -48,7 +48,7 @@ pub fn agent_values(overlay: Value) -> Value {
 }
 
 /// Renders a chart that must render: its objects valid, lint clean, workloads sound.
-pub fn rendered(chart: &str, release: &str, values: &Value) -> Rendered {
+pub(crate) fn rendered(chart: &str, release: &str, values: &Value) -> Rendered {
     let r = render::render(chart, release, "ferry", values)
         .unwrap_or_else(|e| panic!("{chart} with {values}: refused: {}", e.message()));
     assert!(
@@ -67,7 +67,7 @@ pub fn rendered(chart: &str, release: &str, values: &Value) -> Rendered {
 }
 
 /// Renders a chart that must be refused; returns why.
-pub fn refused(chart: &str, values: &Value) -> Refused {
+pub(crate) fn refused(chart: &str, values: &Value) -> Refused {
     match render::render(chart, "ferry", "ferry", values) {
         Ok(r) => panic!("{chart} rendered with {values}: {:?}", r.names()),
         Err(e) => e,
@@ -75,17 +75,17 @@ pub fn refused(chart: &str, values: &Value) -> Refused {
 }
 
 /// The pod template of a Deployment.
-pub fn pod(deployment: &Value) -> &Value {
+pub(crate) fn pod(deployment: &Value) -> &Value {
     &deployment["spec"]["template"]
 }
 
 /// The first container of a Deployment.
-pub fn container(deployment: &Value) -> &Value {
+pub(crate) fn container(deployment: &Value) -> &Value {
     &pod(deployment)["spec"]["containers"][0]
 }
 
 /// A container's environment by name (value or valueFrom).
-pub fn env(container: &Value) -> BTreeMap<String, Value> {
+pub(crate) fn env(container: &Value) -> BTreeMap<String, Value> {
     let mut out = BTreeMap::new();
     for e in container["env"].as_array().into_iter().flatten() {
         let name = e["name"].as_str().unwrap().to_string();
@@ -104,14 +104,14 @@ pub fn env(container: &Value) -> BTreeMap<String, Value> {
 }
 
 /// A plain variable's value.
-pub fn var<'a>(env: &'a BTreeMap<String, Value>, name: &str) -> &'a str {
+pub(crate) fn var<'a>(env: &'a BTreeMap<String, Value>, name: &str) -> &'a str {
     env.get(name)
         .and_then(Value::as_str)
         .unwrap_or_else(|| panic!("{name} is not a plain value in {env:?}"))
 }
 
 /// Whether `selector` (matchLabels) selects `labels`.
-pub fn selects(selector: &Value, labels: &Value) -> bool {
+pub(crate) fn selects(selector: &Value, labels: &Value) -> bool {
     let Some(want) = selector.as_object() else {
         return false;
     };
@@ -121,7 +121,7 @@ pub fn selects(selector: &Value, labels: &Value) -> bool {
 /// Every workload: non-root, read-only root filesystem, no privilege escalation, no
 /// capabilities, RuntimeDefault seccomp; liveness on /healthz and readiness on /readyz at the
 /// admin port the process is told to listen on; resources; its binary from the image.
-pub fn check_workloads(r: &Rendered) {
+pub(crate) fn check_workloads(r: &Rendered) {
     for d in r.kind("Deployment") {
         let name = d["metadata"]["name"].as_str().unwrap();
         let spec = &pod(d)["spec"];
@@ -199,7 +199,7 @@ pub fn check_workloads(r: &Rendered) {
 /// References between objects hold: Services select pods and name their ports, PDBs and
 /// NetworkPolicies select pods, HPAs and Ingresses name existing targets, secretKeyRefs and
 /// volumes name Secrets and ConfigMaps that are rendered (or were named as existing).
-pub fn check_references(r: &Rendered) {
+pub(crate) fn check_references(r: &Rendered) {
     let deployments = r.kind("Deployment");
     let pods_matching = |selector: &Value| -> Vec<&Value> {
         deployments

@@ -9,8 +9,8 @@
 //! `fieldValidation` (see [`validate`]).
 
 mod paths;
-pub mod schemas;
-pub mod validate;
+pub(crate) mod schemas;
+pub(crate) mod validate;
 
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -21,7 +21,7 @@ use crate::resources::Registry;
 
 /// Every document, built once from the registry.
 #[derive(Debug)]
-pub struct Documents {
+pub(crate) struct Documents {
     /// `/openapi/v3/{key}` by key (`api/v1`, `apis/apps/v1`), with its hash.
     pub v3: BTreeMap<String, (String, Value)>,
     /// `/openapi/v2`.
@@ -75,7 +75,7 @@ fn definitions_for(registry: &Registry, group: &str, version: &str) -> Map<Strin
 }
 
 /// The URL key of a group version (`api/v1`, `apis/apps/v1`).
-pub fn gv_key(group: &str, version: &str) -> String {
+pub(crate) fn gv_key(group: &str, version: &str) -> String {
     if group.is_empty() {
         format!("api/{version}")
     } else {
@@ -85,7 +85,7 @@ pub fn gv_key(group: &str, version: &str) -> String {
 
 impl Documents {
     /// Builds every document from the registry.
-    pub fn build(registry: &Registry) -> Documents {
+    pub(crate) fn build(registry: &Registry) -> Documents {
         let mut v3 = BTreeMap::new();
         let mut all_defs = Map::new();
         let mut all_paths = Map::new();
@@ -125,7 +125,7 @@ impl Documents {
     }
 
     /// `/openapi/v3`: the group versions with their documents' URLs.
-    pub fn v3_root(&self) -> Value {
+    pub(crate) fn v3_root(&self) -> Value {
         let paths: Map<String, Value> = self
             .v3
             .iter()

@@ -11,7 +11,7 @@ use crate::resources::{Registry, ResourceType};
 
 /// Which document the paths are for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flavour {
+pub(super) enum Flavour {
     /// OpenAPI 3.0 (`schema` in parameters, `requestBody`, `content` in responses).
     V3,
     /// Swagger 2.0 (`type` in parameters, a `body` parameter, `schema` in responses).
@@ -126,7 +126,7 @@ fn camel(s: &str) -> String {
 }
 
 /// The paths of every resource served in a group version.
-pub fn for_group_version(
+pub(super) fn for_group_version(
     registry: &Registry,
     group: &str,
     version: &str,

@@ -16,7 +16,7 @@ use crate::resources::ResourceType;
 /// Strategic merge patch metadata of the built-in types, as the Kubernetes sources declare it
 /// (`patchStrategy`/`patchMergeKey` struct tags): definition, property, strategy, merge key.
 /// Lists not named here are atomic (replaced whole by a strategic merge patch).
-pub const PATCH_METADATA: &[(&str, &str, &str, Option<&str>)] = &[
+pub(crate) const PATCH_METADATA: &[(&str, &str, &str, Option<&str>)] = &[
     (
         "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
         "finalizers",
@@ -195,7 +195,7 @@ pub const PATCH_METADATA: &[(&str, &str, &str, Option<&str>)] = &[
 ];
 
 /// The definition name of a served kind (custom resources: the reversed group, as CRDs are named).
-pub fn definition_name(rt: &ResourceType, version: &str) -> String {
+pub(crate) fn definition_name(rt: &ResourceType, version: &str) -> String {
     if rt.builtin {
         let group = match rt.group.as_str() {
             "" => "core",
@@ -213,7 +213,7 @@ fn gvk(group: &str, version: &str, kind: &str) -> Value {
 }
 
 /// A generator for OpenAPI 3 schemas (`#/components/schemas/...` references).
-pub fn generator() -> SchemaGenerator {
+pub(crate) fn generator() -> SchemaGenerator {
     SchemaSettings::openapi3().into_generator()
 }
 
@@ -223,7 +223,7 @@ fn add<T: JsonSchema>(generator: &mut SchemaGenerator) {
 
 /// Adds the schema of a built-in kind (and everything it references) to `generator`; `false`
 /// when the kind has no published schema here.
-pub fn add_builtin(
+pub(crate) fn add_builtin(
     generator: &mut SchemaGenerator,
     group: &str,
     version: &str,
@@ -253,7 +253,7 @@ pub fn add_builtin(
 }
 
 /// The open schema of a custom resource version.
-pub fn custom_resource(rt: &ResourceType, version: &str) -> Value {
+pub(crate) fn custom_resource(rt: &ResourceType, version: &str) -> Value {
     json!({
         "type": "object",
         "x-kubernetes-preserve-unknown-fields": true,
@@ -268,7 +268,7 @@ pub fn custom_resource(rt: &ResourceType, version: &str) -> Value {
 
 /// Completes the generated definitions: group-version-kind of every served built-in kind (and of
 /// Scale, Status and DeleteOptions) and the patch metadata of [`PATCH_METADATA`].
-pub fn complete(definitions: &mut Map<String, Value>, kinds: &[(String, String, String)]) {
+pub(crate) fn complete(definitions: &mut Map<String, Value>, kinds: &[(String, String, String)]) {
     let mut extra = vec![
         (
             "autoscaling".to_string(),

@@ -11,7 +11,7 @@ use crate::error::ApiError;
 
 /// The `fieldValidation` directive of a write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Directive {
+pub(crate) enum Directive {
     /// Unknown fields fail the request.
     Strict,
     /// Unknown fields are reported as warnings (the server's default).
@@ -22,7 +22,7 @@ pub enum Directive {
 
 impl Directive {
     /// Parses the query parameter (absent: `Warn`).
-    pub fn parse(v: Option<&str>) -> Result<Directive, ApiError> {
+    pub(crate) fn parse(v: Option<&str>) -> Result<Directive, ApiError> {
         match v.unwrap_or("") {
             "" | "Warn" => Ok(Directive::Warn),
             "Strict" => Ok(Directive::Strict),
@@ -36,7 +36,7 @@ impl Directive {
 
 /// What is wrong with an object.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Findings {
+pub(crate) struct Findings {
     /// Paths of fields the schema does not declare (`spec.template.spec.containers[0].foo`).
     pub unknown: Vec<String>,
     /// Values of the wrong type: path and the expected type.
@@ -45,7 +45,7 @@ pub struct Findings {
 
 /// Checks `obj` against the definition `def` in `defs`, and drops the fields the schema does
 /// not declare, as decoding into the server's types does.
-pub fn check(defs: &Map<String, Value>, def: &str, obj: &mut Value) -> Findings {
+pub(crate) fn check(defs: &Map<String, Value>, def: &str, obj: &mut Value) -> Findings {
     let mut f = Findings::default();
     if let Some(schema) = defs.get(def) {
         walk(defs, schema, obj, "", &mut f, 0);
@@ -146,7 +146,7 @@ fn walk(
 
 /// Applies the directive to the findings: `Err` for a wrong type or (Strict) an unknown field,
 /// otherwise the warnings to send (Warn).
-pub fn enforce(
+pub(crate) fn enforce(
     kind: &str,
     version: &str,
     f: Findings,

@@ -8,13 +8,13 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams};
 use serde_json::json;
 
-pub use ferry_testkit::eventually;
+pub(crate) use ferry_testkit::eventually;
 
 /// How long tests wait for the controller.
-pub const DEADLINE: Duration = Duration::from_secs(15);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(15);
 
 /// A simulator with a 200ms ready delay, its client and a fresh namespace `ns`.
-pub async fn sim_with(config: SimConfig, ns: &str) -> (RunningSim, kube::Client) {
+pub(crate) async fn sim_with(config: SimConfig, ns: &str) -> (RunningSim, kube::Client) {
     let sim = ferry_kube_sim::start(config)
         .await
         .expect("simulator starts");
@@ -29,7 +29,7 @@ pub async fn sim_with(config: SimConfig, ns: &str) -> (RunningSim, kube::Client)
 }
 
 /// A simulator with default settings except a 200ms ready delay.
-pub async fn sim(ns: &str) -> (RunningSim, kube::Client) {
+pub(crate) async fn sim(ns: &str) -> (RunningSim, kube::Client) {
     sim_with(
         SimConfig {
             ready_delay: Duration::from_millis(200),
@@ -41,7 +41,7 @@ pub async fn sim(ns: &str) -> (RunningSim, kube::Client) {
 }
 
 /// The HTTP status code of a kube-rs API error.
-pub fn code(err: kube::Error) -> u16 {
+pub(crate) fn code(err: kube::Error) -> u16 {
     match err {
         kube::Error::Api(status) => status.code,
         other => panic!("expected an API error, got {other:?}"),
@@ -49,7 +49,7 @@ pub fn code(err: kube::Error) -> u16 {
 }
 
 /// A ReplicaSet (or Deployment) spec body with one container.
-pub fn workload(name: &str, app: &str, replicas: i32, image: &str) -> serde_json::Value {
+pub(crate) fn workload(name: &str, app: &str, replicas: i32, image: &str) -> serde_json::Value {
     json!({
         "metadata": {"name": name, "labels": {"app": app}},
         "spec": {

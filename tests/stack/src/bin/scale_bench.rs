@@ -249,12 +249,10 @@ fn json_ms(sorted: &[Duration], q: f64) -> String {
 }
 
 fn arg(args: &[String], index: usize, default: u64) -> u64 {
-    args.get(index)
-        .map(|a| {
-            a.parse()
-                .unwrap_or_else(|_| panic!("argument {a:?} is not a number"))
-        })
-        .unwrap_or(default)
+    args.get(index).map_or(default, |a| {
+        a.parse()
+            .unwrap_or_else(|_| panic!("argument {a:?} is not a number"))
+    })
 }
 
 #[tokio::main]

@@ -6,7 +6,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use kube::api::{Api, ListParams};
 use std::path::PathBuf;
 
-pub const CLUSTERS: [Cluster; 2] = [
+pub(crate) const CLUSTERS: [Cluster; 2] = [
     Cluster {
         account: "dev-cluster",
         namespaces: &["hello-dev"],
@@ -17,7 +17,7 @@ pub const CLUSTERS: [Cluster; 2] = [
     },
 ];
 
-pub const DEPLOY_FILE: &str = r#"version: v1
+pub(crate) const DEPLOY_FILE: &str = r#"version: v1
 kind: kubernetes
 application: hello-stack
 deploymentConfig:
@@ -87,12 +87,12 @@ data:
 "#;
 
 /// Writes the deploy file and manifests of `version`; returns the deploy file's path.
-pub fn write(stack: &Stack, version: &str) -> PathBuf {
+pub(crate) fn write(stack: &Stack, version: &str) -> PathBuf {
     write_with(stack, version, DEPLOY_FILE)
 }
 
 /// Writes `deploy_file` and the manifests of `version`; returns the deploy file's path.
-pub fn write_with(stack: &Stack, version: &str, deploy_file: &str) -> PathBuf {
+pub(crate) fn write_with(stack: &Stack, version: &str, deploy_file: &str) -> PathBuf {
     let dir = stack.write_files(
         version,
         &[
@@ -105,7 +105,7 @@ pub fn write_with(stack: &Stack, version: &str, deploy_file: &str) -> PathBuf {
 
 /// `(image, desired replicas, ready replicas)` of each ReplicaSet of the application in
 /// `account`'s `namespace`, sorted.
-pub async fn replica_sets(
+pub(crate) async fn replica_sets(
     stack: &Stack,
     account: &str,
     namespace: &str,

@@ -103,7 +103,12 @@ async fn a_deployment_started_with_a_traceparent_is_one_trace_through_every_serv
                     .map(|(service, _, _)| service.as_str())
                     .collect();
                 let all = wanted.iter().all(|w| services.contains(w));
-                all.then(|| services.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                all.then(|| {
+                    services
+                        .iter()
+                        .map(std::string::ToString::to_string)
+                        .collect::<Vec<_>>()
+                })
             }
         },
     )

@@ -30,8 +30,7 @@ fn screenshots() -> PathBuf {
                 .is_some_and(|n| n == "debug" || n == "release")
         })
         .and_then(|profile| profile.parent())
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
+        .map_or_else(std::env::temp_dir, PathBuf::from);
     target.join("ui-screenshots")
 }
 
