@@ -60,11 +60,26 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest >/dev/null
 fi
 
+if ! cargo deny --version >/dev/null 2>&1; then
+  say "installing cargo-deny (once)"
+  cargo install --locked cargo-deny >/dev/null
+fi
+
 say "cargo fmt --check"
 cargo fmt --all -- --check
 say "cargo clippy (warnings are errors)"
 # --all-features: the benchmark binaries behind features are checked too.
 cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
+# The dependency policy in deny.toml. Advisories come from a database on GitHub: checked when it
+# can be reached, said plainly when not.
+say "cargo deny (licenses, bans, sources)"
+cargo deny --log-level error check licenses bans sources
+if timeout 15 git ls-remote https://github.com/rustsec/advisory-db HEAD >/dev/null 2>&1; then
+  say "cargo deny (advisories)"
+  cargo deny --log-level error check advisories
+else
+  say "cargo deny: advisories not checked (github.com, where the advisory database lives, is unreachable)"
+fi
 # The whole-system tests (tests/stack) run the services' binaries: build every one first.
 say "building the binaries"
 cargo build --workspace --bins --quiet
