@@ -7,6 +7,7 @@
 //! Versions are told apart by the pod-template-hash label, added to each Service's own selector.
 
 use crate::EngineError;
+use crate::decide::{Conditions, Tally};
 use crate::outcome::Slot;
 use crate::progress::WaitState;
 use crate::routing::{self, FoundService, Routing, Stage, VersionLabel};
@@ -16,16 +17,6 @@ use ferry_bus::StepKey;
 use ferry_deploy::{Step, Strategy, TargetPlan};
 use ferry_store::events::StepStatus;
 use ferry_store::targets::TargetStatus;
-
-/// Where a list of parallel conditions is.
-pub(crate) enum Conditions {
-    /// At least one still waits: the first one's reason, and whether it is a pause.
-    Waiting(String, bool),
-    /// One failed: why.
-    Failed(String),
-    /// All passed.
-    Done,
-}
 
 /// The active and (optional) preview Service names of a blue/green strategy.
 pub(crate) fn services(plan: &TargetPlan) -> Option<(&str, Option<&str>)> {
@@ -295,8 +286,7 @@ impl Run<'_> {
         self.progress
             .gates
             .resize(steps.len(), WaitState::default());
-        let mut waiting: Option<(String, bool)> = None;
-        let mut failed = None;
+        let mut tally = Tally::default();
         for (i, step) in steps.iter().enumerate() {
             let state = std::mem::take(&mut self.progress.gates[i]);
             let was_done = state.done;
@@ -318,24 +308,13 @@ impl Run<'_> {
                 }
             };
             self.progress.gates[i] = state;
-            match poll {
-                Poll::Waiting(r) => {
-                    waiting.get_or_insert((r, matches!(step, Step::Pause { .. })));
-                }
-                Poll::Failed(r) => {
-                    failed.get_or_insert(r);
-                }
-                Poll::Done(r) if !was_done => {
-                    self.record(StepStatus::Succeeded, format!("blue/green: {r}"));
-                }
-                Poll::Done(_) => {}
+            if let Some(r) = tally.add(poll, matches!(step, Step::Pause { .. }))
+                && !was_done
+            {
+                self.record(StepStatus::Succeeded, format!("blue/green: {r}"));
             }
         }
-        Ok(match (failed, waiting) {
-            (Some(r), _) => Conditions::Failed(r),
-            (None, Some((r, paused))) => Conditions::Waiting(r, paused),
-            (None, None) => Conditions::Done,
-        })
+        Ok(tally.conditions())
     }
 
     /// Rollback: both Services back on the old version (nothing to do on a first deployment).

@@ -171,6 +171,53 @@ pub(crate) fn verdict(step: &Step, poll: Poll, judged: bool) -> Verdict {
     }
 }
 
+/// Where a list of conditions that run in parallel is (before/after-deployment gates,
+/// blue/green's conditions).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Conditions {
+    /// At least one still waits: the first one's reason, and whether it is a pause.
+    Waiting(String, bool),
+    /// One failed: the first failure's reason.
+    Failed(String),
+    /// All passed.
+    Done,
+}
+
+/// Collects the answers of parallel conditions: a failure wins over waiting, the first of
+/// each is reported.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    waiting: Option<(String, bool)>,
+    failed: Option<String>,
+}
+
+impl Tally {
+    /// Counts one condition's answer (`paused`: it waits for time or a person); returns its
+    /// words when it is done.
+    pub(crate) fn add(&mut self, poll: Poll, paused: bool) -> Option<String> {
+        match poll {
+            Poll::Waiting(r) => {
+                self.waiting.get_or_insert((r, paused));
+                None
+            }
+            Poll::Failed(r) => {
+                self.failed.get_or_insert(r);
+                None
+            }
+            Poll::Done(r) => Some(r),
+        }
+    }
+
+    /// Where the conditions are.
+    pub(crate) fn conditions(self) -> Conditions {
+        match (self.failed, self.waiting) {
+            (Some(r), _) => Conditions::Failed(r),
+            (None, Some((r, paused))) => Conditions::Waiting(r, paused),
+            (None, None) => Conditions::Done,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,6 +379,46 @@ mod tests {
         assert_eq!(
             verdict(&pause(1), Poll::Failed("f".into()), true),
             Verdict::RollBack("f".into())
+        );
+    }
+
+    #[test]
+    fn parallel_conditions_fail_on_any_failure_else_wait_for_the_first_waiting() {
+        let tally = |polls: Vec<(Poll, bool)>| {
+            let mut tally = Tally::default();
+            let done: Vec<_> = polls
+                .into_iter()
+                .filter_map(|(poll, paused)| tally.add(poll, paused))
+                .collect();
+            (tally.conditions(), done)
+        };
+        assert_eq!(tally(vec![]), (Conditions::Done, vec![]));
+        assert_eq!(
+            tally(vec![
+                (Poll::Done("a".into()), false),
+                (Poll::Done("b".into()), true)
+            ]),
+            (Conditions::Done, vec!["a".to_string(), "b".to_string()])
+        );
+        assert_eq!(
+            tally(vec![
+                (Poll::Waiting("w1".into()), true),
+                (Poll::Done("d".into()), false),
+                (Poll::Waiting("w2".into()), false),
+            ]),
+            (
+                Conditions::Waiting("w1".into(), true),
+                vec!["d".to_string()]
+            )
+        );
+        assert_eq!(
+            tally(vec![
+                (Poll::Waiting("w".into()), false),
+                (Poll::Failed("f1".into()), false),
+                (Poll::Failed("f2".into()), false),
+            ])
+            .0,
+            Conditions::Failed("f1".into())
         );
     }
 

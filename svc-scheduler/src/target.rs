@@ -9,7 +9,7 @@
 use crate::capacity::{self, Pods, PodsWait, Promotion, WeightStep};
 use crate::cluster::{self, RsState};
 use crate::clusters::Clusters;
-use crate::decide::{self, InputMove, Start, StepMove, Verdict};
+use crate::decide::{self, Conditions, InputMove, Start, StepMove, Tally, Verdict};
 use crate::outcome::{Input, Outcome, Report, Slot};
 use crate::progress::{Phase, Progress, Stable, StateError, WaitState, Workload};
 use crate::render::{self, RenderContext, human_duration};
@@ -376,8 +376,7 @@ impl<'a> Run<'a> {
         self.progress
             .gates
             .resize(steps.len(), WaitState::default());
-        let mut waiting = None;
-        let mut failed = None;
+        let mut tally = Tally::default();
         for (i, step) in steps.iter().enumerate() {
             let gate = std::mem::take(&mut self.progress.gates[i]);
             let was_done = gate.done;
@@ -391,31 +390,29 @@ impl<'a> Run<'a> {
                 )
                 .await?;
             self.progress.gates[i] = gate;
-            match poll {
-                crate::waits::Poll::Waiting(r) => {
-                    waiting.get_or_insert(r);
-                }
-                crate::waits::Poll::Failed(r) => {
-                    failed.get_or_insert(r);
-                }
-                crate::waits::Poll::Done(r) if !was_done => {
-                    self.record(StepStatus::Succeeded, format!("{prefix} deployment: {r}"));
-                }
-                crate::waits::Poll::Done(_) => {}
+            if let Some(r) = tally.add(poll, true)
+                && !was_done
+            {
+                self.record(StepStatus::Succeeded, format!("{prefix} deployment: {r}"));
             }
         }
-        if let Some(r) = failed {
+        match tally.conditions() {
             // Before: nothing was deployed. After: the target stays deployed, its dependents
             // never start.
-            self.end(
-                TargetStatus::Failed,
-                StepStatus::Failed,
-                format!("{prefix} deployment: {r}"),
-            );
-            return Ok(Flow::Wait);
-        }
-        if let Some(r) = waiting {
-            return Ok(self.wait_with(TargetStatus::Paused, format!("{prefix} deployment: {r}")));
+            Conditions::Failed(r) => {
+                self.end(
+                    TargetStatus::Failed,
+                    StepStatus::Failed,
+                    format!("{prefix} deployment: {r}"),
+                );
+                return Ok(Flow::Wait);
+            }
+            Conditions::Waiting(r, _) => {
+                return Ok(
+                    self.wait_with(TargetStatus::Paused, format!("{prefix} deployment: {r}"))
+                );
+            }
+            Conditions::Done => {}
         }
         self.progress.gates.clear();
         self.status = TargetStatus::Running;
