@@ -25,6 +25,8 @@ pub mod openapi;
 pub mod ratelimit;
 pub mod settings;
 pub mod state;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod ui;
 pub mod v1;
 

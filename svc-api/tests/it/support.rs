@@ -2,16 +2,13 @@
 //! and small HTTP helpers.
 
 use base64::Engine;
-use clap::Parser;
-use ferry_svc_api::settings::{BootstrapArgs, Cli};
+use ferry_svc_api::settings::BootstrapArgs;
+use ferry_svc_api::testing::{TestConfig, TestServer};
 use ferry_svc_api::{Settings, identity::bootstrap::BootstrapOutcome};
 use ferry_testkit::TestDb;
 use ferry_testkit::amqp::Cleanup;
 use openidconnect::reqwest;
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 /// The master key every test instance uses (tests only).
 pub(crate) fn master_key() -> String {
@@ -43,72 +40,40 @@ impl Default for Options {
     }
 }
 
-/// A running svc-api.
+/// A running svc-api (the shared harness, [`TestServer`]) with an HTTP client.
 pub(crate) struct TestApp {
-    /// `http://127.0.0.1:<port>`: the public server and the issuer URL.
-    pub base: String,
-    /// `http://127.0.0.1:<port>` of the admin server.
-    pub admin: String,
-    pub settings: Settings,
-    pub shutdown: CancellationToken,
-    pub task: JoinHandle<anyhow::Result<()>>,
+    server: TestServer,
     pub http: reqwest::Client,
     /// Deletes the test's queues and exchanges when the app is dropped.
     _bus_cleanup: Cleanup,
 }
 
-/// Settings for a service on `db` whose issuer is `issuer`.
-pub(crate) fn settings(db: &TestDb, issuer: &str, bus_prefix: &str, options: Options) -> Settings {
-    settings_with(db, issuer, bus_prefix, options, &[])
+impl std::ops::Deref for TestApp {
+    type Target = TestServer;
+
+    fn deref(&self) -> &TestServer {
+        &self.server
+    }
 }
 
-/// [`settings`] with more flags appended (e.g. the external OIDC issuer's).
-pub(crate) fn settings_with(
-    db: &TestDb,
-    issuer: &str,
-    bus_prefix: &str,
-    options: Options,
-    extra: &[String],
-) -> Settings {
-    let amqp = ferry_testkit::amqp::amqp_url();
-    let rotation = options.rotation_secs.to_string();
-    let ttl = options.token_ttl_secs.to_string();
-    let key = master_key();
-    let burst = options.rate_limit_burst.to_string();
-    let body = options.max_body_bytes.to_string();
-    let args = [
-        "ferry-svc-api",
-        "--database-url",
-        &db.url,
-        "--database-max-connections",
-        "4",
-        "--amqp-url",
-        &amqp,
-        "--bus-prefix",
-        bus_prefix,
-        "--issuer-url",
-        issuer,
-        "--master-key",
-        &key,
-        "--key-rotation-secs",
-        &rotation,
-        "--token-ttl-secs",
-        &ttl,
-        "--shutdown-grace-secs",
-        "10",
-        "--rate-limit-burst",
-        &burst,
-        "--rate-limit-per-sec",
-        "1",
-        "--max-body-bytes",
-        &body,
-        "--events-poll-ms",
-        "50",
-    ];
-    let args = args.into_iter().chain(extra.iter().map(String::as_str));
-    Cli::try_parse_from(args)
-        .expect("valid test settings")
-        .settings
+/// The harness's configuration for a service on `db` publishing under `bus_prefix`.
+fn config(db: &TestDb, bus_prefix: &str, options: Options, extra: &[String]) -> TestConfig {
+    let mut config = TestConfig::new(&db.url, &ferry_testkit::amqp::amqp_url(), bus_prefix)
+        .flag("--key-rotation-secs", options.rotation_secs)
+        .flag("--token-ttl-secs", options.token_ttl_secs)
+        .flag("--shutdown-grace-secs", 10)
+        .flag("--rate-limit-burst", options.rate_limit_burst)
+        .flag("--rate-limit-per-sec", 1)
+        .flag("--max-body-bytes", options.max_body_bytes)
+        .flags(extra);
+    config.master_key = [42; 32];
+    config.issuer = options.issuer.map(str::to_string);
+    config
+}
+
+/// Settings for a service on `db` whose issuer is `issuer`.
+pub(crate) fn settings(db: &TestDb, issuer: &str, bus_prefix: &str, options: Options) -> Settings {
+    config(db, bus_prefix, options, &[]).settings(issuer)
 }
 
 /// An HTTP client that follows no redirects (as OIDC libraries require).
@@ -128,57 +93,21 @@ impl TestApp {
 
     /// [`TestApp::start`] with more flags.
     pub(crate) async fn start_with(db: &TestDb, options: Options, extra: &[String]) -> TestApp {
-        let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", http_listener.local_addr().unwrap());
-        let admin = format!("http://{}", admin_listener.local_addr().unwrap());
-        let issuer = options.issuer.map_or_else(|| base.clone(), str::to_string);
         let prefix = ferry_testkit::amqp::prefix();
         let topology = ferry_bus::Topology::new(prefix.clone());
         let bus_cleanup = Cleanup::new(topology.queue_names(), topology.exchange_names());
-        let settings = settings_with(db, &issuer, &prefix, options, extra);
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(ferry_svc_api::run(
-            settings.clone(),
-            admin_listener,
-            http_listener,
-            shutdown.clone(),
-        ));
-        let app = TestApp {
-            base,
-            admin,
-            settings,
-            shutdown,
-            task,
+        let server = TestServer::start(&config(db, &prefix, options, extra)).await;
+        TestApp {
+            server,
             http: http_client(),
             _bus_cleanup: bus_cleanup,
-        };
-        let readyz = format!("{}/readyz", app.admin);
-        let http = app.http.clone();
-        ferry_testkit::eventually("svc-api ready", Duration::from_secs(30), || {
-            let http = http.clone();
-            let readyz = readyz.clone();
-            async move {
-                let response = http.get(&readyz).send().await.ok()?;
-                (response.status() == 200).then_some(())
-            }
-        })
-        .await;
-        app
+        }
     }
 
     /// Creates a tenant (unique slug) and a credential with `roles`, returning the outcome
     /// with its secret.
     pub(crate) async fn credential(&self, roles: &[&str]) -> BootstrapOutcome {
-        let args = BootstrapArgs {
-            tenant: ferry_testkit::unique("t").replace('_', "-"),
-            client_name: "test-client".into(),
-            roles: roles.iter().map(std::string::ToString::to_string).collect(),
-            json: true,
-        };
-        ferry_svc_api::bootstrap(&self.settings, &args)
-            .await
-            .expect("bootstrap a credential")
+        self.server.bootstrap("t", "test-client", roles).await
     }
 
     /// `POST /oauth/token` with `form`, authenticating with HTTP Basic when `basic` is given.
@@ -330,11 +259,9 @@ impl TestApp {
 
     /// Stops the service and returns how `run` ended.
     pub(crate) async fn stop(self) -> anyhow::Result<()> {
-        self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(20), self.task)
+        tokio::time::timeout(Duration::from_secs(20), self.server.stop())
             .await
             .expect("svc-api stops within its grace period")
-            .expect("svc-api task did not panic")
     }
 }
 
