@@ -1,7 +1,9 @@
 //! The picture of a deployment's progress, as a pure function of what the API answers
 //! (`GET /v1/deployments/{id}` and, for step names, the plan from `/config`): one row for the
 //! deployment, one per target (status, current step of how many, weight, ready pods, what it
-//! waits for), and under a target that waits on someone the exact command that acts on it.
+//! waits for), under a rolling target what runs where (new ReplicaSet, image, size, and the
+//! ReplicaSets it replaces), and under a target that waits on someone the exact command that
+//! acts on it.
 //!
 //! Rows carry a stable key so a watcher without a terminal can print only the rows that
 //! changed; [`tree`] draws them for a terminal.
@@ -80,6 +82,7 @@ pub fn rows(detail: &Value, plan: Option<&Plan>) -> Vec<Row> {
         if is_terminal(state) {
             continue;
         }
+        out.extend(where_rows(target, target_plan));
         let hint = approvals
             .iter()
             .find(|a| a["target_name"].as_str() == Some(name))
@@ -115,6 +118,83 @@ pub fn rows(detail: &Value, plan: Option<&Plan>) -> Vec<Row> {
         }
     }
     out
+}
+
+/// What runs where on a target that is rolling out: per workload, the new version's ReplicaSet
+/// with its image(s) and size, and the ReplicaSets it replaces with their sizes before the
+/// rollout (from the engine's record, `observed.workloads`, and the plan's manifests):
+/// `hello: new hello-7f9c6 (image hello:2, 4 pods) replacing hello-5d4b8 (4 pods)`.
+fn where_rows(target: &Value, plan: Option<&TargetPlan>) -> Vec<Row> {
+    let name = target["name"].as_str().unwrap_or("?");
+    let observed = &target["observed"];
+    let Some(workloads) = observed["workloads"].as_array() else {
+        return Vec::new();
+    };
+    let first = observed["first"].as_bool().unwrap_or(false);
+    workloads
+        .iter()
+        .map(|w| {
+            let workload = w["name"].as_str().unwrap_or("?");
+            let pods = |n: &Value| {
+                let n = n.as_i64().unwrap_or(0);
+                format!("{n} pod{}", if n == 1 { "" } else { "s" })
+            };
+            let images = plan.map(|p| images_of(p, workload)).unwrap_or_default();
+            let mut new = vec![];
+            if !images.is_empty() {
+                new.push(format!("image {}", images.join(", ")));
+            }
+            new.push(pods(&w["replicas"]));
+            let mut text = format!(
+                "{workload}: new {} ({})",
+                w["newRs"].as_str().unwrap_or("?"),
+                new.join(", ")
+            );
+            let stable: Vec<String> = w["stable"]
+                .as_array()
+                .map(|all| {
+                    all.iter()
+                        .map(|s| {
+                            format!(
+                                "{} ({})",
+                                s["name"].as_str().unwrap_or("?"),
+                                pods(&s["replicas"])
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if stable.is_empty() {
+                text.push_str(if first {
+                    ", the first version on this target"
+                } else {
+                    ", nothing to replace"
+                });
+            } else {
+                text.push_str(&format!(" replacing {}", stable.join(", ")));
+            }
+            Row {
+                key: format!("where:{name}:{workload}"),
+                depth: 2,
+                text,
+            }
+        })
+        .collect()
+}
+
+/// The container images of the plan's Deployment named `workload`.
+fn images_of(plan: &TargetPlan, workload: &str) -> Vec<String> {
+    plan.manifests
+        .iter()
+        .filter(|m| m.kind == "Deployment" && m.name == workload)
+        .flat_map(|m| {
+            m.object["spec"]["template"]["spec"]["containers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c["image"].as_str().map(str::to_string))
+        })
+        .collect()
 }
 
 /// `prod-us (prod-us-cluster/hello-prod): running, step 3/5 (50%), weight 25%: canary at 50%:
@@ -419,6 +499,62 @@ strategies:
             rows[2].text,
             "prod-us (prod-us-cluster/hello-prod): paused: before deployment: waiting for approval (roles: Release Manager)"
         );
+    }
+
+    #[test]
+    fn a_rolling_target_shows_what_runs_where() {
+        let mut prod = target(
+            "prod-us",
+            "running",
+            "steps",
+            2,
+            "canary at 50%: waiting for pods (1/2 ready)",
+            Some(25),
+        );
+        prod["observed"]["workloads"] = json!([{
+            "name": "hello", "namespace": "hello-prod", "newRs": "hello-7f9c6",
+            "newInitial": 0, "replicas": 4,
+            "stable": [{"name": "hello-5d4b8", "replicas": 4}, {"name": "hello-1a2b3", "replicas": 1}]
+        }]);
+        let mut staging = target("staging", "running", "promoting", 0, "promoting", None);
+        staging["observed"] = json!({"first": true, "workloads": [{
+            "name": "hello", "namespace": "hello", "newRs": "hello-7f9c6",
+            "newInitial": 0, "replicas": 1, "stable": []
+        }]});
+        let plan = plan();
+        let picture = rows(
+            &detail("running", vec![staging, prod.clone()], vec![]),
+            Some(&plan),
+        );
+        let texts: Vec<(&str, &str)> = picture
+            .iter()
+            .filter(|r| r.key.starts_with("where:"))
+            .map(|r| (r.key.as_str(), r.text.as_str()))
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                (
+                    "where:staging:hello",
+                    "hello: new hello-7f9c6 (image hello:1, 1 pod), the first version on this target"
+                ),
+                (
+                    "where:prod-us:hello",
+                    "hello: new hello-7f9c6 (image hello:1, 4 pods) replacing hello-5d4b8 (4 pods), hello-1a2b3 (1 pod)"
+                ),
+            ]
+        );
+        // Drawn under its target, before any hint.
+        let drawn = tree(&picture);
+        let at = |needle: &str| {
+            drawn
+                .find(needle)
+                .unwrap_or_else(|| panic!("{needle} in {drawn}"))
+        };
+        assert!(at("prod-us (") < at("replacing hello-5d4b8"));
+        // An ended deployment no longer says what runs where.
+        let ended = rows(&detail("succeeded", vec![prod], vec![]), Some(&plan));
+        assert!(ended.iter().all(|r| !r.key.starts_with("where:")));
     }
 
     #[test]
