@@ -126,7 +126,9 @@ pub enum Command {
     Schema,
     /// Print a commented starting deploy file: `ferry template canary --features manual,automated`.
     Template(template::TemplateArgs),
-    /// Print a shell completion script.
+    /// Print a static shell completion script. For completion of deployment ids and target
+    /// names from the API, register `source <(COMPLETE=bash ferry)` instead (zsh, fish, elvish
+    /// and powershell likewise).
     Completions(CompletionsArgs),
 }
 

@@ -5,6 +5,7 @@
 mod args;
 mod client;
 mod commands;
+mod complete;
 mod config;
 mod device;
 mod error;
@@ -18,9 +19,12 @@ mod watch;
 
 use std::process::ExitCode;
 
+use clap::CommandFactory as _;
 use clap::Parser as _;
 
 fn main() -> ExitCode {
+    // Under `COMPLETE=<shell>` the shell asks for completions (see `complete`): answer and exit.
+    clap_complete::CompleteEnv::with_factory(args::Cli::command).complete();
     let cli = match args::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

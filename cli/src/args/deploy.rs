@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+use clap_complete::engine::ArgValueCompleter;
 
 /// `ferry deploy …`.
 #[derive(Debug, Args)]
@@ -98,6 +99,7 @@ pub struct StartArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// The deployment's id.
+    #[arg(add = ArgValueCompleter::new(crate::complete::deployment_ids))]
     pub id: String,
     /// Follow the deployment.
     #[command(flatten)]
@@ -152,9 +154,10 @@ pub struct UndoArgs {
 #[derive(Debug, Args)]
 pub struct DecideArgs {
     /// The deployment's id.
+    #[arg(add = ArgValueCompleter::new(crate::complete::deployment_ids))]
     pub id: String,
     /// The target whose approval is decided (default: the only one pending).
-    #[arg(long, value_name = "TARGET")]
+    #[arg(long, value_name = "TARGET", add = ArgValueCompleter::new(crate::complete::target_names))]
     pub target: Option<String>,
     /// Why, for the audit trail.
     #[arg(long)]
@@ -165,6 +168,7 @@ pub struct DecideArgs {
 #[derive(Debug, Args)]
 pub struct AbortArgs {
     /// The deployment's id.
+    #[arg(add = ArgValueCompleter::new(crate::complete::deployment_ids))]
     pub id: String,
     /// Why.
     #[arg(long)]
@@ -175,9 +179,10 @@ pub struct AbortArgs {
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
     /// The deployment's id.
+    #[arg(add = ArgValueCompleter::new(crate::complete::deployment_ids))]
     pub id: String,
     /// Only this target (default: every target).
-    #[arg(long, value_name = "TARGET")]
+    #[arg(long, value_name = "TARGET", add = ArgValueCompleter::new(crate::complete::target_names))]
     pub target: Option<String>,
     /// Why.
     #[arg(long)]
@@ -188,9 +193,10 @@ pub struct RollbackArgs {
 #[derive(Debug, Args)]
 pub struct TargetArgs {
     /// The deployment's id.
+    #[arg(add = ArgValueCompleter::new(crate::complete::deployment_ids))]
     pub id: String,
     /// The target.
-    #[arg(long, value_name = "TARGET")]
+    #[arg(long, value_name = "TARGET", add = ArgValueCompleter::new(crate::complete::target_names))]
     pub target: String,
 }
 

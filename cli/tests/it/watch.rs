@@ -324,3 +324,108 @@ async fn history_lists_versions_and_undo_goes_back_to_the_previous_good_one() {
     std::fs::remove_dir_all(dir).unwrap();
     stack.stop().await;
 }
+
+/// What `COMPLETE=bash` makes `ferry` answer for the words typed so far (the last one is being
+/// completed), as bash's registration asks it.
+async fn complete(home: &Home, env: &[(&str, &str)], words: &[&str]) -> Vec<String> {
+    // Word 0 is `ferry` itself.
+    let index = words.len().to_string();
+    let mut all_env = vec![
+        ("COMPLETE", "bash"),
+        ("_CLAP_COMPLETE_INDEX", index.as_str()),
+        ("_CLAP_IFS", "\n"),
+    ];
+    all_env.extend_from_slice(env);
+    let mut args = vec!["--", "ferry"];
+    args.extend_from_slice(words);
+    let run = home.run(&all_env, &args).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    run.stdout
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_rollout_in_flight_shows_what_runs_where_and_completes_its_id_and_targets() {
+    let mut stack = Stack::start().await;
+    stack.start_engine(&["prod-cluster"], &["hello-prod"]).await;
+    let (_, home) = stack.logged_in(&["Tenant Admin"]).await;
+    let dir = project("hello-ferry:1.0.0");
+    let file = dir.join("deploy.yml");
+    let file = file.to_str().unwrap();
+    first_version(&home, file).await;
+
+    write_app(&dir, "hello-ferry:2.0.0");
+    let started = home
+        .run(&[], &["deploy", "start", "-f", file, "-o", "json"])
+        .await
+        .json();
+    let id = started["id"].as_str().unwrap().to_string();
+    ferry_testkit::eventually(
+        "the canary to wait for approval",
+        Duration::from_secs(60),
+        || {
+            let home = &home;
+            let id = id.clone();
+            async move {
+                let detail = home
+                    .run(&[], &["deploy", "status", &id, "-o", "json"])
+                    .await
+                    .json();
+                (!detail["pending_approvals"].as_array()?.is_empty()).then_some(())
+            }
+        },
+    )
+    .await;
+
+    // What runs where: the new version's ReplicaSet with its image, beside the one it replaces.
+    let status = home.run(&[], &["deploy", "status", &id]).await.ok();
+    let line = status
+        .lines()
+        .find(|l| l.contains("hello-ferry: new hello-ferry-"))
+        .unwrap_or_else(|| panic!("no line for the workload in:\n{status}"));
+    assert!(line.contains("image hello-ferry:2.0.0"), "{line}");
+    assert!(line.contains(" replacing hello-ferry-"), "{line}");
+
+    // Completion offers the deployment (and the one before it), then its target.
+    let ids = complete(&home, &[], &["deploy", "status", ""]).await;
+    assert!(ids.contains(&id), "{ids:?}");
+    // Ids are time-ordered: type as much as tells this one from the others.
+    let shared = ids
+        .iter()
+        .filter(|other| **other != id)
+        .map(|other| {
+            id.chars()
+                .zip(other.chars())
+                .take_while(|(a, b)| a == b)
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    let prefix = &id[..=shared];
+    let narrowed = complete(&home, &[], &["deploy", "status", prefix]).await;
+    assert_eq!(narrowed, [id.clone()]);
+    let targets = complete(&home, &[], &["deploy", "approve", &id, "--target", ""]).await;
+    assert_eq!(targets, ["prod"]);
+    // With the API out of reach no id is offered, and the shell is not held up.
+    let started = std::time::Instant::now();
+    let none = complete(
+        &home,
+        &[(
+            "FERRY_API",
+            &format!("http://127.0.0.1:{}", ferry_testkit::process::CLOSED_PORT),
+        )],
+        &["deploy", "status", ""],
+    )
+    .await;
+    // (Only the command's flags, which need no API.)
+    assert!(none.iter().all(|c| c.starts_with("--")), "{none:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    stack.stop().await;
+}

@@ -1,0 +1,116 @@
+//! Shell completion that knows Ferry's data. `source <(COMPLETE=bash ferry)` (or zsh, fish,
+//! elvish, powershell) registers a completer that asks the `ferry` binary itself at each TAB:
+//! deployment ids are offered from the API (the most recent first, each described by its
+//! application and status), and target names from the deployments still in flight. The API is
+//! asked with the saved context or the `FERRY_*` environment, within [`BUDGET`]; when it cannot
+//! be reached nothing is offered, quickly, and the shell goes on.
+
+use std::ffi::OsStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser as _;
+use clap_complete::engine::CompletionCandidate;
+use serde_json::Value;
+
+use crate::client::Client;
+
+/// How long one TAB may wait for the API.
+pub const BUDGET: Duration = Duration::from_secs(2);
+
+/// Deployments asked for (one page).
+const RECENT: usize = 50;
+
+/// In-flight deployments whose targets are offered.
+const IN_FLIGHT: usize = 10;
+
+/// Deployment ids starting with what was typed.
+pub fn deployment_ids(current: &OsStr) -> Vec<CompletionCandidate> {
+    let typed = current.to_string_lossy().into_owned();
+    ask(|client| async move {
+        let listed = recent(&client).await;
+        listed
+            .iter()
+            .filter_map(|d| {
+                let id = d["id"].as_str()?;
+                id.starts_with(&typed).then(|| {
+                    let help = format!(
+                        "{} {}",
+                        d["application"].as_str().unwrap_or("?"),
+                        d["status"].as_str().unwrap_or("?").replace('_', " ")
+                    );
+                    CompletionCandidate::new(id).help(Some(help.into()))
+                })
+            })
+            .collect()
+    })
+}
+
+/// Target names of the deployments in flight, starting with what was typed.
+pub fn target_names(current: &OsStr) -> Vec<CompletionCandidate> {
+    let typed = current.to_string_lossy().into_owned();
+    ask(|client| async move {
+        let mut names: Vec<String> = Vec::new();
+        let in_flight = recent(&client)
+            .await
+            .into_iter()
+            .filter(|d| matches!(d["status"].as_str(), Some("waiting" | "running" | "paused")))
+            .take(IN_FLIGHT);
+        for deployment in in_flight {
+            let Some(id) = deployment["id"].as_str() else {
+                continue;
+            };
+            let Ok(detail) = client.get(&format!("/v1/deployments/{id}"), &[]).await else {
+                continue;
+            };
+            for target in detail["targets"].as_array().into_iter().flatten() {
+                if let Some(name) = target["name"].as_str()
+                    && name.starts_with(&typed)
+                    && !names.iter().any(|n| n == name)
+                {
+                    names.push(name.to_string());
+                }
+            }
+        }
+        names.into_iter().map(CompletionCandidate::new).collect()
+    })
+}
+
+/// The most recent deployments (empty when the API cannot say).
+async fn recent(client: &Client) -> Vec<Value> {
+    let query = [("limit", RECENT.to_string())];
+    match client.get("/v1/deployments", &query).await {
+        Ok(page) => page["items"].as_array().cloned().unwrap_or_default(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Runs `work` with a client for the configured API within [`BUDGET`], on a runtime of its own
+/// (completion runs before `main` starts one); nothing when no client can be made or time runs
+/// out.
+fn ask<F, Fut>(work: F) -> Vec<CompletionCandidate>
+where
+    F: FnOnce(Arc<Client>) -> Fut,
+    Fut: Future<Output = Vec<CompletionCandidate>>,
+{
+    // The global options as the environment sets them (the command line being completed is not
+    // parsed yet).
+    let Ok(cli) = crate::args::Cli::try_parse_from(["ferry", "deploy", "list"]) else {
+        return Vec::new();
+    };
+    let ctx = crate::commands::Ctx { global: cli.global };
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return Vec::new();
+    };
+    runtime.block_on(async move {
+        let Ok(client) = ctx.client() else {
+            return Vec::new();
+        };
+        tokio::time::timeout(BUDGET, work(client))
+            .await
+            .unwrap_or_default()
+    })
+}
