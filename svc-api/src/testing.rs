@@ -4,9 +4,9 @@
 //! waits until `/readyz` answers; [`TestServer::bootstrap`] creates a tenant and a credential.
 //! One harness for svc-api's own, the CLI's and the agent's tests.
 
+use crate::Settings;
 use crate::identity::bootstrap::BootstrapOutcome;
 use crate::settings::{BootstrapArgs, Cli};
-use crate::Settings;
 use base64::Engine;
 use clap::Parser;
 use std::time::Duration;

@@ -406,7 +406,7 @@ async fn a_rollout_in_flight_shows_what_runs_where_and_completes_its_id_and_targ
         .unwrap_or(0);
     let prefix = &id[..=shared];
     let narrowed = complete(&home, &[], &["deploy", "status", prefix]).await;
-    assert_eq!(narrowed, [id.clone()]);
+    assert_eq!(narrowed, [id.as_str()]);
     let targets = complete(&home, &[], &["deploy", "approve", &id, "--target", ""]).await;
     assert_eq!(targets, ["prod"]);
     // With the API out of reach no id is offered, and the shell is not held up.
