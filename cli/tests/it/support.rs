@@ -10,55 +10,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::Engine as _;
-use clap::Parser as _;
 use ferry_bus::{Bus, ConsumerMetrics, Topology};
 use ferry_kube_sim::{RunningSim, SimConfig};
 use ferry_store::TenantId;
-use ferry_svc_api::Settings;
 use ferry_svc_api::identity::bootstrap::BootstrapOutcome;
-use ferry_svc_api::settings::{BootstrapArgs, Cli};
+use ferry_svc_api::testing::{TestConfig, TestServer};
 use ferry_svc_scheduler::{ClusterError, Clusters, EngineConfig};
 use ferry_testkit::TestDb;
 use ferry_testkit::amqp::{self, Cleanup};
 use tokio::io::AsyncWriteExt as _;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// How long one `ferry` run may take before the test fails.
 const RUN_LIMIT: Duration = Duration::from_secs(120);
-
-/// Settings for svc-api on `db` at `base`, publishing under `prefix`.
-fn api_settings(db: &TestDb, base: &str, prefix: &str, extra: &[String]) -> Settings {
-    let amqp = amqp::amqp_url();
-    let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
-    let args = [
-        "ferry-svc-api",
-        "--database-url",
-        &db.url,
-        "--database-max-connections",
-        "4",
-        "--amqp-url",
-        &amqp,
-        "--bus-prefix",
-        prefix,
-        "--issuer-url",
-        base,
-        "--master-key",
-        &key,
-        "--shutdown-grace-secs",
-        "10",
-        "--rate-limit-burst",
-        "10000",
-        "--events-poll-ms",
-        "50",
-    ];
-    let args = args.into_iter().chain(extra.iter().map(String::as_str));
-    Cli::try_parse_from(args)
-        .expect("valid test settings")
-        .settings
-}
 
 /// Clusters of the engine: one simulator client per account.
 struct SimClusters(HashMap<String, kube::Client>);
@@ -78,10 +43,8 @@ pub struct Stack {
     pub db: TestDb,
     /// `http://127.0.0.1:<port>`.
     pub api: String,
-    settings: Settings,
+    server: TestServer,
     prefix: String,
-    shutdown: CancellationToken,
-    task: JoinHandle<anyhow::Result<()>>,
     engine: Option<(CancellationToken, JoinHandle<()>)>,
     sims: Vec<RunningSim>,
     _cleanup: Cleanup,
@@ -96,39 +59,18 @@ impl Stack {
     /// [`Stack::start`] with more svc-api flags (e.g. an external sign-in issuer's).
     pub async fn start_with(extra: &[String]) -> Stack {
         let db = TestDb::new().await;
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let api = format!("http://{}", listener.local_addr().unwrap());
-        let admin_url = format!("http://{}/readyz", admin.local_addr().unwrap());
         let prefix = amqp::prefix();
         let topology = Topology::new(prefix.clone());
         let cleanup = Cleanup::new(topology.queue_names(), topology.exchange_names());
-        let settings = api_settings(&db, &api, &prefix, extra);
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(ferry_svc_api::run(
-            settings.clone(),
-            admin,
-            listener,
-            shutdown.clone(),
-        ));
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::new();
-        ferry_testkit::eventually("svc-api ready", Duration::from_secs(30), || {
-            let http = http.clone();
-            let url = admin_url.clone();
-            async move {
-                let response = http.get(&url).send().await.ok()?;
-                (response.status() == 200).then_some(())
-            }
-        })
-        .await;
+        let config = TestConfig::new(&db.url, &amqp::amqp_url(), &prefix)
+            .flag("--shutdown-grace-secs", 10)
+            .flags(extra);
+        let server = TestServer::start(&config).await;
         Stack {
             db,
-            api,
-            settings,
+            api: server.base.clone(),
+            server,
             prefix,
-            shutdown,
-            task,
             engine: None,
             sims: Vec::new(),
             _cleanup: cleanup,
@@ -137,15 +79,7 @@ impl Stack {
 
     /// A new tenant and a credential in it holding `roles` (with its secret).
     pub async fn tenant(&self, roles: &[&str]) -> BootstrapOutcome {
-        let args = BootstrapArgs {
-            tenant: ferry_testkit::unique("t").replace('_', "-"),
-            client_name: "cli-test".into(),
-            roles: roles.iter().map(|r| r.to_string()).collect(),
-            json: true,
-        };
-        ferry_svc_api::bootstrap(&self.settings, &args)
-            .await
-            .expect("bootstrap a tenant and credential")
+        self.server.bootstrap("t", "cli-test", roles).await
     }
 
     /// A new tenant and credential holding `roles`, and a fresh home logged in with it.
@@ -208,11 +142,9 @@ impl Stack {
             token.cancel();
             handle.await.unwrap();
         }
-        self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(20), self.task)
+        tokio::time::timeout(Duration::from_secs(20), self.server.stop())
             .await
             .expect("svc-api stops")
-            .expect("svc-api did not panic")
             .expect("svc-api ended cleanly");
         for sim in self.sims {
             sim.shutdown().await;
