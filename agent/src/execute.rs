@@ -8,6 +8,7 @@ use ferry_proto::agent::{
     AgentMessage, BodyChunk, ErrorCode, Header, Request, RequestKind, Response, ResponseEnd,
     ResponseError, ResponseHead, agent_message, response,
 };
+use ferry_runtime::errors::error_chain;
 use http::header::{self, HeaderName, HeaderValue};
 use http_body::Body;
 use http_body_util::BodyExt;
@@ -180,7 +181,7 @@ impl Executor {
             .kube
             .send(http_request)
             .await
-            .map_err(|e| Failure::Error(ErrorCode::Unreachable, describe(&e)))?;
+            .map_err(|e| Failure::Error(ErrorCode::Unreachable, error_chain(&e)))?;
         stream(response, sink).await
     }
 
@@ -200,11 +201,11 @@ impl Executor {
         }
         let http_request = build(&request)?;
         let http_request = reqwest::Request::try_from(http_request.map(reqwest::Body::from))
-            .map_err(|e| Failure::invalid(describe(&e)))?;
+            .map_err(|e| Failure::invalid(error_chain(&e)))?;
         let response = client
             .execute(http_request)
             .await
-            .map_err(|e| Failure::Error(ErrorCode::Unreachable, describe(&e)))?;
+            .map_err(|e| Failure::Error(ErrorCode::Unreachable, error_chain(&e)))?;
         stream(http::Response::from(response), sink).await
     }
 }
@@ -277,7 +278,7 @@ where
         let frame = frame.map_err(|e| {
             Failure::Error(
                 ErrorCode::Unreachable,
-                format!("reading the response body: {}", describe(&e)),
+                format!("reading the response body: {}", error_chain(&e)),
             )
         })?;
         let Ok(data) = frame.into_data() else {
@@ -293,18 +294,6 @@ where
     }
     sink.send(response::Part::End(ResponseEnd {})).await?;
     Ok(())
-}
-
-/// An error with its chain of causes, for the caller's error message and logs.
-pub(crate) fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

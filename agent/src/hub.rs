@@ -236,7 +236,7 @@ pub async fn maintain(mut link: Link, shutdown: CancellationToken) {
                     // The token expired or was revoked: the next attempt gets a fresh one.
                     link.tokens.invalidate().await;
                 }
-                tracing::warn!(error = crate::execute::describe(&e), hub = %link.hub.url, "could not connect to the hub");
+                tracing::warn!(error = ferry_runtime::errors::error_chain(&e), hub = %link.hub.url, "could not connect to the hub");
             }
         }
         let wait = link.backoff.delay();
@@ -266,7 +266,7 @@ pub async fn renew_tokens(tokens: Arc<TokenProvider>, shutdown: CancellationToke
             }
             Err(e) => {
                 tracing::warn!(
-                    error = crate::execute::describe(&e),
+                    error = ferry_runtime::errors::error_chain(&e),
                     "renewing the hub token"
                 );
                 backoff.delay()
@@ -303,7 +303,7 @@ pub async fn learn_kubernetes_version(
                 return;
             }
             Ok(Err(e)) => tracing::warn!(
-                error = crate::execute::describe(&e),
+                error = ferry_runtime::errors::error_chain(&e),
                 "asking the Kubernetes API its version"
             ),
             Err(_) => tracing::warn!("the Kubernetes API did not tell its version within 10s"),
