@@ -68,7 +68,7 @@ pub async fn run_with_registry(
 ) -> anyhow::Result<()> {
     settings.validate()?;
     // kube-rs, tonic and reqwest all use rustls; pick its provider once per process.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    ferry_runtime::telemetry::install_crypto();
     let metrics = Metrics::register(&registry).context("registering metrics")?;
 
     let kube = kube_client(&settings).await?;

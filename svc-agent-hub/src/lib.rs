@@ -101,7 +101,7 @@ pub async fn run_with_registry(
 ) -> anyhow::Result<()> {
     settings.validate()?;
     // tonic and the discovery client both use rustls; pick its provider once per process.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    ferry_runtime::telemetry::install_crypto();
     let replica = settings
         .replica_id
         .clone()

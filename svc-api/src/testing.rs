@@ -104,7 +104,7 @@ pub struct TestServer {
 impl TestServer {
     /// Starts svc-api with `config` and waits (up to 30 s) until `/readyz` answers 200.
     pub async fn start(config: &TestConfig) -> TestServer {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        ferry_runtime::telemetry::install_crypto();
         let public = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let admin_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", public.local_addr().expect("address"));

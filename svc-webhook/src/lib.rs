@@ -243,7 +243,7 @@ pub async fn run(
     admin: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    ferry_runtime::telemetry::install_crypto();
     let registry = ferry_runtime::admin::new_registry();
     let owner = format!("svc-webhook-{}", uuid::Uuid::now_v7());
     let delivery = settings.delivery(owner)?;

@@ -40,7 +40,7 @@ pub(crate) struct World {
 impl World {
     /// Starts a simulator (Pods Ready after 200ms) and connects a tunnel under a fresh prefix.
     pub(crate) async fn new() -> World {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        ferry_runtime::telemetry::install_crypto();
         let sim = ferry_kube_sim::start(SimConfig {
             ready_delay: Duration::from_millis(200),
             ..SimConfig::default()

@@ -205,7 +205,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 const SMALL: &str = r#"{"kind":"Status","apiVersion":"v1","status":"Success","code":200}"#;
 
 async fn bench(args: Args) -> anyhow::Result<()> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    ferry_runtime::telemetry::install_crypto();
     let prefix = format!(
         "bench_{}.",
         &uuid::Uuid::new_v4().simple().to_string()[..12]

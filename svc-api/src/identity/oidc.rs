@@ -132,7 +132,7 @@ impl OidcIssuer {
     /// machine credentials work, while the provider is unreachable).
     pub fn new(config: OidcConfig) -> Result<OidcIssuer, OidcError> {
         // reqwest is built without a default TLS provider: name ring, as the rest of Ferry does.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        ferry_runtime::telemetry::install_crypto();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(FETCH_TIMEOUT)

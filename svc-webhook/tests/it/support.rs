@@ -118,7 +118,7 @@ impl Bench {
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        ferry_runtime::telemetry::install_crypto();
         let db = TestDb::new().await;
         let store = Store::from_pool(db.pool.clone());
         let tenant = Bench::tenant(&store, "acme").await;
