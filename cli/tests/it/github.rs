@@ -100,3 +100,91 @@ async fn start_honours_armorys_flags_and_writes_the_step_outputs() {
     std::fs::remove_dir_all(&dir).unwrap();
     stack.stop().await;
 }
+
+/// The script of the action's `start` step, as `action.yml` holds it: the `run: |` block of the
+/// step with `id: start`, its indentation removed.
+fn start_step_script() -> String {
+    let text = std::fs::read_to_string(examples().join("../action.yml")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let step = lines
+        .iter()
+        .position(|l| l.trim() == "id: start")
+        .expect("a step with id start");
+    let run = step
+        + lines[step..]
+            .iter()
+            .position(|l| l.trim() == "run: |")
+            .expect("its run block");
+    let indent = lines[run].len() - lines[run].trim_start().len() + 2;
+    let mut script = String::new();
+    for line in &lines[run + 1..] {
+        if !line.trim().is_empty() && line.len() - line.trim_start().len() < indent {
+            break;
+        }
+        script.push_str(line.get(indent..).unwrap_or(""));
+        script.push('\n');
+    }
+    script
+}
+
+/// Every exit code of `ferry` comes out of the action as the step's exit code, `exit-code` and
+/// a `status` output that says what happened (a fake `ferry` stands in for each outcome).
+#[tokio::test]
+async fn the_action_maps_every_exit_code_to_its_outputs() {
+    let script = start_step_script();
+    let dir = std::env::temp_dir().join(ferry_testkit::unique("ferry-action"));
+    std::fs::create_dir_all(&dir).unwrap();
+    // (exit code, FERRY_STATUS ferry itself writes when a deployment started, status output)
+    let cases = [
+        (0, Some("succeeded"), "succeeded"),
+        (1, None, "not_started"),
+        (3, None, "busy"),
+        (4, Some("rolled_back"), "rolled_back"),
+        (5, Some("aborted"), "aborted"),
+        (6, Some("paused"), "paused"),
+        (7, None, "not_allowed"),
+        (8, None, "unreachable"),
+    ];
+    for (code, written, status) in cases {
+        let fake = dir.join(format!("ferry-{code}"));
+        let write = written.map_or(String::new(), |s| {
+            format!("echo FERRY_STATUS={s} >> \"$GITHUB_OUTPUT\"\n")
+        });
+        std::fs::write(&fake, format!("#!/bin/sh\n{write}exit {code}\n")).unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let output = dir.join(format!("output-{code}"));
+        std::fs::write(&output, "").unwrap();
+        let ran = tokio::process::Command::new("bash")
+            .arg("-c")
+            .arg(&script)
+            .env("FERRY", &fake)
+            .env("FERRY_API", "ferry.example.com")
+            .env("FERRY_CLIENT_ID", "id")
+            .env("FERRY_CLIENT_SECRET", "secret")
+            .env("DEPLOY_FILE", "deploy.yml")
+            .env("ARMORY_FILE", "")
+            .env("ADD_CONTEXT", "")
+            .env("TARGETS", "")
+            .env("APPLICATION", "")
+            .env("WATCH", "true")
+            .env("AUTO_APPROVE", "false")
+            .env("GITHUB_OUTPUT", &output)
+            .env("GITHUB_WORKSPACE", &dir)
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(ran.status.code(), Some(code), "{ran:?}");
+        let outputs = std::fs::read_to_string(&output).unwrap();
+        assert!(
+            outputs.contains(&format!("\nstatus={status}\n"))
+                || outputs.starts_with(&format!("status={status}\n")),
+            "exit {code}: {outputs}"
+        );
+        assert!(
+            outputs.ends_with(&format!("exit-code={code}\n")),
+            "exit {code}: {outputs}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
