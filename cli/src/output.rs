@@ -48,7 +48,8 @@ fn yaml_of(value: &Value) -> Yaml<'static> {
     }
 }
 
-/// A text table: a header row and aligned columns, two spaces apart.
+/// A text table: a header row and aligned columns, two spaces apart, drawn by comfy-table
+/// without borders, styling or wrapping (the same text on a terminal and in a pipe).
 #[derive(Debug, Default)]
 pub struct Table {
     headers: Vec<String>,
@@ -64,8 +65,9 @@ impl Table {
         }
     }
 
-    /// Adds a row (missing cells are blank).
-    pub fn row(&mut self, cells: Vec<String>) {
+    /// Adds a row (missing cells are blank, cells past the headers are left out).
+    pub fn row(&mut self, mut cells: Vec<String>) {
+        cells.resize(self.headers.len(), String::new());
         self.rows.push(cells);
     }
 
@@ -74,28 +76,16 @@ impl Table {
         if self.rows.is_empty() {
             return format!("{empty}\n");
         }
-        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
-        for row in &self.rows {
-            for (i, cell) in row.iter().enumerate() {
-                if i < widths.len() {
-                    widths[i] = widths[i].max(cell.chars().count());
-                }
-            }
+        let mut table = comfy_table::Table::new();
+        table
+            .load_style(comfy_table::presets::NOTHING)
+            .set_header(&self.headers)
+            .add_rows(&self.rows);
+        let last = self.headers.len().saturating_sub(1);
+        for (i, column) in table.column_iter_mut().enumerate() {
+            column.set_padding((0, if i < last { 2 } else { 0 }));
         }
-        let mut out = String::new();
-        for row in std::iter::once(&self.headers).chain(&self.rows) {
-            let mut line = String::new();
-            for (i, width) in widths.iter().enumerate() {
-                let cell = row.get(i).map(String::as_str).unwrap_or("");
-                line.push_str(cell);
-                if i + 1 < widths.len() {
-                    line.push_str(&" ".repeat(width - cell.chars().count() + 2));
-                }
-            }
-            out.push_str(line.trim_end());
-            out.push('\n');
-        }
-        out
+        table.trim_fmt() + "\n"
     }
 }
 
@@ -151,6 +141,30 @@ mod tests {
             "NAME         STATUS\na-long-name  ok\nb            failed\n"
         );
         assert_eq!(Table::new(&["X"]).render("no rows"), "no rows\n");
+    }
+
+    #[test]
+    fn tables_keep_blank_headers_and_cells_and_never_wrap_or_style() {
+        // The shape of `ferry analysis`'s comparison: a blank first header.
+        let mut t = Table::new(&["", "CANARY", "BASELINE"]);
+        t.row(vec!["points".into(), "12".into(), "3".into()]);
+        t.row(vec!["mean".into(), "→ 1.5".into(), "é".into()]);
+        assert_eq!(
+            t.render(""),
+            "        CANARY  BASELINE\npoints  12      3\nmean    → 1.5   é\n"
+        );
+        // Missing cells are blank, cells past the headers left out.
+        let mut t = Table::new(&["A", "B", "C"]);
+        t.row(vec!["1".into()]);
+        t.row(vec!["1".into(), "".into(), "3".into(), "extra".into()]);
+        assert_eq!(t.render(""), "A  B  C\n1\n1     3\n");
+        // A long cell stays on its line, whatever the terminal; nothing but the text is written.
+        let long = "x".repeat(500);
+        let mut t = Table::new(&["NAME", "REASON"]);
+        t.row(vec!["a".into(), long.clone()]);
+        let text = t.render("");
+        assert_eq!(text, format!("NAME  REASON\na     {long}\n"));
+        assert!(!text.contains('\x1b'));
     }
 
     #[test]
