@@ -1,15 +1,15 @@
 //! The command-line grammar (clap derive): the global connection and output options, and one
 //! variant of [`Command`] per command group. The `deploy` group lives in [`deploy`].
 
-pub mod analysis;
-pub mod deploy;
-pub mod notify;
-pub mod people;
-pub mod template;
+pub(crate) mod analysis;
+pub(crate) mod deploy;
+pub(crate) mod notify;
+pub(crate) mod people;
+pub(crate) mod template;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-pub use deploy::{
+pub(crate) use deploy::{
     AbortArgs, DecideArgs, DeployArgs, DeployCommand, HistoryArgs, ListArgs, RedeployArgs,
     RollbackArgs, StartArgs, StatusArgs, TargetArgs, UndoArgs, ValidateArgs, WatchArgs,
 };
@@ -17,7 +17,7 @@ pub use deploy::{
 /// Ferry: continuous deployment as a service.
 #[derive(Debug, Parser)]
 #[command(name = "ferry", version, about, after_help = crate::exit::HELP)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Where and how to reach the API, and how to print.
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -29,7 +29,7 @@ pub struct Cli {
 /// Options every command accepts. Flags win over environment variables, which win over the
 /// credentials file that `ferry login` writes.
 #[derive(Debug, Clone, Args)]
-pub struct GlobalArgs {
+pub(crate) struct GlobalArgs {
     /// The Ferry API's base URL (default: the credentials file's, else http://127.0.0.1:8080).
     #[arg(long, env = "FERRY_API", global = true, value_name = "URL")]
     pub api: Option<String>,
@@ -77,7 +77,7 @@ pub struct GlobalArgs {
 
 /// Output format of commands that print data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// Tidy tables and sentences for people.
     Text,
     /// The API's JSON, pretty-printed.
@@ -88,7 +88,7 @@ pub enum Format {
 
 /// Top-level command groups.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Sign in: as a person in the browser (the device flow, the default), or save a machine
     /// credential (--client-id/--client-secret) or a token for later commands.
     Login(LoginArgs),
@@ -134,7 +134,7 @@ pub enum Command {
 
 /// `ferry login`.
 #[derive(Debug, Args)]
-pub struct LoginArgs {
+pub(crate) struct LoginArgs {
     /// Read the client secret from standard input (when not given by flag or environment).
     #[arg(long)]
     pub client_secret_stdin: bool,
@@ -149,7 +149,7 @@ pub struct LoginArgs {
 
 /// `ferry context …`.
 #[derive(Debug, Args)]
-pub struct ContextArgs {
+pub(crate) struct ContextArgs {
     /// The context subcommand.
     #[command(subcommand)]
     pub command: ContextCommand,
@@ -157,7 +157,7 @@ pub struct ContextArgs {
 
 /// `ferry context` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum ContextCommand {
+pub(crate) enum ContextCommand {
     /// List the contexts (the current one marked).
     #[command(alias = "list")]
     Ls,
@@ -176,7 +176,7 @@ pub enum ContextCommand {
 
 /// `ferry agents …`.
 #[derive(Debug, Args)]
-pub struct AgentsArgs {
+pub(crate) struct AgentsArgs {
     /// The agents subcommand.
     #[command(subcommand)]
     pub command: AgentsCommand,
@@ -184,7 +184,7 @@ pub struct AgentsArgs {
 
 /// `ferry agents` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum AgentsCommand {
+pub(crate) enum AgentsCommand {
     /// List the agents.
     #[command(alias = "list")]
     Ls,
@@ -192,7 +192,7 @@ pub enum AgentsCommand {
 
 /// `ferry creds …`.
 #[derive(Debug, Args)]
-pub struct CredsArgs {
+pub(crate) struct CredsArgs {
     /// The credentials subcommand.
     #[command(subcommand)]
     pub command: CredsCommand,
@@ -200,7 +200,7 @@ pub struct CredsArgs {
 
 /// `ferry creds` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum CredsCommand {
+pub(crate) enum CredsCommand {
     /// Create a credential; its secret is shown this once.
     Create {
         /// A name, unique in the tenant.
@@ -227,7 +227,7 @@ pub enum CredsCommand {
 
 /// `ferry tenants …`.
 #[derive(Debug, Args)]
-pub struct TenantsArgs {
+pub(crate) struct TenantsArgs {
     /// The tenants subcommand (default: `ls`).
     #[command(subcommand)]
     pub command: Option<TenantsCommand>,
@@ -235,7 +235,7 @@ pub struct TenantsArgs {
 
 /// `ferry tenants` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum TenantsCommand {
+pub(crate) enum TenantsCommand {
     /// The tenants you may see: your organization's for an Organization Admin, else your own.
     #[command(alias = "list")]
     Ls,
@@ -256,7 +256,7 @@ pub enum TenantsCommand {
 
 /// `ferry secrets …`.
 #[derive(Debug, Args)]
-pub struct SecretsArgs {
+pub(crate) struct SecretsArgs {
     /// The secrets subcommand.
     #[command(subcommand)]
     pub command: SecretsCommand,
@@ -264,7 +264,7 @@ pub struct SecretsArgs {
 
 /// `ferry secrets` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum SecretsCommand {
+pub(crate) enum SecretsCommand {
     /// Set or replace a secret; the value comes from `--value` or standard input.
     Set {
         /// The secret's name.
@@ -286,7 +286,7 @@ pub enum SecretsCommand {
 
 /// `ferry completions`.
 #[derive(Debug, Args)]
-pub struct CompletionsArgs {
+pub(crate) struct CompletionsArgs {
     /// The shell.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
@@ -350,7 +350,7 @@ mod tests {
 
 /// `ferry audit …`.
 #[derive(Debug, Args)]
-pub struct AuditArgs {
+pub(crate) struct AuditArgs {
     /// The audit subcommand.
     #[command(subcommand)]
     pub command: AuditCommand,
@@ -358,7 +358,7 @@ pub struct AuditArgs {
 
 /// `ferry audit` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum AuditCommand {
+pub(crate) enum AuditCommand {
     /// List entries, newest first.
     #[command(alias = "ls")]
     List(AuditListArgs),
@@ -366,7 +366,7 @@ pub enum AuditCommand {
 
 /// `ferry audit list`.
 #[derive(Debug, Args)]
-pub struct AuditListArgs {
+pub(crate) struct AuditListArgs {
     /// Only this actor (a user id, a credential id, or a service).
     #[arg(long)]
     pub actor: Option<String>,

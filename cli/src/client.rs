@@ -31,7 +31,7 @@ const STREAM_READ_TIMEOUT: Duration = Duration::from_secs(60);
 const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(30);
 
 /// A connection to one Ferry API.
-pub struct Client {
+pub(crate) struct Client {
     http: reqwest::Client,
     stream: reqwest::Client,
     api: String,
@@ -55,7 +55,7 @@ impl std::fmt::Debug for Client {
 
 impl Client {
     /// A client for `settings`.
-    pub fn new(settings: Settings) -> anyhow::Result<Client> {
+    pub(crate) fn new(settings: Settings) -> anyhow::Result<Client> {
         // reqwest is built without a default TLS provider; ring is the one the workspace uses.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let agent = concat!("ferry-cli/", env!("CARGO_PKG_VERSION"));
@@ -84,13 +84,13 @@ impl Client {
     }
 
     /// The API's base URL.
-    pub fn api(&self) -> &str {
+    pub(crate) fn api(&self) -> &str {
         &self.api
     }
 
     /// A token for the API: the given one, one fetched with client credentials (cached), or a
     /// person's (refreshed when it expires within the margin).
-    pub async fn token(&self) -> Result<String, ApiError> {
+    pub(crate) async fn token(&self) -> Result<String, ApiError> {
         if matches!(self.auth, Auth::Person(_)) {
             return self.person_token(false).await;
         }
@@ -256,27 +256,31 @@ impl Client {
     }
 
     /// `GET path` (with `query`): the JSON body.
-    pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ApiError> {
+    pub(crate) async fn get(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Value, ApiError> {
         self.call(Method::GET, path, query, None).await
     }
 
     /// `POST path` with an optional JSON body: the JSON body (`null` when empty).
-    pub async fn post(&self, path: &str, body: Option<&Value>) -> Result<Value, ApiError> {
+    pub(crate) async fn post(&self, path: &str, body: Option<&Value>) -> Result<Value, ApiError> {
         self.call(Method::POST, path, &[], body).await
     }
 
     /// `PUT path` with a JSON body.
-    pub async fn put(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
+    pub(crate) async fn put(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
         self.call(Method::PUT, path, &[], Some(body)).await
     }
 
     /// `DELETE path`.
-    pub async fn delete(&self, path: &str) -> Result<Value, ApiError> {
+    pub(crate) async fn delete(&self, path: &str) -> Result<Value, ApiError> {
         self.call(Method::DELETE, path, &[], None).await
     }
 
     /// `DELETE path` with a JSON body (e.g. which member leaves a role).
-    pub async fn delete_with(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
+    pub(crate) async fn delete_with(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
         self.call(Method::DELETE, path, &[], Some(body)).await
     }
 
@@ -314,7 +318,7 @@ impl Client {
 
     /// Opens `GET path` as an event stream, resuming after `last_event_id`; a 401 with a
     /// fetched token (it expired or was replaced) fetches a new one and tries once more.
-    pub async fn event_stream(
+    pub(crate) async fn event_stream(
         &self,
         path: &str,
         last_event_id: Option<i64>,
@@ -358,7 +362,7 @@ impl Client {
     }
 
     /// The HTTP client (for the issuer's endpoints during sign-in and sign-out).
-    pub fn http(&self) -> &reqwest::Client {
+    pub(crate) fn http(&self) -> &reqwest::Client {
         &self.http
     }
 

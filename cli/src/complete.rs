@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::client::Client;
 
 /// How long one TAB may wait for the API.
-pub const BUDGET: Duration = Duration::from_secs(2);
+pub(crate) const BUDGET: Duration = Duration::from_secs(2);
 
 /// Deployments asked for (one page).
 const RECENT: usize = 50;
@@ -25,7 +25,7 @@ const RECENT: usize = 50;
 const IN_FLIGHT: usize = 10;
 
 /// Deployment ids starting with what was typed.
-pub fn deployment_ids(current: &OsStr) -> Vec<CompletionCandidate> {
+pub(crate) fn deployment_ids(current: &OsStr) -> Vec<CompletionCandidate> {
     let typed = current.to_string_lossy().into_owned();
     ask(|client| async move {
         let listed = recent(&client).await;
@@ -47,7 +47,7 @@ pub fn deployment_ids(current: &OsStr) -> Vec<CompletionCandidate> {
 }
 
 /// Target names of the deployments in flight, starting with what was typed.
-pub fn target_names(current: &OsStr) -> Vec<CompletionCandidate> {
+pub(crate) fn target_names(current: &OsStr) -> Vec<CompletionCandidate> {
     let typed = current.to_string_lossy().into_owned();
     ask(|client| async move {
         let mut names: Vec<String> = Vec::new();

@@ -19,18 +19,18 @@ use serde::{Deserialize, Serialize};
 use crate::args::GlobalArgs;
 
 /// The API address when nothing names one: svc-api's default listen address.
-pub const DEFAULT_API: &str = "http://127.0.0.1:8080";
+pub(crate) const DEFAULT_API: &str = "http://127.0.0.1:8080";
 
 /// The version of the credentials file this CLI writes.
-pub const FILE_VERSION: u32 = 2;
+pub(crate) const FILE_VERSION: u32 = 2;
 
 /// The context used when none is named or current.
-pub const DEFAULT_CONTEXT: &str = "default";
+pub(crate) const DEFAULT_CONTEXT: &str = "default";
 
 /// One context: what `ferry login` stores for one API (and tenant).
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Credentials {
+pub(crate) struct Credentials {
     /// The API's base URL.
     pub api: String,
     /// The tenant slug sent as `X-Ferry-Tenant` (people's requests need it).
@@ -64,7 +64,7 @@ impl std::fmt::Debug for Credentials {
 /// A person's tokens from a sign-in issuer, and where to refresh and revoke them.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PersonSession {
+pub(crate) struct PersonSession {
     /// The issuer signed in with.
     pub issuer: String,
     /// The CLI's client id there.
@@ -99,7 +99,7 @@ impl std::fmt::Debug for PersonSession {
 /// The credentials file: named contexts and the current one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CredentialsFile {
+pub(crate) struct CredentialsFile {
     /// [`FILE_VERSION`].
     pub version: u32,
     /// The context used when none is named.
@@ -123,13 +123,13 @@ impl Default for CredentialsFile {
 impl CredentialsFile {
     /// The context to use: `named` (flag or environment), else the current one, else
     /// [`DEFAULT_CONTEXT`].
-    pub fn selected<'a>(&'a self, named: Option<&'a str>) -> &'a str {
+    pub(crate) fn selected<'a>(&'a self, named: Option<&'a str>) -> &'a str {
         named.or(self.current.as_deref()).unwrap_or(DEFAULT_CONTEXT)
     }
 }
 
 /// Checks a context name: 1 to 63 letters, digits, `.`, `_` or `-`.
-pub fn check_context_name(name: &str) -> anyhow::Result<()> {
+pub(crate) fn check_context_name(name: &str) -> anyhow::Result<()> {
     let ok = (1..=63).contains(&name.len())
         && name
             .bytes()
@@ -142,7 +142,7 @@ pub fn check_context_name(name: &str) -> anyhow::Result<()> {
 
 /// Where a context came from, so refreshed tokens are written back to it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SavedAt {
+pub(crate) struct SavedAt {
     /// The credentials file.
     pub path: PathBuf,
     /// The context's name.
@@ -151,7 +151,7 @@ pub struct SavedAt {
 
 /// How requests authenticate.
 #[derive(Clone, PartialEq, Eq)]
-pub enum Auth {
+pub(crate) enum Auth {
     /// A bearer token given as is.
     Token(String),
     /// OAuth2 client credentials exchanged for a token at `/oauth/token`.
@@ -169,7 +169,7 @@ pub enum Auth {
 
 /// A person's session and where it is saved.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PersonAuth {
+pub(crate) struct PersonAuth {
     /// The tokens.
     pub session: PersonSession,
     /// The file and context to update after a refresh.
@@ -189,7 +189,7 @@ impl std::fmt::Debug for Auth {
 
 /// The resolved connection settings.
 #[derive(Clone, Debug)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// The API's base URL, without a trailing slash.
     pub api: String,
     /// How to authenticate.
@@ -201,7 +201,7 @@ pub struct Settings {
 impl Settings {
     /// Resolves flags and environment over the credentials file's context (`stored`, saved at
     /// `saved_at`).
-    pub fn resolve(
+    pub(crate) fn resolve(
         global: &GlobalArgs,
         stored: Option<&Credentials>,
         saved_at: Option<SavedAt>,
@@ -271,7 +271,7 @@ impl Settings {
 }
 
 /// Checks the URL's scheme and drops trailing slashes.
-pub fn normalize_api(api: &str) -> anyhow::Result<String> {
+pub(crate) fn normalize_api(api: &str) -> anyhow::Result<String> {
     let api = api.trim().trim_end_matches('/');
     if !(api.starts_with("http://") || api.starts_with("https://")) || api.len() <= "https://".len()
     {
@@ -282,7 +282,7 @@ pub fn normalize_api(api: &str) -> anyhow::Result<String> {
 
 /// The credentials file's path: `$XDG_CONFIG_HOME/ferry/credentials.json`, else
 /// `$HOME/.config/ferry/credentials.json`.
-pub fn credentials_path() -> anyhow::Result<PathBuf> {
+pub(crate) fn credentials_path() -> anyhow::Result<PathBuf> {
     let base = match std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
         Some(dir) => PathBuf::from(dir),
         None => match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
@@ -310,7 +310,7 @@ struct FileV1 {
 
 /// Decodes the file's text, converting the first version (one unversioned context) to a file
 /// whose one context, [`DEFAULT_CONTEXT`], is current.
-pub fn decode(text: &str) -> anyhow::Result<CredentialsFile> {
+pub(crate) fn decode(text: &str) -> anyhow::Result<CredentialsFile> {
     let value: serde_json::Value = serde_json::from_str(text).context("not JSON")?;
     match value.get("version") {
         None => {
@@ -343,7 +343,7 @@ pub fn decode(text: &str) -> anyhow::Result<CredentialsFile> {
 }
 
 /// Reads the credentials file; `None` when there is none.
-pub fn load_file(path: &Path) -> anyhow::Result<Option<CredentialsFile>> {
+pub(crate) fn load_file(path: &Path) -> anyhow::Result<Option<CredentialsFile>> {
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -363,7 +363,10 @@ pub fn load_file(path: &Path) -> anyhow::Result<Option<CredentialsFile>> {
 
 /// Reads context `named` (else the current one) of the credentials file: its name and
 /// contents; `None` when there is no file or (unless named) no such context.
-pub fn load(path: &Path, named: Option<&str>) -> anyhow::Result<Option<(String, Credentials)>> {
+pub(crate) fn load(
+    path: &Path,
+    named: Option<&str>,
+) -> anyhow::Result<Option<(String, Credentials)>> {
     let Some(file) = load_file(path)? else {
         if let Some(name) = named {
             bail!(
@@ -388,7 +391,7 @@ pub fn load(path: &Path, named: Option<&str>) -> anyhow::Result<Option<(String, 
 /// returned file is dropped, so processes refreshing the same sign-in take turns: with rotating
 /// refresh tokens, two refreshing at once would spend one token twice, which the issuer takes
 /// for theft and ends the sign-in.
-pub fn lock(path: &Path) -> anyhow::Result<fs::File> {
+pub(crate) fn lock(path: &Path) -> anyhow::Result<fs::File> {
     let dir = path
         .parent()
         .context("the credentials file path has no folder")?;
@@ -407,7 +410,7 @@ pub fn lock(path: &Path) -> anyhow::Result<fs::File> {
 
 /// Writes a refreshed person's session back to its context, unless the context now holds
 /// another sign-in (another process logged in meanwhile).
-pub fn save_session(
+pub(crate) fn save_session(
     saved_at: &SavedAt,
     previous_refresh: Option<&str>,
     session: &PersonSession,
@@ -428,7 +431,7 @@ pub fn save_session(
 
 /// Writes the credentials file readable by its owner only (the folder too), replacing any
 /// previous one atomically.
-pub fn save(path: &Path, credentials: &CredentialsFile) -> anyhow::Result<()> {
+pub(crate) fn save(path: &Path, credentials: &CredentialsFile) -> anyhow::Result<()> {
     let dir = path
         .parent()
         .context("the credentials file path has no folder")?;

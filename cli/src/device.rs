@@ -12,20 +12,20 @@ use serde::Deserialize;
 use crate::config::PersonSession;
 
 /// The device-code grant type.
-pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+pub(crate) const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// What `slow_down` adds to the interval (RFC 8628 §3.5).
 const SLOW_DOWN: Duration = Duration::from_secs(5);
 /// The interval when the issuer names none (RFC 8628 §3.2).
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 /// The longest a sign-in may wait for the person, whatever the issuer says.
-pub const MAX_WAIT: Duration = Duration::from_secs(15 * 60);
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(15 * 60);
 /// Largest answer read from an issuer.
 const MAX_ANSWER: usize = 64 * 1024;
 
 /// `/.well-known/ferry-sign-in` of the API.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SignInDocument {
+pub(crate) struct SignInDocument {
     /// The format's version (1).
     pub version: u32,
     /// The issuers people may sign in with, the preferred first.
@@ -35,7 +35,7 @@ pub struct SignInDocument {
 /// One issuer the API accepts people's tokens of.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SignInIssuer {
+pub(crate) struct SignInIssuer {
     /// The issuer URL.
     pub issuer: String,
     /// `external` or `local`.
@@ -48,7 +48,7 @@ pub struct SignInIssuer {
 
 /// The parts of an issuer's discovery document the CLI uses.
 #[derive(Clone, Debug, Deserialize)]
-pub struct IssuerMetadata {
+pub(crate) struct IssuerMetadata {
     /// The issuer URL it names.
     pub issuer: String,
     /// The token endpoint.
@@ -63,7 +63,7 @@ pub struct IssuerMetadata {
 
 /// The device authorization answer (RFC 8628 §3.2).
 #[derive(Clone, Debug, Deserialize)]
-pub struct DeviceStart {
+pub(crate) struct DeviceStart {
     /// The code the CLI polls with.
     pub device_code: String,
     /// The code the person types.
@@ -82,7 +82,7 @@ pub struct DeviceStart {
 
 /// A successful token answer.
 #[derive(Clone, Debug, Deserialize)]
-pub struct TokenAnswer {
+pub(crate) struct TokenAnswer {
     /// The access token.
     pub access_token: String,
     /// An ID token (OIDC issuers).
@@ -135,7 +135,10 @@ async fn read<T: serde::de::DeserializeOwned>(
 }
 
 /// The issuers the API at `api` accepts people from.
-pub async fn sign_in_document(http: &reqwest::Client, api: &str) -> anyhow::Result<SignInDocument> {
+pub(crate) async fn sign_in_document(
+    http: &reqwest::Client,
+    api: &str,
+) -> anyhow::Result<SignInDocument> {
     let url = format!("{api}/.well-known/ferry-sign-in");
     let response = http
         .get(&url)
@@ -155,7 +158,10 @@ pub async fn sign_in_document(http: &reqwest::Client, api: &str) -> anyhow::Resu
 }
 
 /// The discovery document of `issuer`, which must name itself.
-pub async fn discover(http: &reqwest::Client, issuer: &str) -> anyhow::Result<IssuerMetadata> {
+pub(crate) async fn discover(
+    http: &reqwest::Client,
+    issuer: &str,
+) -> anyhow::Result<IssuerMetadata> {
     let url = format!(
         "{}/.well-known/openid-configuration",
         issuer.trim_end_matches('/')
@@ -178,7 +184,7 @@ pub async fn discover(http: &reqwest::Client, issuer: &str) -> anyhow::Result<Is
 }
 
 /// Asks for a device code.
-pub async fn start(
+pub(crate) async fn start(
     http: &reqwest::Client,
     metadata: &IssuerMetadata,
     client_id: &str,
@@ -203,7 +209,7 @@ pub async fn start(
 
 /// What one poll found.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Poll {
+pub(crate) enum Poll {
     /// Keep polling, at this interval.
     Wait(Duration),
     /// The person decided no, or the code died.
@@ -211,7 +217,7 @@ pub enum Poll {
 }
 
 /// The next step after a poll's error answer `code` at `interval` (RFC 8628 §3.5).
-pub fn next_step(code: &str, description: &str, interval: Duration) -> Poll {
+pub(crate) fn next_step(code: &str, description: &str, interval: Duration) -> Poll {
     match code {
         "authorization_pending" => Poll::Wait(interval),
         "slow_down" => Poll::Wait(interval + SLOW_DOWN),
@@ -226,7 +232,7 @@ pub fn next_step(code: &str, description: &str, interval: Duration) -> Poll {
 }
 
 /// Polls the token endpoint until the person decides, the codes expire, or `MAX_WAIT` passes.
-pub async fn wait_for_tokens(
+pub(crate) async fn wait_for_tokens(
     http: &reqwest::Client,
     metadata: &IssuerMetadata,
     client_id: &str,
@@ -276,7 +282,7 @@ pub async fn wait_for_tokens(
 
 /// Why a refresh failed.
 #[derive(Debug, thiserror::Error)]
-pub enum RefreshError {
+pub(crate) enum RefreshError {
     /// The issuer refused the refresh token: the person must sign in again.
     #[error("the sign-in has ended ({0}); run ferry login again")]
     Refused(String),
@@ -286,7 +292,7 @@ pub enum RefreshError {
 }
 
 /// Trades the session's refresh token for new tokens (the refresh-token grant).
-pub async fn refresh(
+pub(crate) async fn refresh(
     http: &reqwest::Client,
     session: &PersonSession,
 ) -> Result<TokenAnswer, RefreshError> {
@@ -320,7 +326,10 @@ pub async fn refresh(
 }
 
 /// Revokes the session's refresh token at the issuer, when it offers revocation.
-pub async fn revoke(http: &reqwest::Client, session: &PersonSession) -> anyhow::Result<bool> {
+pub(crate) async fn revoke(
+    http: &reqwest::Client,
+    session: &PersonSession,
+) -> anyhow::Result<bool> {
     let (Some(endpoint), Some(token)) = (&session.revocation_endpoint, &session.refresh_token)
     else {
         return Ok(false);

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 /// Why an API call failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// No connection (refused, unknown host, timed out, TLS).
     #[error("cannot reach the Ferry API at {api}: {reason}")]
     Unreachable {
@@ -60,7 +60,7 @@ pub enum ApiError {
 
 impl ApiError {
     /// The process exit code this error ends the CLI with.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             ApiError::Busy { .. } => crate::exit::BUSY,
             ApiError::NotLoggedIn | ApiError::NotAuthorised(_) => crate::exit::AUTH,
@@ -70,7 +70,7 @@ impl ApiError {
     }
 
     /// Classifies an unsuccessful answer: `status` and the body's text.
-    pub fn from_answer(status: u16, body: &str) -> ApiError {
+    pub(crate) fn from_answer(status: u16, body: &str) -> ApiError {
         let json: Value = serde_json::from_str(body).unwrap_or(Value::Null);
         let detail = detail(status, body, &json);
         let code = json["code"].as_str().unwrap_or_default();
@@ -91,7 +91,7 @@ impl ApiError {
     }
 
     /// Classifies a failure to get any answer.
-    pub fn unreachable(api: &str, error: &reqwest::Error) -> ApiError {
+    pub(crate) fn unreachable(api: &str, error: &reqwest::Error) -> ApiError {
         ApiError::Unreachable {
             api: api.to_string(),
             reason: network_reason(error),

@@ -5,29 +5,29 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 /// The deployment succeeded (or the command did what it was asked).
-pub const SUCCESS: u8 = 0;
+pub(crate) const SUCCESS: u8 = 0;
 /// A usage error or an invalid deploy file (and anything not listed below).
-pub const USAGE: u8 = 1;
+pub(crate) const USAGE: u8 = 1;
 /// Another deployment of the application is in progress.
-pub const BUSY: u8 = 3;
+pub(crate) const BUSY: u8 = 3;
 /// The deployment failed or was rolled back.
-pub const FAILED: u8 = 4;
+pub(crate) const FAILED: u8 = 4;
 /// The deployment was aborted or superseded by a newer one.
-pub const ABORTED: u8 = 5;
+pub(crate) const ABORTED: u8 = 5;
 /// `--timeout` passed before the deployment ended (it goes on).
-pub const TIMED_OUT: u8 = 6;
+pub(crate) const TIMED_OUT: u8 = 6;
 /// Not logged in, or the credentials are refused or lack the role.
-pub const AUTH: u8 = 7;
+pub(crate) const AUTH: u8 = 7;
 /// The Ferry API cannot be reached.
-pub const UNREACHABLE: u8 = 8;
+pub(crate) const UNREACHABLE: u8 = 8;
 
 /// The text shown under `ferry --help`.
-pub const HELP: &str = "Exit codes: 0 succeeded, 1 usage error or invalid deploy file, 3 application busy, \
+pub(crate) const HELP: &str = "Exit codes: 0 succeeded, 1 usage error or invalid deploy file, 3 application busy, \
 4 deployment failed or rolled back, 5 aborted or superseded, 6 --timeout passed, \
 7 not logged in or not allowed, 8 Ferry unreachable.";
 
 /// The exit code for a deployment that ended with `status` (as the API spells it).
-pub fn for_status(status: &str) -> ExitCode {
+pub(crate) fn for_status(status: &str) -> ExitCode {
     ExitCode::from(match status {
         "succeeded" => SUCCESS,
         "failed" | "rolled_back" => FAILED,
@@ -37,7 +37,7 @@ pub fn for_status(status: &str) -> ExitCode {
 }
 
 /// Parses a duration as people write it: `90s`, `15m`, `2h`, `1h30m`, or bare seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if let Ok(secs) = text.parse::<u64>() {
         return Ok(Duration::from_secs(secs));

@@ -21,7 +21,7 @@ use crate::args::ValidateArgs;
 
 /// A deploy file and its local manifests, as read from disk.
 #[derive(Debug)]
-pub struct DeployInput {
+pub(crate) struct DeployInput {
     /// The deploy file as the user named it (used in diagnostics).
     pub label: String,
     /// Its folder, which manifest paths are relative to.
@@ -40,7 +40,7 @@ impl DeployInput {
     /// Reads the deploy file `path` and the manifests it names, which must stay inside its
     /// repository unless `allow_outside_repo`. Missing manifests are left to the validator,
     /// which reports them at their entry in the deploy file.
-    pub fn read(path: &Path, allow_outside_repo: bool) -> anyhow::Result<DeployInput> {
+    pub(crate) fn read(path: &Path, allow_outside_repo: bool) -> anyhow::Result<DeployInput> {
         let label = path.display().to_string();
         let text =
             fs::read_to_string(path).with_context(|| format!("cannot read deploy file {label}"))?;
@@ -64,16 +64,15 @@ impl DeployInput {
     }
 
     /// The file's name without its folder, as sent to the API.
-    pub fn file_name(&self) -> String {
+    pub(crate) fn file_name(&self) -> String {
         Path::new(&self.label)
             .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_else(|| self.label.clone())
+            .map_or_else(|| self.label.clone(), |n| n.to_string_lossy().to_string())
     }
 
     /// Prints every diagnostic to stderr: the deploy file (`sent_name` is how the API names
     /// it) as the user named it, manifests beside it. Returns exit code 1.
-    pub fn report(&self, diags: &[Diagnostic], sent_name: &str) -> ExitCode {
+    pub(crate) fn report(&self, diags: &[Diagnostic], sent_name: &str) -> ExitCode {
         for d in diags {
             let mut d = d.clone();
             if d.file == sent_name || d.file == self.label {
@@ -88,7 +87,7 @@ impl DeployInput {
 }
 
 /// The caller's overrides from the command line.
-pub fn overrides(args: &ValidateArgs) -> anyhow::Result<Overrides> {
+pub(crate) fn overrides(args: &ValidateArgs) -> anyhow::Result<Overrides> {
     let mut context = Vec::new();
     for entry in args.add_context.iter().flat_map(|c| c.split(',')) {
         let entry = entry.trim();
@@ -292,7 +291,7 @@ mod tests {
         ValidateArgs {
             file: PathBuf::from("deploy.yml"),
             application: None,
-            add_context: context.iter().map(|s| s.to_string()).collect(),
+            add_context: context.iter().map(ToString::to_string).collect(),
             targets: vec!["prod".into()],
             allow_outside_repo: false,
         }

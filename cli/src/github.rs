@@ -8,14 +8,14 @@ use std::io::Write as _;
 use std::path::Path;
 
 /// The step's output file.
-pub const OUTPUT: &str = "GITHUB_OUTPUT";
+pub(crate) const OUTPUT: &str = "GITHUB_OUTPUT";
 
 /// The job summary file.
-pub const SUMMARY: &str = "GITHUB_STEP_SUMMARY";
+pub(crate) const SUMMARY: &str = "GITHUB_STEP_SUMMARY";
 
 /// What a start reports to the workflow.
 #[derive(Debug)]
-pub struct Report<'a> {
+pub(crate) struct Report<'a> {
     /// The deployment's id.
     pub id: &'a str,
     /// Its application.
@@ -31,7 +31,7 @@ pub struct Report<'a> {
 }
 
 /// Armory's name of a Ferry deployment status (`RUN_RESULT`, and the `/pipelines` API's).
-pub fn run_result(status: &str) -> &'static str {
+pub(crate) fn run_result(status: &str) -> &'static str {
     match status {
         "succeeded" => "SUCCEEDED",
         "failed" | "rolled_back" => "FAILED",
@@ -44,7 +44,7 @@ pub fn run_result(status: &str) -> &'static str {
 }
 
 /// Appends the outputs and the summary where the environment says; warns on failure.
-pub fn report(report: &Report<'_>) {
+pub(crate) fn report(report: &Report<'_>) {
     for (variable, text, what) in [
         (OUTPUT, outputs(report), "the step's outputs"),
         (SUMMARY, summary(report), "the job summary"),

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::args::Format;
 
 /// Prints `value` as JSON or YAML, or as `text(value)` in text mode.
-pub fn emit(format: Format, value: &Value, text: impl FnOnce(&Value) -> String) {
+pub(crate) fn emit(format: Format, value: &Value, text: impl FnOnce(&Value) -> String) {
     let out = match format {
         Format::Json => serde_json::to_string_pretty(value).unwrap_or_default() + "\n",
         Format::Yaml => to_yaml(value),
@@ -18,7 +18,7 @@ pub fn emit(format: Format, value: &Value, text: impl FnOnce(&Value) -> String) 
 }
 
 /// `value` as a YAML document.
-pub fn to_yaml(value: &Value) -> String {
+pub(crate) fn to_yaml(value: &Value) -> String {
     let mut out = String::new();
     let mut emitter = YamlEmitter::new(&mut out);
     emitter.multiline(true);
@@ -51,28 +51,28 @@ fn yaml_of(value: &Value) -> Yaml<'static> {
 /// A text table: a header row and aligned columns, two spaces apart, drawn by comfy-table
 /// without borders, styling or wrapping (the same text on a terminal and in a pipe).
 #[derive(Debug, Default)]
-pub struct Table {
+pub(crate) struct Table {
     headers: Vec<String>,
     rows: Vec<Vec<String>>,
 }
 
 impl Table {
     /// A table with these column headers.
-    pub fn new(headers: &[&str]) -> Table {
+    pub(crate) fn new(headers: &[&str]) -> Table {
         Table {
-            headers: headers.iter().map(|h| h.to_string()).collect(),
+            headers: headers.iter().map(ToString::to_string).collect(),
             rows: Vec::new(),
         }
     }
 
     /// Adds a row (missing cells are blank, cells past the headers are left out).
-    pub fn row(&mut self, mut cells: Vec<String>) {
+    pub(crate) fn row(&mut self, mut cells: Vec<String>) {
         cells.resize(self.headers.len(), String::new());
         self.rows.push(cells);
     }
 
     /// The table's text, or `empty` when it has no rows.
-    pub fn render(&self, empty: &str) -> String {
+    pub(crate) fn render(&self, empty: &str) -> String {
         if self.rows.is_empty() {
             return format!("{empty}\n");
         }
@@ -90,7 +90,7 @@ impl Table {
 }
 
 /// A JSON string field, or `-` when absent or null.
-pub fn field(value: &Value, key: &str) -> String {
+pub(crate) fn field(value: &Value, key: &str) -> String {
     match &value[key] {
         Value::Null => "-".into(),
         Value::String(s) if s.is_empty() => "-".into(),
@@ -100,20 +100,22 @@ pub fn field(value: &Value, key: &str) -> String {
 }
 
 /// An RFC 3339 time field as `YYYY-MM-DD HH:MM:SS` (UTC), or `-`.
-pub fn time(value: &Value, key: &str) -> String {
+pub(crate) fn time(value: &Value, key: &str) -> String {
     value[key]
         .as_str()
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| {
-            t.with_timezone(&chrono::Utc)
-                .format("%Y-%m-%d %H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_else(|| "-".into())
+        .map_or_else(
+            || "-".into(),
+            |t| {
+                t.with_timezone(&chrono::Utc)
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string()
+            },
+        )
 }
 
 /// A JSON array of strings joined with `, `, or `-`.
-pub fn list(value: &Value, key: &str) -> String {
+pub(crate) fn list(value: &Value, key: &str) -> String {
     let items: Vec<&str> = value[key]
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_str).collect())

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 /// One line of the picture.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Row {
+pub(crate) struct Row {
     /// Stable identity across refreshes: `deployment`, `target:<name>`, `hint:<name>`.
     pub key: String,
     /// 0 for the deployment, 1 for targets, 2 for what to do about a target.
@@ -24,12 +24,12 @@ pub struct Row {
 }
 
 /// The deployment's status from a detail answer.
-pub fn status(detail: &Value) -> &str {
+pub(crate) fn status(detail: &Value) -> &str {
     detail["deployment"]["status"].as_str().unwrap_or("unknown")
 }
 
 /// Whether the deployment ended (nothing will change any more).
-pub fn is_terminal(status: &str) -> bool {
+pub(crate) fn is_terminal(status: &str) -> bool {
     matches!(
         status,
         "succeeded" | "failed" | "aborted" | "rolled_back" | "superseded"
@@ -38,7 +38,7 @@ pub fn is_terminal(status: &str) -> bool {
 
 /// The rows for a deployment `detail` (as `GET /v1/deployments/{id}` answers), with step
 /// names from `plan` when known.
-pub fn rows(detail: &Value, plan: Option<&Plan>) -> Vec<Row> {
+pub(crate) fn rows(detail: &Value, plan: Option<&Plan>) -> Vec<Row> {
     let deployment = &detail["deployment"];
     let id = deployment["id"].as_str().unwrap_or("?");
     let state = status(detail);
@@ -226,13 +226,13 @@ fn target_line(target: &Value, plan: Option<&TargetPlan>) -> String {
             }
             // The scheduler's reasons for gates already begin with the phase.
             "before_deployment" if !said(reason, "before deployment") => {
-                line.push_str(", before deployment")
+                line.push_str(", before deployment");
             }
             "deploying" => line.push_str(", deploying"),
             "steps" => line.push_str(&step_text(target, plan)),
             "promoting" if !said(reason, "promoting") => line.push_str(", promoting to 100%"),
             "after_deployment" if !said(reason, "after deployment") => {
-                line.push_str(", after deployment")
+                line.push_str(", after deployment");
             }
             _ => {}
         }
@@ -270,7 +270,7 @@ fn step_text(target: &Value, plan: Option<&TargetPlan>) -> String {
 }
 
 /// The rows as an indented tree for a terminal.
-pub fn tree(rows: &[Row]) -> String {
+pub(crate) fn tree(rows: &[Row]) -> String {
     let mut out = String::new();
     let targets: Vec<usize> = rows
         .iter()
@@ -297,7 +297,7 @@ pub fn tree(rows: &[Row]) -> String {
 
 /// Rows of `now` whose text differs from the same key in `before` (new keys included), for
 /// printing one line per change.
-pub fn changed<'a>(before: &[Row], now: &'a [Row]) -> Vec<&'a Row> {
+pub(crate) fn changed<'a>(before: &[Row], now: &'a [Row]) -> Vec<&'a Row> {
     now.iter()
         .filter(|r| !before.iter().any(|b| b.key == r.key && b.text == r.text))
         .collect()

@@ -16,7 +16,7 @@ use crate::error::ApiError;
 
 /// What the follower tells the watcher.
 #[derive(Debug)]
-pub enum Signal {
+pub(crate) enum Signal {
     /// An event arrived: something changed.
     Changed,
     /// The API closed the stream (it does once the deployment ended).
@@ -35,7 +35,11 @@ const MAX_EVENT_BYTES: usize = 1024 * 1024;
 
 /// Follows `/v1/deployments/{id}/events` until the receiver goes away, reconnecting after a
 /// drop with the last event id seen, so nothing is missed or repeated.
-pub async fn follow(client: Arc<Client>, path: String, signals: mpsc::UnboundedSender<Signal>) {
+pub(crate) async fn follow(
+    client: Arc<Client>,
+    path: String,
+    signals: mpsc::UnboundedSender<Signal>,
+) {
     let mut last: Option<i64> = None;
     let mut backoff = Duration::from_millis(250);
     loop {

@@ -34,7 +34,7 @@ const MAX_FAILURES: u32 = 10;
 
 /// The plan of deployment `id` (for step names), if it can be read. A stored plan this CLI
 /// cannot decode (a newer schema version) is said on stderr; the tree then shows steps by number.
-pub async fn plan(client: &Client, id: &str) -> Option<Plan> {
+pub(crate) async fn plan(client: &Client, id: &str) -> Option<Plan> {
     let config = client
         .get(&format!("/v1/deployments/{}/config", segment(id)), &[])
         .await
@@ -46,7 +46,7 @@ pub async fn plan(client: &Client, id: &str) -> Option<Plan> {
 
 /// Follows deployment `id` until it ends (or `--timeout` passes); the exit code says how it
 /// ended ([`crate::exit`]).
-pub async fn run(
+pub(crate) async fn run(
     client: Arc<Client>,
     id: &str,
     format: Format,

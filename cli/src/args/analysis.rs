@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 /// `ferry analysis …`.
 #[derive(Debug, Args)]
-pub struct AnalysisArgs {
+pub(crate) struct AnalysisArgs {
     /// The analysis subcommand.
     #[command(subcommand)]
     pub command: AnalysisCommand,
@@ -14,7 +14,7 @@ pub struct AnalysisArgs {
 
 /// `ferry analysis` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum AnalysisCommand {
+pub(crate) enum AnalysisCommand {
     /// Compare a canary sample with a baseline sample (one number per line) with Ferry's
     /// comparison judge: Mann-Whitney U, Hodges-Lehmann shift and interval, classification.
     Compare(CompareArgs),
@@ -30,7 +30,7 @@ pub enum AnalysisCommand {
 
 /// `ferry analysis set-provider`.
 #[derive(Debug, Args)]
-pub struct SetProviderArgs {
+pub(crate) struct SetProviderArgs {
     /// The provider's name (what deploy files call `metricProviderName`).
     pub name: String,
     /// `prometheus`, `datadog` or `newrelic`.
@@ -51,7 +51,7 @@ pub struct SetProviderArgs {
 
 /// `ferry analysis try`.
 #[derive(Debug, Args)]
-pub struct TryArgs {
+pub(crate) struct TryArgs {
     /// The deploy file whose `analysis.queries` to run (its manifests are read too).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: PathBuf,
@@ -89,7 +89,7 @@ pub struct TryArgs {
 
 /// How the Mann-Whitney p-value is computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum MethodArg {
+pub(crate) enum MethodArg {
     /// Exact for small samples without ties, else asymptotic (as SciPy's `auto`).
     Auto,
     /// The exact null distribution.
@@ -100,7 +100,7 @@ pub enum MethodArg {
 
 /// The harmful direction of the metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DirectionArg {
+pub(crate) enum DirectionArg {
     /// Higher is worse.
     Increase,
     /// Lower is worse.
@@ -111,7 +111,7 @@ pub enum DirectionArg {
 
 /// `ferry analysis compare`.
 #[derive(Debug, Args)]
-pub struct CompareArgs {
+pub(crate) struct CompareArgs {
     /// The baseline sample: one number per line (blank lines and `#` comments skipped).
     #[arg(long, value_name = "FILE")]
     pub baseline: PathBuf,

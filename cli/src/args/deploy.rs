@@ -8,7 +8,7 @@ use clap_complete::engine::ArgValueCompleter;
 
 /// `ferry deploy …`.
 #[derive(Debug, Args)]
-pub struct DeployArgs {
+pub(crate) struct DeployArgs {
     /// The deploy subcommand.
     #[command(subcommand)]
     pub command: DeployCommand,
@@ -16,7 +16,7 @@ pub struct DeployArgs {
 
 /// `ferry deploy` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum DeployCommand {
+pub(crate) enum DeployCommand {
     /// Check a deploy file and its manifests locally and print the plan's summary.
     Validate(ValidateArgs),
     /// Send a deploy file and its manifests to Ferry and start a deployment.
@@ -49,7 +49,7 @@ pub enum DeployCommand {
 
 /// `ferry deploy validate`.
 #[derive(Debug, Args)]
-pub struct ValidateArgs {
+pub(crate) struct ValidateArgs {
     /// The deploy file.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: PathBuf,
@@ -71,7 +71,7 @@ pub struct ValidateArgs {
 
 /// How `--watch` behaves.
 #[derive(Debug, Clone, Args)]
-pub struct WatchArgs {
+pub(crate) struct WatchArgs {
     /// Follow the deployment live until it ends; the exit code tells how it ended.
     #[arg(long)]
     pub watch: bool,
@@ -86,7 +86,7 @@ pub struct WatchArgs {
 
 /// `ferry deploy start`.
 #[derive(Debug, Args)]
-pub struct StartArgs {
+pub(crate) struct StartArgs {
     /// The deploy file, its manifest overrides and target filters.
     #[command(flatten)]
     pub file: ValidateArgs,
@@ -97,7 +97,7 @@ pub struct StartArgs {
 
 /// `ferry deploy status`.
 #[derive(Debug, Args)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     /// The deployment's id.
     #[arg(add = ArgValueCompleter::new(crate::complete::deployment_ids))]
     pub id: String,
@@ -108,7 +108,7 @@ pub struct StatusArgs {
 
 /// `ferry deploy list`.
 #[derive(Debug, Args)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// Only this application's deployments.
     #[arg(long, value_name = "NAME")]
     pub application: Option<String>,
@@ -129,7 +129,7 @@ pub struct ListArgs {
 
 /// `ferry deploy history`.
 #[derive(Debug, Args)]
-pub struct HistoryArgs {
+pub(crate) struct HistoryArgs {
     /// The application, as its deploy file names it.
     pub application: String,
     /// At most this many, newest first (1 to 200).
@@ -139,7 +139,7 @@ pub struct HistoryArgs {
 
 /// `ferry deploy undo`.
 #[derive(Debug, Args)]
-pub struct UndoArgs {
+pub(crate) struct UndoArgs {
     /// The application, as its deploy file names it.
     pub application: String,
     /// The history entry to redeploy (1 is the newest; see `ferry deploy history`).
@@ -152,7 +152,7 @@ pub struct UndoArgs {
 
 /// `ferry deploy approve|reject`.
 #[derive(Debug, Args)]
-pub struct DecideArgs {
+pub(crate) struct DecideArgs {
     /// The deployment's id.
     #[arg(add = ArgValueCompleter::new(crate::complete::deployment_ids))]
     pub id: String,
@@ -166,7 +166,7 @@ pub struct DecideArgs {
 
 /// `ferry deploy abort`.
 #[derive(Debug, Args)]
-pub struct AbortArgs {
+pub(crate) struct AbortArgs {
     /// The deployment's id.
     #[arg(add = ArgValueCompleter::new(crate::complete::deployment_ids))]
     pub id: String,
@@ -177,7 +177,7 @@ pub struct AbortArgs {
 
 /// `ferry deploy rollback`.
 #[derive(Debug, Args)]
-pub struct RollbackArgs {
+pub(crate) struct RollbackArgs {
     /// The deployment's id.
     #[arg(add = ArgValueCompleter::new(crate::complete::deployment_ids))]
     pub id: String,
@@ -191,7 +191,7 @@ pub struct RollbackArgs {
 
 /// `ferry deploy skip-pause|roll-forward`.
 #[derive(Debug, Args)]
-pub struct TargetArgs {
+pub(crate) struct TargetArgs {
     /// The deployment's id.
     #[arg(add = ArgValueCompleter::new(crate::complete::deployment_ids))]
     pub id: String,
@@ -202,7 +202,7 @@ pub struct TargetArgs {
 
 /// `ferry deploy redeploy`.
 #[derive(Debug, Args)]
-pub struct RedeployArgs {
+pub(crate) struct RedeployArgs {
     /// The deployment whose configuration is deployed again.
     pub id: String,
     /// Follow the new deployment.

@@ -4,7 +4,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 /// `ferry notifications …`.
 #[derive(Debug, Args)]
-pub struct NotificationsArgs {
+pub(crate) struct NotificationsArgs {
     /// The notifications subcommand.
     #[command(subcommand)]
     pub command: NotificationsCommand,
@@ -12,7 +12,7 @@ pub struct NotificationsArgs {
 
 /// An endpoint's body format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum EndpointKind {
+pub(crate) enum EndpointKind {
     /// Slack-compatible incoming-webhook JSON (`{"text": …}`).
     Slack,
     /// Ferry's JSON, signed with HMAC-SHA256 in `Ferry-Signature`.
@@ -21,7 +21,7 @@ pub enum EndpointKind {
 
 /// `ferry notifications` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum NotificationsCommand {
+pub(crate) enum NotificationsCommand {
     /// List the tenant's notification endpoints.
     #[command(alias = "list")]
     Ls,

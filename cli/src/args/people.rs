@@ -4,7 +4,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 /// `ferry users …`.
 #[derive(Debug, Args)]
-pub struct UsersArgs {
+pub(crate) struct UsersArgs {
     /// The users subcommand.
     #[command(subcommand)]
     pub command: UsersCommand,
@@ -12,7 +12,7 @@ pub struct UsersArgs {
 
 /// `ferry users` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum UsersCommand {
+pub(crate) enum UsersCommand {
     /// List the tenant's users and their roles.
     #[command(alias = "list")]
     Ls,
@@ -37,7 +37,7 @@ pub enum UsersCommand {
 
 /// `ferry roles …`.
 #[derive(Debug, Args)]
-pub struct RolesArgs {
+pub(crate) struct RolesArgs {
     /// The roles subcommand.
     #[command(subcommand)]
     pub command: RolesCommand,
@@ -45,7 +45,7 @@ pub struct RolesArgs {
 
 /// Who a role is given to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum MemberKind {
+pub(crate) enum MemberKind {
     /// A person (by user id, see `ferry users ls -o json`).
     User,
     /// A machine credential (by id, see `ferry creds ls`).
@@ -54,7 +54,7 @@ pub enum MemberKind {
 
 /// `ferry roles` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum RolesCommand {
+pub(crate) enum RolesCommand {
     /// List the tenant's roles and what they grant.
     #[command(alias = "list")]
     Ls,

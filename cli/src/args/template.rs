@@ -5,7 +5,7 @@ use clap::{Args, ValueEnum};
 
 /// `ferry template`.
 #[derive(Debug, Args)]
-pub struct TemplateArgs {
+pub(crate) struct TemplateArgs {
     /// The strategy the file starts from.
     #[arg(value_enum)]
     pub strategy: TemplateStrategy,
@@ -22,7 +22,7 @@ pub struct TemplateArgs {
 
 /// The strategy of a starting file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TemplateStrategy {
+pub(crate) enum TemplateStrategy {
     /// Shift traffic to the new version step by step.
     Canary,
     /// Bring the new version up beside the old one, then switch.
@@ -32,7 +32,7 @@ pub enum TemplateStrategy {
 
 /// A feature of a starting file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Feature {
+pub(crate) enum Feature {
     /// A pause until a person approves.
     Manual,
     /// An analysis step judging metric queries.

@@ -13,7 +13,11 @@ use crate::client::Client;
 use crate::output::{self, field};
 
 /// Runs `ferry deploy approve|reject`.
-pub async fn decide(ctx: &Ctx, args: &DecideArgs, approve: bool) -> anyhow::Result<ExitCode> {
+pub(super) async fn decide(
+    ctx: &Ctx,
+    args: &DecideArgs,
+    approve: bool,
+) -> anyhow::Result<ExitCode> {
     let client = ctx.client()?;
     let target = match &args.target {
         Some(t) => t.clone(),
@@ -55,19 +59,23 @@ async fn only_pending_target(client: &Client, id: &str) -> anyhow::Result<String
 }
 
 /// Runs `ferry deploy abort`.
-pub async fn abort(ctx: &Ctx, args: &AbortArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn abort(ctx: &Ctx, args: &AbortArgs) -> anyhow::Result<ExitCode> {
     let body = json!({ "reason": args.reason });
     act(ctx, &args.id, "abort", &body).await
 }
 
 /// Runs `ferry deploy rollback`.
-pub async fn rollback(ctx: &Ctx, args: &RollbackArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn rollback(ctx: &Ctx, args: &RollbackArgs) -> anyhow::Result<ExitCode> {
     let body = json!({ "target": args.target, "reason": args.reason });
     act(ctx, &args.id, "rollback", &body).await
 }
 
 /// Runs `ferry deploy skip-pause|roll-forward`.
-pub async fn on_target(ctx: &Ctx, args: &TargetArgs, action: &str) -> anyhow::Result<ExitCode> {
+pub(super) async fn on_target(
+    ctx: &Ctx,
+    args: &TargetArgs,
+    action: &str,
+) -> anyhow::Result<ExitCode> {
     act(ctx, &args.id, action, &json!({ "target": args.target })).await
 }
 

@@ -10,7 +10,7 @@ use crate::args::AgentsCommand;
 use crate::output::{self, Table, field, time};
 
 /// Runs `ferry agents …`.
-pub async fn run(ctx: &Ctx, command: AgentsCommand) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(ctx: &Ctx, command: AgentsCommand) -> anyhow::Result<ExitCode> {
     match command {
         AgentsCommand::Ls => {
             let agents = ctx.client()?.get("/v1/agents", &[]).await?;

@@ -25,7 +25,7 @@ use crate::output::{self, Table};
 const MAX_POINTS: usize = 10_000_000;
 
 /// Runs an `analysis` subcommand.
-pub async fn run(ctx: &Ctx, command: AnalysisCommand) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(ctx: &Ctx, command: AnalysisCommand) -> anyhow::Result<ExitCode> {
     match command {
         AnalysisCommand::Compare(args) => compare(&args, ctx.format()),
         AnalysisCommand::Try(args) => try_queries(ctx, &args).await,
@@ -55,7 +55,7 @@ pub async fn run(ctx: &Ctx, command: AnalysisCommand) -> anyhow::Result<ExitCode
 }
 
 /// Reads one number per line; `NaN` and `inf` are numbers the judge drops and counts.
-pub fn read_sample(path: &Path) -> anyhow::Result<Vec<f64>> {
+pub(super) fn read_sample(path: &Path) -> anyhow::Result<Vec<f64>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut values = Vec::new();
@@ -153,7 +153,7 @@ fn text(v: &Value) -> String {
 }
 
 /// A time: RFC 3339, `now`, or relative to now (`-2h`, `-30m`, `-90s`, `-1d`).
-pub fn parse_time(text: &str, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<String> {
+pub(super) fn parse_time(text: &str, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<String> {
     let text = text.trim();
     if text == "now" {
         return Ok(now.to_rfc3339());
@@ -168,7 +168,7 @@ pub fn parse_time(text: &str, now: chrono::DateTime<chrono::Utc>) -> anyhow::Res
 }
 
 /// Seconds from `90`, `90s`, `5m`, `2h`, `1d`.
-pub fn parse_secs(text: &str) -> anyhow::Result<u64> {
+pub(super) fn parse_secs(text: &str) -> anyhow::Result<u64> {
     let text = text.trim();
     let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
         Some((i, _)) => text.split_at(i),
@@ -229,7 +229,7 @@ async fn set_provider(ctx: &Ctx, args: &SetProviderArgs) -> anyhow::Result<ExitC
 }
 
 /// Runs `ferry analysis try`.
-pub async fn try_queries(ctx: &Ctx, args: &TryArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn try_queries(ctx: &Ctx, args: &TryArgs) -> anyhow::Result<ExitCode> {
     let input = crate::files::DeployInput::read(&args.file, args.allow_outside_repo)?;
     if input.file.is_none() {
         return Ok(input.report(&input.parse_errors, &input.label));
@@ -307,12 +307,14 @@ fn window(run: &Value) -> String {
         run[k]
             .as_str()
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| {
-                t.with_timezone(&chrono::Utc)
-                    .format("%m-%d %H:%M:%S")
-                    .to_string()
-            })
-            .unwrap_or_else(|| "-".into())
+            .map_or_else(
+                || "-".into(),
+                |t| {
+                    t.with_timezone(&chrono::Utc)
+                        .format("%m-%d %H:%M:%S")
+                        .to_string()
+                },
+            )
     };
     format!("{}..{}", short("windowStart"), short("windowEnd"))
 }
@@ -337,7 +339,7 @@ fn try_text(v: &Value) -> String {
 }
 
 /// A deployment's analyses as `ferry deploy status` prints them under the progress tree.
-pub fn analyses_text(list: &Value) -> String {
+pub(super) fn analyses_text(list: &Value) -> String {
     let Some(items) = list.as_array().filter(|a| !a.is_empty()) else {
         return String::new();
     };

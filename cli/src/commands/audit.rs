@@ -10,7 +10,7 @@ use crate::args::AuditListArgs;
 use crate::output::{self, Table, field, time};
 
 /// Runs `ferry audit list`.
-pub async fn list(ctx: &Ctx, args: &AuditListArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn list(ctx: &Ctx, args: &AuditListArgs) -> anyhow::Result<ExitCode> {
     let client = ctx.client()?;
     let mut query: Vec<(&str, String)> = Vec::new();
     for (key, value) in [

@@ -12,7 +12,7 @@ use crate::config::{self, Credentials};
 use crate::output;
 
 /// Runs `ferry context …`.
-pub fn run(ctx: &Ctx, command: ContextCommand) -> anyhow::Result<ExitCode> {
+pub(super) fn run(ctx: &Ctx, command: ContextCommand) -> anyhow::Result<ExitCode> {
     let path = config::credentials_path()?;
     let mut file = config::load_file(&path)?.unwrap_or_default();
     match command {

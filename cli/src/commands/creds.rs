@@ -10,7 +10,7 @@ use crate::args::CredsCommand;
 use crate::output::{self, Table, field, list, time};
 
 /// Runs `ferry creds …`.
-pub async fn run(ctx: &Ctx, command: CredsCommand) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(ctx: &Ctx, command: CredsCommand) -> anyhow::Result<ExitCode> {
     let client = ctx.client()?;
     match command {
         CredsCommand::Create { name, roles } => {

@@ -7,7 +7,7 @@ use super::{Ctx, actions, deployments, history, start, validate};
 use crate::args::DeployCommand;
 
 /// Runs a `ferry deploy` subcommand.
-pub async fn run(ctx: &Ctx, command: DeployCommand) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(ctx: &Ctx, command: DeployCommand) -> anyhow::Result<ExitCode> {
     match command {
         DeployCommand::Validate(args) => validate::run(&args, ctx.format()),
         DeployCommand::Start(args) => start::start(ctx, &args).await,

@@ -11,7 +11,7 @@ use crate::output::{self, Table, field, time};
 use crate::{progress, watch};
 
 /// Runs `ferry deploy status`.
-pub async fn status(ctx: &Ctx, args: &StatusArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn status(ctx: &Ctx, args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let client = ctx.client()?;
     if args.watch.watch {
         return watch::run(client, &args.id, ctx.format(), &args.watch).await;
@@ -54,7 +54,7 @@ pub async fn status(ctx: &Ctx, args: &StatusArgs) -> anyhow::Result<ExitCode> {
 const LIST_ALL_MAX: usize = 10_000;
 
 /// Runs `ferry deploy list`: one page, or with `--all` every page (newest first).
-pub async fn list(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn list(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<ExitCode> {
     let client = ctx.client()?;
     let mut query = vec![("limit", args.limit.to_string())];
     if let Some(application) = &args.application {

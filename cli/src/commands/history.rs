@@ -20,7 +20,7 @@ struct Entry {
 }
 
 /// Runs `ferry deploy history`.
-pub async fn history(ctx: &Ctx, args: &HistoryArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn history(ctx: &Ctx, args: &HistoryArgs) -> anyhow::Result<ExitCode> {
     let client = ctx.client()?;
     let entries = entries(&client, &args.application, args.limit).await?;
     let json = Value::Array(
@@ -61,7 +61,7 @@ pub async fn history(ctx: &Ctx, args: &HistoryArgs) -> anyhow::Result<ExitCode> 
 }
 
 /// Runs `ferry deploy undo`.
-pub async fn undo(ctx: &Ctx, args: &UndoArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn undo(ctx: &Ctx, args: &UndoArgs) -> anyhow::Result<ExitCode> {
     let client = ctx.client()?;
     let entries = entries(&client, &args.application, 200).await?;
     let chosen = match args.to {

@@ -19,7 +19,7 @@ use crate::device::{self, SignInIssuer};
 use crate::output::{self, list};
 
 /// Runs `ferry login`.
-pub async fn login(ctx: &Ctx, args: &LoginArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn login(ctx: &Ctx, args: &LoginArgs) -> anyhow::Result<ExitCode> {
     let g = &ctx.global;
     let path = config::credentials_path()?;
     let mut file = config::load_file(&path)?.unwrap_or_default();
@@ -213,7 +213,7 @@ async fn sign_in_person(api: &str, wanted: Option<&str>) -> anyhow::Result<Perso
 
 /// Runs `ferry logout`: forgets the context's tokens and secret (keeping its API and tenant),
 /// revoking a person's refresh token at the issuer first when it offers revocation.
-pub async fn logout(ctx: &Ctx) -> anyhow::Result<ExitCode> {
+pub(super) async fn logout(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let path = config::credentials_path()?;
     let Some(mut file) = config::load_file(&path)? else {
         bail!(
@@ -262,7 +262,7 @@ pub async fn logout(ctx: &Ctx) -> anyhow::Result<ExitCode> {
 }
 
 /// Runs `ferry whoami`.
-pub async fn whoami(ctx: &Ctx) -> anyhow::Result<ExitCode> {
+pub(super) async fn whoami(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let client = ctx.client()?;
     let me = client.get("/v1/whoami", &[]).await?;
     output::emit(ctx.format(), &me, |v: &Value| {

@@ -33,19 +33,19 @@ use crate::config::{self, Settings};
 
 /// What every command may use.
 #[derive(Debug)]
-pub struct Ctx {
+pub(crate) struct Ctx {
     /// The global options as parsed.
     pub global: GlobalArgs,
 }
 
 impl Ctx {
     /// The output format.
-    pub fn format(&self) -> Format {
+    pub(crate) fn format(&self) -> Format {
         self.global.output
     }
 
     /// A client for the configured API and credential.
-    pub fn client(&self) -> anyhow::Result<Arc<Client>> {
+    pub(crate) fn client(&self) -> anyhow::Result<Arc<Client>> {
         let g = &self.global;
         let complete = g.api.is_some() && (g.token.is_some() || g.client_id.is_some());
         // Flags and environment that say everything make the file irrelevant (even a broken one).
@@ -65,7 +65,7 @@ impl Ctx {
 
 /// Runs the parsed command; `Err` is an operational failure (printed by `main`), while a command
 /// that ran and found problems returns its own exit code.
-pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let ctx = Ctx { global: cli.global };
     match cli.command {
         Command::Login(args) => login::login(&ctx, &args).await,
@@ -95,7 +95,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Reads all of standard input (for secrets), refusing an interactive terminal with no data.
-pub fn read_stdin(what: &str) -> anyhow::Result<String> {
+pub(crate) fn read_stdin(what: &str) -> anyhow::Result<String> {
     use std::io::Read as _;
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
@@ -108,14 +108,13 @@ pub fn read_stdin(what: &str) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("cannot read the {what} from standard input: {e}"))?;
     let text = text
         .strip_suffix('\n')
-        .map(|t| t.strip_suffix('\r').unwrap_or(t))
-        .unwrap_or(&text)
+        .map_or(text.as_str(), |t| t.strip_suffix('\r').unwrap_or(t))
         .to_string();
     Ok(text)
 }
 
 /// Percent-encodes one URL path segment (ids and names typed by the user).
-pub fn segment(text: &str) -> String {
+pub(crate) fn segment(text: &str) -> String {
     let mut out = String::new();
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

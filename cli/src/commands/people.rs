@@ -10,7 +10,7 @@ use crate::args::people::{MemberKind, RolesCommand, UsersCommand};
 use crate::output::{self, Table, field, list, time};
 
 /// Runs `ferry users …`.
-pub async fn users(ctx: &Ctx, command: UsersCommand) -> anyhow::Result<ExitCode> {
+pub(super) async fn users(ctx: &Ctx, command: UsersCommand) -> anyhow::Result<ExitCode> {
     let client = ctx.client()?;
     match command {
         UsersCommand::Ls => {
@@ -54,7 +54,7 @@ pub async fn users(ctx: &Ctx, command: UsersCommand) -> anyhow::Result<ExitCode>
 }
 
 /// Runs `ferry roles …`.
-pub async fn roles(ctx: &Ctx, command: RolesCommand) -> anyhow::Result<ExitCode> {
+pub(super) async fn roles(ctx: &Ctx, command: RolesCommand) -> anyhow::Result<ExitCode> {
     let client = ctx.client()?;
     match command {
         RolesCommand::Ls => {

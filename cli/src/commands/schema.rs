@@ -7,7 +7,7 @@ use crate::args::Format;
 use crate::output;
 
 /// Runs `ferry schema`: the schema as JSON (or as YAML with `-o yaml`).
-pub fn run(format: Format) -> anyhow::Result<ExitCode> {
+pub(super) fn run(format: Format) -> anyhow::Result<ExitCode> {
     let schema = ferry_deploy::json_schema();
     output::emit(format, &schema, |s| {
         serde_json::to_string_pretty(s).unwrap_or_default() + "\n"

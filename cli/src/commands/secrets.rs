@@ -11,7 +11,7 @@ use crate::args::SecretsCommand;
 use crate::output::{self, Table, field, time};
 
 /// Runs `ferry secrets …`.
-pub async fn run(ctx: &Ctx, command: SecretsCommand) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(ctx: &Ctx, command: SecretsCommand) -> anyhow::Result<ExitCode> {
     match command {
         SecretsCommand::Set { name, value } => {
             let value = match value {

@@ -19,7 +19,7 @@ use crate::output::{self, field};
 use crate::watch;
 
 /// Runs `ferry deploy start`.
-pub async fn start(ctx: &Ctx, args: &StartArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn start(ctx: &Ctx, args: &StartArgs) -> anyhow::Result<ExitCode> {
     let overrides = files::overrides(&args.file)?;
     let input = DeployInput::read(&args.file.file, args.file.allow_outside_repo)?;
     if input.file.is_none() {
@@ -56,7 +56,7 @@ pub async fn start(ctx: &Ctx, args: &StartArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Runs `ferry deploy redeploy`.
-pub async fn redeploy(ctx: &Ctx, args: &RedeployArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn redeploy(ctx: &Ctx, args: &RedeployArgs) -> anyhow::Result<ExitCode> {
     let client = ctx.client()?;
     let path = format!("/v1/deployments/{}/redeploy", segment(&args.id));
     let started = client.post(&path, None).await?;

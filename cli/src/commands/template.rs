@@ -10,7 +10,7 @@ use crate::args::template::{Feature, TemplateArgs, TemplateStrategy};
 use crate::config;
 
 /// Runs `ferry template`.
-pub fn run(ctx: &Ctx, args: &TemplateArgs) -> anyhow::Result<ExitCode> {
+pub(super) fn run(ctx: &Ctx, args: &TemplateArgs) -> anyhow::Result<ExitCode> {
     let schema_url = match &args.schema_url {
         Some(url) => url.clone(),
         None => format!("{}/v1/schema/deploy.json", api_base(ctx)),
@@ -49,7 +49,7 @@ impl Out {
 }
 
 /// The starting file for `strategy` with `features`, naming `schema_url` in its first line.
-pub fn render(strategy: TemplateStrategy, features: &[Feature], schema_url: &str) -> String {
+pub(super) fn render(strategy: TemplateStrategy, features: &[Feature], schema_url: &str) -> String {
     let has = |f: Feature| features.contains(&f);
     let canary = strategy == TemplateStrategy::Canary;
     let strategy_name = if canary { "canary" } else { "blue-green" };

@@ -11,7 +11,7 @@ use crate::args::TenantsCommand;
 use crate::output::{self, Table, field, time};
 
 /// Runs `ferry tenants …`.
-pub async fn run(ctx: &Ctx, command: Option<TenantsCommand>) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(ctx: &Ctx, command: Option<TenantsCommand>) -> anyhow::Result<ExitCode> {
     let client = ctx.client()?;
     match command.unwrap_or(TenantsCommand::Ls) {
         TenantsCommand::Ls => {

@@ -9,7 +9,7 @@ use crate::files::{self, DeployInput};
 use crate::output;
 
 /// Runs `ferry deploy validate`.
-pub fn run(args: &ValidateArgs, format: Format) -> anyhow::Result<ExitCode> {
+pub(super) fn run(args: &ValidateArgs, format: Format) -> anyhow::Result<ExitCode> {
     let overrides = files::overrides(args)?;
     // The manifests are loaded even when the file has errors, so one run reports everything.
     let input = DeployInput::read(&args.file, args.allow_outside_repo)?;

@@ -10,7 +10,7 @@ use crate::args::notify::{EndpointKind, NotificationsCommand};
 use crate::output::{self, Table, field, time};
 
 /// Runs `ferry notifications …`.
-pub async fn run(ctx: &Ctx, command: NotificationsCommand) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(ctx: &Ctx, command: NotificationsCommand) -> anyhow::Result<ExitCode> {
     let client = ctx.client()?;
     match command {
         NotificationsCommand::Ls => {
@@ -75,7 +75,7 @@ pub async fn run(ctx: &Ctx, command: NotificationsCommand) -> anyhow::Result<Exi
 
 /// The webhook calls under the progress tree: outcome, attempts, and the callback's message
 /// (Markdown, shown as written, indented).
-pub fn webhooks_text(list: &Value) -> String {
+pub(super) fn webhooks_text(list: &Value) -> String {
     let Some(items) = list["items"].as_array().filter(|a| !a.is_empty()) else {
         return String::new();
     };

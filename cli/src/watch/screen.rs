@@ -12,7 +12,7 @@ use crate::progress::{self, Row};
 const DEFAULT_WIDTH: usize = 80;
 
 /// Where and how progress is drawn.
-pub struct Screen {
+pub(super) struct Screen {
     /// Redraw in place (the output is a terminal and the format is text).
     redraw: bool,
     /// Progress goes to stderr (stdout is kept for the final JSON/YAML document).
@@ -29,7 +29,7 @@ pub struct Screen {
 
 impl Screen {
     /// The screen for `format`: progress on stdout for text, else on stderr.
-    pub fn new(format: Format) -> Screen {
+    pub(super) fn new(format: Format) -> Screen {
         let to_stderr = format != Format::Text;
         let terminal = if to_stderr {
             std::io::stderr().is_terminal()
@@ -65,7 +65,7 @@ impl Screen {
     }
 
     /// Writes `text` where progress goes.
-    pub fn write(&self, text: &str) {
+    pub(super) fn write(&self, text: &str) {
         if self.to_stderr {
             let mut err = std::io::stderr().lock();
             let _ = err.write_all(text.as_bytes());
@@ -78,7 +78,7 @@ impl Screen {
     }
 
     /// Prints the rows and `notes` (on a terminal the notes stay above the redrawn picture).
-    pub fn draw(&mut self, notes: &[String], rows: Vec<Row>) {
+    pub(super) fn draw(&mut self, notes: &[String], rows: Vec<Row>) {
         let width = if self.redraw {
             self.width()
         } else {
@@ -90,14 +90,14 @@ impl Screen {
 
     /// Resolves when the terminal drawn on is resized; never without a terminal (or off Unix,
     /// where the next draw still reads the new width).
-    pub async fn resized(&mut self) {
+    pub(super) async fn resized(&mut self) {
         #[cfg(unix)]
         if let Some(resizes) = self.resizes.as_mut()
             && resizes.recv().await.is_some()
         {
             return;
         }
-        std::future::pending().await
+        std::future::pending::<()>().await;
     }
 
     /// The width of the terminal drawn on now.

@@ -39,7 +39,7 @@ impl Clusters for SimClusters {
 }
 
 /// svc-api (and optionally the scheduler) for one test.
-pub struct Stack {
+pub(crate) struct Stack {
     pub db: TestDb,
     /// `http://127.0.0.1:<port>`.
     pub api: String,
@@ -52,12 +52,12 @@ pub struct Stack {
 
 impl Stack {
     /// Starts svc-api and waits until it answers.
-    pub async fn start() -> Stack {
+    pub(crate) async fn start() -> Stack {
         Stack::start_with(&[]).await
     }
 
     /// [`Stack::start`] with more svc-api flags (e.g. an external sign-in issuer's).
-    pub async fn start_with(extra: &[String]) -> Stack {
+    pub(crate) async fn start_with(extra: &[String]) -> Stack {
         let db = TestDb::new().await;
         let prefix = amqp::prefix();
         let topology = Topology::new(prefix.clone());
@@ -78,12 +78,12 @@ impl Stack {
     }
 
     /// A new tenant and a credential in it holding `roles` (with its secret).
-    pub async fn tenant(&self, roles: &[&str]) -> BootstrapOutcome {
+    pub(crate) async fn tenant(&self, roles: &[&str]) -> BootstrapOutcome {
         self.server.bootstrap("t", "cli-test", roles).await
     }
 
     /// A new tenant and credential holding `roles`, and a fresh home logged in with it.
-    pub async fn logged_in(&self, roles: &[&str]) -> (BootstrapOutcome, Home) {
+    pub(crate) async fn logged_in(&self, roles: &[&str]) -> (BootstrapOutcome, Home) {
         let credential = self.tenant(roles).await;
         let home = Home::new();
         login(&home, self, &credential).await;
@@ -92,11 +92,11 @@ impl Stack {
 
     /// Starts the scheduler engine, deploying to one simulator per account (each with
     /// `namespaces`).
-    pub async fn start_engine(&mut self, accounts: &[&str], namespaces: &[&str]) {
+    pub(crate) async fn start_engine(&mut self, accounts: &[&str], namespaces: &[&str]) {
         let mut clients = HashMap::new();
         for account in accounts {
             let mut ns = vec!["default".to_string()];
-            ns.extend(namespaces.iter().map(|n| n.to_string()));
+            ns.extend(namespaces.iter().map(std::string::ToString::to_string));
             let sim = ferry_kube_sim::start(SimConfig {
                 ready_delay: Duration::from_millis(100),
                 namespaces: ns,
@@ -137,7 +137,7 @@ impl Stack {
     }
 
     /// Stops the engine and svc-api.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some((token, handle)) = self.engine.take() {
             token.cancel();
             handle.await.unwrap();
@@ -153,25 +153,25 @@ impl Stack {
 }
 
 /// A private HOME (and XDG_CONFIG_HOME) for one test's `ferry` runs.
-pub struct Home {
+pub(crate) struct Home {
     pub dir: PathBuf,
 }
 
 impl Home {
     /// A fresh, empty home.
-    pub fn new() -> Home {
+    pub(crate) fn new() -> Home {
         let dir = std::env::temp_dir().join(ferry_testkit::unique("ferry-cli-home"));
         std::fs::create_dir_all(&dir).unwrap();
         Home { dir }
     }
 
     /// Where `ferry login` writes the credentials.
-    pub fn credentials(&self) -> PathBuf {
+    pub(crate) fn credentials(&self) -> PathBuf {
         self.dir.join("config/ferry/credentials.json")
     }
 
     /// `ferry args` with this home and `env`, and no other `FERRY_*` variable.
-    pub fn command(&self, env: &[(&str, &str)], args: &[&str]) -> tokio::process::Command {
+    pub(crate) fn command(&self, env: &[(&str, &str)], args: &[&str]) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
         for (key, _) in std::env::vars() {
             if key.starts_with("FERRY_") || key == "COLUMNS" {
@@ -191,12 +191,12 @@ impl Home {
     }
 
     /// Runs `ferry args` to its end.
-    pub async fn run(&self, env: &[(&str, &str)], args: &[&str]) -> Run {
+    pub(crate) async fn run(&self, env: &[(&str, &str)], args: &[&str]) -> Run {
         self.run_with_stdin(env, args, None).await
     }
 
     /// Runs `ferry args` with `stdin` as its standard input.
-    pub async fn run_with_stdin(
+    pub(crate) async fn run_with_stdin(
         &self,
         env: &[(&str, &str)],
         args: &[&str],
@@ -228,7 +228,7 @@ impl Drop for Home {
 
 /// How one `ferry` run ended.
 #[derive(Debug)]
-pub struct Run {
+pub(crate) struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
@@ -252,7 +252,7 @@ impl From<std::process::Output> for Run {
 
 impl Run {
     /// Asserts exit code 0 and returns stdout.
-    pub fn ok(self) -> String {
+    pub(crate) fn ok(self) -> String {
         assert_eq!(
             self.code, 0,
             "ferry failed:\n{}\n{}",
@@ -262,19 +262,19 @@ impl Run {
     }
 
     /// stdout as JSON, after asserting success.
-    pub fn json(self) -> serde_json::Value {
+    pub(crate) fn json(self) -> serde_json::Value {
         let text = self.ok();
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
     }
 }
 
 /// The repository's examples folder.
-pub fn examples() -> PathBuf {
+pub(crate) fn examples() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples")
 }
 
 /// Logs `home` in to `stack` with `credential`.
-pub async fn login(home: &Home, stack: &Stack, credential: &BootstrapOutcome) {
+pub(crate) async fn login(home: &Home, stack: &Stack, credential: &BootstrapOutcome) {
     let secret = credential.client_secret.as_deref().unwrap();
     home.run(
         &[],

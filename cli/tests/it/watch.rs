@@ -294,8 +294,10 @@ async fn history_lists_versions_and_undo_goes_back_to_the_previous_good_one() {
         .lines()
         .last()
         .and_then(|l| l.split("--cursor ").nth(1))
-        .map(|c| c.trim_end_matches(')').to_string())
-        .unwrap_or_else(|| panic!("no cursor in {first}"));
+        .map_or_else(
+            || panic!("no cursor in {first}"),
+            |c| c.trim_end_matches(')').to_string(),
+        );
     let second = home
         .run(
             &[],
