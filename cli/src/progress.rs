@@ -82,7 +82,13 @@ pub(crate) fn rows(detail: &Value, plan: Option<&Plan>) -> Vec<Row> {
         if is_terminal(state) {
             continue;
         }
-        out.extend(where_rows(target, target_plan));
+        let target_ended = matches!(
+            target["status"].as_str(),
+            Some("succeeded" | "failed" | "rolled_back" | "aborted" | "skipped")
+        );
+        if !target_ended {
+            out.extend(where_rows(target, target_plan));
+        }
         let hint = approvals
             .iter()
             .find(|a| a["target_name"].as_str() == Some(name))
@@ -552,7 +558,12 @@ strategies:
                 .unwrap_or_else(|| panic!("{needle} in {drawn}"))
         };
         assert!(at("prod-us (") < at("replacing hello-5d4b8"));
-        // An ended deployment no longer says what runs where.
+        // A target that ended no longer says what runs where (the old version is gone or
+        // back), nor does an ended deployment.
+        let mut done = prod.clone();
+        done["status"] = json!("succeeded");
+        let picture = rows(&detail("running", vec![done], vec![]), Some(&plan));
+        assert!(picture.iter().all(|r| !r.key.starts_with("where:")));
         let ended = rows(&detail("succeeded", vec![prod], vec![]), Some(&plan));
         assert!(ended.iter().all(|r| !r.key.starts_with("where:")));
     }

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::NonEmptyStringValueParser;
 use clap::{Args, Subcommand};
 use clap_complete::engine::ArgValueCompleter;
 
@@ -99,7 +100,7 @@ pub(crate) struct StartArgs {
 #[derive(Debug, Args)]
 pub(crate) struct StatusArgs {
     /// The deployment's id.
-    #[arg(add = ArgValueCompleter::new(crate::complete::deployment_ids))]
+    #[arg(value_parser = NonEmptyStringValueParser::new(), add = ArgValueCompleter::new(crate::complete::deployment_ids))]
     pub id: String,
     /// Follow the deployment.
     #[command(flatten)]
@@ -154,7 +155,7 @@ pub(crate) struct UndoArgs {
 #[derive(Debug, Args)]
 pub(crate) struct DecideArgs {
     /// The deployment's id.
-    #[arg(add = ArgValueCompleter::new(crate::complete::deployment_ids))]
+    #[arg(value_parser = NonEmptyStringValueParser::new(), add = ArgValueCompleter::new(crate::complete::deployment_ids))]
     pub id: String,
     /// The target whose approval is decided (default: the only one pending).
     #[arg(long, value_name = "TARGET", add = ArgValueCompleter::new(crate::complete::target_names))]
@@ -168,7 +169,7 @@ pub(crate) struct DecideArgs {
 #[derive(Debug, Args)]
 pub(crate) struct AbortArgs {
     /// The deployment's id.
-    #[arg(add = ArgValueCompleter::new(crate::complete::deployment_ids))]
+    #[arg(value_parser = NonEmptyStringValueParser::new(), add = ArgValueCompleter::new(crate::complete::deployment_ids))]
     pub id: String,
     /// Why.
     #[arg(long)]
@@ -179,7 +180,7 @@ pub(crate) struct AbortArgs {
 #[derive(Debug, Args)]
 pub(crate) struct RollbackArgs {
     /// The deployment's id.
-    #[arg(add = ArgValueCompleter::new(crate::complete::deployment_ids))]
+    #[arg(value_parser = NonEmptyStringValueParser::new(), add = ArgValueCompleter::new(crate::complete::deployment_ids))]
     pub id: String,
     /// Only this target (default: every target).
     #[arg(long, value_name = "TARGET", add = ArgValueCompleter::new(crate::complete::target_names))]
@@ -193,7 +194,7 @@ pub(crate) struct RollbackArgs {
 #[derive(Debug, Args)]
 pub(crate) struct TargetArgs {
     /// The deployment's id.
-    #[arg(add = ArgValueCompleter::new(crate::complete::deployment_ids))]
+    #[arg(value_parser = NonEmptyStringValueParser::new(), add = ArgValueCompleter::new(crate::complete::deployment_ids))]
     pub id: String,
     /// The target.
     #[arg(long, value_name = "TARGET", add = ArgValueCompleter::new(crate::complete::target_names))]
