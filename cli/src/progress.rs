@@ -77,7 +77,7 @@ pub(crate) fn rows(detail: &Value, plan: Option<&Plan>) -> Vec<Row> {
         out.push(Row {
             key: format!("target:{name}"),
             depth: 1,
-            text: target_line(target, target_plan),
+            text: target_line(target, target_plan) + &since(detail, target),
         });
         if is_terminal(state) {
             continue;
@@ -250,6 +250,34 @@ fn target_line(target: &Value, plan: Option<&TargetPlan>) -> String {
         line.push_str(&format!(": {reason}"));
     }
     line
+}
+
+/// ` (since 10:16:40)`: when a target still on its way entered what it is doing, from its last
+/// step record (UTC, to the second; a time, not a running duration, so the line stays the same
+/// between refreshes and a watcher without a terminal prints it once).
+fn since(detail: &Value, target: &Value) -> String {
+    let name = target["name"].as_str();
+    let ended = matches!(
+        target["status"].as_str(),
+        Some("succeeded" | "failed" | "rolled_back" | "aborted" | "skipped" | "pending") | None
+    );
+    if ended {
+        return String::new();
+    }
+    detail["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["target_name"].as_str() == name)
+        .filter_map(|s| s["created_at"].as_str())
+        .filter_map(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .max()
+        .map_or_else(String::new, |at| {
+            format!(
+                " (since {})",
+                at.with_timezone(&chrono::Utc).format("%H:%M:%S")
+            )
+        })
 }
 
 /// Whether `reason` already starts with `phase`.
@@ -566,6 +594,37 @@ strategies:
         assert!(picture.iter().all(|r| !r.key.starts_with("where:")));
         let ended = rows(&detail("succeeded", vec![prod], vec![]), Some(&plan));
         assert!(ended.iter().all(|r| !r.key.starts_with("where:")));
+    }
+
+    #[test]
+    fn a_target_on_its_way_says_since_when_it_does_what_it_does() {
+        let prod = target(
+            "prod-us",
+            "paused",
+            "steps",
+            3,
+            "waiting for approval",
+            Some(50),
+        );
+        let done = target("staging", "succeeded", "done", 0, "deployed", None);
+        let mut detail = detail("paused", vec![done, prod], vec![]);
+        detail["steps"] = json!([
+            {"target_name": "staging", "status": "succeeded", "created_at": "2026-12-04T10:01:00Z"},
+            {"target_name": "prod-us", "status": "succeeded", "created_at": "2026-12-04T10:15:02Z"},
+            {"target_name": "prod-us", "status": "waiting", "created_at": "2026-12-04T10:16:40.5+00:00"},
+        ]);
+        let picture = rows(&detail, Some(&plan()));
+        let text = |key: &str| picture.iter().find(|r| r.key == key).unwrap().text.clone();
+        assert!(
+            text("target:prod-us").ends_with(": waiting for approval (since 10:16:40)"),
+            "{}",
+            text("target:prod-us")
+        );
+        assert!(
+            !text("target:staging").contains("since"),
+            "{}",
+            text("target:staging")
+        );
     }
 
     #[test]
