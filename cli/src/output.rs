@@ -89,6 +89,15 @@ impl Table {
     }
 }
 
+/// Who started a deployment as people read it: the API's `created_by_name` (an email or
+/// `credential NAME`), else the `created_by` id.
+pub(crate) fn creator(deployment: &Value) -> String {
+    match deployment["created_by_name"].as_str() {
+        Some(name) if !name.is_empty() => name.to_string(),
+        _ => field(deployment, "created_by"),
+    }
+}
+
 /// A JSON string field, or `-` when absent or null.
 pub(crate) fn field(value: &Value, key: &str) -> String {
     match &value[key] {

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::{Ctx, segment};
 use crate::args::{ListArgs, StatusArgs};
-use crate::output::{self, Table, field, time};
+use crate::output::{self, Table, creator, field, time};
 use crate::{progress, watch};
 
 /// Runs `ferry deploy status`.
@@ -93,7 +93,7 @@ fn table(page: &Value) -> String {
             field(d, "application"),
             field(d, "status"),
             time(d, "created_at"),
-            field(d, "created_by"),
+            creator(d),
             field(d, "reason"),
         ]);
     }

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::{Ctx, segment, start};
 use crate::args::{HistoryArgs, UndoArgs};
 use crate::client::Client;
-use crate::output::{self, Table, field, time};
+use crate::output::{self, Table, creator, field, time};
 
 /// One deployment of the application, with what it rolled out.
 struct Entry {
@@ -47,7 +47,7 @@ pub(super) async fn history(ctx: &Ctx, args: &HistoryArgs) -> anyhow::Result<Exi
                 field(d, "id"),
                 field(d, "status"),
                 time(d, "created_at"),
-                field(d, "created_by"),
+                creator(d),
                 if versions.is_empty() {
                     "-".into()
                 } else {

@@ -240,6 +240,8 @@ async fn history_lists_versions_and_undo_goes_back_to_the_previous_good_one() {
             && rows[0].contains("hello-ferry:2.0.0"),
         "{table}"
     );
+    // Started by the logged-in credential, named rather than shown as its id.
+    assert!(rows[0].contains("credential cli-test"), "{table}");
     assert!(
         rows[1].starts_with("2 ") && rows[1].contains("hello-ferry:1.0.0"),
         "{table}"

@@ -68,6 +68,11 @@ impl Names {
         out
     }
 
+    /// The person's email or `credential NAME` that subject `id` names, if known.
+    pub fn name(&self, id: &str) -> Option<&str> {
+        self.by_id.get(id).map(String::as_str)
+    }
+
     /// What people read for subject `id`.
     pub fn show(&self, id: &str) -> String {
         let name = self.by_id.get(id).map_or(id, String::as_str);

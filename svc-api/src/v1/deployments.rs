@@ -14,6 +14,7 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
+use crate::ui::names::Names;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -23,7 +24,7 @@ use ferry_bus::messages::{DeploymentStarted, SchedulerMessage};
 use ferry_deploy::{InProgressPolicy, Overrides, Plan, Source};
 use ferry_store::approvals::{self, Approval};
 use ferry_store::deployments::{
-    self, Created, DeploymentDetail, DeploymentFilter, DeploymentStatus, ManifestFile,
+    self, Created, Deployment, DeploymentDetail, DeploymentFilter, DeploymentStatus, ManifestFile,
     NewDeployment, OnBusy,
 };
 use ferry_store::targets::NewTarget;
@@ -124,6 +125,22 @@ pub struct ListQuery {
     pub limit: Option<i64>,
     /// The `next` cursor of the previous page.
     pub cursor: Option<String>,
+}
+
+/// One page of deployments, each with who started it as people read it.
+#[derive(Debug, Serialize)]
+struct ListResponse<'a> {
+    items: Vec<Listed<'a>>,
+    next: Option<Cursor>,
+}
+
+/// A listed deployment and the email (a person) or `credential NAME` its `created_by` id names
+/// (`null` when it names neither any more).
+#[derive(Debug, Serialize)]
+struct Listed<'a> {
+    #[serde(flatten)]
+    deployment: &'a Deployment,
+    created_by_name: Option<&'a str>,
 }
 
 /// A deployment's detail and its pending approvals.
@@ -420,7 +437,7 @@ async fn submit(
 
 /// Deployments newest first, filtered, one page at a time.
 #[utoipa::path(get, path = "/v1/deployments", tag = "deployments", params(ListQuery),
-    responses((status = 200, description = "`items` and the `next` cursor (absent on the last page)")))]
+    responses((status = 200, description = "`items` (each with `created_by_name`: the email or `credential NAME` its `created_by` id names) and the `next` cursor (absent on the last page)")))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant))]
 async fn list(
     State(state): State<AppState>,
@@ -452,7 +469,26 @@ async fn list(
         query.limit.unwrap_or(50),
     )
     .await?;
-    Ok(Json(page).into_response())
+    let names = Names::of(
+        &state,
+        principal.tenant,
+        &principal.subject,
+        page.items.iter().map(|d| d.created_by.as_str()),
+    )
+    .await?;
+    let items = page
+        .items
+        .iter()
+        .map(|deployment| Listed {
+            created_by_name: names.name(&deployment.created_by),
+            deployment,
+        })
+        .collect();
+    Ok(Json(ListResponse {
+        items,
+        next: page.next,
+    })
+    .into_response())
 }
 
 /// The deployment with its targets (status, phase, step, desired and observed state: weights,

@@ -273,6 +273,15 @@ async fn listing_pages_with_a_cursor_and_filters() {
     let items = page["items"].as_array().unwrap();
     assert_eq!(items.len(), 1);
     assert_eq!(items[0]["id"], ids[2]);
+    // Who started it, as people read it, beside the id the API keeps.
+    assert_eq!(items[0]["created_by_name"], "credential test-client");
+    assert!(
+        items[0]["created_by"]
+            .as_str()
+            .unwrap()
+            .parse::<uuid::Uuid>()
+            .is_ok()
+    );
     let (_, page) = app
         .get("/v1/deployments?status=running&limit=200", Some(&token))
         .await;
