@@ -110,17 +110,18 @@ pub(crate) fn field(value: &Value, key: &str) -> String {
 
 /// An RFC 3339 time field as `YYYY-MM-DD HH:MM:SS` (UTC), or `-`.
 pub(crate) fn time(value: &Value, key: &str) -> String {
-    value[key]
-        .as_str()
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .map_or_else(
-            || "-".into(),
-            |t| {
-                t.with_timezone(&chrono::Utc)
-                    .format("%Y-%m-%d %H:%M:%S")
-                    .to_string()
-            },
-        )
+    time_as(value, key, "%Y-%m-%d %H:%M:%S")
+}
+
+/// An RFC 3339 time field in UTC with chrono's `format`, or `-`.
+pub(crate) fn time_as(value: &Value, key: &str, format: &str) -> String {
+    instant(&value[key]).map_or_else(|| "-".into(), |t| t.format(format).to_string())
+}
+
+/// An RFC 3339 time, in UTC.
+pub(crate) fn instant(value: &Value) -> Option<chrono::DateTime<chrono::Utc>> {
+    let parsed = chrono::DateTime::parse_from_rfc3339(value.as_str()?).ok()?;
+    Some(parsed.with_timezone(&chrono::Utc))
 }
 
 /// A JSON array of strings joined with `, `, or `-`.

@@ -82,11 +82,7 @@ pub(crate) fn rows(detail: &Value, plan: Option<&Plan>) -> Vec<Row> {
         if is_terminal(state) {
             continue;
         }
-        let target_ended = matches!(
-            target["status"].as_str(),
-            Some("succeeded" | "failed" | "rolled_back" | "aborted" | "skipped")
-        );
-        if !target_ended {
+        if !target_ended(target) {
             out.extend(where_rows(target, target_plan));
         }
         let hint = approvals
@@ -216,11 +212,7 @@ fn target_line(target: &Value, plan: Option<&TargetPlan>) -> String {
         target["namespace"].as_str().unwrap_or("?"),
         status.replace('_', " ")
     );
-    let terminal = matches!(
-        status,
-        "succeeded" | "failed" | "rolled_back" | "aborted" | "skipped"
-    );
-    if !terminal {
+    if !target_ended(target) {
         match phase {
             "pending" => {
                 let deps = plan.map(|p| p.depends_on.join(", ")).unwrap_or_default();
@@ -257,11 +249,8 @@ fn target_line(target: &Value, plan: Option<&TargetPlan>) -> String {
 /// between refreshes and a watcher without a terminal prints it once).
 fn since(detail: &Value, target: &Value) -> String {
     let name = target["name"].as_str();
-    let ended = matches!(
-        target["status"].as_str(),
-        Some("succeeded" | "failed" | "rolled_back" | "aborted" | "skipped" | "pending") | None
-    );
-    if ended {
+    let not_started = matches!(target["status"].as_str(), Some("pending") | None);
+    if not_started || target_ended(target) {
         return String::new();
     }
     detail["steps"]
@@ -269,15 +258,19 @@ fn since(detail: &Value, target: &Value) -> String {
         .into_iter()
         .flatten()
         .filter(|s| s["target_name"].as_str() == name)
-        .filter_map(|s| s["created_at"].as_str())
-        .filter_map(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .filter_map(|s| crate::output::instant(&s["created_at"]))
         .max()
         .map_or_else(String::new, |at| {
-            format!(
-                " (since {})",
-                at.with_timezone(&chrono::Utc).format("%H:%M:%S")
-            )
+            format!(" (since {})", at.format("%H:%M:%S"))
         })
+}
+
+/// Whether a target ended (nothing will change on it any more).
+fn target_ended(target: &Value) -> bool {
+    matches!(
+        target["status"].as_str(),
+        Some("succeeded" | "failed" | "rolled_back" | "aborted" | "skipped")
+    )
 }
 
 /// Whether `reason` already starts with `phase`.

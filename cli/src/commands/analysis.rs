@@ -303,19 +303,7 @@ pub(super) async fn try_queries(ctx: &Ctx, args: &TryArgs) -> anyhow::Result<Exi
 }
 
 fn window(run: &Value) -> String {
-    let short = |k: &str| {
-        run[k]
-            .as_str()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-            .map_or_else(
-                || "-".into(),
-                |t| {
-                    t.with_timezone(&chrono::Utc)
-                        .format("%m-%d %H:%M:%S")
-                        .to_string()
-                },
-            )
-    };
+    let short = |k: &str| crate::output::time_as(run, k, "%m-%d %H:%M:%S");
     format!("{}..{}", short("windowStart"), short("windowEnd"))
 }
 

@@ -58,6 +58,32 @@ fn started_id(text: &str) -> String {
     line.split(' ').nth(1).unwrap().to_string()
 }
 
+/// Starts version 2.0.0 of the project in `dir` (its deploy file `file`), unwatched; its id.
+async fn start_version_2(home: &Home, dir: &Path, file: &str) -> String {
+    write_app(dir, "hello-ferry:2.0.0");
+    let started = home
+        .run(&[], &["deploy", "start", "-f", file, "-o", "json"])
+        .await
+        .json();
+    started["id"].as_str().unwrap().to_string()
+}
+
+/// Waits until deployment `id` has a pending approval (the canary's pause).
+async fn wait_for_approval(home: &Home, id: &str) {
+    ferry_testkit::eventually(
+        "the canary to wait for approval",
+        Duration::from_secs(60),
+        || async move {
+            let detail = home
+                .run(&[], &["deploy", "status", id, "-o", "json"])
+                .await
+                .json();
+            (!detail["pending_approvals"].as_array()?.is_empty()).then_some(())
+        },
+    )
+    .await;
+}
+
 /// Deploys version 1 (the first deployment to the target goes straight to 100%), watched.
 async fn first_version(home: &Home, file: &str) {
     let out = home
@@ -135,32 +161,12 @@ async fn an_aborted_deployment_ends_the_watch_with_exit_5() {
     let file = file.to_str().unwrap();
     first_version(&home, file).await;
 
-    write_app(&dir, "hello-ferry:2.0.0");
-    let started = home
-        .run(&[], &["deploy", "start", "-f", file, "-o", "json"])
-        .await
-        .json();
-    let id = started["id"].as_str().unwrap().to_string();
+    let id = start_version_2(&home, &dir, file).await;
     let watcher = home
         .command(&[], &["-o", "json", "deploy", "status", &id, "--watch"])
         .spawn()
         .unwrap();
-    ferry_testkit::eventually(
-        "the canary to wait for approval",
-        Duration::from_secs(60),
-        || {
-            let home = &home;
-            let id = id.clone();
-            async move {
-                let detail = home
-                    .run(&[], &["deploy", "status", &id, "-o", "json"])
-                    .await
-                    .json();
-                (!detail["pending_approvals"].as_array()?.is_empty()).then_some(())
-            }
-        },
-    )
-    .await;
+    wait_for_approval(&home, &id).await;
     // A watch with a timeout stops first, with its own exit code; the deployment goes on.
     let timed = home
         .run(
@@ -361,28 +367,8 @@ async fn a_rollout_in_flight_shows_what_runs_where_and_completes_its_id_and_targ
     let file = file.to_str().unwrap();
     first_version(&home, file).await;
 
-    write_app(&dir, "hello-ferry:2.0.0");
-    let started = home
-        .run(&[], &["deploy", "start", "-f", file, "-o", "json"])
-        .await
-        .json();
-    let id = started["id"].as_str().unwrap().to_string();
-    ferry_testkit::eventually(
-        "the canary to wait for approval",
-        Duration::from_secs(60),
-        || {
-            let home = &home;
-            let id = id.clone();
-            async move {
-                let detail = home
-                    .run(&[], &["deploy", "status", &id, "-o", "json"])
-                    .await
-                    .json();
-                (!detail["pending_approvals"].as_array()?.is_empty()).then_some(())
-            }
-        },
-    )
-    .await;
+    let id = start_version_2(&home, &dir, file).await;
+    wait_for_approval(&home, &id).await;
 
     // What runs where: the new version's ReplicaSet with its image, beside the one it replaces.
     let status = home.run(&[], &["deploy", "status", &id]).await.ok();

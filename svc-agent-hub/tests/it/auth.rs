@@ -118,13 +118,19 @@ async fn a_tenant_can_neither_register_nor_reach_another_tenants_agent() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keys_are_found_by_oidc_discovery() {
-    let signer = Signer::generate_es256("discovered").unwrap();
+/// An OIDC issuer on 127.0.0.1 publishing `signer`'s key by discovery; its document names
+/// `claimed` as the issuer when given, else its own address (the issuer URL, returned).
+async fn discovery_server(
+    signer: &Signer,
+    claimed: Option<&str>,
+) -> (String, tokio::task::JoinHandle<std::io::Result<()>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let issuer = format!("http://{}", listener.local_addr().unwrap());
     let jwks = serde_json::to_string(&signer.jwk_set()).unwrap();
-    let config = serde_json::json!({ "issuer": issuer, "jwks_uri": format!("{issuer}/keys") });
+    let config = serde_json::json!({
+        "issuer": claimed.unwrap_or(&issuer),
+        "jwks_uri": format!("{issuer}/keys"),
+    });
     let app = axum::Router::new()
         .route(
             "/.well-known/openid-configuration",
@@ -132,6 +138,13 @@ async fn keys_are_found_by_oidc_discovery() {
         )
         .route("/keys", axum::routing::get(move || async move { jwks }));
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    (issuer, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_found_by_oidc_discovery() {
+    let signer = Signer::generate_es256("discovered").unwrap();
+    let (issuer, server) = discovery_server(&signer, None).await;
 
     let verifier = ferry_svc_agent_hub::keys::load_verifier(&issuer, AUDIENCE, None)
         .await
@@ -158,20 +171,7 @@ async fn keys_are_found_by_oidc_discovery() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_discovery_document_naming_another_issuer_is_refused() {
     let signer = Signer::generate_es256("discovered").unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!("http://{}", listener.local_addr().unwrap());
-    let jwks = serde_json::to_string(&signer.jwk_set()).unwrap();
-    let config = serde_json::json!({
-        "issuer": "https://someone-else.example",
-        "jwks_uri": format!("{issuer}/keys"),
-    });
-    let app = axum::Router::new()
-        .route(
-            "/.well-known/openid-configuration",
-            axum::routing::get(move || async move { axum::Json(config) }),
-        )
-        .route("/keys", axum::routing::get(move || async move { jwks }));
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let (issuer, server) = discovery_server(&signer, Some("https://someone-else.example")).await;
 
     let Err(error) = ferry_svc_agent_hub::keys::load_verifier(&issuer, AUDIENCE, None).await else {
         panic!("keys were loaded from a document naming another issuer");
