@@ -8,6 +8,8 @@
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, RequestBuilder, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
@@ -255,43 +257,60 @@ impl Client {
             })
     }
 
-    /// `GET path` (with `query`): the JSON body.
-    pub(crate) async fn get(
+    /// `GET path` (with `query`): the JSON body as a `T` (an API type of `ferry_api`).
+    pub(crate) async fn get<T: DeserializeOwned>(
         &self,
         path: &str,
         query: &[(&str, String)],
-    ) -> Result<Value, ApiError> {
-        self.call(Method::GET, path, query, None).await
+    ) -> Result<T, ApiError> {
+        self.call(Method::GET, path, query, None::<&()>).await
     }
 
-    /// `POST path` with an optional JSON body: the JSON body (`null` when empty).
-    pub(crate) async fn post(&self, path: &str, body: Option<&Value>) -> Result<Value, ApiError> {
-        self.call(Method::POST, path, &[], body).await
+    /// `POST path` with a JSON body: the JSON body as a `T`.
+    pub(crate) async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ApiError> {
+        self.call(Method::POST, path, &[], Some(body)).await
+    }
+
+    /// `POST path` without a body: the JSON body as a `T`.
+    pub(crate) async fn post_empty<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
+        self.call(Method::POST, path, &[], None::<&()>).await
     }
 
     /// `PUT path` with a JSON body.
-    pub(crate) async fn put(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
+    pub(crate) async fn put<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ApiError> {
         self.call(Method::PUT, path, &[], Some(body)).await
     }
 
-    /// `DELETE path`.
-    pub(crate) async fn delete(&self, path: &str) -> Result<Value, ApiError> {
-        self.call(Method::DELETE, path, &[], None).await
+    /// `DELETE path`: the JSON body as a `T` (`()` to ignore it).
+    pub(crate) async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
+        self.call(Method::DELETE, path, &[], None::<&()>).await
     }
 
     /// `DELETE path` with a JSON body (e.g. which member leaves a role).
-    pub(crate) async fn delete_with(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
+    pub(crate) async fn delete_with<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ApiError> {
         self.call(Method::DELETE, path, &[], Some(body)).await
     }
 
     /// One JSON request; a 401 with a fetched token fetches a new one and tries once more.
-    async fn call(
+    async fn call<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         query: &[(&str, String)],
-        body: Option<&Value>,
-    ) -> Result<Value, ApiError> {
+        body: Option<&B>,
+    ) -> Result<T, ApiError> {
         let mut retried = false;
         loop {
             let mut request = self
@@ -312,7 +331,7 @@ impl Client {
                 retried = true;
                 continue;
             }
-            return self.read(response).await;
+            return self.read(path, response).await;
         }
     }
 
@@ -366,7 +385,13 @@ impl Client {
         &self.http
     }
 
-    async fn read(&self, response: Response) -> Result<Value, ApiError> {
+    /// A successful answer's JSON body as a `T` (an empty body reads as `null`), or the API's
+    /// error.
+    async fn read<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        response: Response,
+    ) -> Result<T, ApiError> {
         let status = response.status().as_u16();
         let body = response
             .text()
@@ -375,12 +400,14 @@ impl Client {
         if !(200..300).contains(&status) {
             return Err(ApiError::from_answer(status, &body));
         }
-        if body.trim().is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_str(&body).map_err(|e| ApiError::Unexpected {
+        let body = if body.trim().is_empty() {
+            "null"
+        } else {
+            &body
+        };
+        serde_json::from_str(body).map_err(|e| ApiError::Unexpected {
             api: self.api.clone(),
-            detail: format!("the answer is not JSON ({e})"),
+            detail: format!("the answer to {path} is not what this ferry expects ({e})"),
         })
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::Parser as _;
 use clap_complete::engine::CompletionCandidate;
-use serde_json::Value;
+use ferry_api::deployments::{Deployment, DeploymentDetail, DeploymentPage};
 
 use crate::client::Client;
 
@@ -32,13 +32,9 @@ pub(crate) fn deployment_ids(current: &OsStr) -> Vec<CompletionCandidate> {
         listed
             .iter()
             .filter_map(|d| {
-                let id = d["id"].as_str()?;
+                let id = d.id.to_string();
                 id.starts_with(&typed).then(|| {
-                    let help = format!(
-                        "{} {}",
-                        d["application"].as_str().unwrap_or("?"),
-                        d["status"].as_str().unwrap_or("?").replace('_', " ")
-                    );
+                    let help = format!("{} {}", d.application, d.status.as_str().replace('_', " "));
                     CompletionCandidate::new(id).help(Some(help.into()))
                 })
             })
@@ -54,21 +50,16 @@ pub(crate) fn target_names(current: &OsStr) -> Vec<CompletionCandidate> {
         let in_flight = recent(&client)
             .await
             .into_iter()
-            .filter(|d| matches!(d["status"].as_str(), Some("waiting" | "running" | "paused")))
+            .filter(|d| !d.status.is_terminal())
             .take(IN_FLIGHT);
         for deployment in in_flight {
-            let Some(id) = deployment["id"].as_str() else {
+            let path = format!("/v1/deployments/{}", deployment.id);
+            let Ok(detail) = client.get::<DeploymentDetail>(&path, &[]).await else {
                 continue;
             };
-            let Ok(detail) = client.get(&format!("/v1/deployments/{id}"), &[]).await else {
-                continue;
-            };
-            for target in detail["targets"].as_array().into_iter().flatten() {
-                if let Some(name) = target["name"].as_str()
-                    && name.starts_with(&typed)
-                    && !names.iter().any(|n| n == name)
-                {
-                    names.push(name.to_string());
+            for target in detail.targets {
+                if target.name.starts_with(&typed) && !names.contains(&target.name) {
+                    names.push(target.name);
                 }
             }
         }
@@ -77,10 +68,13 @@ pub(crate) fn target_names(current: &OsStr) -> Vec<CompletionCandidate> {
 }
 
 /// The most recent deployments (empty when the API cannot say).
-async fn recent(client: &Client) -> Vec<Value> {
+async fn recent(client: &Client) -> Vec<Deployment> {
     let query = [("limit", RECENT.to_string())];
-    match client.get("/v1/deployments", &query).await {
-        Ok(page) => page["items"].as_array().cloned().unwrap_or_default(),
+    match client
+        .get::<DeploymentPage>("/v1/deployments", &query)
+        .await
+    {
+        Ok(page) => page.items.into_iter().map(|l| l.deployment).collect(),
         Err(_) => Vec::new(),
     }
 }

@@ -4,6 +4,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use ferry_api::status::DeploymentStatus;
+
 /// The deployment succeeded (or the command did what it was asked).
 pub(crate) const SUCCESS: u8 = 0;
 /// A usage error or an invalid deploy file (and anything not listed below).
@@ -26,13 +28,13 @@ pub(crate) const HELP: &str = "Exit codes: 0 succeeded, 1 usage error or invalid
 4 deployment failed or rolled back, 5 aborted or superseded, 6 --timeout passed, \
 7 not logged in or not allowed, 8 Ferry unreachable.";
 
-/// The exit code for a deployment that ended with `status` (as the API spells it).
-pub(crate) fn for_status(status: &str) -> ExitCode {
+/// The exit code for a deployment that ended with `status`.
+pub(crate) fn for_status(status: DeploymentStatus) -> ExitCode {
     ExitCode::from(match status {
-        "succeeded" => SUCCESS,
-        "failed" | "rolled_back" => FAILED,
-        "aborted" | "superseded" => ABORTED,
-        _ => USAGE,
+        DeploymentStatus::Succeeded => SUCCESS,
+        DeploymentStatus::Failed | DeploymentStatus::RolledBack => FAILED,
+        DeploymentStatus::Aborted | DeploymentStatus::Superseded => ABORTED,
+        DeploymentStatus::Waiting | DeploymentStatus::Running | DeploymentStatus::Paused => USAGE,
     })
 }
 
@@ -95,11 +97,11 @@ mod tests {
     #[test]
     fn each_ending_has_its_code() {
         for (status, code) in [
-            ("succeeded", SUCCESS),
-            ("failed", FAILED),
-            ("rolled_back", FAILED),
-            ("aborted", ABORTED),
-            ("superseded", ABORTED),
+            (DeploymentStatus::Succeeded, SUCCESS),
+            (DeploymentStatus::Failed, FAILED),
+            (DeploymentStatus::RolledBack, FAILED),
+            (DeploymentStatus::Aborted, ABORTED),
+            (DeploymentStatus::Superseded, ABORTED),
         ] {
             assert_eq!(for_status(status), ExitCode::from(code), "{status}");
         }

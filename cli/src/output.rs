@@ -2,16 +2,18 @@
 //! YAML, written by saphyr's emitter) or `text` (tidy tables and short sentences), and the
 //! small formatting helpers the text form shares.
 
+use ferry_api::deployments::ListedDeployment;
 use saphyr::{Mapping, Scalar, ScalarStyle, Yaml, YamlEmitter};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::args::Format;
 
-/// Prints `value` as JSON or YAML, or as `text(value)` in text mode.
-pub(crate) fn emit(format: Format, value: &Value, text: impl FnOnce(&Value) -> String) {
+/// Prints `value` (an API answer) as JSON or YAML, or as `text(value)` in text mode.
+pub(crate) fn emit<T: Serialize>(format: Format, value: &T, text: impl FnOnce(&T) -> String) {
     let out = match format {
         Format::Json => serde_json::to_string_pretty(value).unwrap_or_default() + "\n",
-        Format::Yaml => to_yaml(value),
+        Format::Yaml => to_yaml(&serde_json::to_value(value).unwrap_or_default()),
         Format::Text => text(value),
     };
     print!("{out}");
@@ -91,11 +93,24 @@ impl Table {
 
 /// Who started a deployment as people read it: the API's `created_by_name` (an email or
 /// `credential NAME`), else the `created_by` id.
-pub(crate) fn creator(deployment: &Value) -> String {
-    match deployment["created_by_name"].as_str() {
+pub(crate) fn creator(listed: &ListedDeployment) -> String {
+    match listed.created_by_name.as_deref() {
         Some(name) if !name.is_empty() => name.to_string(),
-        _ => field(deployment, "created_by"),
+        _ => or_dash(Some(&listed.deployment.created_by)),
     }
+}
+
+/// A text, or `-` when absent or empty.
+pub(crate) fn or_dash(text: Option<&str>) -> String {
+    match text {
+        Some(text) if !text.is_empty() => text.to_string(),
+        _ => "-".into(),
+    }
+}
+
+/// A time as `YYYY-MM-DD HH:MM:SS` (UTC), or `-`.
+pub(crate) fn when(time: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    time.map_or_else(|| "-".into(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
 }
 
 /// A JSON string field, or `-` when absent or null.

@@ -8,8 +8,10 @@
 //! Rows carry a stable key so a watcher without a terminal can print only the rows that
 //! changed; [`tree`] draws them for a terminal.
 
+use ferry_api::deployments::{DeploymentDetail, Target};
+use ferry_api::status::TargetStatus;
 use ferry_deploy::summary::short_step;
-use ferry_deploy::{Plan, Strategy, TargetPlan};
+use ferry_deploy::{Manifest, Plan, Strategy, TargetPlan};
 use serde_json::Value;
 
 /// One line of the picture.
@@ -23,31 +25,17 @@ pub(crate) struct Row {
     pub text: String,
 }
 
-/// The deployment's status from a detail answer.
-pub(crate) fn status(detail: &Value) -> &str {
-    detail["deployment"]["status"].as_str().unwrap_or("unknown")
-}
-
-/// Whether the deployment ended (nothing will change any more).
-pub(crate) fn is_terminal(status: &str) -> bool {
-    matches!(
-        status,
-        "succeeded" | "failed" | "aborted" | "rolled_back" | "superseded"
-    )
-}
-
 /// The rows for a deployment `detail` (as `GET /v1/deployments/{id}` answers), with step
 /// names from `plan` when known.
-pub(crate) fn rows(detail: &Value, plan: Option<&Plan>) -> Vec<Row> {
-    let deployment = &detail["deployment"];
-    let id = deployment["id"].as_str().unwrap_or("?");
-    let state = status(detail);
+pub(crate) fn rows(detail: &DeploymentDetail, plan: Option<&Plan>) -> Vec<Row> {
+    let deployment = &detail.deployment;
+    let id = deployment.id;
     let mut head = format!(
         "{} {id}: {}",
-        deployment["application"].as_str().unwrap_or("?"),
-        state.replace('_', " ")
+        deployment.application,
+        deployment.status.as_str().replace('_', " ")
     );
-    if let Some(reason) = deployment["reason"].as_str().filter(|r| !r.is_empty()) {
+    if let Some(reason) = deployment.reason.as_deref().filter(|r| !r.is_empty()) {
         head.push_str(&format!(" ({reason})"));
     }
     let mut out = vec![Row {
@@ -55,58 +43,44 @@ pub(crate) fn rows(detail: &Value, plan: Option<&Plan>) -> Vec<Row> {
         depth: 0,
         text: head,
     }];
-    let empty = Vec::new();
-    let approvals = detail["pending_approvals"].as_array().unwrap_or(&empty);
     // Deployment order (the plan's), else as the API lists them.
-    let mut targets: Vec<&Value> = detail["targets"]
-        .as_array()
-        .unwrap_or(&empty)
-        .iter()
-        .collect();
+    let mut targets: Vec<&Target> = detail.targets.iter().collect();
     if let Some(plan) = plan {
         targets.sort_by_key(|t| {
-            plan.targets
-                .iter()
-                .position(|p| t["name"].as_str() == Some(p.name.as_str()))
+            (plan.targets.iter())
+                .position(|p| t.name == p.name)
                 .unwrap_or(usize::MAX)
         });
     }
     for target in targets {
-        let name = target["name"].as_str().unwrap_or("?");
+        let name = target.name.as_str();
         let target_plan = plan.and_then(|p| p.targets.iter().find(|t| t.name == name));
         out.push(Row {
             key: format!("target:{name}"),
             depth: 1,
             text: target_line(target, target_plan) + &since(detail, target),
         });
-        if is_terminal(state) {
+        if deployment.status.is_terminal() {
             continue;
         }
-        if !target_ended(target) {
+        if !target.status.is_terminal() {
             out.extend(where_rows(target, target_plan));
         }
-        let hint = approvals
-            .iter()
-            .find(|a| a["target_name"].as_str() == Some(name))
+        let hint = (detail.pending_approvals.iter())
+            .find(|a| a.target_name == name)
             .map(|a| {
-                let roles = a["requires_roles"]
-                    .as_array()
-                    .map(|r| r.iter().filter_map(Value::as_str).collect::<Vec<_>>())
-                    .unwrap_or_default();
-                let who = if roles.is_empty() {
+                let who = if a.requires_roles.is_empty() {
                     String::new()
                 } else {
-                    format!(" (needs one of the roles {})", roles.join(", "))
+                    format!(" (needs one of the roles {})", a.requires_roles.join(", "))
                 };
                 format!(
                     "waiting for approval{who}: ferry deploy approve {id} --target {name}   (or: ferry deploy reject {id} --target {name})"
                 )
             })
             .or_else(|| {
-                let timed_pause = target["status"].as_str() == Some("paused")
-                    && target["reason"]
-                        .as_str()
-                        .is_some_and(|r| r.starts_with("paused for"));
+                let timed_pause = target.status == TargetStatus::Paused
+                    && (target.reason.as_deref()).is_some_and(|r| r.starts_with("paused for"));
                 timed_pause.then(|| {
                     format!("to end the pause now: ferry deploy skip-pause {id} --target {name}")
                 })
@@ -126,9 +100,9 @@ pub(crate) fn rows(detail: &Value, plan: Option<&Plan>) -> Vec<Row> {
 /// with its image(s) and size, and the ReplicaSets it replaces with their sizes before the
 /// rollout (from the engine's record, `observed.workloads`, and the plan's manifests):
 /// `hello: new hello-7f9c6 (image hello:2, 4 pods) replacing hello-5d4b8 (4 pods)`.
-fn where_rows(target: &Value, plan: Option<&TargetPlan>) -> Vec<Row> {
-    let name = target["name"].as_str().unwrap_or("?");
-    let observed = &target["observed"];
+fn where_rows(target: &Target, plan: Option<&TargetPlan>) -> Vec<Row> {
+    let name = &target.name;
+    let observed = &target.observed;
     let Some(workloads) = observed["workloads"].as_array() else {
         return Vec::new();
     };
@@ -186,33 +160,38 @@ fn where_rows(target: &Value, plan: Option<&TargetPlan>) -> Vec<Row> {
 
 /// The container images of the plan's Deployment named `workload`.
 fn images_of(plan: &TargetPlan, workload: &str) -> Vec<String> {
-    plan.manifests
-        .iter()
-        .filter(|m| m.kind == "Deployment" && m.name == workload)
-        .flat_map(|m| {
-            m.object["spec"]["template"]["spec"]["containers"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|c| c["image"].as_str().map(str::to_string))
-        })
+    (plan.manifests.iter())
+        .filter(|m| m.name == workload)
+        .flat_map(images)
+        .collect()
+}
+
+/// The container images of a manifest that is a Deployment (none for any other kind).
+pub(crate) fn images(m: &Manifest) -> Vec<String> {
+    if m.kind != "Deployment" {
+        return Vec::new();
+    }
+    m.object["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["image"].as_str().map(str::to_string))
         .collect()
 }
 
 /// `prod-us (prod-us-cluster/hello-prod): running, step 3/5 (50%), weight 25%: canary at 50%:
 /// waiting for pods (1/2 ready)`.
-fn target_line(target: &Value, plan: Option<&TargetPlan>) -> String {
-    let name = target["name"].as_str().unwrap_or("?");
-    let status = target["status"].as_str().unwrap_or("unknown");
-    let phase = target["phase"].as_str().unwrap_or("pending");
-    let reason = target["reason"].as_str().filter(|r| !r.is_empty());
+fn target_line(target: &Target, plan: Option<&TargetPlan>) -> String {
+    let phase = target.phase.as_deref().unwrap_or("pending");
+    let reason = target.reason.as_deref().filter(|r| !r.is_empty());
     let mut line = format!(
-        "{name} ({}/{}): {}",
-        target["account"].as_str().unwrap_or("?"),
-        target["namespace"].as_str().unwrap_or("?"),
-        status.replace('_', " ")
+        "{} ({}/{}): {}",
+        target.name,
+        target.account,
+        target.namespace,
+        target.status.as_str().replace('_', " ")
     );
-    if !target_ended(target) {
+    if !target.status.is_terminal() {
         match phase {
             "pending" => {
                 let deps = plan.map(|p| p.depends_on.join(", ")).unwrap_or_default();
@@ -234,7 +213,7 @@ fn target_line(target: &Value, plan: Option<&TargetPlan>) -> String {
             }
             _ => {}
         }
-        if let Some(w) = target["observed"]["weight"].as_u64() {
+        if let Some(w) = target.observed["weight"].as_u64() {
             line.push_str(&format!(", weight {w}%"));
         }
     }
@@ -247,30 +226,17 @@ fn target_line(target: &Value, plan: Option<&TargetPlan>) -> String {
 /// ` (since 10:16:40)`: when a target still on its way entered what it is doing, from its last
 /// step record (UTC, to the second; a time, not a running duration, so the line stays the same
 /// between refreshes and a watcher without a terminal prints it once).
-fn since(detail: &Value, target: &Value) -> String {
-    let name = target["name"].as_str();
-    let not_started = matches!(target["status"].as_str(), Some("pending") | None);
-    if not_started || target_ended(target) {
+fn since(detail: &DeploymentDetail, target: &Target) -> String {
+    if target.status == TargetStatus::Pending || target.status.is_terminal() {
         return String::new();
     }
-    detail["steps"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|s| s["target_name"].as_str() == name)
-        .filter_map(|s| crate::output::instant(&s["created_at"]))
+    (detail.steps.iter())
+        .filter(|s| s.target_name == target.name)
+        .map(|s| s.created_at)
         .max()
         .map_or_else(String::new, |at| {
             format!(" (since {})", at.format("%H:%M:%S"))
         })
-}
-
-/// Whether a target ended (nothing will change on it any more).
-fn target_ended(target: &Value) -> bool {
-    matches!(
-        target["status"].as_str(),
-        Some("succeeded" | "failed" | "rolled_back" | "aborted" | "skipped")
-    )
 }
 
 /// Whether `reason` already starts with `phase`.
@@ -279,8 +245,8 @@ fn said(reason: Option<&str>, phase: &str) -> bool {
 }
 
 /// `, step 3/5 (50%)` for a canary target in its steps.
-fn step_text(target: &Value, plan: Option<&TargetPlan>) -> String {
-    let index = target["step_index"].as_i64().unwrap_or(0).max(0) as usize;
+fn step_text(target: &Target, plan: Option<&TargetPlan>) -> String {
+    let index = usize::try_from(target.step_index).unwrap_or(0);
     let steps = plan.and_then(|p| match &p.strategy {
         Strategy::Canary { steps } => Some(steps),
         _ => None,
@@ -399,8 +365,54 @@ strategies:
     }
 
     fn detail(status: &str, targets: Vec<Value>, approvals: Vec<Value>) -> Value {
-        json!({"deployment": {"id": "d-1", "application": "hello", "status": status, "reason": null},
+        json!({"deployment": {"application": "hello", "status": status, "reason": null},
             "targets": targets, "steps": [], "pending_approvals": approvals})
+    }
+
+    /// The deployment id of the tests' details, shown as `d-1` in the expected rows.
+    const ID: &str = "0193a0b0-0000-7000-8000-000000000001";
+
+    /// `value` with the fields of `defaults` it lacks.
+    fn filled(value: &Value, defaults: &Value) -> Value {
+        let mut out = defaults.clone();
+        for (k, v) in value.as_object().into_iter().flatten() {
+            out[k] = v.clone();
+        }
+        out
+    }
+
+    /// The API's detail from the parts of it a test names (ids, versions and times filled in).
+    fn typed(detail: &Value) -> DeploymentDetail {
+        let tenant = "0193a0b0-0000-7000-8000-00000000000a";
+        let at = "2026-12-04T10:00:00Z";
+        let each = |key: &str, defaults: Value| -> Value {
+            let items = detail[key].as_array().into_iter().flatten();
+            Value::Array(items.map(|item| filled(item, &defaults)).collect())
+        };
+        let full = json!({
+            "deployment": filled(&detail["deployment"], &json!({"tenant_id": tenant, "id": ID,
+                "created_by": "someone", "version": 1, "last_event_seq": 0, "started_at": at,
+                "ended_at": null, "created_at": at, "updated_at": at})),
+            "targets": each("targets", json!({"tenant_id": tenant, "deployment_id": ID,
+                "desired": {}, "observed": {}, "step_index": 0, "reason": null, "phase": null,
+                "version": 1, "started_at": null, "ended_at": null, "created_at": at,
+                "updated_at": at})),
+            "steps": each("steps", json!({"id": 1, "step_index": null, "reason": ""})),
+            "pending_approvals": each("pending_approvals", json!({"tenant_id": tenant,
+                "id": "0193a0b0-0000-7000-8000-0000000000ff", "deployment_id": ID,
+                "step_key": "step:0", "requires_roles": [], "expires_at": null,
+                "decision": null, "decided_by": null, "decided_at": null, "created_at": at})),
+        });
+        serde_json::from_value(full).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`super::rows`] of the typed `detail`, with its id written `d-1`.
+    fn rows(detail: &Value, plan: Option<&Plan>) -> Vec<Row> {
+        let mut rows = super::rows(&typed(detail), plan);
+        for row in &mut rows {
+            row.text = row.text.replace(ID, "d-1");
+        }
+        rows
     }
 
     #[test]
@@ -497,7 +509,7 @@ strategies:
             rows[2].text,
             "prod-us (prod-us-cluster/hello-prod): rolled back: rolled back: pods not ready after 10m"
         );
-        assert!(is_terminal(status(&d)));
+        assert!(typed(&d).deployment.status.is_terminal());
     }
 
     #[test]

@@ -12,8 +12,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferry_api::actions::DecisionRequest;
+use ferry_api::deployments::{Approval, DeploymentConfig, DeploymentDetail};
+use ferry_api::status::DeploymentStatus;
 use ferry_deploy::Plan;
-use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::args::{Format, WatchArgs};
@@ -35,11 +37,11 @@ const MAX_FAILURES: u32 = 10;
 /// The plan of deployment `id` (for step names), if it can be read. A stored plan this CLI
 /// cannot decode (a newer schema version) is said on stderr; the tree then shows steps by number.
 pub(crate) async fn plan(client: &Client, id: &str) -> Option<Plan> {
-    let config = client
+    let config: DeploymentConfig = client
         .get(&format!("/v1/deployments/{}/config", segment(id)), &[])
         .await
         .ok()?;
-    Plan::from_stored(&config["plan"])
+    Plan::from_stored(&config.plan)
         .inspect_err(|e| eprintln!("warning: {e}; steps are shown without their names"))
         .ok()
 }
@@ -56,7 +58,7 @@ pub(crate) async fn run(
     let deadline = watch.timeout.map(|t| tokio::time::Instant::now() + t);
     let detail_path = format!("/v1/deployments/{}", segment(id));
     // The first read also tells a wrong id (404) before anything else starts.
-    let mut detail = client.get(&detail_path, &[]).await?;
+    let mut detail: DeploymentDetail = client.get(&detail_path, &[]).await?;
     let plan = plan(&client, id).await;
     let (tx, mut signals) = mpsc::unbounded_channel();
     let follower = tokio::spawn(sse::follow(
@@ -65,7 +67,7 @@ pub(crate) async fn run(
         tx,
     ));
     let mut screen = Screen::new(format);
-    let mut approved: HashSet<String> = HashSet::new();
+    let mut approved = HashSet::new();
     let mut failures = 0;
     // Whether the event follower still runs.
     let mut live = true;
@@ -77,12 +79,13 @@ pub(crate) async fn run(
         }
         screen.draw(&notes, progress::rows(&detail, plan.as_ref()));
         notes.clear();
-        let status = progress::status(&detail).to_string();
-        if progress::is_terminal(&status) {
-            break Ok(status);
+        let status = detail.deployment.status;
+        if status.is_terminal() {
+            break Ok(Some(status));
         }
         if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
-            break Ok(TIMED_OUT.to_string());
+            // Timed out: it goes on.
+            break Ok(None);
         }
         // Wait for an event (several arriving together make one refresh), the poll, or a resize
         // of the terminal (redrawn at its new width without reading the detail again).
@@ -123,32 +126,28 @@ pub(crate) async fn run(
     if format != Format::Text {
         output::emit(format, &detail, |_| String::new());
     }
-    let reason = detail["deployment"]["reason"]
-        .as_str()
+    let reason = (detail.deployment.reason.as_deref())
         .map(|r| format!(": {r}"))
         .unwrap_or_default();
-    if status == TIMED_OUT {
+    let Some(status) = status else {
         let waited = watch.timeout.unwrap_or_default().as_secs();
         eprintln!(
             "Stopped watching deployment {id} after {waited}s (--timeout): it is still {}; \
              follow it with `ferry deploy status {id} --watch`.",
-            progress::status(&detail).replace('_', " ")
+            detail.deployment.status.as_str().replace('_', " ")
         );
         return Ok(ExitCode::from(crate::exit::TIMED_OUT));
-    }
-    if status == "succeeded" {
+    };
+    if status == DeploymentStatus::Succeeded {
         screen.write(&format!("Deployment {id} succeeded.\n"));
     } else {
         eprintln!(
             "Deployment {id} ended {}{reason}.",
-            status.replace('_', " ")
+            status.as_str().replace('_', " ")
         );
     }
-    Ok(crate::exit::for_status(&status))
+    Ok(crate::exit::for_status(status))
 }
-
-/// Marks a watch that ran out of `--timeout` (never a status the API uses).
-const TIMED_OUT: &str = "--timeout";
 
 /// Sleeps until `deadline`, or forever without one.
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
@@ -162,25 +161,24 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 async fn approve_pending(
     client: &Client,
     id: &str,
-    detail: &Value,
-    tried: &mut HashSet<String>,
+    detail: &DeploymentDetail,
+    tried: &mut HashSet<uuid::Uuid>,
 ) -> Vec<String> {
     let mut notes = Vec::new();
-    for approval in detail["pending_approvals"].as_array().into_iter().flatten() {
-        let (Some(approval_id), Some(target)) =
-            (approval["id"].as_str(), approval["target_name"].as_str())
-        else {
-            continue;
-        };
-        if !tried.insert(approval_id.to_string()) {
+    for approval in &detail.pending_approvals {
+        if !tried.insert(approval.id) {
             continue;
         }
-        let body = json!({ "target": target, "comment": "approved by ferry --auto-approve" });
+        let target = &approval.target_name;
+        let body = DecisionRequest {
+            target: target.clone(),
+            comment: Some("approved by ferry --auto-approve".into()),
+        };
         let path = format!("/v1/deployments/{}/approve", segment(id));
-        match client.post(&path, Some(&body)).await {
+        match client.post::<_, Approval>(&path, &body).await {
             Ok(_) => notes.push(format!(
                 "auto-approved target {target} ({}) because of --auto-approve",
-                approval["step_key"].as_str().unwrap_or("approval")
+                approval.step_key
             )),
             Err(e) => notes.push(format!("could not auto-approve target {target}: {e}")),
         }

@@ -5,12 +5,14 @@
 use std::process::ExitCode;
 
 use anyhow::bail;
-use serde_json::{Value, json};
+use ferry_api::actions::{AbortRequest, Accepted, DecisionRequest, RollbackRequest, TargetRequest};
+use ferry_api::deployments::{Approval, DeploymentDetail};
+use serde::Serialize;
 
 use super::{Ctx, segment};
 use crate::args::{AbortArgs, DecideArgs, RollbackArgs, TargetArgs};
 use crate::client::Client;
-use crate::output::{self, field};
+use crate::output;
 
 /// Runs `ferry deploy approve|reject`.
 pub(super) async fn decide(
@@ -25,15 +27,16 @@ pub(super) async fn decide(
     };
     let verb = if approve { "approve" } else { "reject" };
     let path = format!("/v1/deployments/{}/{verb}", segment(&args.id));
-    let body = json!({ "target": target, "comment": args.comment });
-    let decided = client.post(&path, Some(&body)).await?;
+    let body = DecisionRequest {
+        target,
+        comment: args.comment.clone(),
+    };
+    let decided: Approval = client.post(&path, &body).await?;
     output::emit(ctx.format(), &decided, |d| {
         let done = if approve { "Approved" } else { "Rejected" };
         format!(
             "{done} target {} of deployment {} ({}).\n",
-            field(d, "target_name"),
-            field(d, "deployment_id"),
-            field(d, "step_key")
+            d.target_name, d.deployment_id, d.step_key
         )
     });
     Ok(ExitCode::SUCCESS)
@@ -41,13 +44,12 @@ pub(super) async fn decide(
 
 /// The one target with a pending approval, or an error listing the choices.
 async fn only_pending_target(client: &Client, id: &str) -> anyhow::Result<String> {
-    let detail = client
+    let detail: DeploymentDetail = client
         .get(&format!("/v1/deployments/{}", segment(id)), &[])
         .await?;
-    let pending: Vec<&str> = detail["pending_approvals"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|p| p["target_name"].as_str()).collect())
-        .unwrap_or_default();
+    let pending: Vec<&str> = (detail.pending_approvals.iter())
+        .map(|p| p.target_name.as_str())
+        .collect();
     match pending.as_slice() {
         [one] => Ok(one.to_string()),
         [] => bail!("deployment {id} has no pending approval"),
@@ -60,13 +62,18 @@ async fn only_pending_target(client: &Client, id: &str) -> anyhow::Result<String
 
 /// Runs `ferry deploy abort`.
 pub(super) async fn abort(ctx: &Ctx, args: &AbortArgs) -> anyhow::Result<ExitCode> {
-    let body = json!({ "reason": args.reason });
+    let body = AbortRequest {
+        reason: args.reason.clone(),
+    };
     act(ctx, &args.id, "abort", &body).await
 }
 
 /// Runs `ferry deploy rollback`.
 pub(super) async fn rollback(ctx: &Ctx, args: &RollbackArgs) -> anyhow::Result<ExitCode> {
-    let body = json!({ "target": args.target, "reason": args.reason });
+    let body = RollbackRequest {
+        target: args.target.clone(),
+        reason: args.reason.clone(),
+    };
     act(ctx, &args.id, "rollback", &body).await
 }
 
@@ -76,22 +83,24 @@ pub(super) async fn on_target(
     args: &TargetArgs,
     action: &str,
 ) -> anyhow::Result<ExitCode> {
-    act(ctx, &args.id, action, &json!({ "target": args.target })).await
+    let body = TargetRequest {
+        target: args.target.clone(),
+        reason: None,
+    };
+    act(ctx, &args.id, action, &body).await
 }
 
-async fn act(ctx: &Ctx, id: &str, action: &str, body: &Value) -> anyhow::Result<ExitCode> {
+async fn act(ctx: &Ctx, id: &str, action: &str, body: &impl Serialize) -> anyhow::Result<ExitCode> {
     let client = ctx.client()?;
     let path = format!("/v1/deployments/{}/{action}", segment(id));
-    let accepted = client.post(&path, Some(body)).await?;
+    let accepted: Accepted = client.post(&path, body).await?;
     output::emit(ctx.format(), &accepted, |a| {
-        let on = a["target"]
-            .as_str()
+        let on = (a.target.as_deref())
             .map(|t| format!(" for target {t}"))
             .unwrap_or_default();
         format!(
             "Requested {}{on} of deployment {}; the scheduler carries it out.\n",
-            field(a, "action"),
-            field(a, "deployment")
+            a.action, a.deployment
         )
     });
     Ok(ExitCode::SUCCESS)

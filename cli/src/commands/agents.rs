@@ -13,7 +13,7 @@ use crate::output::{self, Table, field, time};
 pub(super) async fn run(ctx: &Ctx, command: AgentsCommand) -> anyhow::Result<ExitCode> {
     match command {
         AgentsCommand::Ls => {
-            let agents = ctx.client()?.get("/v1/agents", &[]).await?;
+            let agents: Value = ctx.client()?.get("/v1/agents", &[]).await?;
             output::emit(ctx.format(), &agents, text);
             Ok(ExitCode::SUCCESS)
         }

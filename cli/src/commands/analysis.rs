@@ -31,7 +31,7 @@ pub(super) async fn run(ctx: &Ctx, command: AnalysisCommand) -> anyhow::Result<E
         AnalysisCommand::Try(args) => try_queries(ctx, &args).await,
         AnalysisCommand::SetProvider(args) => set_provider(ctx, &args).await,
         AnalysisCommand::Providers => {
-            let list = ctx.client()?.get("/v1/metric-providers", &[]).await?;
+            let list: Value = ctx.client()?.get("/v1/metric-providers", &[]).await?;
             output::emit(ctx.format(), &list, |l| {
                 let mut t = Table::new(&["NAME", "KIND", "BASE URL", "AGENT", "SECRETS"]);
                 for p in l.as_array().into_iter().flatten() {
@@ -216,7 +216,7 @@ async fn set_provider(ctx: &Ctx, args: &SetProviderArgs) -> anyhow::Result<ExitC
         "/v1/metric-providers/{}",
         crate::commands::segment(&args.name)
     );
-    let saved = ctx.client()?.put(&path, &body).await?;
+    let saved: Value = ctx.client()?.put(&path, &body).await?;
     output::emit(ctx.format(), &saved, |p| {
         format!(
             "metric provider {} ({}) at {}\n",
@@ -292,7 +292,7 @@ pub(super) async fn try_queries(ctx: &Ctx, args: &TryArgs) -> anyhow::Result<Exi
     }
     let answer = ctx
         .client()?
-        .post("/v1/analysis/retrospective", Some(&body))
+        .post("/v1/analysis/retrospective", &body)
         .await?;
     output::emit(ctx.format(), &answer, try_text);
     Ok(if answer["verdict"]["status"] == "passed" {

@@ -33,7 +33,7 @@ pub(super) async fn list(ctx: &Ctx, args: &AuditListArgs) -> anyhow::Result<Exit
         if let Some(before) = before {
             page_query.push(("before", before.to_string()));
         }
-        let page = client.get("/v1/audit", &page_query).await?;
+        let page: Value = client.get("/v1/audit", &page_query).await?;
         entries.extend(page["entries"].as_array().cloned().unwrap_or_default());
         before = page["next"].as_i64();
         if !args.all || before.is_none() {

@@ -14,11 +14,8 @@ pub(super) async fn run(ctx: &Ctx, command: CredsCommand) -> anyhow::Result<Exit
     let client = ctx.client()?;
     match command {
         CredsCommand::Create { name, roles } => {
-            let created = client
-                .post(
-                    "/v1/credentials",
-                    Some(&json!({ "name": name, "roles": roles })),
-                )
+            let created: Value = client
+                .post("/v1/credentials", &json!({ "name": name, "roles": roles }))
                 .await?;
             output::emit(ctx.format(), &created, |c| {
                 format!(
@@ -33,11 +30,11 @@ pub(super) async fn run(ctx: &Ctx, command: CredsCommand) -> anyhow::Result<Exit
             });
         }
         CredsCommand::Ls => {
-            let creds = client.get("/v1/credentials", &[]).await?;
+            let creds: Value = client.get("/v1/credentials", &[]).await?;
             output::emit(ctx.format(), &creds, table);
         }
         CredsCommand::Rm { id } => {
-            let revoked = client
+            let revoked: Value = client
                 .delete(&format!("/v1/credentials/{}", segment(&id)))
                 .await?;
             output::emit(ctx.format(), &revoked, |c| {

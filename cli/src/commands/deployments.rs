@@ -3,11 +3,12 @@
 
 use std::process::ExitCode;
 
-use serde_json::{Value, json};
+use ferry_api::deployments::{DeploymentDetail, DeploymentPage, ListedDeployment};
+use serde_json::Value;
 
 use super::{Ctx, segment};
 use crate::args::{ListArgs, StatusArgs};
-use crate::output::{self, Table, creator, field, time};
+use crate::output::{self, Table, creator, or_dash, when};
 use crate::{progress, watch};
 
 /// Runs `ferry deploy status`.
@@ -16,7 +17,7 @@ pub(super) async fn status(ctx: &Ctx, args: &StatusArgs) -> anyhow::Result<ExitC
     if args.watch.watch {
         return watch::run(client, &args.id, ctx.format(), &args.watch).await;
     }
-    let detail = client
+    let detail: DeploymentDetail = client
         .get(&format!("/v1/deployments/{}", segment(&args.id)), &[])
         .await?;
     let plan = watch::plan(&client, &args.id).await;
@@ -28,7 +29,7 @@ pub(super) async fn status(ctx: &Ctx, args: &StatusArgs) -> anyhow::Result<ExitC
                 &[],
             )
             .await
-            .map(|a| super::analysis::analyses_text(&a))
+            .map(|a: Value| super::analysis::analyses_text(&a))
             .unwrap_or_default(),
         _ => String::new(),
     };
@@ -40,7 +41,7 @@ pub(super) async fn status(ctx: &Ctx, args: &StatusArgs) -> anyhow::Result<ExitC
                 &[],
             )
             .await
-            .map(|w| super::webhooks::webhooks_text(&w))
+            .map(|w: Value| super::webhooks::webhooks_text(&w))
             .unwrap_or_default(),
         _ => String::new(),
     };
@@ -63,42 +64,43 @@ pub(super) async fn list(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<ExitCode>
     if let Some(status) = &args.status {
         query.push(("status", status.clone()));
     }
-    let mut items: Vec<Value> = Vec::new();
+    let mut items: Vec<ListedDeployment> = Vec::new();
     let mut cursor = args.cursor.clone();
     loop {
         let mut page_query = query.clone();
         if let Some(cursor) = &cursor {
             page_query.push(("cursor", cursor.clone()));
         }
-        let page = client.get("/v1/deployments", &page_query).await?;
-        items.extend(page["items"].as_array().cloned().unwrap_or_default());
-        cursor = page["next"].as_str().map(str::to_string);
+        let page: DeploymentPage = client.get("/v1/deployments", &page_query).await?;
+        items.extend(page.items);
+        cursor = page.next;
         if !args.all || cursor.is_none() || items.len() >= LIST_ALL_MAX {
             break;
         }
     }
-    let mut all = json!({ "items": items });
-    if let Some(next) = cursor {
-        all["next"] = Value::String(next);
-    }
+    let all = DeploymentPage {
+        items,
+        next: cursor,
+    };
     output::emit(ctx.format(), &all, table);
     Ok(ExitCode::SUCCESS)
 }
 
-fn table(page: &Value) -> String {
+fn table(page: &DeploymentPage) -> String {
     let mut table = Table::new(&["ID", "APPLICATION", "STATUS", "CREATED", "BY", "REASON"]);
-    for d in page["items"].as_array().into_iter().flatten() {
+    for listed in &page.items {
+        let d = &listed.deployment;
         table.row(vec![
-            field(d, "id"),
-            field(d, "application"),
-            field(d, "status"),
-            time(d, "created_at"),
-            creator(d),
-            field(d, "reason"),
+            d.id.to_string(),
+            d.application.clone(),
+            d.status.to_string(),
+            when(Some(d.created_at)),
+            creator(listed),
+            or_dash(d.reason.as_deref()),
         ]);
     }
     let mut out = table.render("No deployments.");
-    if let Some(next) = page["next"].as_str() {
+    if let Some(next) = &page.next {
         out.push_str(&format!(
             "(more: add --all, narrow with --application / --status, or see the next page with --cursor {next})\n"
         ));

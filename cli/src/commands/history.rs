@@ -6,16 +6,22 @@
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use serde_json::{Value, json};
+use ferry_api::deployments::{DeploymentConfig, DeploymentPage, ListedDeployment, StartResponse};
+use ferry_api::status::DeploymentStatus;
+use ferry_deploy::Plan;
+use serde::Serialize;
 
 use super::{Ctx, segment, start};
 use crate::args::{HistoryArgs, UndoArgs};
 use crate::client::Client;
-use crate::output::{self, Table, creator, field, time};
+use crate::output::{self, Table, creator, or_dash, when};
 
-/// One deployment of the application, with what it rolled out.
+/// One deployment of the application, with what it rolled out (`number` 1 is the newest).
+#[derive(Debug, Serialize)]
 struct Entry {
-    deployment: Value,
+    number: usize,
+    #[serde(flatten)]
+    deployment: ListedDeployment,
     versions: Vec<String>,
 }
 
@@ -23,36 +29,17 @@ struct Entry {
 pub(super) async fn history(ctx: &Ctx, args: &HistoryArgs) -> anyhow::Result<ExitCode> {
     let client = ctx.client()?;
     let entries = entries(&client, &args.application, args.limit).await?;
-    let json = Value::Array(
-        entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                let mut d = e.deployment.clone();
-                d["number"] = json!(i + 1);
-                d["versions"] = json!(e.versions);
-                d
-            })
-            .collect(),
-    );
-    output::emit(ctx.format(), &json, |all| {
+    output::emit(ctx.format(), &entries, |all| {
         let mut table = Table::new(&["#", "ID", "STATUS", "CREATED", "BY", "VERSIONS"]);
-        for d in all.as_array().into_iter().flatten() {
-            let versions: Vec<&str> = d["versions"]
-                .as_array()
-                .map(|v| v.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
+        for e in all {
+            let d = &e.deployment.deployment;
             table.row(vec![
-                field(d, "number"),
-                field(d, "id"),
-                field(d, "status"),
-                time(d, "created_at"),
-                creator(d),
-                if versions.is_empty() {
-                    "-".into()
-                } else {
-                    versions.join(", ")
-                },
+                e.number.to_string(),
+                d.id.to_string(),
+                d.status.to_string(),
+                when(Some(d.created_at)),
+                creator(&e.deployment),
+                or_dash(Some(&e.versions.join(", "))),
             ]);
         }
         table.render(&format!("No deployments of {}.", args.application))
@@ -75,7 +62,7 @@ pub(super) async fn undo(ctx: &Ctx, args: &UndoArgs) -> anyhow::Result<ExitCode>
         None => {
             let mut succeeded = entries
                 .iter()
-                .filter(|e| e.deployment["status"] == "succeeded");
+                .filter(|e| e.deployment.deployment.status == DeploymentStatus::Succeeded);
             let _running = succeeded.next();
             match succeeded.next() {
                 Some(previous) => previous,
@@ -87,7 +74,7 @@ pub(super) async fn undo(ctx: &Ctx, args: &UndoArgs) -> anyhow::Result<ExitCode>
             }
         }
     };
-    let id = chosen.deployment["id"].as_str().unwrap_or_default();
+    let id = chosen.deployment.deployment.id.to_string();
     if !args.watch.watch {
         eprintln!(
             "Redeploying {id} ({}).",
@@ -98,8 +85,8 @@ pub(super) async fn undo(ctx: &Ctx, args: &UndoArgs) -> anyhow::Result<ExitCode>
             }
         );
     }
-    let path = format!("/v1/deployments/{}/redeploy", segment(id));
-    let started = client.post(&path, None).await?;
+    let path = format!("/v1/deployments/{}/redeploy", segment(&id));
+    let started: StartResponse = client.post_empty(&path).await?;
     start::follow(ctx, client, &started, &args.watch).await
 }
 
@@ -109,36 +96,35 @@ async fn entries(client: &Client, application: &str, limit: u32) -> anyhow::Resu
         ("application", application.to_string()),
         ("limit", limit.to_string()),
     ];
-    let page = client.get("/v1/deployments", &query).await?;
+    let page: DeploymentPage = client.get("/v1/deployments", &query).await?;
     let mut out = Vec::new();
-    for d in page["items"].as_array().into_iter().flatten() {
-        let id = d["id"].as_str().unwrap_or_default();
-        let config = client
-            .get(&format!("/v1/deployments/{}/config", segment(id)), &[])
+    for (i, deployment) in page.items.into_iter().enumerate() {
+        let id = deployment.deployment.id;
+        let config: DeploymentConfig = client
+            .get(&format!("/v1/deployments/{id}/config"), &[])
             .await?;
+        // A plan this CLI cannot decode (a newer schema version) is said on stderr; the
+        // entry is then listed without its versions.
+        let versions = Plan::from_stored(&config.plan)
+            .inspect_err(|e| eprintln!("warning: deployment {id}: {e}; its versions are not shown"))
+            .map(|plan| versions(&plan))
+            .unwrap_or_default();
         out.push(Entry {
-            deployment: d.clone(),
-            versions: versions(&config["plan"]),
+            number: i + 1,
+            deployment,
+            versions,
         });
     }
     Ok(out)
 }
 
 /// The container images a plan rolls out, each once, in order.
-fn versions(plan: &Value) -> Vec<String> {
+fn versions(plan: &Plan) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for target in plan["targets"].as_array().into_iter().flatten() {
-        for m in target["manifests"].as_array().into_iter().flatten() {
-            if m["kind"] != "Deployment" {
-                continue;
-            }
-            let containers = &m["object"]["spec"]["template"]["spec"]["containers"];
-            for c in containers.as_array().into_iter().flatten() {
-                if let Some(image) = c["image"].as_str()
-                    && !out.iter().any(|i| i == image)
-                {
-                    out.push(image.to_string());
-                }
+    for target in &plan.targets {
+        for image in target.manifests.iter().flat_map(crate::progress::images) {
+            if !out.contains(&image) {
+                out.push(image);
             }
         }
     }
@@ -147,19 +133,32 @@ fn versions(plan: &Value) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use ferry_deploy::{Overrides, Source};
+
     use super::*;
 
     #[test]
     fn versions_are_the_deployments_images_once_each() {
-        let deployment = |image: &str| {
-            json!({"kind": "Deployment", "object": {"spec": {"template": {"spec": {
-                "containers": [{"image": image}, {"image": "sidecar:1"}]}}}}})
-        };
-        let plan = json!({"targets": [
-            {"manifests": [deployment("app:2"), {"kind": "Service", "object": {}}]},
-            {"manifests": [deployment("app:2")]},
-        ]});
+        let file = "application: app\ntargets:\n  a: {account: c, namespace: n, strategy: s}\n  b: {account: c, namespace: m, strategy: s}\nmanifests:\n  - path: app.yaml\n  - path: svc.yaml\nstrategies:\n  s: {canary: {steps: [{setWeight: 100}]}}\n";
+        let app = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: app}\nspec:\n  selector: {matchLabels: {app: app}}\n  template:\n    metadata: {labels: {app: app}}\n    spec: {containers: [{name: a, image: 'app:2'}, {name: s, image: 'sidecar:1'}]}\n";
+        let svc =
+            "apiVersion: v1\nkind: Service\nmetadata: {name: app}\nspec: {ports: [{port: 80}]}\n";
+        let sources = [
+            Source {
+                path: "app.yaml".into(),
+                content: app.into(),
+            },
+            Source {
+                path: "svc.yaml".into(),
+                content: svc.into(),
+            },
+        ];
+        let plan = ferry_deploy::check("deploy.yml", file, &sources, &Overrides::default())
+            .unwrap_or_else(|d| panic!("{d}"));
+        assert_eq!(plan.targets.len(), 2);
         assert_eq!(versions(&plan), ["app:2", "sidecar:1"]);
-        assert!(versions(&json!({})).is_empty());
+        let mut none = plan;
+        none.targets.clear();
+        assert!(versions(&none).is_empty());
     }
 }

@@ -264,7 +264,7 @@ pub(super) async fn logout(ctx: &Ctx) -> anyhow::Result<ExitCode> {
 /// Runs `ferry whoami`.
 pub(super) async fn whoami(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let client = ctx.client()?;
-    let me = client.get("/v1/whoami", &[]).await?;
+    let me: Value = client.get("/v1/whoami", &[]).await?;
     output::emit(ctx.format(), &me, |v: &Value| {
         format!(
             "api:     {}\ntenant:  {}\nsubject: {}\nroles:   {}\n",

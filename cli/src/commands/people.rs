@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 
 use super::{Ctx, segment};
@@ -14,7 +15,7 @@ pub(super) async fn users(ctx: &Ctx, command: UsersCommand) -> anyhow::Result<Ex
     let client = ctx.client()?;
     match command {
         UsersCommand::Ls => {
-            let users = client.get("/v1/users", &[]).await?;
+            let users: Value = client.get("/v1/users", &[]).await?;
             output::emit(ctx.format(), &users, |all| {
                 let mut table = Table::new(&["EMAIL", "NAME", "ROLES", "SINCE"]);
                 for u in all.as_array().into_iter().flatten() {
@@ -34,14 +35,14 @@ pub(super) async fn users(ctx: &Ctx, command: UsersCommand) -> anyhow::Result<Ex
                 body["displayName"] = Value::String(name);
             }
             let path = format!("/v1/users/{}/roles", segment(&email));
-            let user = client.put(&path, &body).await?;
+            let user: Value = client.put(&path, &body).await?;
             output::emit(ctx.format(), &user, |u| {
                 format!("{} holds: {}.\n", field(u, "email"), roles_or_none(u))
             });
         }
         UsersCommand::Rm { email } => {
             client
-                .delete(&format!("/v1/users/{}", segment(&email)))
+                .delete::<IgnoredAny>(&format!("/v1/users/{}", segment(&email)))
                 .await?;
             output::emit(
                 ctx.format(),
@@ -58,7 +59,7 @@ pub(super) async fn roles(ctx: &Ctx, command: RolesCommand) -> anyhow::Result<Ex
     let client = ctx.client()?;
     match command {
         RolesCommand::Ls => {
-            let roles = client.get("/v1/roles", &[]).await?;
+            let roles: Value = client.get("/v1/roles", &[]).await?;
             output::emit(ctx.format(), &roles, |all| {
                 let mut table = Table::new(&["NAME", "BUILT-IN", "GRANTS"]);
                 for r in all.as_array().into_iter().flatten() {
@@ -73,11 +74,8 @@ pub(super) async fn roles(ctx: &Ctx, command: RolesCommand) -> anyhow::Result<Ex
             });
         }
         RolesCommand::Create { name, grants } => {
-            let role = client
-                .post(
-                    "/v1/roles",
-                    Some(&json!({ "name": name, "grants": grants })),
-                )
+            let role: Value = client
+                .post("/v1/roles", &json!({ "name": name, "grants": grants }))
                 .await?;
             output::emit(ctx.format(), &role, |r| {
                 format!("Role {} created.\n", field(r, "name"))
@@ -85,14 +83,18 @@ pub(super) async fn roles(ctx: &Ctx, command: RolesCommand) -> anyhow::Result<Ex
         }
         RolesCommand::Add { name, kind, id } => {
             let path = format!("/v1/roles/{}/members", segment(&name));
-            client.post(&path, Some(&member(kind, &id))).await?;
+            client
+                .post::<_, IgnoredAny>(&path, &member(kind, &id))
+                .await?;
             output::emit(ctx.format(), &member(kind, &id), |_| {
                 format!("Role {name} given to {} {id}.\n", kind_name(kind))
             });
         }
         RolesCommand::Remove { name, kind, id } => {
             let path = format!("/v1/roles/{}/members", segment(&name));
-            client.delete_with(&path, &member(kind, &id)).await?;
+            client
+                .delete_with::<_, IgnoredAny>(&path, &member(kind, &id))
+                .await?;
             output::emit(ctx.format(), &member(kind, &id), |_| {
                 format!("Role {name} taken from {} {id}.\n", kind_name(kind))
             });

@@ -4,7 +4,8 @@
 use std::process::ExitCode;
 
 use anyhow::bail;
-use serde_json::json;
+use serde::de::IgnoredAny;
+use serde_json::{Value, json};
 
 use super::{Ctx, read_stdin, segment};
 use crate::args::SecretsCommand;
@@ -23,7 +24,7 @@ pub(super) async fn run(ctx: &Ctx, command: SecretsCommand) -> anyhow::Result<Ex
             }
             let client = ctx.client()?;
             client
-                .put(
+                .put::<_, IgnoredAny>(
                     &format!("/v1/secrets/{}", segment(&name)),
                     &json!({ "value": value }),
                 )
@@ -33,7 +34,7 @@ pub(super) async fn run(ctx: &Ctx, command: SecretsCommand) -> anyhow::Result<Ex
             });
         }
         SecretsCommand::Ls => {
-            let secrets = ctx.client()?.get("/v1/secrets", &[]).await?;
+            let secrets: Value = ctx.client()?.get("/v1/secrets", &[]).await?;
             output::emit(ctx.format(), &secrets, |list| {
                 let mut table = Table::new(&["NAME", "CREATED", "UPDATED"]);
                 for s in list.as_array().into_iter().flatten() {
@@ -49,7 +50,7 @@ pub(super) async fn run(ctx: &Ctx, command: SecretsCommand) -> anyhow::Result<Ex
         SecretsCommand::Rm { name } => {
             let client = ctx.client()?;
             client
-                .delete(&format!("/v1/secrets/{}", segment(&name)))
+                .delete::<IgnoredAny>(&format!("/v1/secrets/{}", segment(&name)))
                 .await?;
             output::emit(
                 ctx.format(),

@@ -4,10 +4,12 @@
 //! (`--watch`). An invalid file prints every error with its position (exit 1); a busy
 //! application names the running deployment (exit 3, from `main`).
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use serde_json::{Value, json};
+use ferry_api::deployments::{
+    DeployFileBody, DeploymentDetail, ManifestBody, OverridesBody, StartRequest, StartResponse,
+};
+use ferry_api::status::DeploymentStatus;
 
 use super::{Ctx, segment};
 use crate::args::{Format, RedeployArgs, StartArgs, WatchArgs};
@@ -15,7 +17,7 @@ use crate::client::Client;
 use crate::error::ApiError;
 use crate::files::{self, DeployInput};
 use crate::github;
-use crate::output::{self, field};
+use crate::output;
 use crate::watch;
 
 /// Runs `ferry deploy start`.
@@ -27,27 +29,25 @@ pub(super) async fn start(ctx: &Ctx, args: &StartArgs) -> anyhow::Result<ExitCod
         return Ok(input.report(&input.parse_errors, &input.label));
     }
     let name = input.file_name();
-    let context: BTreeMap<&str, &str> = overrides
-        .context
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let manifests: Vec<Value> = input
-        .sources
-        .iter()
-        .map(|s| json!({ "path": s.path, "content": s.content }))
-        .collect();
-    let request = json!({
-        "deployFile": { "name": name, "content": input.text },
-        "manifests": manifests,
-        "overrides": {
-            "application": overrides.application,
-            "context": context,
-            "targets": overrides.targets,
+    let request = StartRequest {
+        deploy_file: DeployFileBody {
+            name: name.clone(),
+            content: input.text.clone(),
         },
-    });
+        manifests: (input.sources.iter())
+            .map(|s| ManifestBody {
+                path: s.path.clone(),
+                content: s.content.clone(),
+            })
+            .collect(),
+        overrides: Some(OverridesBody {
+            application: overrides.application,
+            context: overrides.context.into_iter().collect(),
+            targets: overrides.targets,
+        }),
+    };
     let client = ctx.client()?;
-    let started = match client.post("/v1/deployments", Some(&request)).await {
+    let started = match client.post("/v1/deployments", &request).await {
         Ok(started) => started,
         Err(ApiError::InvalidDeployFile(diags)) => return Ok(input.report(&diags, &name)),
         Err(e) => return Err(e.into()),
@@ -59,7 +59,7 @@ pub(super) async fn start(ctx: &Ctx, args: &StartArgs) -> anyhow::Result<ExitCod
 pub(super) async fn redeploy(ctx: &Ctx, args: &RedeployArgs) -> anyhow::Result<ExitCode> {
     let client = ctx.client()?;
     let path = format!("/v1/deployments/{}/redeploy", segment(&args.id));
-    let started = client.post(&path, None).await?;
+    let started = client.post_empty(&path).await?;
     follow(ctx, client, &started, &args.watch).await
 }
 
@@ -67,10 +67,10 @@ pub(super) async fn redeploy(ctx: &Ctx, args: &RedeployArgs) -> anyhow::Result<E
 pub(super) async fn follow(
     ctx: &Ctx,
     client: std::sync::Arc<Client>,
-    started: &Value,
+    started: &StartResponse,
     args: &WatchArgs,
 ) -> anyhow::Result<ExitCode> {
-    let id = started["id"].as_str().unwrap_or_default().to_string();
+    let id = started.id.to_string();
     if args.watch && ctx.format() != Format::Text {
         // stdout carries one document: the deployment's final state, printed by the watch.
         eprint!("{}", announcement(started, true));
@@ -78,73 +78,59 @@ pub(super) async fn follow(
         output::emit(ctx.format(), started, |s| announcement(s, args.watch));
     }
     if !args.watch {
-        report(
-            &client,
-            started,
-            started["status"].as_str().unwrap_or_default(),
-            false,
-        );
+        report(&client, started, Some(started.status), false);
         return Ok(ExitCode::SUCCESS);
     }
     let code = watch::run(client.clone(), &id, ctx.format(), args).await?;
     // How it ended (or where it is, when the watch gave up first).
-    let path = format!("/v1/deployments/{}", segment(&id));
-    let status = match client.get(&path, &[]).await {
-        Ok(detail) => detail["deployment"]["status"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
+    let path = format!("/v1/deployments/{id}");
+    let status = match client.get::<DeploymentDetail>(&path, &[]).await {
+        Ok(detail) => Some(detail.deployment.status),
         Err(e) => {
             eprintln!("warning: cannot read how deployment {id} ended: {e}");
-            String::new()
+            None
         }
     };
-    report(&client, started, &status, true);
+    report(&client, started, status, true);
     Ok(code)
 }
 
 /// The GitHub Actions outputs and summary of a started deployment, when running in one.
-fn report(client: &Client, started: &Value, status: &str, watched: bool) {
-    let id = started["id"].as_str().unwrap_or_default();
+fn report(
+    client: &Client,
+    started: &StartResponse,
+    status: Option<DeploymentStatus>,
+    watched: bool,
+) {
+    let id = started.id.to_string();
     github::report(&github::Report {
-        id,
-        application: started["application"].as_str().unwrap_or_default(),
-        link: format!(
-            "{}/v1/deployments/{}",
-            client.api().trim_end_matches('/'),
-            segment(id)
-        ),
-        status,
+        link: format!("{}/v1/deployments/{id}", client.api().trim_end_matches('/')),
+        id: &id,
+        application: &started.application,
+        status: status.map_or("", DeploymentStatus::as_str),
         watched,
-        warnings: (started["warnings"].as_array().into_iter().flatten())
-            .filter_map(Value::as_str)
-            .collect(),
+        warnings: started.warnings.iter().map(String::as_str).collect(),
     });
 }
 
 /// `Deployment <id> of <app> started.` and how to follow it.
-fn announcement(started: &Value, watching: bool) -> String {
-    let id = field(started, "id");
-    let mut out = format!("Deployment {id} of {}", field(started, "application"));
-    if started["status"].as_str() == Some("waiting") {
+fn announcement(started: &StartResponse, watching: bool) -> String {
+    let id = started.id;
+    let mut out = format!("Deployment {id} of {}", started.application);
+    if started.status == DeploymentStatus::Waiting {
         out.push_str(" is queued behind the application's running deployment.\n");
     } else {
         out.push_str(" started.\n");
     }
-    let superseded: Vec<&str> = started["superseded"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    if !superseded.is_empty() {
+    if !started.superseded.is_empty() {
+        let superseded: Vec<String> = started.superseded.iter().map(ToString::to_string).collect();
         out.push_str(&format!(
             "It replaces the queued deployment(s) {}.\n",
             superseded.join(", ")
         ));
     }
-    for warning in started["warnings"].as_array().into_iter().flatten() {
-        if let Some(warning) = warning.as_str() {
-            out.push_str(&format!("warning: {warning}\n"));
-        }
+    for warning in &started.warnings {
+        out.push_str(&format!("warning: {warning}\n"));
     }
     if !watching {
         out.push_str(&format!("Follow it: ferry deploy status {id} --watch\n"));
@@ -154,20 +140,40 @@ fn announcement(started: &Value, watching: bool) -> String {
 
 #[cfg(test)]
 mod tests {
+    use ferry_api::DeploymentId;
+
     use super::*;
 
     #[test]
     fn announcements_say_started_or_queued_and_how_to_follow() {
-        let s = json!({"id": "d-1", "application": "hello", "status": "running", "superseded": []});
+        let [d1, d2, d0]: [DeploymentId; 3] = std::array::from_fn(|_| DeploymentId::new());
+        let s = StartResponse {
+            id: d1,
+            application: "hello".into(),
+            status: DeploymentStatus::Running,
+            superseded: vec![],
+            warnings: vec![],
+        };
         assert_eq!(
             announcement(&s, false),
-            "Deployment d-1 of hello started.\nFollow it: ferry deploy status d-1 --watch\n"
+            format!(
+                "Deployment {d1} of hello started.\nFollow it: ferry deploy status {d1} --watch\n"
+            )
         );
-        let q = json!({"id": "d-2", "application": "hello", "status": "waiting", "superseded": ["d-0"]});
+        let q = StartResponse {
+            id: d2,
+            status: DeploymentStatus::Waiting,
+            superseded: vec![d0],
+            warnings: vec!["deploy.yml:3:5: targets.a: a warning".into()],
+            ..s
+        };
         assert_eq!(
             announcement(&q, true),
-            "Deployment d-2 of hello is queued behind the application's running deployment.\n\
-             It replaces the queued deployment(s) d-0.\n"
+            format!(
+                "Deployment {d2} of hello is queued behind the application's running deployment.\n\
+                 It replaces the queued deployment(s) {d0}.\n\
+                 warning: deploy.yml:3:5: targets.a: a warning\n"
+            )
         );
     }
 }

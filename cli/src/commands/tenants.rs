@@ -15,13 +15,13 @@ pub(super) async fn run(ctx: &Ctx, command: Option<TenantsCommand>) -> anyhow::R
     let client = ctx.client()?;
     match command.unwrap_or(TenantsCommand::Ls) {
         TenantsCommand::Ls => {
-            let tenants = client.get("/v1/tenants", &[]).await?;
+            let tenants: Value = client.get("/v1/tenants", &[]).await?;
             output::emit(ctx.format(), &tenants, |list| {
                 table(list.as_array().into_iter().flatten())
             });
         }
         TenantsCommand::Current => {
-            let tenant = client.get("/v1/tenant", &[]).await?;
+            let tenant: Value = client.get("/v1/tenant", &[]).await?;
             output::emit(ctx.format(), &tenant, |t| table([t]));
         }
         TenantsCommand::Create {
@@ -30,7 +30,7 @@ pub(super) async fn run(ctx: &Ctx, command: Option<TenantsCommand>) -> anyhow::R
             admin_emails,
         } => {
             let body = json!({ "slug": slug, "name": name, "adminEmails": admin_emails });
-            let tenant = client.post("/v1/tenants", Some(&body)).await?;
+            let tenant: Value = client.post("/v1/tenants", &body).await?;
             output::emit(ctx.format(), &tenant, |t| {
                 format!(
                     "Created tenant {} ({}).\n",

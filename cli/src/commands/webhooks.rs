@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 
 use super::{Ctx, segment};
@@ -14,7 +15,7 @@ pub(super) async fn run(ctx: &Ctx, command: NotificationsCommand) -> anyhow::Res
     let client = ctx.client()?;
     match command {
         NotificationsCommand::Ls => {
-            let list = client.get("/v1/notification-endpoints", &[]).await?;
+            let list: Value = client.get("/v1/notification-endpoints", &[]).await?;
             output::emit(ctx.format(), &list, |list| {
                 let mut table =
                     Table::new(&["NAME", "KIND", "URL", "EVENTS", "SIGNED WITH", "CREATED"]);
@@ -52,16 +53,14 @@ pub(super) async fn run(ctx: &Ctx, command: NotificationsCommand) -> anyhow::Res
                 "name": name, "kind": kind, "url": url, "events": events,
                 "signing_secret": signing_secret,
             });
-            let created = client
-                .post("/v1/notification-endpoints", Some(&body))
-                .await?;
+            let created: Value = client.post("/v1/notification-endpoints", &body).await?;
             output::emit(ctx.format(), &created, |e| {
                 format!("Notification endpoint {} added.\n", field(e, "name"))
             });
         }
         NotificationsCommand::Rm { name } => {
             client
-                .delete(&format!("/v1/notification-endpoints/{}", segment(&name)))
+                .delete::<IgnoredAny>(&format!("/v1/notification-endpoints/{}", segment(&name)))
                 .await?;
             output::emit(
                 ctx.format(),

@@ -3,38 +3,13 @@
 
 use crate::error::{Result, StoreError, found, write_error};
 use crate::ids::{DeploymentId, TenantId};
-use crate::text_enum::text_enum;
 use crate::{Store, deployments};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+pub use ferry_api::deployments::Approval;
+pub use ferry_api::status::Decision;
+
 use sqlx::PgConnection;
 use uuid::Uuid;
-
-text_enum! {
-    /// An approver's answer.
-    pub enum Decision {
-        Approve = "approve",
-        Reject = "reject",
-    }
-}
-
-/// An approval request and, once decided, its decision.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
-pub struct Approval {
-    pub tenant_id: TenantId,
-    pub id: Uuid,
-    pub deployment_id: DeploymentId,
-    pub target_name: String,
-    /// Names the waiting step within the target, e.g. `strategy/2`.
-    pub step_key: String,
-    /// Role names of which the decider must hold one (empty: any user who may deploy).
-    pub requires_roles: Vec<String>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub decision: Option<Decision>,
-    pub decided_by: Option<String>,
-    pub decided_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-}
 
 /// What [`create`] stores.
 #[derive(Clone, Debug)]

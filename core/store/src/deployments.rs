@@ -13,59 +13,11 @@ use crate::events::{self, StepRecord};
 use crate::ids::{DeploymentId, TenantId};
 use crate::page::{Cursor, Page, clamp_limit};
 use crate::targets::{self, NewTarget, Target};
-use crate::text_enum::text_enum;
-use chrono::{DateTime, Utc};
+pub use ferry_api::deployments::Deployment;
+pub use ferry_api::status::DeploymentStatus;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use sqlx::types::Json;
-
-text_enum! {
-    /// Where a deployment is in its life.
-    pub enum DeploymentStatus {
-        /// Queued behind the application's active deployment (`enqueueOne`).
-        Waiting = "waiting",
-        Running = "running",
-        Paused = "paused",
-        Succeeded = "succeeded",
-        Failed = "failed",
-        Aborted = "aborted",
-        RolledBack = "rolled_back",
-        /// A newer deployment of the same application was queued while this one waited.
-        Superseded = "superseded",
-    }
-}
-
-impl DeploymentStatus {
-    /// Holds the application's single in-flight slot.
-    pub fn is_active(self) -> bool {
-        matches!(self, DeploymentStatus::Running | DeploymentStatus::Paused)
-    }
-
-    /// Ended; no further status change is accepted.
-    pub fn is_terminal(self) -> bool {
-        !self.is_active() && self != DeploymentStatus::Waiting
-    }
-}
-
-/// A deployment's state, without its (possibly large) configuration.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
-pub struct Deployment {
-    pub tenant_id: TenantId,
-    pub id: DeploymentId,
-    pub application: String,
-    pub status: DeploymentStatus,
-    /// Why it is in this status, for humans.
-    pub reason: Option<String>,
-    pub created_by: String,
-    /// Bumped by every change; pass it back to change the deployment again.
-    pub version: i64,
-    /// The last event sequence number written (0 before any event).
-    pub last_event_seq: i64,
-    pub started_at: Option<DateTime<Utc>>,
-    pub ended_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
 
 /// One manifest file as submitted.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -31,16 +31,7 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
-/// A stored enum value that is not one of the Rust enum's variants (the schema is newer than
-/// this code), or text from a caller that names no variant.
-#[derive(Debug, thiserror::Error)]
-#[error("unknown {kind} {value:?}")]
-pub struct UnknownValue {
-    /// The enum's name.
-    pub kind: &'static str,
-    /// The text that matched no variant.
-    pub value: String,
-}
+pub use ferry_api::UnknownValue;
 
 /// Results of store operations.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -8,9 +8,10 @@
 use crate::error::{Result, StoreError, write_error};
 use crate::ids::{DeploymentId, TenantId};
 use crate::page::clamp_limit;
-use crate::text_enum::text_enum;
 use crate::{Store, deployments};
 use chrono::{DateTime, Utc};
+pub use ferry_api::deployments::StepRecord;
+pub use ferry_api::status::StepStatus;
 use serde::Serialize;
 use sqlx::PgConnection;
 use sqlx::types::Json;
@@ -35,34 +36,6 @@ pub struct NewEvent {
     pub kind: String,
     pub target: Option<String>,
     pub payload: serde_json::Value,
-}
-
-text_enum! {
-    /// What happened to a step.
-    pub enum StepStatus {
-        Started = "started",
-        /// Moved on within the step, e.g. another canary pod became ready.
-        Progressing = "progressing",
-        /// Waiting on a pause, approval, analysis or webhook.
-        Waiting = "waiting",
-        Succeeded = "succeeded",
-        Failed = "failed",
-        Skipped = "skipped",
-        RolledBack = "rolled_back",
-        Aborted = "aborted",
-    }
-}
-
-/// One recorded state change of a target's step.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
-pub struct StepRecord {
-    pub id: i64,
-    pub target_name: String,
-    pub step_index: Option<i32>,
-    pub status: StepStatus,
-    /// For humans: "canary at 25% (1/4 pods ready)".
-    pub reason: String,
-    pub created_at: DateTime<Utc>,
 }
 
 /// What [`record_step`] writes.

@@ -3,43 +3,12 @@
 
 use crate::error::{Result, StoreError, found, write_error};
 use crate::ids::{DeploymentId, TenantId};
-use crate::text_enum::text_enum;
 use crate::{Store, deployments};
 use chrono::{DateTime, Utc};
+pub use ferry_api::status::TargetStatus;
 use serde::Serialize;
 use sqlx::PgConnection;
 use sqlx::types::Json;
-
-text_enum! {
-    /// Where a target is in its rollout.
-    pub enum TargetStatus {
-        /// Not started: waiting for its constraints (dependsOn, ...).
-        Pending = "pending",
-        Running = "running",
-        Paused = "paused",
-        RollingBack = "rolling_back",
-        Succeeded = "succeeded",
-        Failed = "failed",
-        RolledBack = "rolled_back",
-        Aborted = "aborted",
-        /// Never ran because a target it depends on failed or the deployment was aborted.
-        Skipped = "skipped",
-    }
-}
-
-impl TargetStatus {
-    /// Ended; the target will not change again.
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            TargetStatus::Succeeded
-                | TargetStatus::Failed
-                | TargetStatus::RolledBack
-                | TargetStatus::Aborted
-                | TargetStatus::Skipped
-        )
-    }
-}
 
 /// A target of a deployment.
 #[derive(Clone, Debug, Serialize, sqlx::FromRow)]
@@ -65,6 +34,30 @@ pub struct Target {
     pub ended_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// The target as the API shows it.
+impl From<Target> for ferry_api::deployments::Target {
+    fn from(t: Target) -> Self {
+        ferry_api::deployments::Target {
+            tenant_id: t.tenant_id,
+            deployment_id: t.deployment_id,
+            name: t.name,
+            account: t.account,
+            namespace: t.namespace,
+            status: t.status,
+            phase: t.phase,
+            desired: t.desired.0,
+            observed: t.observed.0,
+            step_index: t.step_index,
+            reason: t.reason,
+            version: t.version,
+            started_at: t.started_at,
+            ended_at: t.ended_at,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        }
+    }
 }
 
 /// A target as created with its deployment (status `pending`, step 0).

@@ -13,6 +13,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+pub use ferry_api::actions::{
+    AbortRequest, Accepted, CallbackRequest, DecisionRequest, RollbackRequest, TargetRequest,
+};
 use ferry_bus::StepKey;
 use ferry_bus::messages::{
     AbortRequested, ApprovalDecided, RollbackRequested, RolloutDecided, RolloutDecision,
@@ -23,8 +26,6 @@ use ferry_store::deployments::{self, Deployment, DeploymentStatus};
 use ferry_store::roles::PrincipalKind;
 use ferry_store::targets::{self, Target};
 use ferry_store::{DeploymentId, StoreError, callbacks, credentials};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 /// The resource's routes.
 pub fn router() -> Router<AppState> {
@@ -44,78 +45,12 @@ pub fn router() -> Router<AppState> {
 /// How a webhook callback token is stored (shared with the scheduler, which hands tokens out).
 pub use ferry_store::callbacks::token_hash as callback_token_hash;
 
-/// Body of approve and reject.
-#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DecisionRequest {
-    /// The target whose pending approval is decided.
-    pub target: String,
-    /// Why, for the audit trail and the deployment's history.
-    #[serde(default)]
-    pub comment: Option<String>,
-}
-
-/// Body of abort (optional).
-#[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AbortRequest {
-    /// Why.
-    #[serde(default)]
-    pub reason: Option<String>,
-}
-
-/// Body of rollback (optional).
-#[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RollbackRequest {
-    /// Only this target; every target when absent.
-    #[serde(default)]
-    pub target: Option<String>,
-    /// Why.
-    #[serde(default)]
-    pub reason: Option<String>,
-}
-
-/// Body of skip-pause and roll-forward.
-#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TargetRequest {
-    /// The target.
-    pub target: String,
-    /// Why, for the audit trail.
-    #[serde(default)]
-    pub reason: Option<String>,
-}
-
-/// Body of a webhook callback.
-#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CallbackRequest {
-    /// Whether the webhook's work succeeded.
-    pub success: bool,
-    /// A message for the user (Markdown).
-    #[serde(default)]
-    pub md_message: Option<String>,
-}
-
-/// What an accepted action answers.
-#[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct Accepted {
-    /// The deployment acted on.
-    #[schema(value_type = String)]
-    pub deployment: DeploymentId,
-    /// The action, e.g. `abort`.
-    pub action: &'static str,
-    /// The target acted on, if the action names one.
-    pub target: Option<String>,
-}
-
 fn accepted(deployment: DeploymentId, action: &'static str, target: Option<String>) -> Response {
     (
         StatusCode::ACCEPTED,
         Json(Accepted {
             deployment,
-            action,
+            action: action.to_string(),
             target,
         }),
     )

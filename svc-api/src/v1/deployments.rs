@@ -20,18 +20,18 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+pub use ferry_api::deployments::{
+    DeployFileBody, DeploymentConfig, DeploymentDetail, DeploymentPage, ListQuery,
+    ListedDeployment, ManifestBody, OverridesBody, StartRequest, StartResponse,
+};
 use ferry_bus::messages::{DeploymentStarted, SchedulerMessage};
 use ferry_deploy::{InProgressPolicy, Overrides, Plan, Source};
-use ferry_store::approvals::{self, Approval};
+use ferry_store::approvals;
 use ferry_store::deployments::{
-    self, Created, Deployment, DeploymentDetail, DeploymentFilter, DeploymentStatus, ManifestFile,
-    NewDeployment, OnBusy,
+    self, Created, DeploymentFilter, DeploymentStatus, ManifestFile, NewDeployment, OnBusy,
 };
 use ferry_store::targets::NewTarget;
 use ferry_store::{Cursor, DeploymentId};
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use utoipa::{IntoParams, ToSchema};
 
 /// The file name a redeploy gives the stored deploy file in diagnostics (the original name is
 /// not stored).
@@ -44,120 +44,6 @@ pub fn router() -> Router<AppState> {
         .route("/deployments/{id}", get(detail))
         .route("/deployments/{id}/config", get(config))
         .route("/deployments/{id}/redeploy", post(redeploy))
-}
-
-/// The deploy file as submitted.
-#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
-pub struct DeployFileBody {
-    /// The file's name, used in error positions (e.g. `deploy.yml`).
-    pub name: String,
-    /// The YAML text.
-    pub content: String,
-}
-
-/// A manifest file as submitted, by its path relative to the deploy file.
-#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
-pub struct ManifestBody {
-    /// Relative path, as the deploy file's `manifests[].path` names it (or a file inside).
-    pub path: String,
-    /// The file's text.
-    pub content: String,
-}
-
-/// Caller overrides of the deploy file.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct OverridesBody {
-    /// Replaces `application`.
-    #[serde(default)]
-    pub application: Option<String>,
-    /// Added to (and overriding) every context.
-    #[serde(default)]
-    pub context: BTreeMap<String, String>,
-    /// Only these targets (and what they depend on, as the file's filters would).
-    #[serde(default)]
-    pub targets: Vec<String>,
-}
-
-/// `POST /v1/deployments`.
-#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct StartRequest {
-    /// The deploy file.
-    pub deploy_file: DeployFileBody,
-    /// The local manifest files the deploy file names (those it names by URL are fetched by
-    /// the server and must not be sent).
-    #[serde(default)]
-    pub manifests: Vec<ManifestBody>,
-    /// Overrides of application, context and targets.
-    #[serde(default)]
-    pub overrides: Option<OverridesBody>,
-}
-
-/// A stored (started or queued) deployment.
-#[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct StartResponse {
-    /// The new deployment's id.
-    #[schema(value_type = String, format = Uuid)]
-    pub id: DeploymentId,
-    /// The application deployed.
-    pub application: String,
-    /// `running`, or `waiting` when queued behind the application's running deployment.
-    pub status: String,
-    /// Older waiting deployments this one replaced in the queue.
-    #[schema(value_type = Vec<String>)]
-    pub superseded: Vec<DeploymentId>,
-    /// What the deploy file does that is accepted but worth a look, one line each
-    /// (`file:line:column: path: message`).
-    pub warnings: Vec<String>,
-}
-
-/// Query of `GET /v1/deployments`.
-#[derive(Clone, Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    /// Only this application's deployments.
-    pub application: Option<String>,
-    /// Only deployments in this status (`waiting`, `running`, `paused`, `succeeded`, `failed`,
-    /// `aborted`, `rolled_back`, `superseded`).
-    pub status: Option<String>,
-    /// Page size, 1..=200 (default 50).
-    pub limit: Option<i64>,
-    /// The `next` cursor of the previous page.
-    pub cursor: Option<String>,
-}
-
-/// One page of deployments, each with who started it as people read it.
-#[derive(Debug, Serialize)]
-struct ListResponse<'a> {
-    items: Vec<Listed<'a>>,
-    next: Option<Cursor>,
-}
-
-/// A listed deployment and the email (a person) or `credential NAME` its `created_by` id names
-/// (`null` when it names neither any more).
-#[derive(Debug, Serialize)]
-struct Listed<'a> {
-    #[serde(flatten)]
-    deployment: &'a Deployment,
-    created_by_name: Option<&'a str>,
-}
-
-/// A deployment's detail and its pending approvals.
-#[derive(Debug, Serialize)]
-struct DetailResponse {
-    #[serde(flatten)]
-    detail: DeploymentDetail,
-    pending_approvals: Vec<Approval>,
-}
-
-/// The configuration as submitted.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ConfigResponse {
-    deploy_file: String,
-    manifests: Vec<ManifestFile>,
-    plan: serde_json::Value,
 }
 
 /// Validates `request` and stores it as a new deployment.
@@ -428,7 +314,7 @@ async fn submit(
         body: StartResponse {
             id: deployment.id,
             application: deployment.application,
-            status: deployment.status.to_string(),
+            status: deployment.status,
             superseded,
             warnings: plan.warnings.iter().map(ToString::to_string).collect(),
         },
@@ -437,7 +323,7 @@ async fn submit(
 
 /// Deployments newest first, filtered, one page at a time.
 #[utoipa::path(get, path = "/v1/deployments", tag = "deployments", params(ListQuery),
-    responses((status = 200, description = "`items` (each with `created_by_name`: the email or `credential NAME` its `created_by` id names) and the `next` cursor (absent on the last page)")))]
+    responses((status = 200, description = "One page, newest first", body = DeploymentPage)))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant))]
 async fn list(
     State(state): State<AppState>,
@@ -478,15 +364,15 @@ async fn list(
     .await?;
     let items = page
         .items
-        .iter()
-        .map(|deployment| Listed {
-            created_by_name: names.name(&deployment.created_by),
+        .into_iter()
+        .map(|deployment| ListedDeployment {
+            created_by_name: names.name(&deployment.created_by).map(str::to_string),
             deployment,
         })
         .collect();
-    Ok(Json(ListResponse {
+    Ok(Json(DeploymentPage {
         items,
-        next: page.next,
+        next: page.next.map(|cursor| cursor.to_string()),
     })
     .into_response())
 }
@@ -495,7 +381,7 @@ async fn list(
 /// pods ready), step history, reasons and pending approvals.
 #[utoipa::path(get, path = "/v1/deployments/{id}", tag = "deployments",
     params(("id" = String, Path, description = "Deployment id")),
-    responses((status = 200, description = "The deployment"), (status = 404, description = "No such deployment in this tenant")))]
+    responses((status = 200, description = "The deployment", body = DeploymentDetail), (status = 404, description = "No such deployment in this tenant")))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant, deployment = %id))]
 async fn detail(
     State(state): State<AppState>,
@@ -506,8 +392,10 @@ async fn detail(
     let detail = deployments::detail(&state.store, principal.tenant, id).await?;
     let pending_approvals =
         approvals::list_pending(&state.store, principal.tenant, Some(id)).await?;
-    Ok(Json(DetailResponse {
-        detail,
+    Ok(Json(DeploymentDetail {
+        deployment: detail.deployment,
+        targets: detail.targets.into_iter().map(Into::into).collect(),
+        steps: detail.steps,
         pending_approvals,
     })
     .into_response())
@@ -516,7 +404,7 @@ async fn detail(
 /// The deploy file and manifests as submitted, and the plan derived from them.
 #[utoipa::path(get, path = "/v1/deployments/{id}/config", tag = "deployments",
     params(("id" = String, Path, description = "Deployment id")),
-    responses((status = 200, description = "deployFile, manifests, plan"), (status = 404, description = "No such deployment in this tenant")))]
+    responses((status = 200, description = "The configuration as submitted", body = DeploymentConfig), (status = 404, description = "No such deployment in this tenant")))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant, deployment = %id))]
 async fn config(
     State(state): State<AppState>,
@@ -525,9 +413,14 @@ async fn config(
 ) -> Result<Response, ApiError> {
     principal.can_read()?;
     let stored = deployments::config(&state.store, principal.tenant, id).await?;
-    Ok(Json(ConfigResponse {
+    Ok(Json(DeploymentConfig {
         deploy_file: stored.deploy_file,
-        manifests: stored.manifests.0,
+        manifests: (stored.manifests.0.into_iter())
+            .map(|m| ManifestBody {
+                path: m.path,
+                content: m.content,
+            })
+            .collect(),
         plan: stored.plan.0,
     })
     .into_response())
