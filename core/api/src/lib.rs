@@ -6,10 +6,18 @@
 //! re-exports them and, with the `sqlx` feature, stores them. Nothing here does I/O.
 
 pub mod actions;
+pub mod analysis;
+pub mod audit;
+pub mod credentials;
 pub mod deployments;
 mod enums;
 pub mod ids;
+pub mod notifications;
+pub mod people;
+pub mod secrets;
 pub mod status;
+pub mod tenant;
+pub mod webhooks;
 
 pub use enums::UnknownValue;
 pub use ids::{DeploymentId, TenantId};

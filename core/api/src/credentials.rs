@@ -1,0 +1,1 @@
+//! Machine credentials (client id and secret for the token endpoint).

@@ -1,0 +1,1 @@
+//! Notification endpoints: where deployment events are sent.

@@ -1,0 +1,1 @@
+//! People and roles: the tenant's users, their roles, and roles with their grants and members.

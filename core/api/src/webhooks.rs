@@ -1,0 +1,1 @@
+//! Webhook runs of a deployment and the tenant's webhook network settings.
