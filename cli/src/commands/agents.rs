@@ -3,24 +3,24 @@
 
 use std::process::ExitCode;
 
-use serde_json::Value;
+use ferry_api::tenant::AgentStatus;
 
 use super::Ctx;
 use crate::args::AgentsCommand;
-use crate::output::{self, Table, field, time};
+use crate::output::{self, Table, or_dash, when};
 
 /// Runs `ferry agents …`.
 pub(super) async fn run(ctx: &Ctx, command: AgentsCommand) -> anyhow::Result<ExitCode> {
     match command {
         AgentsCommand::Ls => {
-            let agents: Value = ctx.client()?.get("/v1/agents", &[]).await?;
-            output::emit(ctx.format(), &agents, text);
+            let agents: Vec<AgentStatus> = ctx.client()?.get("/v1/agents", &[]).await?;
+            output::emit(ctx.format(), &agents, |a| text(a));
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn text(agents: &Value) -> String {
+fn text(agents: &[AgentStatus]) -> String {
     let mut table = Table::new(&[
         "IDENTIFIER",
         "CONNECTED",
@@ -29,16 +29,16 @@ fn text(agents: &Value) -> String {
         "LAST HEARTBEAT",
         "HUB",
     ]);
-    for a in agents.as_array().into_iter().flatten() {
+    for a in agents {
         // The API judges staleness (a hub killed outright records no disconnect).
-        let connected = a["connected"].as_bool().unwrap_or(false);
+        let agent = &a.agent;
         table.row(vec![
-            field(a, "identifier"),
-            if connected { "yes" } else { "no" }.into(),
-            field(a, "agent_version"),
-            field(a, "kubernetes_version"),
-            time(a, "last_heartbeat_at"),
-            field(a, "hub_replica"),
+            agent.identifier.clone(),
+            if a.connected { "yes" } else { "no" }.into(),
+            or_dash(Some(&agent.agent_version)),
+            or_dash(Some(&agent.kubernetes_version)),
+            when(agent.last_heartbeat_at),
+            or_dash(agent.hub_replica.as_deref()),
         ]);
     }
     table.render("No agents have connected yet.")

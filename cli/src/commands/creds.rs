@@ -3,45 +3,44 @@
 
 use std::process::ExitCode;
 
-use serde_json::{Value, json};
+use ferry_api::credentials::{CreateCredential, CreatedCredential, Credential};
 
 use super::{Ctx, segment};
 use crate::args::CredsCommand;
-use crate::output::{self, Table, field, list, time};
+use crate::output::{self, Table, or_dash, when};
 
 /// Runs `ferry creds …`.
 pub(super) async fn run(ctx: &Ctx, command: CredsCommand) -> anyhow::Result<ExitCode> {
     let client = ctx.client()?;
     match command {
         CredsCommand::Create { name, roles } => {
-            let created: Value = client
-                .post("/v1/credentials", &json!({ "name": name, "roles": roles }))
+            let created: CreatedCredential = client
+                .post("/v1/credentials", &CreateCredential { name, roles })
                 .await?;
             output::emit(ctx.format(), &created, |c| {
                 format!(
                     "Created credential {} ({}).\nclient_id:     {}\nclient_secret: {}\nroles:         {}\n\n\
                      The secret is shown only this once: store it now.\n",
-                    field(c, "name"),
-                    field(c, "id"),
-                    field(c, "clientId"),
-                    field(c, "clientSecret"),
-                    list(c, "roles"),
+                    c.name,
+                    c.id,
+                    c.client_id,
+                    c.client_secret,
+                    or_dash(Some(&c.roles.join(", "))),
                 )
             });
         }
         CredsCommand::Ls => {
-            let creds: Value = client.get("/v1/credentials", &[]).await?;
-            output::emit(ctx.format(), &creds, table);
+            let creds: Vec<Credential> = client.get("/v1/credentials", &[]).await?;
+            output::emit(ctx.format(), &creds, |c| table(c));
         }
         CredsCommand::Rm { id } => {
-            let revoked: Value = client
+            let revoked: Credential = client
                 .delete(&format!("/v1/credentials/{}", segment(&id)))
                 .await?;
             output::emit(ctx.format(), &revoked, |c| {
                 format!(
                     "Revoked credential {} ({}); its tokens are refused from now on.\n",
-                    field(c, "name"),
-                    field(c, "id")
+                    c.name, c.id
                 )
             });
         }
@@ -49,16 +48,16 @@ pub(super) async fn run(ctx: &Ctx, command: CredsCommand) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
-fn table(creds: &Value) -> String {
+fn table(creds: &[Credential]) -> String {
     let mut table = Table::new(&["ID", "NAME", "CLIENT ID", "ROLES", "CREATED", "REVOKED"]);
-    for c in creds.as_array().into_iter().flatten() {
+    for c in creds {
         table.row(vec![
-            field(c, "id"),
-            field(c, "name"),
-            field(c, "client_id"),
-            list(c, "roles"),
-            time(c, "created_at"),
-            time(c, "revoked_at"),
+            c.id.to_string(),
+            c.name.clone(),
+            c.client_id.clone(),
+            or_dash(Some(&c.roles.join(", "))),
+            when(Some(c.created_at)),
+            when(c.revoked_at),
         ]);
     }
     table.render("No credentials.")

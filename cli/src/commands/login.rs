@@ -7,7 +7,8 @@
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use serde_json::{Value, json};
+use ferry_api::tenant::Whoami;
+use serde_json::json;
 
 use super::{Ctx, read_stdin};
 use crate::args::LoginArgs;
@@ -86,10 +87,10 @@ pub(super) async fn login(ctx: &Ctx, args: &LoginArgs) -> anyhow::Result<ExitCod
     let client = Client::new(Settings { auth, ..settings })?;
     // Proves the credential works before anything is saved; a person without a tenant cannot
     // ask yet (the API needs X-Ferry-Tenant).
-    let me = if stored.person.is_some() && stored.tenant.is_none() {
-        json!({ "subject": "a person", "tenant": null, "roles": [] })
+    let me: Option<Whoami> = if stored.person.is_some() && stored.tenant.is_none() {
+        None
     } else {
-        client.get("/v1/whoami", &[]).await?
+        Some(client.get("/v1/whoami", &[]).await?)
     };
     file.contexts.insert(name.clone(), stored.clone());
     if file.current.is_none() || g.context.is_some() {
@@ -99,10 +100,10 @@ pub(super) async fn login(ctx: &Ctx, args: &LoginArgs) -> anyhow::Result<ExitCod
     let shown = json!({
         "api": api,
         "context": name,
-        "tenant": me["tenant"],
+        "tenant": me.as_ref().map(|m| m.tenant),
         "tenantSlug": stored.tenant,
-        "subject": me["email"].as_str().map_or(me["subject"].clone(), |e| json!(e)),
-        "roles": me["roles"],
+        "subject": me.as_ref().map_or("a person", |m| m.email.as_deref().unwrap_or(&m.subject)),
+        "roles": me.as_ref().map_or(&[][..], |m| &m.roles[..]),
         "credentialsFile": path.display().to_string(),
     });
     output::emit(ctx.format(), &shown, |v| {
@@ -264,16 +265,14 @@ pub(super) async fn logout(ctx: &Ctx) -> anyhow::Result<ExitCode> {
 /// Runs `ferry whoami`.
 pub(super) async fn whoami(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let client = ctx.client()?;
-    let me: Value = client.get("/v1/whoami", &[]).await?;
-    output::emit(ctx.format(), &me, |v: &Value| {
+    let me: Whoami = client.get("/v1/whoami", &[]).await?;
+    output::emit(ctx.format(), &me, |m| {
         format!(
             "api:     {}\ntenant:  {}\nsubject: {}\nroles:   {}\n",
             client.api(),
-            output::field(v, "tenant"),
-            v["email"]
-                .as_str()
-                .map_or_else(|| output::field(v, "subject"), str::to_string),
-            list(v, "roles")
+            m.tenant,
+            m.email.as_deref().unwrap_or(&m.subject),
+            output::or_dash(Some(&m.roles.join(", ")))
         )
     });
     Ok(ExitCode::SUCCESS)

@@ -3,46 +3,47 @@
 
 use std::process::ExitCode;
 
-use serde::de::IgnoredAny;
-use serde_json::{Value, json};
+use anyhow::Context as _;
+use ferry_api::people::{CreateRole, Member, PrincipalKind, Role, SetRoles, UserWithRoles};
+use serde_json::json;
 
 use super::{Ctx, segment};
 use crate::args::people::{MemberKind, RolesCommand, UsersCommand};
-use crate::output::{self, Table, field, list, time};
+use crate::output::{self, Table, or_dash, when};
 
 /// Runs `ferry users …`.
 pub(super) async fn users(ctx: &Ctx, command: UsersCommand) -> anyhow::Result<ExitCode> {
     let client = ctx.client()?;
     match command {
         UsersCommand::Ls => {
-            let users: Value = client.get("/v1/users", &[]).await?;
+            let users: Vec<UserWithRoles> = client.get("/v1/users", &[]).await?;
             output::emit(ctx.format(), &users, |all| {
                 let mut table = Table::new(&["EMAIL", "NAME", "ROLES", "SINCE"]);
-                for u in all.as_array().into_iter().flatten() {
+                for u in all {
                     table.row(vec![
-                        field(u, "email"),
-                        field(u, "display_name"),
-                        list(u, "roles"),
-                        time(u, "created_at"),
+                        u.user.email.clone(),
+                        or_dash(Some(&u.user.display_name)),
+                        or_dash(Some(&u.roles.join(", "))),
+                        when(Some(u.user.created_at)),
                     ]);
                 }
                 table.render("No users: invite one with `ferry users set EMAIL --role Viewer`.")
             });
         }
         UsersCommand::Set { email, roles, name } => {
-            let mut body = json!({ "roles": roles });
-            if let Some(name) = name {
-                body["displayName"] = Value::String(name);
-            }
+            let body = SetRoles {
+                roles,
+                display_name: name,
+            };
             let path = format!("/v1/users/{}/roles", segment(&email));
-            let user: Value = client.put(&path, &body).await?;
+            let user: UserWithRoles = client.put(&path, &body).await?;
             output::emit(ctx.format(), &user, |u| {
-                format!("{} holds: {}.\n", field(u, "email"), roles_or_none(u))
+                format!("{} holds: {}.\n", u.user.email, roles_or_none(&u.roles))
             });
         }
         UsersCommand::Rm { email } => {
             client
-                .delete::<IgnoredAny>(&format!("/v1/users/{}", segment(&email)))
+                .delete::<()>(&format!("/v1/users/{}", segment(&email)))
                 .await?;
             output::emit(
                 ctx.format(),
@@ -59,68 +60,72 @@ pub(super) async fn roles(ctx: &Ctx, command: RolesCommand) -> anyhow::Result<Ex
     let client = ctx.client()?;
     match command {
         RolesCommand::Ls => {
-            let roles: Value = client.get("/v1/roles", &[]).await?;
+            let roles: Vec<Role> = client.get("/v1/roles", &[]).await?;
             output::emit(ctx.format(), &roles, |all| {
                 let mut table = Table::new(&["NAME", "BUILT-IN", "GRANTS"]);
-                for r in all.as_array().into_iter().flatten() {
-                    let built_in = if r["built_in"].as_bool() == Some(true) {
-                        "yes"
-                    } else {
-                        "no"
-                    };
-                    table.row(vec![field(r, "name"), built_in.into(), list(r, "grants")]);
+                for r in all {
+                    table.row(vec![
+                        r.name.clone(),
+                        if r.built_in { "yes" } else { "no" }.into(),
+                        or_dash(Some(&r.grants.join(", "))),
+                    ]);
                 }
                 table.render("No roles.")
             });
         }
         RolesCommand::Create { name, grants } => {
-            let role: Value = client
-                .post("/v1/roles", &json!({ "name": name, "grants": grants }))
+            let role: Role = client
+                .post("/v1/roles", &CreateRole { name, grants })
                 .await?;
             output::emit(ctx.format(), &role, |r| {
-                format!("Role {} created.\n", field(r, "name"))
+                format!("Role {} created.\n", r.name)
             });
         }
         RolesCommand::Add { name, kind, id } => {
             let path = format!("/v1/roles/{}/members", segment(&name));
-            client
-                .post::<_, IgnoredAny>(&path, &member(kind, &id))
-                .await?;
-            output::emit(ctx.format(), &member(kind, &id), |_| {
-                format!("Role {name} given to {} {id}.\n", kind_name(kind))
+            let member = member(kind, &id)?;
+            client.post::<_, ()>(&path, &member).await?;
+            output::emit(ctx.format(), &member, |m| {
+                format!("Role {name} given to {} {id}.\n", m.kind.as_str())
             });
         }
         RolesCommand::Remove { name, kind, id } => {
             let path = format!("/v1/roles/{}/members", segment(&name));
-            client
-                .delete_with::<_, IgnoredAny>(&path, &member(kind, &id))
-                .await?;
-            output::emit(ctx.format(), &member(kind, &id), |_| {
-                format!("Role {name} taken from {} {id}.\n", kind_name(kind))
+            let member = member(kind, &id)?;
+            client.delete_with::<_, ()>(&path, &member).await?;
+            output::emit(ctx.format(), &member, |m| {
+                format!("Role {name} taken from {} {id}.\n", m.kind.as_str())
             });
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// The body naming a role's member.
-fn member(kind: MemberKind, id: &str) -> Value {
-    json!({ "kind": kind_name(kind), "id": id })
-}
-
-fn kind_name(kind: MemberKind) -> &'static str {
-    match kind {
-        MemberKind::User => "user",
-        MemberKind::Credential => "credential",
-    }
+/// The body naming a role's member; `id` must be a user's or credential's id.
+fn member(kind: MemberKind, id: &str) -> anyhow::Result<Member> {
+    let kind = match kind {
+        MemberKind::User => PrincipalKind::User,
+        MemberKind::Credential => PrincipalKind::Credential,
+    };
+    let id = id.parse().with_context(|| {
+        format!(
+            "--id {id:?} is not a {} id (a UUID, see `ferry {} ls -o json`)",
+            kind.as_str(),
+            if kind == PrincipalKind::User {
+                "users"
+            } else {
+                "creds"
+            }
+        )
+    })?;
+    Ok(Member { kind, id })
 }
 
 /// A user's roles for a sentence.
-fn roles_or_none(user: &Value) -> String {
-    let roles = list(user, "roles");
-    if roles.is_empty() || roles == "-" {
+fn roles_or_none(roles: &[String]) -> String {
+    if roles.is_empty() {
         "no roles of their own".into()
     } else {
-        roles
+        roles.join(", ")
     }
 }

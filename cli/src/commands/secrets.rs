@@ -4,12 +4,12 @@
 use std::process::ExitCode;
 
 use anyhow::bail;
-use serde::de::IgnoredAny;
-use serde_json::{Value, json};
+use ferry_api::secrets::{SecretInfo, SetSecret};
+use serde_json::json;
 
 use super::{Ctx, read_stdin, segment};
 use crate::args::SecretsCommand;
-use crate::output::{self, Table, field, time};
+use crate::output::{self, Table, when};
 
 /// Runs `ferry secrets …`.
 pub(super) async fn run(ctx: &Ctx, command: SecretsCommand) -> anyhow::Result<ExitCode> {
@@ -23,25 +23,21 @@ pub(super) async fn run(ctx: &Ctx, command: SecretsCommand) -> anyhow::Result<Ex
                 bail!("the value of secret {name} is empty");
             }
             let client = ctx.client()?;
-            client
-                .put::<_, IgnoredAny>(
-                    &format!("/v1/secrets/{}", segment(&name)),
-                    &json!({ "value": value }),
-                )
-                .await?;
+            let path = format!("/v1/secrets/{}", segment(&name));
+            client.put::<_, ()>(&path, &SetSecret { value }).await?;
             output::emit(ctx.format(), &json!({ "name": name, "set": true }), |_| {
                 format!("Secret {name} set.\n")
             });
         }
         SecretsCommand::Ls => {
-            let secrets: Value = ctx.client()?.get("/v1/secrets", &[]).await?;
+            let secrets: Vec<SecretInfo> = ctx.client()?.get("/v1/secrets", &[]).await?;
             output::emit(ctx.format(), &secrets, |list| {
                 let mut table = Table::new(&["NAME", "CREATED", "UPDATED"]);
-                for s in list.as_array().into_iter().flatten() {
+                for s in list {
                     table.row(vec![
-                        field(s, "name"),
-                        time(s, "created_at"),
-                        time(s, "updated_at"),
+                        s.name.clone(),
+                        when(Some(s.created_at)),
+                        when(Some(s.updated_at)),
                     ]);
                 }
                 table.render("No secrets.")
@@ -50,7 +46,7 @@ pub(super) async fn run(ctx: &Ctx, command: SecretsCommand) -> anyhow::Result<Ex
         SecretsCommand::Rm { name } => {
             let client = ctx.client()?;
             client
-                .delete::<IgnoredAny>(&format!("/v1/secrets/{}", segment(&name)))
+                .delete::<()>(&format!("/v1/secrets/{}", segment(&name)))
                 .await?;
             output::emit(
                 ctx.format(),

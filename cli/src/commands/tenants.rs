@@ -4,53 +4,51 @@
 
 use std::process::ExitCode;
 
-use serde_json::{Value, json};
+use ferry_api::tenant::{CreateTenant, Tenant};
 
 use super::Ctx;
 use crate::args::TenantsCommand;
-use crate::output::{self, Table, field, time};
+use crate::output::{self, Table, when};
 
 /// Runs `ferry tenants …`.
 pub(super) async fn run(ctx: &Ctx, command: Option<TenantsCommand>) -> anyhow::Result<ExitCode> {
     let client = ctx.client()?;
     match command.unwrap_or(TenantsCommand::Ls) {
         TenantsCommand::Ls => {
-            let tenants: Value = client.get("/v1/tenants", &[]).await?;
-            output::emit(ctx.format(), &tenants, |list| {
-                table(list.as_array().into_iter().flatten())
-            });
+            let tenants: Vec<Tenant> = client.get("/v1/tenants", &[]).await?;
+            output::emit(ctx.format(), &tenants, |list| table(list));
         }
         TenantsCommand::Current => {
-            let tenant: Value = client.get("/v1/tenant", &[]).await?;
-            output::emit(ctx.format(), &tenant, |t| table([t]));
+            let tenant: Tenant = client.get("/v1/tenant", &[]).await?;
+            output::emit(ctx.format(), &tenant, |t| table(std::slice::from_ref(t)));
         }
         TenantsCommand::Create {
             slug,
             name,
             admin_emails,
         } => {
-            let body = json!({ "slug": slug, "name": name, "adminEmails": admin_emails });
-            let tenant: Value = client.post("/v1/tenants", &body).await?;
+            let body = CreateTenant {
+                slug,
+                name,
+                admin_emails,
+            };
+            let tenant: Tenant = client.post("/v1/tenants", &body).await?;
             output::emit(ctx.format(), &tenant, |t| {
-                format!(
-                    "Created tenant {} ({}).\n",
-                    field(t, "slug"),
-                    field(t, "id")
-                )
+                format!("Created tenant {} ({}).\n", t.slug, t.id)
             });
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn table<'a>(tenants: impl IntoIterator<Item = &'a Value>) -> String {
+fn table(tenants: &[Tenant]) -> String {
     let mut table = Table::new(&["ID", "SLUG", "NAME", "CREATED"]);
     for t in tenants {
         table.row(vec![
-            field(t, "id"),
-            field(t, "slug"),
-            field(t, "name"),
-            time(t, "created_at"),
+            t.id.to_string(),
+            t.slug.clone(),
+            t.name.clone(),
+            when(Some(t.created_at)),
         ]);
     }
     table.render("No tenants.")

@@ -7,36 +7,9 @@
 use crate::Store;
 use crate::error::{Result, StoreError, found, write_error};
 use crate::ids::TenantId;
-use chrono::{DateTime, Utc};
-use serde::Serialize;
+pub use ferry_api::tenant::Agent;
 use sqlx::PgConnection;
 use uuid::Uuid;
-
-/// An agent of the tenant.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
-pub struct Agent {
-    pub tenant_id: TenantId,
-    pub id: Uuid,
-    /// The name deploy files use in `account:`; unique per tenant.
-    pub identifier: String,
-    pub agent_version: String,
-    pub kubernetes_version: String,
-    /// The hub replica holding the connection; `None` when disconnected.
-    pub hub_replica: Option<String>,
-    pub session: i64,
-    pub connected_at: Option<DateTime<Utc>>,
-    pub last_heartbeat_at: Option<DateTime<Utc>>,
-    pub disconnected_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl Agent {
-    /// Whether a replica currently holds the agent's connection.
-    pub fn is_connected(&self) -> bool {
-        self.hub_replica.is_some()
-    }
-}
 
 /// What an agent reports when it connects.
 #[derive(Clone, Debug)]

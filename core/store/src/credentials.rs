@@ -27,6 +27,22 @@ pub struct Credential {
     pub updated_at: DateTime<Utc>,
 }
 
+/// The credential as the API shows it (without its secret's hash).
+impl From<Credential> for ferry_api::credentials::Credential {
+    fn from(c: Credential) -> Self {
+        ferry_api::credentials::Credential {
+            tenant_id: c.tenant_id,
+            id: c.id,
+            name: c.name,
+            client_id: c.client_id,
+            revoked_at: c.revoked_at,
+            roles: c.roles,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
 /// What [`create`] needs. The secret is already hashed by the caller.
 #[derive(Clone, Debug)]
 pub struct NewCredential {

@@ -5,7 +5,7 @@
 use crate::Store;
 use crate::error::{Result, StoreError, found, write_error};
 use crate::ids::TenantId;
-use chrono::{DateTime, Utc};
+pub use ferry_api::people::{PrincipalKind, Role};
 use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -19,37 +19,6 @@ pub const BUILT_IN: [&str; 5] = [
     "Viewer",
     "Agent",
 ];
-
-/// A role with its grants.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
-pub struct Role {
-    pub tenant_id: TenantId,
-    pub id: Uuid,
-    pub name: String,
-    pub built_in: bool,
-    /// Permissions, sorted.
-    pub grants: Vec<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// The kind of principal a role is bound to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PrincipalKind {
-    User,
-    Credential,
-}
-
-impl PrincipalKind {
-    /// The value stored in `role_bindings.principal_kind`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PrincipalKind::User => "user",
-            PrincipalKind::Credential => "credential",
-        }
-    }
-}
 
 /// A user or a machine credential of the tenant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

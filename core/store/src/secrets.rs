@@ -5,7 +5,6 @@ use crate::Store;
 use crate::error::{Result, StoreError, found, write_error};
 use crate::ids::TenantId;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use sqlx::PgConnection;
 
 /// A sealed secret. Not `Serialize`: ciphertext does not belong in API responses.
@@ -19,13 +18,7 @@ pub struct SealedSecret {
     pub updated_at: DateTime<Utc>,
 }
 
-/// A secret's name and age, what listing shows.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
-pub struct SecretInfo {
-    pub name: String,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
+pub use ferry_api::secrets::SecretInfo;
 
 /// Stores (or replaces) the secret `name`.
 pub async fn put(

@@ -5,6 +5,7 @@ use crate::error::{Result, found, write_error};
 use crate::ids::TenantId;
 use crate::{Store, roles};
 use chrono::{DateTime, Utc};
+pub use ferry_api::tenant::Tenant;
 use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -13,18 +14,6 @@ use uuid::Uuid;
 #[derive(Clone, Debug, Serialize, sqlx::FromRow)]
 pub struct Organization {
     pub id: Uuid,
-    pub name: String,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// A tenant: the unit of isolation every other row belongs to.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
-pub struct Tenant {
-    pub id: TenantId,
-    pub organization_id: Option<Uuid>,
-    /// URL-safe short name (`[a-z0-9-]`, unique).
-    pub slug: String,
     pub name: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

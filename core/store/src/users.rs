@@ -4,21 +4,9 @@
 use crate::Store;
 use crate::error::{Result, StoreError, found, write_error};
 use crate::ids::TenantId;
-use chrono::{DateTime, Utc};
-use serde::Serialize;
+pub use ferry_api::people::{User, UserWithRoles};
 use sqlx::PgConnection;
 use uuid::Uuid;
-
-/// A user of the tenant.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
-pub struct User {
-    pub tenant_id: TenantId,
-    pub id: Uuid,
-    pub email: String,
-    pub display_name: String,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
 
 /// Creates a user; an email already used in the tenant is a conflict.
 pub async fn create(
@@ -75,16 +63,6 @@ pub async fn list(store: &Store, tenant: TenantId) -> Result<Vec<User>> {
     .bind(tenant)
     .fetch_all(store.pool())
     .await?)
-}
-
-/// A user with the names of the roles bound to it in its tenant.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
-pub struct UserWithRoles {
-    #[serde(flatten)]
-    #[sqlx(flatten)]
-    pub user: User,
-    /// Role names, sorted.
-    pub roles: Vec<String>,
 }
 
 /// Who a person is in a tenant: found by [`membership`] when they sign in.

@@ -12,10 +12,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, post};
 use axum::{Json, Router};
+pub use ferry_api::credentials::{CreateCredential, CreatedCredential, Credential};
 use ferry_store::StoreError;
-use ferry_store::credentials::{self, Credential, NewCredential};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use ferry_store::credentials::{self, NewCredential};
 use uuid::Uuid;
 
 /// The resource's routes.
@@ -23,32 +22,6 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/credentials", post(create).get(list))
         .route("/credentials/{id}", delete(revoke))
-}
-
-/// `POST /v1/credentials`.
-#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateCredential {
-    /// A name, unique in the tenant.
-    pub name: String,
-    /// Roles bound to the credential.
-    pub roles: Vec<String>,
-}
-
-/// A new credential, with its secret: the only time it is shown.
-#[derive(Clone, Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CreatedCredential {
-    /// The credential's id.
-    pub id: Uuid,
-    /// Its name.
-    pub name: String,
-    /// The OAuth2 client id.
-    pub client_id: String,
-    /// The OAuth2 client secret. Not retrievable later.
-    pub client_secret: String,
-    /// Roles bound to it.
-    pub roles: Vec<String>,
 }
 
 /// Creates a credential and shows its secret once.
@@ -112,16 +85,15 @@ pub(crate) async fn create(
 
 /// The tenant's credentials (never their secrets).
 #[utoipa::path(get, path = "/v1/credentials", tag = "credentials",
-    responses((status = 200, description = "The credentials, without secrets")))]
+    responses((status = 200, description = "The credentials, without secrets", body = Vec<Credential>)))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Json<Vec<Credential>>, ApiError> {
     principal.can_admin()?;
-    Ok(Json(
-        credentials::list(&state.store, principal.tenant).await?,
-    ))
+    let listed = credentials::list(&state.store, principal.tenant).await?;
+    Ok(Json(listed.into_iter().map(Credential::from).collect()))
 }
 
 /// Revokes a credential: no token is issued for it any more, its tokens already issued are
@@ -129,7 +101,7 @@ pub(crate) async fn list(
 /// end. Only an organization admin may revoke an organization admin's credential.
 #[utoipa::path(delete, path = "/v1/credentials/{id}", tag = "credentials",
     params(("id" = String, Path, description = "Credential id")),
-    responses((status = 200, description = "The revoked credential"), (status = 403, description = "The credential holds Organization Admin and the caller does not"), (status = 404, description = "No such credential in this tenant")))]
+    responses((status = 200, description = "The revoked credential", body = Credential), (status = 403, description = "The credential holds Organization Admin and the caller does not"), (status = 404, description = "No such credential in this tenant")))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant))]
 pub(crate) async fn revoke(
     State(state): State<AppState>,
@@ -156,5 +128,5 @@ pub(crate) async fn revoke(
     tx.commit().await.map_err(StoreError::from)?;
     // This replica refuses its tokens at once; the others within their cache's time to live.
     state.revocations.note_revoked(principal.tenant, id);
-    Ok(Json(credential))
+    Ok(Json(credential.into()))
 }

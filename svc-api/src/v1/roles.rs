@@ -12,11 +12,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+pub use ferry_api::people::{CreateRole, Grants, Member, PrincipalKind, Role};
 use ferry_store::StoreError;
-use ferry_store::roles::{self, PrincipalKind, Role};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-use uuid::Uuid;
+use ferry_store::roles;
 
 /// The resource's routes.
 pub fn router() -> Router<AppState> {
@@ -29,54 +27,11 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// `POST /v1/roles`.
-#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateRole {
-    /// The role's name, unique in the tenant.
-    pub name: String,
-    /// Permissions the role grants.
-    #[serde(default)]
-    pub grants: Vec<String>,
-}
-
-/// `PUT /v1/roles/{name}/grants`.
-#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Grants {
-    /// The complete new list of permissions.
-    pub grants: Vec<String>,
-}
-
-/// Who a membership change is about.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum MemberKind {
-    /// A human user.
-    User,
-    /// A machine credential.
-    Credential,
-}
-
-/// Body of `POST` and `DELETE /v1/roles/{name}/members`.
-#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Member {
-    /// `user` or `credential`.
-    pub kind: MemberKind,
-    /// The user's or credential's id.
-    pub id: Uuid,
-}
-
-impl Member {
-    fn principal(&self) -> roles::Principal {
-        roles::Principal {
-            kind: match self.kind {
-                MemberKind::User => PrincipalKind::User,
-                MemberKind::Credential => PrincipalKind::Credential,
-            },
-            id: self.id,
-        }
+/// The store's name of who `member` is.
+fn as_bound(member: &Member) -> roles::Principal {
+    roles::Principal {
+        kind: member.kind,
+        id: member.id,
     }
 }
 
@@ -121,7 +76,7 @@ pub(crate) async fn may_change_member(
 
 /// The tenant's roles with their grants.
 #[utoipa::path(get, path = "/v1/roles", tag = "roles",
-    responses((status = 200, description = "The tenant's roles")))]
+    responses((status = 200, description = "The tenant's roles", body = Vec<Role>)))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant))]
 pub(crate) async fn list(
     State(state): State<AppState>,
@@ -133,7 +88,7 @@ pub(crate) async fn list(
 
 /// Creates a custom role.
 #[utoipa::path(post, path = "/v1/roles", tag = "roles", request_body = CreateRole,
-    responses((status = 201, description = "The role"), (status = 409, description = "The name is taken")))]
+    responses((status = 201, description = "The role", body = Role), (status = 409, description = "The name is taken")))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant))]
 async fn create(
     State(state): State<AppState>,
@@ -160,7 +115,7 @@ async fn create(
 /// Replaces a role's grants.
 #[utoipa::path(put, path = "/v1/roles/{name}/grants", tag = "roles", request_body = Grants,
     params(("name" = String, Path, description = "Role name")),
-    responses((status = 200, description = "The role"), (status = 404, description = "No such role")))]
+    responses((status = 200, description = "The role", body = Role), (status = 404, description = "No such role")))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant))]
 async fn set_grants(
     State(state): State<AppState>,
@@ -223,13 +178,13 @@ async fn change_membership(
 ) -> Result<StatusCode, ApiError> {
     principal.can_admin()?;
     may_grant(principal, &name)?;
-    may_change_member(state, principal, member.principal()).await?;
+    may_change_member(state, principal, as_bound(&member)).await?;
     let mut tx = state.store.begin().await?;
     let action = if bind {
-        roles::bind(&mut tx, principal.tenant, member.principal(), &name).await?;
+        roles::bind(&mut tx, principal.tenant, as_bound(&member), &name).await?;
         "role.bind"
     } else {
-        roles::unbind(&mut tx, principal.tenant, member.principal(), &name).await?;
+        roles::unbind(&mut tx, principal.tenant, as_bound(&member), &name).await?;
         "role.unbind"
     };
     let details = serde_json::json!({ "member": member });

@@ -11,10 +11,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
-use ferry_store::secrets::{self, SecretInfo};
+pub use ferry_api::secrets::{SecretInfo, SetSecret};
+use ferry_store::secrets;
 use ferry_store::{StoreError, TenantId};
-use serde::Deserialize;
-use utoipa::ToSchema;
 
 /// The key id stored with each secret: which key sealed it (the master key, version 1).
 pub const SECRET_KEY_ID: &str = "master-v1";
@@ -30,20 +29,6 @@ pub fn router() -> Router<AppState> {
 /// name does not open.
 pub fn secret_context(tenant: TenantId, name: &str) -> Vec<u8> {
     format!("ferry-secret:{tenant}:{name}").into_bytes()
-}
-
-/// `PUT /v1/secrets/{name}`.
-#[derive(Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SetSecret {
-    /// The secret's value; write-only.
-    pub value: String,
-}
-
-impl std::fmt::Debug for SetSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SetSecret(***)")
-    }
 }
 
 /// Names a deploy file can reference: letters, digits, `_`, `-`, `.`.
@@ -104,7 +89,7 @@ async fn set(
 
 /// The tenant's secrets: names and dates only.
 #[utoipa::path(get, path = "/v1/secrets", tag = "secrets",
-    responses((status = 200, description = "Names and dates")))]
+    responses((status = 200, description = "Names and dates", body = Vec<SecretInfo>)))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant))]
 pub(crate) async fn list(
     State(state): State<AppState>,

@@ -16,35 +16,20 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+pub use ferry_api::tenant::{CreateTenant, Tenant};
 use ferry_store::StoreError;
 use ferry_store::audit::{self as audit_log, NewAuditEntry};
-use ferry_store::tenants::{self, NewTenant, Tenant};
-use serde::{Deserialize, Serialize};
+use ferry_store::tenants::{self, NewTenant};
 use std::collections::BTreeMap;
-use utoipa::ToSchema;
 
 /// The resource's routes.
 pub fn router() -> Router<AppState> {
     Router::new().route("/tenants", get(list).post(create))
 }
 
-/// Body of `POST /v1/tenants`.
-#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct CreateTenant {
-    /// URL-safe short name, unique across Ferry: `[a-z0-9-]`, at most 63, not starting with `-`.
-    pub slug: String,
-    /// Display name; the slug when absent.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// People invited as the new tenant's Tenant Admins.
-    #[serde(default)]
-    pub admin_emails: Vec<String>,
-}
-
 /// The tenants the caller may see.
 #[utoipa::path(get, path = "/v1/tenants", tag = "tenant",
-    responses((status = 200, description = "The organization's tenants (Organization Admin) or the caller's own")))]
+    responses((status = 200, description = "The organization's tenants (Organization Admin) or the caller's own", body = Vec<Tenant>)))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant))]
 async fn list(
     State(state): State<AppState>,
@@ -63,7 +48,7 @@ async fn list(
 /// Creates a tenant in the caller's organization. A person creating it becomes its
 /// Organization Admin; `adminEmails` are invited as Tenant Admins.
 #[utoipa::path(post, path = "/v1/tenants", tag = "tenant", request_body = CreateTenant,
-    responses((status = 201, description = "The tenant"), (status = 409, description = "The slug is taken, or the caller's tenant belongs to no organization")))]
+    responses((status = 201, description = "The tenant", body = Tenant), (status = 409, description = "The slug is taken, or the caller's tenant belongs to no organization")))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant))]
 async fn create(
     State(state): State<AppState>,

@@ -15,11 +15,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, put};
 use axum::{Json, Router};
-use ferry_store::users::{self, UserWithRoles};
+pub use ferry_api::people::{SetRoles, UserWithRoles};
+use ferry_store::users;
 use ferry_store::{StoreError, TenantId};
-use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
-use utoipa::ToSchema;
 
 /// The resource's routes.
 pub fn router() -> Router<AppState> {
@@ -27,18 +26,6 @@ pub fn router() -> Router<AppState> {
         .route("/users", get(list))
         .route("/users/{email}/roles", put(set_roles))
         .route("/users/{email}", delete(remove))
-}
-
-/// Body of `PUT /v1/users/{email}/roles`.
-#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct SetRoles {
-    /// The complete set of roles the user holds afterwards (may be empty when provider groups
-    /// give the roles).
-    pub roles: Vec<String>,
-    /// A display name, set when the user is invited.
-    #[serde(default)]
-    pub display_name: Option<String>,
 }
 
 /// `email` trimmed and lower-cased, when it looks like an address.
@@ -90,7 +77,7 @@ pub(crate) async fn put_user(
 
 /// The tenant's users with their roles.
 #[utoipa::path(get, path = "/v1/users", tag = "users",
-    responses((status = 200, description = "The users and their roles")))]
+    responses((status = 200, description = "The users and their roles", body = Vec<UserWithRoles>)))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant))]
 pub(crate) async fn list(
     State(state): State<AppState>,
@@ -105,7 +92,7 @@ pub(crate) async fn list(
 /// Invites a person (creating the user) or replaces a user's roles.
 #[utoipa::path(put, path = "/v1/users/{email}/roles", tag = "users", request_body = SetRoles,
     params(("email" = String, Path, description = "The person's email")),
-    responses((status = 201, description = "Invited: the new user"), (status = 200, description = "The user with its new roles"),
+    responses((status = 201, description = "Invited: the new user", body = UserWithRoles), (status = 200, description = "The user with its new roles", body = UserWithRoles),
         (status = 404, description = "A role does not exist")))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant))]
 async fn set_roles(
