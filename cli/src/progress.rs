@@ -12,7 +12,7 @@ use ferry_api::deployments::{DeploymentDetail, Target};
 use ferry_api::status::TargetStatus;
 use ferry_deploy::summary::short_step;
 use ferry_deploy::{Manifest, Plan, Strategy, TargetPlan};
-use serde_json::Value;
+use serde::Deserialize;
 
 /// One line of the picture.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,52 +96,89 @@ pub(crate) fn rows(detail: &DeploymentDetail, plan: Option<&Plan>) -> Vec<Row> {
     out
 }
 
+/// The part of the engine's record of a target (`observed`) that tells what runs where. The
+/// record is the engine's own and may grow; what is not here is ignored, and a record this
+/// CLI cannot read shows no such rows rather than wrong ones.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Recorded {
+    #[serde(default)]
+    workloads: Vec<RecordedWorkload>,
+    #[serde(default)]
+    first: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RecordedWorkload {
+    name: String,
+    new_rs: String,
+    /// The desired count at full size.
+    replicas: i64,
+    #[serde(default)]
+    stable: Vec<RecordedStable>,
+    /// The new ReplicaSet's size and ready pods as last observed.
+    now: Option<RecordedCount>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RecordedStable {
+    name: String,
+    replicas: i64,
+    #[serde(default)]
+    images: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RecordedCount {
+    size: i64,
+    ready: i64,
+}
+
+/// `4 pods`, `1 pod`.
+fn pods(n: i64) -> String {
+    format!("{n} pod{}", if n == 1 { "" } else { "s" })
+}
+
 /// What runs where on a target that is rolling out: per workload, the new version's ReplicaSet
-/// with its image(s) and size, and the ReplicaSets it replaces with their sizes before the
-/// rollout (from the engine's record, `observed.workloads`, and the plan's manifests):
-/// `hello: new hello-7f9c6 (image hello:2, 4 pods) replacing hello-5d4b8 (4 pods)`.
+/// with its image(s), its size now against its full size and its ready pods, and the
+/// ReplicaSets it replaces with their images and sizes before the rollout (from the engine's
+/// record, `observed.workloads`, and the plan's manifests): `hello: new hello-7f9c6 (image
+/// hello:2, 1 of 4 pods, 1 ready) replacing hello-5d4b8 (image hello:1, 4 pods)`.
 fn where_rows(target: &Target, plan: Option<&TargetPlan>) -> Vec<Row> {
     let name = &target.name;
-    let observed = &target.observed;
-    let Some(workloads) = observed["workloads"].as_array() else {
+    let Ok(recorded) = Recorded::deserialize(&target.observed) else {
         return Vec::new();
     };
-    let first = observed["first"].as_bool().unwrap_or(false);
-    workloads
-        .iter()
+    (recorded.workloads.iter())
         .map(|w| {
-            let workload = w["name"].as_str().unwrap_or("?");
-            let pods = |n: &Value| {
-                let n = n.as_i64().unwrap_or(0);
-                format!("{n} pod{}", if n == 1 { "" } else { "s" })
-            };
-            let images = plan.map(|p| images_of(p, workload)).unwrap_or_default();
+            let images = plan.map(|p| images_of(p, &w.name)).unwrap_or_default();
             let mut new = vec![];
             if !images.is_empty() {
                 new.push(format!("image {}", images.join(", ")));
             }
-            new.push(pods(&w["replicas"]));
-            let mut text = format!(
-                "{workload}: new {} ({})",
-                w["newRs"].as_str().unwrap_or("?"),
-                new.join(", ")
-            );
-            let stable: Vec<String> = w["stable"]
-                .as_array()
-                .map(|all| {
-                    all.iter()
-                        .map(|s| {
-                            format!(
-                                "{} ({})",
-                                s["name"].as_str().unwrap_or("?"),
-                                pods(&s["replicas"])
-                            )
-                        })
-                        .collect()
+            match &w.now {
+                Some(now) if now.size != w.replicas => {
+                    new.push(format!("{} of {}", now.size, pods(w.replicas)));
+                }
+                _ => new.push(pods(w.replicas)),
+            }
+            if let Some(now) = &w.now {
+                new.push(format!("{} ready", now.ready));
+            }
+            let mut text = format!("{}: new {} ({})", w.name, w.new_rs, new.join(", "));
+            let stable: Vec<String> = (w.stable.iter())
+                .map(|s| {
+                    let mut about = vec![];
+                    if !s.images.is_empty() {
+                        about.push(format!("image {}", s.images.join(", ")));
+                    }
+                    about.push(pods(s.replicas));
+                    format!("{} ({})", s.name, about.join(", "))
                 })
-                .unwrap_or_default();
+                .collect();
             if stable.is_empty() {
-                text.push_str(if first {
+                text.push_str(if recorded.first {
                     ", the first version on this target"
                 } else {
                     ", nothing to replace"
@@ -150,7 +187,7 @@ fn where_rows(target: &Target, plan: Option<&TargetPlan>) -> Vec<Row> {
                 text.push_str(&format!(" replacing {}", stable.join(", ")));
             }
             Row {
-                key: format!("where:{name}:{workload}"),
+                key: format!("where:{name}:{}", w.name),
                 depth: 2,
                 text,
             }
@@ -299,7 +336,7 @@ pub(crate) fn changed<'a>(before: &[Row], now: &'a [Row]) -> Vec<&'a Row> {
 #[cfg(test)]
 mod tests {
     use ferry_deploy::{Overrides, Source};
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
 
@@ -553,7 +590,9 @@ strategies:
         prod["observed"]["workloads"] = json!([{
             "name": "hello", "namespace": "hello-prod", "newRs": "hello-7f9c6",
             "newInitial": 0, "replicas": 4,
-            "stable": [{"name": "hello-5d4b8", "replicas": 4}, {"name": "hello-1a2b3", "replicas": 1}]
+            "stable": [{"name": "hello-5d4b8", "replicas": 4, "images": ["hello:0"]},
+                {"name": "hello-1a2b3", "replicas": 1}],
+            "now": {"size": 2, "ready": 1}
         }]);
         let mut staging = target("staging", "running", "promoting", 0, "promoting", None);
         staging["observed"] = json!({"first": true, "workloads": [{
@@ -579,7 +618,7 @@ strategies:
                 ),
                 (
                     "where:prod-us:hello",
-                    "hello: new hello-7f9c6 (image hello:1, 4 pods) replacing hello-5d4b8 (4 pods), hello-1a2b3 (1 pod)"
+                    "hello: new hello-7f9c6 (image hello:1, 2 of 4 pods, 1 ready) replacing hello-5d4b8 (image hello:0, 4 pods), hello-1a2b3 (1 pod)"
                 ),
             ]
         );

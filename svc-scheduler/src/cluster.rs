@@ -188,27 +188,36 @@ pub async fn new_states(
 }
 
 /// The target's other managed ReplicaSets of this workload that still run pods, largest first:
-/// the stable version(s) the new one replaces.
+/// the stable version(s) the new one replaces, with their sizes and images.
 pub async fn running_versions(
     client: &kube::Client,
     application: &str,
     target: &str,
     rs: &ManagedReplicaSet,
-) -> Result<Vec<(String, i32)>, KubeOpError> {
+) -> Result<Vec<crate::progress::Stable>, KubeOpError> {
     let selector = render::workload_selector(application, target, &rs.workload);
     let list = replica_sets(client, &rs.namespace)
         .list(&ListParams::default().labels(&selector))
         .await?;
-    let mut out: Vec<(String, i32)> = list
+    let mut out: Vec<crate::progress::Stable> = list
         .items
         .into_iter()
         .filter_map(|item| {
             let name = item.metadata.name?;
-            let replicas = item.spec.and_then(|s| s.replicas).unwrap_or(1);
-            (name != rs.name && replicas > 0).then_some((name, replicas))
+            let spec = item.spec?;
+            let replicas = spec.replicas.unwrap_or(1);
+            let images = (spec.template.and_then(|t| t.spec).into_iter())
+                .flat_map(|pod| pod.containers)
+                .filter_map(|c| c.image)
+                .collect();
+            (name != rs.name && replicas > 0).then_some(crate::progress::Stable {
+                name,
+                replicas,
+                images,
+            })
         })
         .collect();
-    out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    out.sort_by(|a, b| b.replicas.cmp(&a.replicas).then(a.name.cmp(&b.name)));
     Ok(out)
 }
 

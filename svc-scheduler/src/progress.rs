@@ -133,6 +133,20 @@ pub struct Workload {
     pub replicas: i32,
     /// The running versions being replaced, with their sizes before the rollout.
     pub stable: Vec<Stable>,
+    /// The new ReplicaSet's size and ready pods when the engine last sized it (for people
+    /// watching; decisions read the cluster, never this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub now: Option<PodCount>,
+}
+
+/// A ReplicaSet's wanted size and its ready pods, as last observed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodCount {
+    /// The size the engine asked for.
+    pub size: i32,
+    /// Its ready pods (at most `size`).
+    pub ready: i32,
 }
 
 /// A running version being replaced.
@@ -143,6 +157,9 @@ pub struct Stable {
     pub name: String,
     /// Its size before the rollout, restored on rollback.
     pub replicas: i32,
+    /// The container images its pods run (what the rollout replaces), as found at deploy time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
 }
 
 /// What one waiting step (pause, approval, analysis, webhook) has started and observed.
@@ -306,5 +323,43 @@ mod tests {
         let back = Progress::decode(&stored).unwrap();
         assert_eq!(back, p);
         assert!(back.clone().wait_for_request(Uuid::now_v7()).is_none());
+    }
+
+    #[test]
+    fn what_people_are_shown_of_a_workload_survives_json_and_may_be_absent() {
+        let workload = Workload {
+            name: "web".into(),
+            namespace: "shop".into(),
+            new_rs: "web-new".into(),
+            new_initial: 0,
+            replicas: 4,
+            stable: vec![Stable {
+                name: "web-old".into(),
+                replicas: 4,
+                images: vec!["web:1".into(), "proxy:3".into()],
+            }],
+            now: Some(PodCount { size: 2, ready: 1 }),
+        };
+        let p = Progress {
+            workloads: vec![workload.clone()],
+            ..Progress::default()
+        };
+        let stored = p.to_json();
+        assert_eq!(
+            stored["workloads"][0]["now"],
+            serde_json::json!({"size": 2, "ready": 1})
+        );
+        assert_eq!(stored["workloads"][0]["stable"][0]["images"][0], "web:1");
+        assert_eq!(Progress::decode(&stored).unwrap(), p);
+        // Written before these fields existed: absent, and nothing is invented for them.
+        let mut older = stored.clone();
+        older["workloads"][0].as_object_mut().unwrap().remove("now");
+        older["workloads"][0]["stable"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("images");
+        let decoded = Progress::decode(&older).unwrap();
+        assert_eq!(decoded.workloads[0].now, None);
+        assert!(decoded.workloads[0].stable[0].images.is_empty());
     }
 }

@@ -31,8 +31,10 @@ fn version_1_records_decode_to_what_they_meant() {
                 replicas: 4,
                 stable: vec![Stable {
                     name: "web-ferry-11aa22bb".into(),
-                    replicas: 4
+                    replicas: 4,
+                    images: vec![],
                 }],
+                now: None,
             }],
             wait: WaitState {
                 started: true,

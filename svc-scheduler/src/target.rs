@@ -11,7 +11,7 @@ use crate::cluster::{self, RsState};
 use crate::clusters::Clusters;
 use crate::decide::{self, Conditions, InputMove, Start, StepMove, Tally, Verdict};
 use crate::outcome::{Input, Outcome, Report, Slot};
-use crate::progress::{Phase, Progress, Stable, StateError, WaitState, Workload};
+use crate::progress::{Phase, PodCount, Progress, StateError, WaitState, Workload};
 use crate::render::{self, RenderContext, human_duration};
 use crate::{EngineConfig, EngineError};
 use chrono::{DateTime, Utc};
@@ -497,10 +497,8 @@ impl<'a> Run<'a> {
                 new_rs: rs.name.clone(),
                 new_initial: existing.map_or(0, |e| e.desired),
                 replicas: rs.replicas,
-                stable: stable
-                    .into_iter()
-                    .map(|(name, replicas)| Stable { name, replicas })
-                    .collect(),
+                stable,
+                now: None,
             });
         }
         self.progress.workloads = workloads;
@@ -577,7 +575,7 @@ impl<'a> Run<'a> {
 
     /// Scales every new ReplicaSet to its full size; returns `(ready, total)` pods of the new
     /// version.
-    pub(crate) async fn scale_new_to_full(&self) -> Result<(i32, i32), EngineError> {
+    pub(crate) async fn scale_new_to_full(&mut self) -> Result<(i32, i32), EngineError> {
         let client = self.client().await?;
         let full = capacity::full_sizes(&self.progress.workloads);
         let states = self.size_new(&client, &full).await?;
@@ -585,15 +583,24 @@ impl<'a> Run<'a> {
         Ok((pods.ready, pods.want))
     }
 
-    /// Sizes the new ReplicaSets to `sizes` (per workload) and reads back their states.
+    /// Sizes the new ReplicaSets to `sizes` (per workload) and reads back their states, which
+    /// the record keeps for people watching (`Workload::now`).
     pub(crate) async fn size_new(
-        &self,
+        &mut self,
         client: &kube::Client,
         sizes: &[i32],
     ) -> Result<Vec<RsState>, EngineError> {
         let workloads = &self.progress.workloads;
         cluster::carry_out(client, &capacity::size_new(workloads, sizes)).await?;
-        Ok(cluster::new_states(client, workloads).await?)
+        let states = cluster::new_states(client, workloads).await?;
+        let observed = self.progress.workloads.iter_mut().zip(&states).zip(sizes);
+        for ((workload, state), &size) in observed {
+            workload.now = Some(PodCount {
+                size,
+                ready: state.ready.clamp(0, size),
+            });
+        }
+        Ok(states)
     }
 
     async fn set_weight(&mut self, weight: u8) -> Result<Flow, EngineError> {

@@ -378,6 +378,9 @@ async fn a_rollout_in_flight_shows_what_runs_where_and_completes_its_id_and_targ
         .unwrap_or_else(|| panic!("no line for the workload in:\n{status}"));
     assert!(line.contains("image hello-ferry:2.0.0"), "{line}");
     assert!(line.contains(" replacing hello-ferry-"), "{line}");
+    // The replaced version's image, and the new version's ready pods as the engine saw them.
+    assert!(line.contains("(image hello-ferry:1.0.0, "), "{line}");
+    assert!(line.contains(" ready) replacing "), "{line}");
 
     // Completion offers the deployment (and the one before it), then its target.
     let ids = complete(&home, &[], &["deploy", "status", ""]).await;

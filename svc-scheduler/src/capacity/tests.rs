@@ -19,8 +19,10 @@ fn workload(name: &str, replicas: i32, stable: &[i32], new_initial: i32) -> Work
             .map(|(i, replicas)| Stable {
                 name: format!("{name}-old{i}"),
                 replicas: *replicas,
+                images: vec![],
             })
             .collect(),
+        now: None,
     }
 }
 
