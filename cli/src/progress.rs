@@ -30,8 +30,11 @@ pub(crate) struct Row {
 pub(crate) fn rows(detail: &DeploymentDetail, plan: Option<&Plan>) -> Vec<Row> {
     let deployment = &detail.deployment;
     let id = deployment.id;
+    let by = (detail.created_by_name.as_deref())
+        .map(|by| format!(", started by {by}"))
+        .unwrap_or_default();
     let mut head = format!(
-        "{} {id}: {}",
+        "{} {id}{by}: {}",
         deployment.application,
         deployment.status.as_str().replace('_', " ")
     );
@@ -427,6 +430,7 @@ strategies:
             Value::Array(items.map(|item| filled(item, &defaults)).collect())
         };
         let full = json!({
+            "created_by_name": detail["created_by_name"],
             "deployment": filled(&detail["deployment"], &json!({"tenant_id": tenant, "id": ID,
                 "created_by": "someone", "version": 1, "last_event_seq": 0, "started_at": at,
                 "ended_at": null, "created_at": at, "updated_at": at})),
@@ -532,11 +536,12 @@ strategies:
             vec![json!({"target_name": "prod-us", "requires_roles": []})],
         );
         d["deployment"]["reason"] = json!("target prod-us rolled back");
+        d["created_by_name"] = json!("alice@example.com");
         let rows = rows(&d, None);
         assert_eq!(rows.len(), 3);
         assert_eq!(
             rows[0].text,
-            "hello d-1: rolled back (target prod-us rolled back)"
+            "hello d-1, started by alice@example.com: rolled back (target prod-us rolled back)"
         );
         assert_eq!(
             rows[1].text,

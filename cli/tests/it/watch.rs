@@ -92,7 +92,7 @@ async fn first_version(home: &Home, file: &str) {
         .ok();
     let id = started_id(&out);
     assert!(
-        out.contains(&format!("hello-watch {id}: succeeded")),
+        out.contains(&format!("hello-watch {id}, started by credential cli-test: succeeded")),
         "{out}"
     );
     assert!(
@@ -125,11 +125,11 @@ async fn a_watched_canary_with_auto_approve_succeeds_and_exits_0() {
         "no escape codes without a terminal:\n{out}"
     );
     let expect = [
-        format!("hello-watch {id}: running"),
+        format!("hello-watch {id}, started by credential cli-test: running"),
         "  prod (prod-cluster/hello-prod): paused, step 2/3 (approval), weight 50%: waiting for approval".to_string(),
         format!("    → waiting for approval: ferry deploy approve {id} --target prod"),
         "auto-approved target prod (step:1) because of --auto-approve".to_string(),
-        format!("hello-watch {id}: succeeded"),
+        format!("hello-watch {id}, started by credential cli-test: succeeded"),
         "  prod (prod-cluster/hello-prod): succeeded: deployed".to_string(),
         format!("Deployment {id} succeeded."),
     ];
@@ -205,8 +205,8 @@ async fn an_aborted_deployment_ends_the_watch_with_exit_5() {
     // The watch drew the deployment in flight before it ended: running, or already paused at
     // the approval when the watch drew it first.
     assert!(
-        run.stderr.contains(&format!("hello-watch {id}: running"))
-            || run.stderr.contains(&format!("hello-watch {id}: paused")),
+        run.stderr.contains(&format!("hello-watch {id}, started by credential cli-test: running"))
+            || run.stderr.contains(&format!("hello-watch {id}, started by credential cli-test: paused")),
         "{}",
         run.stderr
     );

@@ -247,6 +247,9 @@ pub struct Approval {
 pub struct DeploymentDetail {
     /// The deployment.
     pub deployment: Deployment,
+    /// The email (a person) or `credential NAME` its `created_by` id names (`null` when it
+    /// names neither any more).
+    pub created_by_name: Option<String>,
     /// Its targets.
     pub targets: Vec<Target>,
     /// Its step history, in the order recorded.

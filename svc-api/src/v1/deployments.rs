@@ -392,7 +392,10 @@ async fn detail(
     let detail = deployments::detail(&state.store, principal.tenant, id).await?;
     let pending_approvals =
         approvals::list_pending(&state.store, principal.tenant, Some(id)).await?;
+    let creator = detail.deployment.created_by.as_str();
+    let names = Names::of(&state, principal.tenant, &principal.subject, [creator]).await?;
     Ok(Json(DeploymentDetail {
+        created_by_name: names.name(creator).map(str::to_string),
         deployment: detail.deployment,
         targets: detail.targets.into_iter().map(Into::into).collect(),
         steps: detail.steps,
