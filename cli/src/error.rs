@@ -4,6 +4,7 @@
 //! refused the request for another reason. Answers are read from `application/problem+json`
 //! (svc-api's `detail`, `code`, `errors`, `running`) or OAuth2's `error_description`.
 
+use ferry_api::problem::Problem;
 use ferry_deploy::Diagnostic;
 use serde_json::Value;
 
@@ -71,21 +72,32 @@ impl ApiError {
 
     /// Classifies an unsuccessful answer: `status` and the body's text.
     pub(crate) fn from_answer(status: u16, body: &str) -> ApiError {
-        let json: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-        let detail = detail(status, body, &json);
-        let code = json["code"].as_str().unwrap_or_default();
-        match status {
-            401 | 403 => ApiError::NotAuthorised(detail),
-            404 => ApiError::NotFound(detail),
-            409 if code == "deployment_in_progress" => ApiError::Busy {
-                running: json["running"].as_str().unwrap_or("(unknown)").to_string(),
+        // A problem document (every /v1 error), else OAuth2's error (the token endpoint) or
+        // text from something in between (a proxy).
+        let problem = serde_json::from_str::<Problem>(body).ok();
+        let detail = match &problem {
+            Some(p) if !p.detail.is_empty() => p.detail.clone(),
+            _ => detail(status, body),
+        };
+        let Some(problem) = problem else {
+            return match status {
+                401 | 403 => ApiError::NotAuthorised(detail),
+                404 => ApiError::NotFound(detail),
+                _ => ApiError::Refused { status, detail },
+            };
+        };
+        match (status, problem.code.as_str()) {
+            (401 | 403, _) => ApiError::NotAuthorised(detail),
+            (404, _) => ApiError::NotFound(detail),
+            (409, "deployment_in_progress") => ApiError::Busy {
+                running: problem
+                    .running
+                    .map_or_else(|| "(unknown)".into(), |id| id.to_string()),
             },
-            422 if code == "invalid_deploy_file" => {
-                match serde_json::from_value::<Vec<Diagnostic>>(json["errors"].clone()) {
-                    Ok(errors) if !errors.is_empty() => ApiError::InvalidDeployFile(errors),
-                    _ => ApiError::Refused { status, detail },
-                }
-            }
+            (422, "invalid_deploy_file") => match problem.errors {
+                Some(errors) if !errors.is_empty() => ApiError::InvalidDeployFile(errors),
+                _ => ApiError::Refused { status, detail },
+            },
             _ => ApiError::Refused { status, detail },
         }
     }
@@ -99,13 +111,15 @@ impl ApiError {
     }
 }
 
-/// The human part of an error body: problem `detail`, OAuth2 `error_description`, or the
-/// start of the text.
-fn detail(status: u16, body: &str, json: &Value) -> String {
-    if let Some(d) = json["detail"].as_str().filter(|d| !d.is_empty()) {
-        return d.to_string();
-    }
-    if let Some(d) = json["error_description"].as_str().filter(|d| !d.is_empty()) {
+/// The human part of an error body that is not a problem document: OAuth2's
+/// `error_description`, or the start of the text.
+fn detail(status: u16, body: &str) -> String {
+    let oauth = serde_json::from_str::<Value>(body).ok();
+    if let Some(d) = oauth
+        .as_ref()
+        .and_then(|o| o["error_description"].as_str())
+        .filter(|d| !d.is_empty())
+    {
         return d.to_string();
     }
     let text = body.trim();
@@ -151,15 +165,34 @@ fn network_reason(error: &reqwest::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    use ferry_api::DeploymentId;
+
     use super::*;
+
+    /// A problem document as svc-api writes it.
+    fn problem(status: u16, code: &str, detail: &str) -> Problem {
+        Problem {
+            kind: format!("urn:ferry:problem:{code}"),
+            title: "A title".into(),
+            status,
+            detail: detail.into(),
+            code: code.into(),
+            request_id: Some("req-1".into()),
+            errors: None,
+            running: None,
+        }
+    }
+
+    fn answer(problem: &Problem) -> ApiError {
+        ApiError::from_answer(problem.status, &serde_json::to_string(problem).unwrap())
+    }
 
     #[test]
     fn problems_become_one_line_messages() {
-        let e = ApiError::from_answer(
-            401,
-            r#"{"type":"urn:ferry:problem:unauthorized","detail":"token expired","code":"unauthorized"}"#,
-        );
+        let e = answer(&problem(401, "unauthorized", "token expired"));
         assert_eq!(e.to_string(), "not authorised: token expired");
+        assert_eq!(e.exit_code(), 7);
+        // The token endpoint answers OAuth2's errors, not problem documents.
         let e = ApiError::from_answer(
             401,
             r#"{"error":"invalid_client","error_description":"client authentication failed"}"#,
@@ -180,26 +213,34 @@ mod tests {
 
     #[test]
     fn busy_names_the_running_deployment_and_exits_3() {
-        let e = ApiError::from_answer(
-            409,
-            r#"{"code":"deployment_in_progress","detail":"application busy","running":"0193-abc"}"#,
-        );
+        let running = DeploymentId::new();
+        let e = answer(&Problem {
+            running: Some(running),
+            ..problem(409, "deployment_in_progress", "application busy")
+        });
         assert_eq!(e.exit_code(), 3);
         assert!(
-            e.to_string().contains("deployment 0193-abc is in progress"),
+            e.to_string()
+                .contains(&format!("deployment {running} is in progress")),
             "{e}"
         );
-        let e = ApiError::from_answer(409, r#"{"code":"conflict","detail":"already ended"}"#);
+        let e = answer(&problem(409, "conflict", "already ended"));
         assert_eq!(e.exit_code(), 1);
         assert!(e.to_string().ends_with("(HTTP 409): already ended"), "{e}");
     }
 
     #[test]
     fn invalid_deploy_files_keep_every_positioned_error() {
-        let body = r#"{"code":"invalid_deploy_file","detail":"the deploy file has 2 error(s)","errors":[
-            {"file":"deploy.yml","line":9,"column":15,"path":"targets.prod.strategy","message":"unknown strategy \"canery\"","suggestion":"canary"},
-            {"file":"manifests/app.yaml","line":2,"column":1,"path":"syntax","message":"bad","suggestion":null}]}"#;
-        let ApiError::InvalidDeployFile(errors) = ApiError::from_answer(422, body) else {
+        let errors: Vec<Diagnostic> = serde_json::from_str(
+            r#"[{"file":"deploy.yml","line":9,"column":15,"path":"targets.prod.strategy","message":"unknown strategy \"canery\"","suggestion":"canary"},
+            {"file":"manifests/app.yaml","line":2,"column":1,"path":"syntax","message":"bad","suggestion":null}]"#,
+        )
+        .unwrap();
+        let body = Problem {
+            errors: Some(errors),
+            ..problem(422, "invalid_deploy_file", "the deploy file has 2 error(s)")
+        };
+        let ApiError::InvalidDeployFile(errors) = answer(&body) else {
             panic!("not classified as an invalid deploy file");
         };
         assert_eq!(errors.len(), 2);

@@ -11,7 +11,6 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ferry_store::{DeploymentId, StoreError};
-use serde::Serialize;
 use tracing::Instrument;
 
 /// The header carrying the request id, taken from the request when present (a proxy's id) or
@@ -77,28 +76,7 @@ pub enum ApiError {
     Unavailable(String),
 }
 
-/// The problem document (RFC 9457) with Ferry's stable `code`.
-#[derive(Debug, Serialize)]
-pub struct Problem {
-    /// A URI naming the problem type: `urn:ferry:problem:<code>`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// A short, fixed summary of the problem type.
-    pub title: &'static str,
-    /// The HTTP status.
-    pub status: u16,
-    /// What happened in this case; never internals.
-    pub detail: String,
-    /// Stable, machine-readable code clients switch on.
-    pub code: &'static str,
-    /// The request id, to find the server's log lines.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
-    /// Members specific to the problem type (`errors` of an invalid deploy file, `running` of
-    /// a busy application).
-    #[serde(flatten)]
-    pub extensions: serde_json::Map<String, serde_json::Value>,
-}
+pub use ferry_api::problem::Problem;
 
 impl ApiError {
     /// The HTTP status, stable code and title of this error.
@@ -171,27 +149,21 @@ impl IntoResponse for ApiError {
             tracing::debug!(code, error = %self, "request refused");
             self.to_string()
         };
-        let mut extensions = serde_json::Map::new();
-        match &self {
-            ApiError::InvalidDeployFile(diagnostics) => {
-                extensions.insert(
-                    "errors".into(),
-                    serde_json::to_value(diagnostics.items()).unwrap_or_default(),
-                );
-            }
-            ApiError::Busy { running } => {
-                extensions.insert("running".into(), running.to_string().into());
-            }
-            _ => {}
-        }
         let problem = Problem {
             kind: format!("urn:ferry:problem:{code}"),
-            title,
+            title: title.into(),
             status: status.as_u16(),
             detail,
-            code,
+            code: code.into(),
             request_id,
-            extensions,
+            errors: match &self {
+                ApiError::InvalidDeployFile(diagnostics) => Some(diagnostics.items().to_vec()),
+                _ => None,
+            },
+            running: match &self {
+                ApiError::Busy { running } => Some(*running),
+                _ => None,
+            },
         };
         let mut response = problem_response(status, &problem);
         match self {

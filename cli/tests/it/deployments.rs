@@ -35,7 +35,11 @@ async fn start_prints_the_id_and_status_and_list_show_it() {
     // Status: the tree in text, the API's detail in JSON.
     let tree = home.run(&[], &["deploy", "status", &id]).await.ok();
     let lines: Vec<&str> = tree.lines().collect();
-    assert_eq!(lines[0], format!("hello-ferry {id}, started by credential cli-test: running"), "{tree}");
+    assert_eq!(
+        lines[0],
+        format!("hello-ferry {id}, started by credential cli-test: running"),
+        "{tree}"
+    );
     assert!(
         lines[1].starts_with("├─ dev (dev-cluster/hello-dev): pending"),
         "{tree}"

@@ -92,7 +92,9 @@ async fn first_version(home: &Home, file: &str) {
         .ok();
     let id = started_id(&out);
     assert!(
-        out.contains(&format!("hello-watch {id}, started by credential cli-test: succeeded")),
+        out.contains(&format!(
+            "hello-watch {id}, started by credential cli-test: succeeded"
+        )),
         "{out}"
     );
     assert!(
@@ -205,8 +207,11 @@ async fn an_aborted_deployment_ends_the_watch_with_exit_5() {
     // The watch drew the deployment in flight before it ended: running, or already paused at
     // the approval when the watch drew it first.
     assert!(
-        run.stderr.contains(&format!("hello-watch {id}, started by credential cli-test: running"))
-            || run.stderr.contains(&format!("hello-watch {id}, started by credential cli-test: paused")),
+        run.stderr.contains(&format!(
+            "hello-watch {id}, started by credential cli-test: running"
+        )) || run.stderr.contains(&format!(
+            "hello-watch {id}, started by credential cli-test: paused"
+        )),
         "{}",
         run.stderr
     );

@@ -14,6 +14,7 @@ mod enums;
 pub mod ids;
 pub mod notifications;
 pub mod people;
+pub mod problem;
 pub mod secrets;
 pub mod status;
 pub mod tenant;
