@@ -7,10 +7,10 @@
 
 use std::time::{Duration, Instant};
 
+use ferry_api::oauth::TokenResponse;
 use reqwest::{Method, RequestBuilder, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 use tokio::sync::Mutex;
 
 use crate::config::{self, Auth, PersonAuth, Settings};
@@ -246,15 +246,15 @@ impl Client {
                 other => other,
             });
         }
-        let json: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-        let lifetime = json["expires_in"].as_u64().map(Duration::from_secs);
-        json["access_token"]
-            .as_str()
-            .map(|token| (token.to_string(), lifetime))
-            .ok_or_else(|| ApiError::Unexpected {
+        let answer: TokenResponse =
+            serde_json::from_str(&body).map_err(|e| ApiError::Unexpected {
                 api: self.api.clone(),
-                detail: format!("the token endpoint {url} answered without an access_token"),
-            })
+                detail: format!("the token endpoint {url} answered no token ({e})"),
+            })?;
+        Ok((
+            answer.access_token,
+            Some(Duration::from_secs(answer.expires_in)),
+        ))
     }
 
     /// `GET path` (with `query`): the JSON body as a `T` (an API type of `ferry_api`).

@@ -13,6 +13,7 @@ pub mod deployments;
 mod enums;
 pub mod ids;
 pub mod notifications;
+pub mod oauth;
 pub mod people;
 pub mod problem;
 pub mod secrets;

@@ -22,10 +22,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use ferry_api::oauth::TokenResponse;
 use ferry_auth::Claims;
 use ferry_store::audit::{self, NewAuditEntry};
 use ferry_store::{StoreError, TenantId, credentials};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -72,22 +73,6 @@ pub struct TokenRequest {
     /// The device-code grant's.
     device_code: Option<String>,
     /// The refresh-token grant's.
-    refresh_token: Option<String>,
-}
-
-/// A successful token response.
-#[derive(Debug, Serialize)]
-struct TokenResponse {
-    access_token: String,
-    token_type: &'static str,
-    expires_in: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    scope: Option<String>,
-    /// The authorization-code grant's ID token.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id_token: Option<String>,
-    /// A person's refresh token (device-code and refresh-token grants).
-    #[serde(skip_serializing_if = "Option::is_none")]
     refresh_token: Option<String>,
 }
 
@@ -376,7 +361,7 @@ async fn issue(
     );
     Ok(TokenResponse {
         access_token,
-        token_type: "Bearer",
+        token_type: "Bearer".into(),
         expires_in: ttl.as_secs(),
         scope: request.scope.filter(|s| !s.is_empty()),
         id_token: None,
@@ -404,7 +389,7 @@ async fn code_grant(state: &AppState, request: TokenRequest) -> Result<TokenResp
     })?;
     Ok(TokenResponse {
         access_token: id_token.clone(),
-        token_type: "Bearer",
+        token_type: "Bearer".into(),
         expires_in: 300,
         scope: None,
         id_token: Some(id_token),
@@ -416,7 +401,7 @@ async fn code_grant(state: &AppState, request: TokenRequest) -> Result<TokenResp
 fn person_response(issued: refresh::Issued) -> TokenResponse {
     TokenResponse {
         access_token: issued.access_token,
-        token_type: "Bearer",
+        token_type: "Bearer".into(),
         expires_in: issued.expires_in,
         scope: Some(issued.scope).filter(|s| !s.is_empty()),
         id_token: None,
