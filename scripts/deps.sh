@@ -22,16 +22,21 @@ install_pkgs() {
     fi
   fi
   command -v apt-get >/dev/null || die "$* missing and there is no apt-get here: install $* with this system's package manager"
+  # apt's output is shown only when it fails.
+  local log; log=$(mktemp)
   if [ "$apt_updated" = 0 ]; then
     say "apt-get update"
-    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >"$log" 2>&1 ||
+      { cat "$log" >&2; rm -f "$log"; die "apt-get update failed (see above): check that the mirrors in /etc/apt/sources.list are reachable, or install $* yourself"; }
     apt_updated=1
   fi
   say "installing $* from Debian's packages"
-  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >"$log" 2>&1 ||
+    { tail -n 30 "$log" >&2; rm -f "$log"; die "apt-get install $* failed (see above): check that the mirrors in /etc/apt/sources.list are reachable, or install $* yourself"; }
+  rm -f "$log"
 }
 
-pg_ready() { pg_isready -q -h 127.0.0.1 -p "$PG_PORT" 2>/dev/null; }
+pg_ready() { pg_isready -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres 2>/dev/null; }
 pg_trusts() { psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -w -tAc 'SELECT 1' >/dev/null 2>&1; }
 redis_ready() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; }
 # RabbitMQ answers an AMQP 0-9-1 protocol header with a Connection.Start method frame (type 1).
@@ -61,36 +66,49 @@ trust_loopback() {
   return 1
 }
 
+pg_version() { ls /etc/postgresql 2>/dev/null | sort -V | tail -n1; }
+
 ensure_postgres() {
   local version
   if command -v pg_isready >/dev/null && pg_ready; then
-    if ! pg_trusts; then
-      version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n1)
-      [ -n "$version" ] && trust_loopback "$version" || true
-      say "postgres: reloading cluster $version/main to trust loopback connections"
-      pg_ctlcluster --skip-systemctl-redirect "$version" main reload || true
-      wait_for "postgres to trust 127.0.0.1 (user postgres, no password)" 30 pg_trusts
-    fi
     say "postgres: running"
-    return
+  else
+    # The package may start the cluster itself (where an init system lets it), or not.
+    command -v pg_ctlcluster >/dev/null && command -v psql >/dev/null || install_pkgs postgresql postgresql-client
+    version=$(pg_version)
+    [ -n "$version" ] || die "postgres: installed but no cluster under /etc/postgresql: create one (pg_createcluster --start <version> main) or point FERRY_DATABASE_URL at a running Postgres"
+    trust_loopback "$version" || true
+    if ! pg_ready; then
+      say "postgres: starting cluster $version/main"
+      pg_ctlcluster --skip-systemctl-redirect "$version" main start ||
+        pg_ctlcluster "$version" main status >/dev/null 2>&1 ||
+        die "postgres: cluster $version/main did not start (see above and /var/log/postgresql/postgresql-$version-main.log)"
+      wait_for "postgres on 127.0.0.1:$PG_PORT (its log: /var/log/postgresql)" 60 pg_ready
+    fi
   fi
-  if ! command -v pg_ctlcluster >/dev/null; then install_pkgs postgresql postgresql-client; fi
-  version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n1)
-  [ -n "$version" ] || die "postgres: installed but no cluster under /etc/postgresql"
-  trust_loopback "$version" || true
-  say "postgres: starting cluster $version/main"
-  pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
-  wait_for "postgres on 127.0.0.1:$PG_PORT" 60 pg_ready
+  # A cluster that was already running (started by the package manager, or from before) loaded
+  # its pg_hba.conf before the trust rules were there.
+  if ! pg_trusts; then
+    version=$(pg_version)
+    [ -n "$version" ] && { trust_loopback "$version" || grep -q '^# ferry: trust loopback' "/etc/postgresql/$version/main/pg_hba.conf"; } ||
+      die "postgres on 127.0.0.1:$PG_PORT asks user postgres for a password: add 'host all all 127.0.0.1/32 trust' to the top of its pg_hba.conf and reload it (as root, this script does it for Debian's clusters), or point FERRY_DATABASE_URL at a Postgres you can use"
+    say "postgres: reloading cluster $version/main to trust loopback connections"
+    pg_ctlcluster --skip-systemctl-redirect "$version" main reload ||
+      die "postgres: could not reload cluster $version/main: as root, run pg_ctlcluster $version main reload"
+    wait_for "postgres to trust 127.0.0.1 (user postgres, no password)" 30 pg_trusts
+  fi
 }
 
 ensure_redis() {
   if command -v redis-cli >/dev/null && redis_ready; then say "redis: running"; return; fi
-  command -v redis-server >/dev/null || install_pkgs redis-server redis-tools
+  command -v redis-server >/dev/null && command -v redis-cli >/dev/null || install_pkgs redis-server redis-tools
+  # Where an init system lets it, the package has started Redis itself.
+  if redis_ready; then say "redis: running"; return; fi
   say "redis: starting"
   mkdir -p /var/lib/redis /var/log/redis 2>/dev/null || true
   redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
     --dir /tmp --logfile /tmp/ferry-redis.log
-  wait_for "redis on 127.0.0.1:$REDIS_PORT" 30 redis_ready
+  wait_for "redis on 127.0.0.1:$REDIS_PORT (its log: /tmp/ferry-redis.log)" 30 redis_ready
 }
 
 ensure_rabbitmq() {
@@ -100,7 +118,8 @@ ensure_rabbitmq() {
     say "rabbitmq: starting (this takes a few seconds)"
     rabbitmq-server -detached >/dev/null 2>&1 || true
   fi
-  wait_for "rabbitmq on 127.0.0.1:$AMQP_PORT" 120 amqp_ready
+  wait_for "rabbitmq on 127.0.0.1:$AMQP_PORT (its log: /var/log/rabbitmq)" 120 amqp_ready
+  say "rabbitmq: running"
 }
 
 # Prometheus is not a service Ferry runs: the canary-analysis tests and the demo start their own
@@ -123,11 +142,26 @@ ensure_chart_tools() {
   say "chart tools: installing ${CHART_TOOLS[*]} from PyPI"
   local args=(--quiet --disable-pip-version-check)
   if [ "$(id -u)" = 0 ]; then args+=(--root-user-action=ignore); else args+=(--user); fi
-  # A distribution's own Python refuses pip installs (PEP 668) unless told otherwise.
+  # A distribution's own Python refuses pip installs (PEP 668) unless told otherwise; it says so
+  # with an EXTERNALLY-MANAGED file beside its standard library.
+  if "$python" -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")))'; then
+    args+=(--break-system-packages)
+  fi
   "$python" -m pip install "${args[@]}" "${CHART_TOOLS[@]}" ||
-    "$python" -m pip install "${args[@]}" --break-system-packages "${CHART_TOOLS[@]}"
+    die "chart tools: pip could not install ${CHART_TOOLS[*]} into $python (see above): check that PyPI is reachable (proxy, TLS certificates), or install them yourself and set FERRY_PYTHON to that Python"
   "$python" -c 'import helm_python, kubernetes_validate' ||
     die "chart tools: installed, but $python cannot import helm_python and kubernetes_validate"
+}
+
+# make_venv DIR: a fresh venv at DIR. Debian's python3 makes venvs only with python3-venv (ensurepip).
+make_venv() {
+  command -v python3 >/dev/null || install_pkgs python3 python3-venv
+  rm -rf "$1"
+  if ! python3 -m venv "$1" >/dev/null 2>&1; then
+    install_pkgs python3-venv
+    rm -rf "$1"
+    python3 -m venv "$1" || die "python3 -m venv $1 failed (see above): install python3-venv (Debian) or Python's venv module"
+  fi
 }
 
 # The web UI's browser test (tests/stack, ui.rs) drives Debian's chromium with Playwright for
@@ -138,10 +172,10 @@ ensure_browser_tests() {
   if command -v chromium >/dev/null; then say "chromium: installed"; else install_pkgs chromium; fi
   local venv="$HOME/.cache/ferry/venv-ui"
   if "$venv/bin/python" -c "import playwright" 2>/dev/null; then say "playwright: installed ($venv)"; return; fi
-  command -v python3 >/dev/null || install_pkgs python3 python3-venv
-  python3 -m venv "$venv" 2>/dev/null || { install_pkgs python3-venv; rm -rf "$venv"; python3 -m venv "$venv"; }
+  make_venv "$venv"
   say "installing playwright $PLAYWRIGHT_VERSION from PyPI into $venv"
-  "$venv/bin/pip" install -q "playwright==$PLAYWRIGHT_VERSION" || die "installing playwright into $venv failed"
+  "$venv/bin/pip" install -q "playwright==$PLAYWRIGHT_VERSION" ||
+    die "installing playwright into $venv failed (see above): check that PyPI is reachable (proxy, TLS certificates), then run this again"
 }
 
 # svc-api's fuzz test (svc-api/tests/it/fuzz.rs) runs schemathesis from PyPI against a running
@@ -152,20 +186,20 @@ ensure_schemathesis() {
   if [ "$("$venv/bin/schemathesis" --version 2>/dev/null | grep -o '[0-9][0-9.]*$')" = "$SCHEMATHESIS_VERSION" ]; then
     say "schemathesis: $SCHEMATHESIS_VERSION installed ($venv)"; return
   fi
-  command -v python3 >/dev/null || install_pkgs python3 python3-venv
-  rm -rf "$venv"
-  python3 -m venv "$venv" 2>/dev/null || { install_pkgs python3-venv; rm -rf "$venv"; python3 -m venv "$venv"; }
+  make_venv "$venv"
   say "installing schemathesis $SCHEMATHESIS_VERSION from PyPI into $venv"
   "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" ||
-    die "installing schemathesis into $venv failed"
+    die "installing schemathesis into $venv failed (see above): check that PyPI is reachable (proxy, TLS certificates), then run this again"
 }
 
 ensure_database() {
-  local db=${FERRY_DATABASE_NAME:-ferry}
-  if ! psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1; then
-    say "postgres: creating database $db"
-    psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE \"$db\"" >/dev/null
-  fi
+  local db=${FERRY_DATABASE_NAME:-ferry} found
+  found=$(psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -w -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'") ||
+    die "postgres: could not list databases as user postgres on 127.0.0.1:$PG_PORT (see above)"
+  if [ "$found" = 1 ]; then say "postgres: database $db exists"; return; fi
+  say "postgres: creating database $db"
+  psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -w -qc "CREATE DATABASE \"$db\"" >/dev/null ||
+    die "postgres: could not create database $db (see above): create it yourself (createdb -h 127.0.0.1 -U postgres $db)"
 }
 
 ensure_toolchain
