@@ -147,7 +147,7 @@ fn pods(n: i64) -> String {
 /// with its image(s), its size now against its full size and its ready pods, and the
 /// ReplicaSets it replaces with their images and sizes before the rollout (from the engine's
 /// record, `observed.workloads`, and the plan's manifests): `hello: new hello-7f9c6 (image
-/// hello:2, 1 of 4 pods, 1 ready) replacing hello-5d4b8 (image hello:1, 4 pods)`.
+/// hello:2, 1 of 4 pods, 1 ready) replacing hello-5d4b8 (image hello:1, 4 pods before)`.
 fn where_rows(target: &Target, plan: Option<&TargetPlan>) -> Vec<Row> {
     let name = &target.name;
     let Ok(recorded) = Recorded::deserialize(&target.observed) else {
@@ -176,7 +176,7 @@ fn where_rows(target: &Target, plan: Option<&TargetPlan>) -> Vec<Row> {
                     if !s.images.is_empty() {
                         about.push(format!("image {}", s.images.join(", ")));
                     }
-                    about.push(pods(s.replicas));
+                    about.push(format!("{} before", pods(s.replicas)));
                     format!("{} ({})", s.name, about.join(", "))
                 })
                 .collect();
@@ -623,7 +623,7 @@ strategies:
                 ),
                 (
                     "where:prod-us:hello",
-                    "hello: new hello-7f9c6 (image hello:1, 2 of 4 pods, 1 ready) replacing hello-5d4b8 (image hello:0, 4 pods), hello-1a2b3 (1 pod)"
+                    "hello: new hello-7f9c6 (image hello:1, 2 of 4 pods, 1 ready) replacing hello-5d4b8 (image hello:0, 4 pods before), hello-1a2b3 (1 pod before)"
                 ),
             ]
         );
