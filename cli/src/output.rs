@@ -123,22 +123,6 @@ pub(crate) fn field(value: &Value, key: &str) -> String {
     }
 }
 
-/// An RFC 3339 time field as `YYYY-MM-DD HH:MM:SS` (UTC), or `-`.
-pub(crate) fn time(value: &Value, key: &str) -> String {
-    time_as(value, key, "%Y-%m-%d %H:%M:%S")
-}
-
-/// An RFC 3339 time field in UTC with chrono's `format`, or `-`.
-pub(crate) fn time_as(value: &Value, key: &str, format: &str) -> String {
-    instant(&value[key]).map_or_else(|| "-".into(), |t| t.format(format).to_string())
-}
-
-/// An RFC 3339 time, in UTC.
-pub(crate) fn instant(value: &Value) -> Option<chrono::DateTime<chrono::Utc>> {
-    let parsed = chrono::DateTime::parse_from_rfc3339(value.as_str()?).ok()?;
-    Some(parsed.with_timezone(&chrono::Utc))
-}
-
 /// A JSON array of strings joined with `, `, or `-`.
 pub(crate) fn list(value: &Value, key: &str) -> String {
     let items: Vec<&str> = value[key]
@@ -216,11 +200,13 @@ mod tests {
 
     #[test]
     fn fields_and_times_read_tidily() {
-        let v = json!({"a": "x", "b": null, "t": "2026-11-22T22:12:56.123Z", "r": ["A", "B"]});
+        let v = json!({"a": "x", "b": null, "r": ["A", "B"]});
         assert_eq!(field(&v, "a"), "x");
         assert_eq!(field(&v, "b"), "-");
         assert_eq!(field(&v, "missing"), "-");
-        assert_eq!(time(&v, "t"), "2026-11-22 22:12:56");
+        let t = chrono::DateTime::parse_from_rfc3339("2026-11-22T22:12:56.123Z").unwrap();
+        assert_eq!(when(Some(t.to_utc())), "2026-11-22 22:12:56");
+        assert_eq!(when(None), "-");
         assert_eq!(list(&v, "r"), "A, B");
         assert_eq!(list(&v, "missing"), "-");
     }

@@ -10,7 +10,15 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use std::collections::BTreeMap;
+
 use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use ferry_api::DeploymentId;
+use ferry_api::analysis::{
+    Analysis, AnalysisStatus, JudgmentRun, MetricProvider, PutProvider, RetrospectiveRequest,
+    RetrospectiveResponse,
+};
 use ferry_judge::{Method, MetricSettings, classify};
 use serde_json::{Value, json};
 
@@ -19,7 +27,7 @@ use crate::args::analysis::{
     AnalysisCommand, CompareArgs, DirectionArg, MethodArg, SetProviderArgs, TryArgs,
 };
 use crate::commands::Ctx;
-use crate::output::{self, Table};
+use crate::output::{self, Table, or_dash};
 
 /// Samples larger than this are refused: the file is not a sample but a mistake.
 const MAX_POINTS: usize = 10_000_000;
@@ -31,27 +39,28 @@ pub(super) async fn run(ctx: &Ctx, command: AnalysisCommand) -> anyhow::Result<E
         AnalysisCommand::Try(args) => try_queries(ctx, &args).await,
         AnalysisCommand::SetProvider(args) => set_provider(ctx, &args).await,
         AnalysisCommand::Providers => {
-            let list: Value = ctx.client()?.get("/v1/metric-providers", &[]).await?;
-            output::emit(ctx.format(), &list, |l| {
-                let mut t = Table::new(&["NAME", "KIND", "BASE URL", "AGENT", "SECRETS"]);
-                for p in l.as_array().into_iter().flatten() {
-                    let refs = p["secret_refs"]
-                        .as_object()
-                        .map(|m| m.keys().cloned().collect::<Vec<_>>().join(","))
-                        .unwrap_or_default();
-                    t.row(vec![
-                        output::field(p, "name"),
-                        output::field(p, "kind"),
-                        output::field(p, "base_url"),
-                        output::field(p, "agent"),
-                        refs,
-                    ]);
-                }
-                t.render("no metric providers")
-            });
+            let list: Vec<MetricProvider> = ctx.client()?.get("/v1/metric-providers", &[]).await?;
+            output::emit(ctx.format(), &list, |l| providers_text(l));
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The providers as `ferry analysis providers` lists them: the credential fields they use,
+/// never the secrets' names or values.
+fn providers_text(list: &[MetricProvider]) -> String {
+    let mut t = Table::new(&["NAME", "KIND", "BASE URL", "AGENT", "SECRETS"]);
+    for p in list {
+        let refs: Vec<&str> = p.secret_refs.keys().map(String::as_str).collect();
+        t.row(vec![
+            or_dash(Some(&p.name)),
+            p.kind.to_string(),
+            or_dash(Some(&p.base_url)),
+            or_dash(p.agent.as_deref()),
+            refs.join(","),
+        ]);
+    }
+    t.render("no metric providers")
 }
 
 /// Reads one number per line; `NaN` and `inf` are numbers the judge drops and counts.
@@ -153,17 +162,17 @@ fn text(v: &Value) -> String {
 }
 
 /// A time: RFC 3339, `now`, or relative to now (`-2h`, `-30m`, `-90s`, `-1d`).
-pub(super) fn parse_time(text: &str, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<String> {
+pub(super) fn parse_time(text: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
     let text = text.trim();
     if text == "now" {
-        return Ok(now.to_rfc3339());
+        return Ok(now);
     }
     if let Some(ago) = text.strip_prefix('-') {
         let secs = parse_secs(ago)?;
-        return Ok((now - chrono::Duration::seconds(secs as i64)).to_rfc3339());
+        return Ok(now - chrono::Duration::seconds(secs as i64));
     }
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&chrono::Utc).to_rfc3339())
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
         .map_err(|_| anyhow::anyhow!("{text:?} is not a time: RFC 3339, now, or -2h / -30m / -90s"))
 }
 
@@ -187,8 +196,8 @@ pub(super) fn parse_secs(text: &str) -> anyhow::Result<u64> {
     Ok(n * scale)
 }
 
-fn pairs(entries: &[String], what: &str) -> anyhow::Result<serde_json::Map<String, Value>> {
-    let mut out = serde_json::Map::new();
+fn pairs(entries: &[String], what: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
     for entry in entries.iter().flat_map(|e| e.split(',')) {
         let entry = entry.trim();
         if entry.is_empty() {
@@ -197,32 +206,30 @@ fn pairs(entries: &[String], what: &str) -> anyhow::Result<serde_json::Map<Strin
         let (k, v) = entry
             .split_once('=')
             .ok_or_else(|| anyhow::anyhow!("{what} {entry:?}: write KEY=VALUE"))?;
-        out.insert(k.trim().to_string(), Value::String(v.to_string()));
+        out.insert(k.trim().to_string(), v.to_string());
     }
     Ok(out)
 }
 
 /// Runs `ferry analysis set-provider`.
 async fn set_provider(ctx: &Ctx, args: &SetProviderArgs) -> anyhow::Result<ExitCode> {
-    let mut body = json!({
-        "kind": args.kind,
-        "baseUrl": args.base_url,
-        "secretRefs": pairs(&args.secret_refs, "--secret-ref")?,
-    });
-    if let Some(agent) = &args.agent {
-        body["agent"] = json!(agent);
-    }
+    let body = PutProvider {
+        kind: args.kind.clone(),
+        base_url: args.base_url.clone(),
+        secret_refs: pairs(&args.secret_refs, "--secret-ref")?,
+        agent: args.agent.clone(),
+    };
     let path = format!(
         "/v1/metric-providers/{}",
         crate::commands::segment(&args.name)
     );
-    let saved: Value = ctx.client()?.put(&path, &body).await?;
+    let saved: MetricProvider = ctx.client()?.put(&path, &body).await?;
     output::emit(ctx.format(), &saved, |p| {
         format!(
             "metric provider {} ({}) at {}\n",
-            output::field(p, "name"),
-            output::field(p, "kind"),
-            output::field(p, "base_url")
+            or_dash(Some(&p.name)),
+            p.kind,
+            or_dash(Some(&p.base_url))
         )
     });
     Ok(ExitCode::SUCCESS)
@@ -267,95 +274,87 @@ pub(super) async fn try_queries(ctx: &Ctx, args: &TryArgs) -> anyhow::Result<Exi
     if queries.is_empty() {
         anyhow::bail!("{}: the file defines no analysis queries", input.label);
     }
-    let now = chrono::Utc::now();
-    let mut body = json!({
-        "queries": queries,
-        "from": parse_time(&args.from, now)?,
-        "to": parse_time(&args.to, now)?,
-        "context": pairs(&args.context, "--context")?,
-        "variables": pairs(&args.vars, "--var")?,
-    });
-    if let Some(provider) = &plan.default_metric_provider_name {
-        body["metricProviderName"] = json!(provider);
-    }
-    if let Some(interval) = &args.interval {
-        body["intervalSeconds"] = json!(parse_secs(interval)?);
-    }
-    if let Some(lookback) = &args.lookback {
-        body["lookbackMethod"] = json!(lookback);
-    }
-    if let Some(d) = &args.deployment {
-        body["deploymentId"] = json!(d);
-    }
-    if let Some(t) = &args.target {
-        body["target"] = json!(t);
-    }
-    let answer = ctx
+    let now = Utc::now();
+    let deployment_id = (args.deployment.as_deref())
+        .map(|d| {
+            d.parse::<DeploymentId>()
+                .map_err(|_| anyhow::anyhow!("--deployment {d:?} is not a deployment id"))
+        })
+        .transpose()?;
+    let body = RetrospectiveRequest {
+        queries,
+        metric_provider_name: plan.default_metric_provider_name.clone(),
+        from: parse_time(&args.from, now)?,
+        to: parse_time(&args.to, now)?,
+        interval_seconds: args.interval.as_deref().map(parse_secs).transpose()?,
+        lookback_method: args.lookback.clone(),
+        context: pairs(&args.context, "--context")?,
+        variables: pairs(&args.vars, "--var")?,
+        deployment_id,
+        target: args.target.clone(),
+    };
+    let answer: RetrospectiveResponse = ctx
         .client()?
         .post("/v1/analysis/retrospective", &body)
         .await?;
     output::emit(ctx.format(), &answer, try_text);
-    Ok(if answer["verdict"]["status"] == "passed" {
+    Ok(if answer.verdict.status == AnalysisStatus::Passed {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
 }
 
-fn window(run: &Value) -> String {
-    let short = |k: &str| crate::output::time_as(run, k, "%m-%d %H:%M:%S");
-    format!("{}..{}", short("windowStart"), short("windowEnd"))
+/// A run's window as `MM-DD HH:MM:SS..MM-DD HH:MM:SS` (UTC).
+fn window(run: &JudgmentRun) -> String {
+    let short = |t: DateTime<Utc>| t.format("%m-%d %H:%M:%S").to_string();
+    format!("{}..{}", short(run.window_start), short(run.window_end))
 }
 
-fn try_text(v: &Value) -> String {
+fn try_text(answer: &RetrospectiveResponse) -> String {
     let mut t = Table::new(&["RUN", "WINDOW (UTC)", "PASSED", "VALUES AND REASONS"]);
-    for run in v["runs"].as_array().into_iter().flatten() {
+    for run in &answer.runs {
         t.row(vec![
-            (run["index"].as_u64().unwrap_or(0) + 1).to_string(),
+            (u64::from(run.index) + 1).to_string(),
             window(run),
-            if run["passed"] == true { "yes" } else { "no" }.into(),
-            output::field(run, "explanation"),
+            if run.passed { "yes" } else { "no" }.into(),
+            or_dash(Some(&run.explanation)),
         ]);
     }
     let mut out = t.render("no runs");
     out.push_str(&format!(
         "\nverdict: {}: {}\n",
-        output::field(&v["verdict"], "status"),
-        output::field(&v["verdict"], "reason")
+        answer.verdict.status,
+        or_dash(Some(&answer.verdict.reason))
     ));
     out
 }
 
 /// A deployment's analyses as `ferry deploy status` prints them under the progress tree.
-pub(super) fn analyses_text(list: &Value) -> String {
-    let Some(items) = list.as_array().filter(|a| !a.is_empty()) else {
+pub(super) fn analyses_text(list: &[Analysis]) -> String {
+    if list.is_empty() {
         return String::new();
-    };
+    }
     let mut out = String::from("\nAnalyses:\n");
-    for a in items {
-        let reason = match &a["reason"] {
-            Value::String(r) => format!(": {r}"),
-            _ => String::new(),
-        };
+    for a in list {
+        let reason = (a.reason.as_deref())
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
         out.push_str(&format!(
             "  {} {}  {} (run {} of {}){reason}\n",
-            output::field(a, "target"),
-            output::field(a, "stepKey"),
-            output::field(a, "status"),
-            a["runsDone"].as_u64().unwrap_or(0),
-            a["totalRuns"].as_u64().unwrap_or(0),
+            or_dash(Some(&a.target)),
+            or_dash(Some(&a.step_key)),
+            a.status,
+            a.runs_done,
+            a.total_runs,
         ));
-        for run in a["runs"].as_array().into_iter().flatten() {
+        for run in &a.runs {
             out.push_str(&format!(
                 "    run {} {} {}: {}\n",
-                run["index"].as_u64().unwrap_or(0) + 1,
+                u64::from(run.index) + 1,
                 window(run),
-                if run["passed"] == true {
-                    "passed"
-                } else {
-                    "failed"
-                },
-                output::field(run, "explanation"),
+                if run.passed { "passed" } else { "failed" },
+                or_dash(Some(&run.explanation)),
             ));
         }
     }
@@ -371,10 +370,11 @@ mod tests {
         let now = chrono::DateTime::parse_from_rfc3339("2026-12-02T20:00:00Z")
             .unwrap()
             .with_timezone(&chrono::Utc);
-        assert_eq!(parse_time("-2h", now).unwrap(), "2026-12-02T18:00:00+00:00");
-        assert_eq!(parse_time("now", now).unwrap(), "2026-12-02T20:00:00+00:00");
+        let time = |text: &str| parse_time(text, now).unwrap().to_rfc3339();
+        assert_eq!(time("-2h"), "2026-12-02T18:00:00+00:00");
+        assert_eq!(time("now"), "2026-12-02T20:00:00+00:00");
         assert_eq!(
-            parse_time("2026-12-02T19:00:00+01:00", now).unwrap(),
+            time("2026-12-02T19:00:00+01:00"),
             "2026-12-02T18:00:00+00:00"
         );
         assert!(parse_time("yesterday", now).is_err());
@@ -385,21 +385,25 @@ mod tests {
 
     #[test]
     fn deploy_status_lists_each_analysis_and_its_runs() {
-        let list = json!([{
+        let list: Vec<Analysis> = serde_json::from_value(json!([{
+            "id": "0193a000-0000-7000-8000-000000000001",
+            "startedAt": "2026-12-02T18:00:00Z", "nextRunAt": null, "completedAt": null,
+            "verdict": null,
             "target": "prod", "stepKey": "step:1", "status": "failed",
             "reason": "run 2: error-rate = 3.2, above upperLimit 1",
             "runsDone": 2, "totalRuns": 3,
             "runs": [
-                {"index": 0, "windowStart": "2026-12-02T18:00:00Z", "windowEnd": "2026-12-02T18:01:00Z",
+                {"index": 0, "results": {}, "windowStart": "2026-12-02T18:00:00Z", "windowEnd": "2026-12-02T18:01:00Z",
                  "passed": true, "explanation": "error-rate = 0.2, within [0, 1]"},
-                {"index": 1, "windowStart": "2026-12-02T18:00:00Z", "windowEnd": "2026-12-02T18:02:00Z",
+                {"index": 1, "results": {}, "windowStart": "2026-12-02T18:00:00Z", "windowEnd": "2026-12-02T18:02:00Z",
                  "passed": false, "explanation": "error-rate = 3.2, above upperLimit 1"},
             ],
-        }]);
+        }]))
+        .unwrap();
         assert_eq!(
             analyses_text(&list),
             "\nAnalyses:\n  prod step:1  failed (run 2 of 3): run 2: error-rate = 3.2, above upperLimit 1\n    run 1 12-02 18:00:00..12-02 18:01:00 passed: error-rate = 0.2, within [0, 1]\n    run 2 12-02 18:00:00..12-02 18:02:00 failed: error-rate = 3.2, above upperLimit 1\n"
         );
-        assert_eq!(analyses_text(&json!([])), "");
+        assert_eq!(analyses_text(&[]), "");
     }
 }

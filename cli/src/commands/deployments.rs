@@ -3,8 +3,9 @@
 
 use std::process::ExitCode;
 
+use ferry_api::analysis::Analysis;
 use ferry_api::deployments::{DeploymentDetail, DeploymentPage, ListedDeployment};
-use serde_json::Value;
+use ferry_api::webhooks::WebhookRuns;
 
 use super::{Ctx, segment};
 use crate::args::{ListArgs, StatusArgs};
@@ -29,7 +30,7 @@ pub(super) async fn status(ctx: &Ctx, args: &StatusArgs) -> anyhow::Result<ExitC
                 &[],
             )
             .await
-            .map(|a: Value| super::analysis::analyses_text(&a))
+            .map(|a: Vec<Analysis>| super::analysis::analyses_text(&a))
             .unwrap_or_default(),
         _ => String::new(),
     };
@@ -41,7 +42,7 @@ pub(super) async fn status(ctx: &Ctx, args: &StatusArgs) -> anyhow::Result<ExitC
                 &[],
             )
             .await
-            .map(|w: Value| super::webhooks::webhooks_text(&w))
+            .map(|w: WebhookRuns| super::webhooks::webhooks_text(&w))
             .unwrap_or_default(),
         _ => String::new(),
     };

@@ -3,40 +3,22 @@
 
 use std::process::ExitCode;
 
+use ferry_api::notifications::{CreateEndpoint, EndpointList, EndpointView};
+use ferry_api::webhooks::WebhookRuns;
 use serde::de::IgnoredAny;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{Ctx, segment};
 use crate::args::notify::{EndpointKind, NotificationsCommand};
-use crate::output::{self, Table, field, time};
+use crate::output::{self, Table, or_dash, when};
 
 /// Runs `ferry notifications …`.
 pub(super) async fn run(ctx: &Ctx, command: NotificationsCommand) -> anyhow::Result<ExitCode> {
     let client = ctx.client()?;
     match command {
         NotificationsCommand::Ls => {
-            let list: Value = client.get("/v1/notification-endpoints", &[]).await?;
-            output::emit(ctx.format(), &list, |list| {
-                let mut table =
-                    Table::new(&["NAME", "KIND", "URL", "EVENTS", "SIGNED WITH", "CREATED"]);
-                for e in list["items"].as_array().into_iter().flatten() {
-                    let events: Vec<&str> = e["events"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(Value::as_str)
-                        .collect();
-                    table.row(vec![
-                        field(e, "name"),
-                        field(e, "kind"),
-                        field(e, "url"),
-                        events.join(","),
-                        field(e, "signing_secret"),
-                        time(e, "created_at"),
-                    ]);
-                }
-                table.render("No notification endpoints.")
-            });
+            let list: EndpointList = client.get("/v1/notification-endpoints", &[]).await?;
+            output::emit(ctx.format(), &list, endpoints_text);
         }
         NotificationsCommand::Add {
             name,
@@ -49,13 +31,16 @@ pub(super) async fn run(ctx: &Ctx, command: NotificationsCommand) -> anyhow::Res
                 EndpointKind::Slack => "slack",
                 EndpointKind::Generic => "generic",
             };
-            let body = json!({
-                "name": name, "kind": kind, "url": url, "events": events,
-                "signing_secret": signing_secret,
-            });
-            let created: Value = client.post("/v1/notification-endpoints", &body).await?;
+            let body = CreateEndpoint {
+                name,
+                kind: kind.to_string(),
+                url,
+                events,
+                signing_secret,
+            };
+            let created: EndpointView = client.post("/v1/notification-endpoints", &body).await?;
             output::emit(ctx.format(), &created, |e| {
-                format!("Notification endpoint {} added.\n", field(e, "name"))
+                format!("Notification endpoint {} added.\n", or_dash(Some(&e.name)))
             });
         }
         NotificationsCommand::Rm { name } => {
@@ -72,43 +57,48 @@ pub(super) async fn run(ctx: &Ctx, command: NotificationsCommand) -> anyhow::Res
     Ok(ExitCode::SUCCESS)
 }
 
+/// The endpoints as `ferry notifications ls` lists them (the signing secret by name).
+fn endpoints_text(list: &EndpointList) -> String {
+    let mut table = Table::new(&["NAME", "KIND", "URL", "EVENTS", "SIGNED WITH", "CREATED"]);
+    for e in &list.items {
+        let events: Vec<&str> = e.events.iter().map(|event| event.as_str()).collect();
+        table.row(vec![
+            or_dash(Some(&e.name)),
+            e.kind.to_string(),
+            or_dash(Some(&e.url)),
+            events.join(","),
+            or_dash(e.signing_secret.as_deref()),
+            when(Some(e.created_at)),
+        ]);
+    }
+    table.render("No notification endpoints.")
+}
+
 /// The webhook calls under the progress tree: outcome, attempts, and the callback's message
 /// (Markdown, shown as written, indented).
-pub(super) fn webhooks_text(list: &Value) -> String {
-    let Some(items) = list["items"].as_array().filter(|a| !a.is_empty()) else {
+pub(super) fn webhooks_text(list: &WebhookRuns) -> String {
+    if list.items.is_empty() {
         return String::new();
-    };
+    }
     let mut out = String::from("\nWebhooks:\n");
-    for w in items {
-        let attempts = format!(
-            "attempt {} of {}",
-            w["attempts"].as_i64().unwrap_or(0),
-            w["max_attempts"].as_i64().unwrap_or(0)
-        );
+    for w in &list.items {
         out.push_str(&format!(
-            "  {} {} {}  {} ({attempts})",
-            field(w, "target"),
-            field(w, "step"),
-            field(w, "name"),
-            field(w, "status"),
+            "  {} {} {}  {} (attempt {} of {})",
+            or_dash(w.target.as_deref()),
+            or_dash(Some(&w.step)),
+            or_dash(Some(&w.name)),
+            w.status,
+            w.attempts,
+            w.max_attempts,
         ));
-        if let Value::String(reason) = &w["reason"] {
+        if let Some(reason) = &w.reason {
             out.push_str(&format!(": {reason}"));
         }
         out.push('\n');
-        let callback = &w["callback"];
-        if callback.is_object() {
-            let state = match (&callback["success"], &callback["used_at"]) {
-                (Value::Bool(true), _) => "callback: success",
-                (Value::Bool(false), _) => "callback: failure",
-                (_, Value::Null) => "callback: waiting",
-                _ => "callback: closed",
-            };
-            out.push_str(&format!("    {state}\n"));
-            if let Value::String(md) = &callback["md_message"] {
-                for line in md.lines() {
-                    out.push_str(&format!("      {line}\n"));
-                }
+        if let Some(callback) = &w.callback {
+            out.push_str(&format!("    callback: {}\n", callback.state()));
+            for line in callback.md_message.iter().flat_map(|md| md.lines()) {
+                out.push_str(&format!("      {line}\n"));
             }
         }
     }
@@ -121,18 +111,20 @@ mod tests {
 
     #[test]
     fn calls_and_callback_messages_are_listed() {
-        let list = json!({"items": [{
+        let list: WebhookRuns = serde_json::from_value(json!({"items": [{
+            "id": "0193a000-0000-7000-8000-000000000001", "created_at": "2026-01-01T00:00:00Z",
             "name": "security-scan", "target": "prod", "step": "before:0", "status": "delivered",
             "attempts": 1, "max_attempts": 3,
             "reason": "HTTP 202 from scanner",
             "callback": {"used_at": "2026-01-01T00:00:00Z", "success": true,
                          "md_message": "**0** critical\n- 2 low"}
-        }]});
+        }]}))
+        .unwrap();
         assert_eq!(
             webhooks_text(&list),
             "\nWebhooks:\n  prod before:0 security-scan  delivered (attempt 1 of 3): HTTP 202 from \
              scanner\n    callback: success\n      **0** critical\n      - 2 low\n"
         );
-        assert_eq!(webhooks_text(&json!({"items": []})), "");
+        assert_eq!(webhooks_text(&WebhookRuns { items: Vec::new() }), "");
     }
 }

@@ -12,22 +12,12 @@ use crate::Store;
 use crate::error::{Result, StoreError, found, write_error};
 use crate::ids::{DeploymentId, TenantId};
 use crate::page::clamp_limit;
-use crate::text_enum::text_enum;
 use chrono::{DateTime, Utc};
+pub use ferry_api::analysis::AnalysisStatus;
 use serde::Serialize;
 use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
-
-text_enum! {
-    /// Where an analysis is.
-    pub enum AnalysisStatus {
-        Running = "running",
-        Passed = "passed",
-        Failed = "failed",
-        Inconclusive = "inconclusive",
-    }
-}
 
 /// An analysis.
 #[derive(Clone, Debug, Serialize, sqlx::FromRow)]

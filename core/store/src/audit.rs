@@ -26,6 +26,22 @@ pub struct AuditEntry {
     pub created_at: DateTime<Utc>,
 }
 
+/// The entry as the API shows it.
+impl From<AuditEntry> for ferry_api::audit::AuditEntry {
+    fn from(e: AuditEntry) -> Self {
+        ferry_api::audit::AuditEntry {
+            id: e.id,
+            tenant_id: e.tenant_id,
+            actor: e.actor,
+            action: e.action,
+            resource_kind: e.resource_kind,
+            resource_id: e.resource_id,
+            details: e.details.0,
+            created_at: e.created_at,
+        }
+    }
+}
+
 /// What [`append`] records.
 #[derive(Clone, Debug)]
 pub struct NewAuditEntry {

@@ -4,21 +4,12 @@
 use crate::Store;
 use crate::error::{Result, StoreError, found, write_error};
 use crate::ids::TenantId;
-use crate::text_enum::text_enum;
 use chrono::{DateTime, Utc};
+pub use ferry_api::analysis::ProviderKind;
 use serde::Serialize;
 use sqlx::PgConnection;
 use sqlx::types::Json;
 use std::collections::BTreeMap;
-
-text_enum! {
-    /// The query languages Ferry speaks.
-    pub enum ProviderKind {
-        Prometheus = "prometheus",
-        Datadog = "datadog",
-        Newrelic = "newrelic",
-    }
-}
 
 /// A configured metric provider.
 #[derive(Clone, Debug, Serialize, sqlx::FromRow)]
@@ -33,6 +24,22 @@ pub struct MetricProvider {
     pub agent: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// The provider as the API shows it.
+impl From<MetricProvider> for ferry_api::analysis::MetricProvider {
+    fn from(p: MetricProvider) -> Self {
+        ferry_api::analysis::MetricProvider {
+            tenant_id: p.tenant_id,
+            name: p.name,
+            kind: p.kind,
+            base_url: p.base_url,
+            secret_refs: p.secret_refs.0,
+            agent: p.agent,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
 }
 
 /// What [`put`] stores.

@@ -5,37 +5,11 @@
 use crate::Store;
 use crate::error::{Result, StoreError, found, write_error};
 use crate::ids::TenantId;
-use crate::text_enum::text_enum;
 use chrono::{DateTime, Utc};
+pub use ferry_api::notifications::{EndpointKind, NotifyEvent};
 use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
-
-text_enum! {
-    /// The body's format.
-    pub enum EndpointKind {
-        /// Slack-compatible incoming-webhook JSON (`{"text": …}`).
-        Slack = "slack",
-        /// Ferry's JSON, signed (`Ferry-Signature: sha256=<hex HMAC of the body>`).
-        Generic = "generic",
-    }
-}
-
-text_enum! {
-    /// The deployment events a tenant may be notified of.
-    pub enum NotifyEvent {
-        /// A deployment started.
-        Started = "started",
-        /// A target waits for a manual approval.
-        WaitingForApproval = "waiting_for_approval",
-        /// A deployment succeeded.
-        Succeeded = "succeeded",
-        /// A deployment failed.
-        Failed = "failed",
-        /// A deployment or a target was rolled back.
-        RolledBack = "rolled_back",
-    }
-}
 
 /// An endpoint.
 #[derive(Clone, Debug, Serialize, sqlx::FromRow)]
@@ -50,6 +24,22 @@ pub struct Endpoint {
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// The endpoint as the API shows it (the signing secret by name only).
+impl From<Endpoint> for ferry_api::notifications::EndpointView {
+    fn from(e: Endpoint) -> Self {
+        ferry_api::notifications::EndpointView {
+            id: e.id,
+            name: e.name,
+            kind: e.kind,
+            url: e.url,
+            events: e.events,
+            signing_secret: e.signing_secret,
+            created_by: e.created_by,
+            created_at: e.created_at,
+        }
+    }
 }
 
 /// What [`create`] stores (validated by the caller).

@@ -9,6 +9,8 @@ use crate::ids::{DeploymentId, TenantId};
 use crate::page::clamp_limit;
 use crate::text_enum::text_enum;
 use chrono::{DateTime, Utc};
+pub use ferry_api::webhooks::DeliveryStatus;
+use ferry_api::webhooks::{CallbackResult, WebhookRun};
 use serde::Serialize;
 use sqlx::PgConnection;
 use sqlx::types::Json;
@@ -21,27 +23,6 @@ text_enum! {
         Webhook = "webhook",
         /// A deployment event to a notification endpoint.
         Notification = "notification",
-    }
-}
-
-text_enum! {
-    /// Where a delivery is.
-    pub enum DeliveryStatus {
-        /// To send (again), when due.
-        Pending = "pending",
-        /// Answered 2xx; its step waits for the callback.
-        Delivered = "delivered",
-        /// Final: done.
-        Succeeded = "succeeded",
-        /// Final: not delivered, or answered with a failure.
-        Failed = "failed",
-    }
-}
-
-impl DeliveryStatus {
-    /// Whether svc-webhook is done with it.
-    pub fn is_final(self) -> bool {
-        !matches!(self, DeliveryStatus::Pending)
     }
 }
 
@@ -292,6 +273,37 @@ pub struct WebhookView {
     pub callback_succeeded: Option<bool>,
     /// The callback's details (`mdMessage`, or the failure that closed it).
     pub callback_details: Option<Json<serde_json::Value>>,
+}
+
+/// The call as the API shows it: its callback (when it waits for one) with the caller's
+/// Markdown message.
+impl From<WebhookView> for WebhookRun {
+    fn from(r: WebhookView) -> Self {
+        let md_message = (r.callback_details.as_ref())
+            .and_then(|d| d.0.get("mdMessage"))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string);
+        WebhookRun {
+            id: r.id,
+            name: r.name,
+            target: r.target_name,
+            step: r.step_key,
+            status: r.status,
+            attempts: r.attempts,
+            max_attempts: r.max_attempts,
+            last_status: r.last_status,
+            last_error: r.last_error,
+            reason: r.reason,
+            created_at: r.created_at,
+            completed_at: r.completed_at,
+            callback: r.has_callback.then_some(CallbackResult {
+                expires_at: r.callback_expires_at,
+                used_at: r.callback_used_at,
+                success: r.callback_succeeded,
+                md_message,
+            }),
+        }
+    }
 }
 
 /// The webhooks of a deployment, oldest first, at most `limit`.

@@ -23,6 +23,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
+use ferry_api::analysis::{Analysis, AnalysisStatus};
 use ferry_deploy::summary::short_step;
 use ferry_deploy::{Plan, Step, Strategy, TargetPlan};
 use ferry_store::approvals::{self, Approval};
@@ -181,7 +182,7 @@ pub struct View {
     pub detail: DeploymentDetail,
     pub pending: Vec<Approval>,
     pub plan: Option<Plan>,
-    pub analyses: Vec<Value>,
+    pub analyses: Vec<Analysis>,
     pub names: Names,
 }
 
@@ -197,14 +198,9 @@ pub async fn load(state: &AppState, ui: &Ui, id: DeploymentId) -> Result<View, U
             |e| tracing::error!(%id, error = %e, "a deployment's stored plan does not decode"),
         )
         .ok();
-    let analyses =
-        match v1::analysis::analyses(State(state.clone()), ui.principal.clone(), ApiPath(id))
-            .await?
-            .0
-        {
-            Value::Array(items) => items,
-            _ => Vec::new(),
-        };
+    let analyses = v1::analysis::analyses(State(state.clone()), ui.principal.clone(), ApiPath(id))
+        .await?
+        .0;
     // Who started it, and the people and credentials the history's reasons name by id.
     let mut actors = vec![detail.deployment.created_by.clone()];
     actors.extend(detail.steps.iter().flat_map(|s| names::ids_in(&s.reason)));
@@ -488,10 +484,10 @@ fn target_card(ui: &Ui, view: &View, t: &Target, plan: Option<&TargetPlan>) -> M
     let p = progress(t);
     let phase = t.phase.as_deref().unwrap_or("pending");
     let step_index = t.step_index.max(0) as usize;
-    let analyses: Vec<&Value> = view
+    let analyses: Vec<&Analysis> = view
         .analyses
         .iter()
-        .filter(|a| a["target"].as_str() == Some(t.name.as_str()))
+        .filter(|a| a.target == t.name)
         .collect();
     let webhook_results = webhook_results(t, plan);
     let previews = p["preview"].as_object();
@@ -550,12 +546,10 @@ fn target_card(ui: &Ui, view: &View, t: &Target, plan: Option<&TargetPlan>) -> M
                 }
             }
             @for a in &analyses {
-                details.analysis open[a["status"].as_str() != Some("passed")] {
-                    summary { "Analysis " (badge(a["status"].as_str().unwrap_or("?"))) " " (a["runsDone"].as_i64().unwrap_or(0)) "/" (a["totalRuns"].as_i64().unwrap_or(0)) " runs" }
-                    @if let Some(reason) = a["reason"].as_str() { p { (reason) } }
-                    @if let Some(runs) = a["runs"].as_array() {
-                        ol { @for r in runs { li { (if r["passed"].as_bool() == Some(true) { "passed" } else { "failed" }) ": " (r["explanation"].as_str().unwrap_or("")) } } }
-                    }
+                details.analysis open[a.status != AnalysisStatus::Passed] {
+                    summary { "Analysis " (badge(a.status.as_str())) " " (a.runs_done) "/" (a.total_runs) " runs" }
+                    @if let Some(reason) = &a.reason { p { (reason) } }
+                    ol { @for r in &a.runs { li { (if r.passed { "passed" } else { "failed" }) ": " (r.explanation) } } }
                 }
             }
             (super::actions::target_actions(ui, view, t))

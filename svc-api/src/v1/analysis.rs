@@ -22,22 +22,23 @@ use crate::v1::secrets::secret_context;
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
+pub use ferry_api::analysis::{
+    Analysis, JudgmentRun, QueryVerdict, RetrospectiveResponse, Verdict,
+};
 use ferry_bus::messages::AnalysisRequested;
 use ferry_deploy::{AnalysisQuery, AnalysisStep, LookbackMethod, Mode};
-use ferry_store::analysis;
+use ferry_store::analysis::{self, AnalysisRun};
 use ferry_store::secrets::SealedSecret;
 use ferry_store::{DeploymentId, TenantId, deployments, metric_providers, targets};
 use ferry_svc_canary::providers::Fetcher;
 use ferry_svc_canary::providers::transport::HttpTransport;
 use ferry_svc_canary::run::RunContext;
 use ferry_svc_canary::secrets::Unseal;
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use utoipa::ToSchema;
 
 /// At most this many queries per retrospective request.
 const MAX_QUERIES: usize = 20;
@@ -54,6 +55,9 @@ pub fn router() -> Router<AppState> {
         .route("/analysis/retrospective", post(retrospective))
         .route("/deployments/{id}/analyses", get(analyses))
 }
+
+/// `POST /v1/analysis/retrospective`, its queries read as a deploy file's.
+pub type RetrospectiveRequest = ferry_api::analysis::RetrospectiveRequest<AnalysisQuery>;
 
 /// Opens tenant secrets with svc-api's master key, for the providers' credentials.
 #[derive(Debug)]
@@ -73,73 +77,6 @@ impl Unseal for ApiUnseal {
             .ok()?;
         String::from_utf8(plain).ok()
     }
-}
-
-/// `POST /v1/analysis/retrospective`.
-#[derive(Clone, Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RetrospectiveRequest {
-    /// The queries, as a deploy file's `analysis.queries` entries (`name`, `queryTemplate`,
-    /// `upperLimit`, `lowerLimit`, `metricProviderName`, `judge`).
-    #[schema(value_type = Vec<Object>)]
-    pub queries: Vec<AnalysisQuery>,
-    /// The provider of queries that name none.
-    #[serde(default)]
-    pub metric_provider_name: Option<String>,
-    /// Start of the time range (RFC 3339).
-    pub from: DateTime<Utc>,
-    /// End of the time range, in the past.
-    pub to: DateTime<Utc>,
-    /// Length of one judgment run's interval in seconds (default: the whole range, one run).
-    #[serde(default)]
-    pub interval_seconds: Option<u64>,
-    /// `growing` (default) or `sliding`.
-    #[serde(default)]
-    pub lookback_method: Option<String>,
-    /// `{{context.X}}` values.
-    #[serde(default)]
-    pub context: BTreeMap<String, String>,
-    /// `{{ferry.X}}` values (e.g. `replicaSetName`), over those of the deployment's target.
-    #[serde(default)]
-    pub variables: BTreeMap<String, String>,
-    /// A past deployment whose target fills the variables (application, environment,
-    /// account, namespace, the new and baseline ReplicaSets).
-    #[serde(default)]
-    #[schema(value_type = Option<String>)]
-    pub deployment_id: Option<DeploymentId>,
-    /// The target of `deploymentId`.
-    #[serde(default)]
-    pub target: Option<String>,
-}
-
-/// One run of a retrospective analysis.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RetroRunView {
-    /// 0-based.
-    pub index: u32,
-    /// The run's window.
-    pub window_start: DateTime<Utc>,
-    /// The run's window.
-    pub window_end: DateTime<Utc>,
-    /// Whether every query passed in this run.
-    pub passed: bool,
-    /// One line per query.
-    pub explanation: String,
-    /// Values per query, comparisons with their samples and numbers.
-    #[schema(value_type = Object)]
-    pub results: Value,
-}
-
-/// The answer of a retrospective analysis.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RetrospectiveResponse {
-    /// Every run, in order.
-    pub runs: Vec<RetroRunView>,
-    /// `passed`, `failed` or `inconclusive`, its one-line reason, and each query's judgement.
-    #[schema(value_type = Object)]
-    pub verdict: Value,
 }
 
 fn bad(why: impl Into<String>) -> ApiError {
@@ -315,7 +252,7 @@ pub async fn retrospective(
     let views = runs
         .into_iter()
         .enumerate()
-        .map(|(i, r)| RetroRunView {
+        .map(|(i, r)| JudgmentRun {
             index: i as u32,
             window_start: r.window.start,
             window_end: r.window.end,
@@ -324,56 +261,67 @@ pub async fn retrospective(
             results: r.outcome.to_json(),
         })
         .collect();
+    let queries = (conclusion.queries.into_iter())
+        .map(|(query, passed, explanation)| QueryVerdict {
+            query,
+            passed,
+            explanation,
+        })
+        .collect();
     Ok(Json(RetrospectiveResponse {
         runs: views,
-        verdict: json!({
-            "status": conclusion.status,
-            "reason": conclusion.reason,
-            "queries": conclusion.queries.iter().map(|(q, ok, why)| json!({
-                "query": q, "passed": ok, "explanation": why,
-            })).collect::<Vec<_>>(),
-        }),
+        verdict: Verdict {
+            status: conclusion.status,
+            reason: conclusion.reason,
+            queries,
+        },
     }))
+}
+
+/// A stored judgment run as the API shows it.
+fn judgment_run(r: AnalysisRun) -> JudgmentRun {
+    JudgmentRun {
+        // Run indexes are stored from 0 up.
+        index: u32::try_from(r.run_index).unwrap_or_default(),
+        window_start: r.window_start,
+        window_end: r.window_end,
+        passed: r.passed,
+        explanation: r.explanation,
+        results: r.results.0,
+    }
 }
 
 /// A deployment's analyses: each with its status, reason and every run's explanation and values.
 #[utoipa::path(get, path = "/v1/deployments/{id}/analyses", tag = "analysis",
     params(("id" = String, Path, description = "Deployment id")),
-    responses((status = 200, description = "The analyses, oldest first"),
+    responses((status = 200, description = "The analyses, oldest first", body = Vec<Analysis>),
         (status = 404, description = "No such deployment in this tenant")))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant, deployment = %id))]
 pub async fn analyses(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<DeploymentId>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<Analysis>>, ApiError> {
     principal.can_read()?;
     // A deployment of another tenant is a 404, as everywhere.
     deployments::get(&state.store, principal.tenant, id).await?;
     let mut out = Vec::new();
     for a in analysis::list_for_deployment(&state.store, principal.tenant, id).await? {
         let runs = analysis::runs(&state.store, principal.tenant, a.id).await?;
-        out.push(json!({
-            "id": a.id,
-            "target": a.target_name,
-            "stepKey": a.step_key,
-            "status": a.status,
-            "reason": a.reason,
-            "runsDone": a.runs_done,
-            "totalRuns": a.total_runs,
-            "startedAt": a.started_at,
-            "nextRunAt": (a.status == analysis::AnalysisStatus::Running).then_some(a.next_run_at),
-            "completedAt": a.completed_at,
-            "verdict": a.verdict.map(|v| v.0),
-            "runs": runs.iter().map(|r| json!({
-                "index": r.run_index,
-                "windowStart": r.window_start,
-                "windowEnd": r.window_end,
-                "passed": r.passed,
-                "explanation": r.explanation,
-                "results": r.results.0,
-            })).collect::<Vec<_>>(),
-        }));
+        out.push(Analysis {
+            id: a.id,
+            target: a.target_name,
+            step_key: a.step_key,
+            status: a.status,
+            reason: a.reason,
+            runs_done: a.runs_done,
+            total_runs: a.total_runs,
+            started_at: a.started_at,
+            next_run_at: (a.status == analysis::AnalysisStatus::Running).then_some(a.next_run_at),
+            completed_at: a.completed_at,
+            verdict: a.verdict.map(|v| v.0),
+            runs: runs.into_iter().map(judgment_run).collect(),
+        });
     }
-    Ok(Json(Value::Array(out)))
+    Ok(Json(out))
 }

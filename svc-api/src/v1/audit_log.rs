@@ -9,10 +9,8 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
-use ferry_store::audit::{self, AuditEntry, AuditFilter};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+pub use ferry_api::audit::{AuditEntry, AuditPage, AuditQuery};
+use ferry_store::audit::{self, AuditFilter};
 
 /// Default and largest page.
 const DEFAULT_LIMIT: i64 = 50;
@@ -24,39 +22,6 @@ const MAX_FILTER_LEN: usize = 256;
 /// The resource's routes.
 pub fn router() -> Router<AppState> {
     Router::new().route("/audit", get(list))
-}
-
-/// Query of `GET /v1/audit`.
-#[derive(Clone, Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct AuditQuery {
-    /// Only this actor (a user id, a credential's client id, or a service such as `svc-scheduler`).
-    pub actor: Option<String>,
-    /// Only this action (`credential.revoke`), or every action under a prefix ending in `.`.
-    pub action: Option<String>,
-    /// Only this kind of resource (`credential`, `deployment`, …).
-    pub resource_kind: Option<String>,
-    /// Only this resource id.
-    pub resource_id: Option<String>,
-    /// At or after this instant (RFC 3339).
-    pub since: Option<DateTime<Utc>>,
-    /// Before this instant (RFC 3339).
-    pub until: Option<DateTime<Utc>>,
-    /// The `next` cursor of the previous page.
-    pub before: Option<i64>,
-    /// Page size, 1..=200 (default 50).
-    pub limit: Option<i64>,
-}
-
-/// A page of the audit log.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AuditPage {
-    /// Entries, newest first.
-    #[schema(value_type = Vec<Object>)]
-    pub entries: Vec<AuditEntry>,
-    /// Pass as `before` for the next (older) page; absent on the last page.
-    pub next: Option<i64>,
 }
 
 /// The tenant's audit log.
@@ -110,5 +75,8 @@ async fn list(
     let next = (entries.len() as i64 == limit)
         .then(|| entries.last().map(|e| e.id))
         .flatten();
-    Ok(Json(AuditPage { entries, next }))
+    Ok(Json(AuditPage {
+        entries: entries.into_iter().map(AuditEntry::from).collect(),
+        next,
+    }))
 }

@@ -13,12 +13,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+pub use ferry_api::analysis::{MetricProvider, PutProvider};
 use ferry_store::StoreError;
-use ferry_store::metric_providers::{self, MetricProvider, ProviderKind, ProviderSettings};
+use ferry_store::metric_providers::{self, ProviderKind, ProviderSettings};
 use ferry_store::secrets;
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use utoipa::ToSchema;
 
 /// The resource's routes.
 pub fn router() -> Router<AppState> {
@@ -28,40 +26,25 @@ pub fn router() -> Router<AppState> {
     )
 }
 
-/// `PUT /v1/metric-providers/{name}`.
-#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PutProvider {
-    /// `prometheus`, `datadog` or `newrelic`.
-    pub kind: String,
-    /// The provider's base URL (`http://` or `https://`).
-    pub base_url: String,
-    /// Credential fields (e.g. `apiKey`) mapped to names of the tenant's secrets.
-    #[serde(default)]
-    pub secret_refs: BTreeMap<String, String>,
-    /// The agent that reaches a provider inside a private network.
-    #[serde(default)]
-    pub agent: Option<String>,
-}
-
 /// The tenant's metric providers.
 #[utoipa::path(get, path = "/v1/metric-providers", tag = "metric-providers",
-    responses((status = 200, description = "The providers")))]
+    responses((status = 200, description = "The providers, by name", body = Vec<MetricProvider>)))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Json<Vec<MetricProvider>>, ApiError> {
     principal.can_read()?;
+    let providers = metric_providers::list(&state.store, principal.tenant).await?;
     Ok(Json(
-        metric_providers::list(&state.store, principal.tenant).await?,
+        providers.into_iter().map(MetricProvider::from).collect(),
     ))
 }
 
 /// One metric provider.
 #[utoipa::path(get, path = "/v1/metric-providers/{name}", tag = "metric-providers",
     params(("name" = String, Path, description = "Provider name")),
-    responses((status = 200, description = "The provider"), (status = 404, description = "No such provider")))]
+    responses((status = 200, description = "The provider", body = MetricProvider), (status = 404, description = "No such provider")))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant))]
 async fn read(
     State(state): State<AppState>,
@@ -69,15 +52,14 @@ async fn read(
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<MetricProvider>, ApiError> {
     principal.can_read()?;
-    Ok(Json(
-        metric_providers::get(&state.store, principal.tenant, &name).await?,
-    ))
+    let provider = metric_providers::get(&state.store, principal.tenant, &name).await?;
+    Ok(Json(provider.into()))
 }
 
 /// Creates or replaces a metric provider.
 #[utoipa::path(put, path = "/v1/metric-providers/{name}", tag = "metric-providers",
     params(("name" = String, Path, description = "Provider name")), request_body = PutProvider,
-    responses((status = 200, description = "The provider"), (status = 400, description = "Unknown kind, bad URL, or a secret that does not exist")))]
+    responses((status = 200, description = "The provider", body = MetricProvider), (status = 400, description = "Unknown kind, bad URL, or a secret that does not exist")))]
 #[tracing::instrument(skip_all, fields(tenant = %principal.tenant))]
 async fn put_provider(
     State(state): State<AppState>,
@@ -137,7 +119,7 @@ async fn put_provider(
     )
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
-    Ok(Json(provider))
+    Ok(Json(provider.into()))
 }
 
 /// Deletes a metric provider.

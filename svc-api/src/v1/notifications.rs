@@ -14,12 +14,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
-use ferry_store::notifications::{self, Endpoint, EndpointKind, NewEndpoint, NotifyEvent};
+pub use ferry_api::notifications::{CreateEndpoint, EndpointList, EndpointView};
+use ferry_store::notifications::{self, EndpointKind, NewEndpoint, NotifyEvent};
 use ferry_store::{StoreError, secrets};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-use uuid::Uuid;
 
 /// Most endpoints a tenant may register.
 pub const MAX_ENDPOINTS: usize = 50;
@@ -31,62 +28,6 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/notification-endpoints", get(list).post(create))
         .route("/notification-endpoints/{name}", delete(remove))
-}
-
-/// `POST /v1/notification-endpoints`.
-#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateEndpoint {
-    /// Unique in the tenant: 1 to 63 of a-z, 0-9, '-'.
-    pub name: String,
-    /// `slack` (incoming-webhook JSON, `{"text": …}`) or `generic` (Ferry's JSON, signed).
-    pub kind: String,
-    /// Where to POST (http or https, at most 2048 bytes). Reached directly through the network
-    /// guard: a non-public address needs the tenant's network settings to allow it.
-    pub url: String,
-    /// Which events: `started`, `waiting_for_approval`, `succeeded`, `failed`, `rolled_back`.
-    pub events: Vec<String>,
-    /// For `generic`: the name of the tenant secret whose value keys the HMAC-SHA256 signature.
-    #[serde(default)]
-    pub signing_secret: Option<String>,
-}
-
-/// An endpoint as shown (the signing key's value never is).
-#[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct EndpointView {
-    pub id: Uuid,
-    pub name: String,
-    pub kind: String,
-    pub url: String,
-    pub events: Vec<String>,
-    pub signing_secret: Option<String>,
-    pub created_by: String,
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<Endpoint> for EndpointView {
-    fn from(e: Endpoint) -> EndpointView {
-        EndpointView {
-            id: e.id,
-            name: e.name,
-            kind: e.kind.to_string(),
-            url: e.url,
-            events: e
-                .events
-                .iter()
-                .map(std::string::ToString::to_string)
-                .collect(),
-            signing_secret: e.signing_secret,
-            created_by: e.created_by,
-            created_at: e.created_at,
-        }
-    }
-}
-
-/// `GET /v1/notification-endpoints`.
-#[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct EndpointList {
-    pub items: Vec<EndpointView>,
 }
 
 fn invalid(field: &str, why: impl std::fmt::Display) -> ApiError {

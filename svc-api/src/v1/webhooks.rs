@@ -11,12 +11,9 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
+pub use ferry_api::webhooks::{CallbackResult, NetworkSettings, WebhookRun, WebhookRuns};
 use ferry_netguard::Cidr;
 use ferry_store::{DeploymentId, StoreError, deployments, webhooks};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-use uuid::Uuid;
 
 /// Most networks a tenant may allow.
 pub const MAX_ALLOWED_NETWORKS: usize = 64;
@@ -31,54 +28,6 @@ pub fn router() -> Router<AppState> {
             "/network-settings",
             get(network_settings).put(set_network_settings),
         )
-}
-
-/// A callback's result.
-#[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct CallbackResult {
-    /// Until when the callback URI works.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// When it was used (by the caller, or closed because the call failed).
-    pub used_at: Option<DateTime<Utc>>,
-    /// What the caller reported.
-    pub success: Option<bool>,
-    /// The caller's message (Markdown), as sent.
-    pub md_message: Option<String>,
-}
-
-/// One webhook call of a deployment.
-#[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct WebhookRun {
-    /// The run id (the `Ferry-Delivery-Id` the receiver saw).
-    pub id: Uuid,
-    /// The webhook's name in the deploy file.
-    pub name: String,
-    /// The target whose step or constraint called it.
-    pub target: Option<String>,
-    /// Which step: `step:<i>`, `before:<i>`, `after:<i>`, `redirect:<i>`, `shutdown:<i>`.
-    pub step: String,
-    /// `pending` (being sent or retried), `delivered` (answered 2xx, waiting for the
-    /// callback), `succeeded` or `failed`.
-    pub status: String,
-    /// Attempts made, and allowed (`retryCount` + 1).
-    pub attempts: i32,
-    pub max_attempts: i32,
-    /// The last answer's HTTP status.
-    pub last_status: Option<i32>,
-    /// Why the last attempt failed.
-    pub last_error: Option<String>,
-    /// The outcome, one line.
-    pub reason: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub completed_at: Option<DateTime<Utc>>,
-    /// The callback, when the webhook waits for one.
-    pub callback: Option<CallbackResult>,
-}
-
-/// `GET /v1/deployments/{id}/webhooks`.
-#[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct WebhookRuns {
-    pub items: Vec<WebhookRun>,
 }
 
 /// The webhook calls of a deployment, oldest first, with their callbacks' messages.
@@ -96,46 +45,8 @@ pub(crate) async fn list(
     deployments::get(&state.store, principal.tenant, id).await?;
     let rows =
         webhooks::list_for_deployment(&state.store, principal.tenant, id, MAX_LISTED).await?;
-    let items = rows
-        .into_iter()
-        .map(|r| WebhookRun {
-            id: r.id,
-            name: r.name,
-            target: r.target_name,
-            step: r.step_key,
-            status: r.status.to_string(),
-            attempts: r.attempts,
-            max_attempts: r.max_attempts,
-            last_status: r.last_status,
-            last_error: r.last_error,
-            reason: r.reason,
-            created_at: r.created_at,
-            completed_at: r.completed_at,
-            callback: r.has_callback.then(|| CallbackResult {
-                expires_at: r.callback_expires_at,
-                used_at: r.callback_used_at,
-                success: r.callback_succeeded,
-                md_message: r
-                    .callback_details
-                    .as_ref()
-                    .and_then(|d| d.0.get("mdMessage"))
-                    .and_then(|m| m.as_str())
-                    .map(str::to_string),
-            }),
-        })
-        .collect();
+    let items = rows.into_iter().map(WebhookRun::from).collect();
     Ok(Json(WebhookRuns { items }))
-}
-
-/// The tenant's network settings.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NetworkSettings {
-    /// Networks (CIDR, or one address) direct webhooks and notifications may reach besides
-    /// public addresses, e.g. `10.20.0.0/16`. Everything else non-public (loopback, private,
-    /// link-local, cloud metadata, carrier-grade NAT, benchmarking, reserved, multicast) is
-    /// refused. Webhooks through an agent (`remoteNetworkAgent`) are not limited by this.
-    pub allowed_networks: Vec<String>,
 }
 
 /// The networks the tenant's direct webhooks may reach besides public addresses.
