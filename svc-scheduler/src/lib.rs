@@ -39,6 +39,7 @@ mod target;
 mod template;
 pub mod timer_loop;
 mod traffic;
+mod undo;
 mod waits;
 
 pub use clusters::{ClusterError, Clusters, TunnelClusters};

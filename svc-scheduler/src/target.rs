@@ -13,6 +13,7 @@ use crate::decide::{self, Conditions, InputMove, Start, StepMove, Tally, Verdict
 use crate::outcome::{Input, Outcome, Report, Slot};
 use crate::progress::{Phase, PodCount, Progress, StateError, WaitState, Workload};
 use crate::render::{self, RenderContext, human_duration};
+use crate::undo::Undo;
 use crate::{EngineConfig, EngineError};
 use chrono::{DateTime, Utc};
 use ferry_bus::messages::Status;
@@ -762,28 +763,29 @@ impl<'a> Run<'a> {
     /// Restores the running versions, removes what this deployment added and puts back the
     /// previous contents of what it changed.
     pub(crate) async fn roll_back(&mut self, reason: String) -> Result<(), EngineError> {
-        if !self.progress.workloads.is_empty() {
+        // What to undo, decided from the record alone (crate::undo), then carried out in order.
+        let plan = crate::undo::roll_back(&self.progress);
+        if !plan.is_empty() {
             let client = self.client().await?;
-            // Traffic back on the old version before the new one goes.
-            self.restore_routing(&client).await?;
-            self.restore_autoscalers(&client).await?;
-            self.remove_baselines(&client).await?;
-            // Capacity first: the old version back to its size, then the new one goes.
-            cluster::carry_out(&client, &capacity::roll_back(&self.progress.workloads)).await?;
-            self.clean_up_routing(&client).await?;
-        }
-        if !self.progress.created.is_empty() {
-            let client = self.client().await?;
-            crate::objects::delete_created(&client, &self.progress.created).await?;
-            self.progress.created.clear();
-        }
-        if !self.progress.previous.is_empty() {
-            let client = self.client().await?;
-            // Newest first, as they were changed in order.
-            for previous in self.progress.previous.iter().rev() {
-                previous.restore(&client).await?;
+            for undo in plan {
+                match undo {
+                    Undo::RestoreRouting => self.restore_routing(&client).await?,
+                    Undo::RestoreAutoscalers => self.restore_autoscalers(&client).await?,
+                    Undo::RemoveBaselines => self.remove_baselines(&client).await?,
+                    Undo::Capacity(effects) => cluster::carry_out(&client, &effects).await?,
+                    Undo::CleanUpRouting => self.clean_up_routing(&client).await?,
+                    Undo::DeleteCreated(created) => {
+                        crate::objects::delete_created(&client, &created).await?;
+                        self.progress.created.clear();
+                    }
+                    Undo::RestorePrevious(previous) => {
+                        for p in &previous {
+                            p.restore(&client).await?;
+                        }
+                        self.progress.previous.clear();
+                    }
+                }
             }
-            self.progress.previous.clear();
         }
         self.progress.next_tick = None;
         if self.rollback_is_automatic() {
