@@ -282,7 +282,7 @@ pub(super) async fn try_queries(ctx: &Ctx, args: &TryArgs) -> anyhow::Result<Exi
         })
         .transpose()?;
     let body = RetrospectiveRequest {
-        queries,
+        queries: queries.into_iter().cloned().collect(),
         metric_provider_name: plan.default_metric_provider_name.clone(),
         from: parse_time(&args.from, now)?,
         to: parse_time(&args.to, now)?,

@@ -41,19 +41,14 @@ mod stored {
     sqlx_text!(ProviderKind);
 }
 
-// `Q` is one query as a deploy file's `analysis.queries` entry: the server and the CLI use
-// `ferry_deploy::AnalysisQuery` (this crate does not depend on the deploy file's model); the
-// default, `serde_json::Value`, reads any. (A comment, not a doc comment: doc comments are the
-// OpenAPI description.)
 /// `POST /v1/analysis/retrospective`.
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schema(bound = "")]
-pub struct RetrospectiveRequest<Q = serde_json::Value> {
+pub struct RetrospectiveRequest {
     /// The queries, as a deploy file's `analysis.queries` entries (`name`, `queryTemplate`,
     /// `upperLimit`, `lowerLimit`, `metricProviderName`, `judge`).
     #[schema(value_type = Vec<Object>)]
-    pub queries: Vec<Q>,
+    pub queries: Vec<ferry_deploy::AnalysisQuery>,
     /// The provider of queries that name none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric_provider_name: Option<String>,

@@ -27,7 +27,7 @@ pub use ferry_api::analysis::{
     Analysis, JudgmentRun, QueryVerdict, RetrospectiveResponse, Verdict,
 };
 use ferry_bus::messages::AnalysisRequested;
-use ferry_deploy::{AnalysisQuery, AnalysisStep, LookbackMethod, Mode};
+use ferry_deploy::{AnalysisStep, LookbackMethod, Mode};
 use ferry_store::analysis::{self, AnalysisRun};
 use ferry_store::secrets::SealedSecret;
 use ferry_store::{DeploymentId, TenantId, deployments, metric_providers, targets};
@@ -56,8 +56,7 @@ pub fn router() -> Router<AppState> {
         .route("/deployments/{id}/analyses", get(analyses))
 }
 
-/// `POST /v1/analysis/retrospective`, its queries read as a deploy file's.
-pub type RetrospectiveRequest = ferry_api::analysis::RetrospectiveRequest<AnalysisQuery>;
+pub use ferry_api::analysis::RetrospectiveRequest;
 
 /// Opens tenant secrets with svc-api's master key, for the providers' credentials.
 #[derive(Debug)]
