@@ -123,6 +123,11 @@ pub(crate) fn field(value: &Value, key: &str) -> String {
     }
 }
 
+/// Texts joined with `, `, or `-` when there are none.
+pub(crate) fn joined(items: &[String]) -> String {
+    or_dash(Some(&items.join(", ")))
+}
+
 /// A JSON array of strings joined with `, `, or `-`.
 pub(crate) fn list(value: &Value, key: &str) -> String {
     let items: Vec<&str> = value[key]
@@ -209,5 +214,7 @@ mod tests {
         assert_eq!(when(None), "-");
         assert_eq!(list(&v, "r"), "A, B");
         assert_eq!(list(&v, "missing"), "-");
+        assert_eq!(joined(&["A".into(), "B".into()]), "A, B");
+        assert_eq!(joined(&[]), "-");
     }
 }

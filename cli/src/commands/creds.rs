@@ -7,7 +7,7 @@ use ferry_api::credentials::{CreateCredential, CreatedCredential, Credential};
 
 use super::{Ctx, segment};
 use crate::args::CredsCommand;
-use crate::output::{self, Table, or_dash, when};
+use crate::output::{self, Table, joined, when};
 
 /// Runs `ferry creds …`.
 pub(super) async fn run(ctx: &Ctx, command: CredsCommand) -> anyhow::Result<ExitCode> {
@@ -25,7 +25,7 @@ pub(super) async fn run(ctx: &Ctx, command: CredsCommand) -> anyhow::Result<Exit
                     c.id,
                     c.client_id,
                     c.client_secret,
-                    or_dash(Some(&c.roles.join(", "))),
+                    joined(&c.roles),
                 )
             });
         }
@@ -55,7 +55,7 @@ fn table(creds: &[Credential]) -> String {
             c.id.to_string(),
             c.name.clone(),
             c.client_id.clone(),
-            or_dash(Some(&c.roles.join(", "))),
+            joined(&c.roles),
             when(Some(c.created_at)),
             when(c.revoked_at),
         ]);

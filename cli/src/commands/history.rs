@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::{Ctx, segment, start};
 use crate::args::{HistoryArgs, UndoArgs};
 use crate::client::Client;
-use crate::output::{self, Table, creator, or_dash, when};
+use crate::output::{self, Table, creator, joined, when};
 
 /// One deployment of the application, with what it rolled out (`number` 1 is the newest).
 #[derive(Debug, Serialize)]
@@ -39,7 +39,7 @@ pub(super) async fn history(ctx: &Ctx, args: &HistoryArgs) -> anyhow::Result<Exi
                 d.status.to_string(),
                 when(Some(d.created_at)),
                 creator(&e.deployment),
-                or_dash(Some(&e.versions.join(", "))),
+                joined(&e.versions),
             ]);
         }
         table.render(&format!("No deployments of {}.", args.application))

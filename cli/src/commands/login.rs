@@ -272,7 +272,7 @@ pub(super) async fn whoami(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             client.api(),
             m.tenant,
             m.email.as_deref().unwrap_or(&m.subject),
-            output::or_dash(Some(&m.roles.join(", ")))
+            output::joined(&m.roles)
         )
     });
     Ok(ExitCode::SUCCESS)

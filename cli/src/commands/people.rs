@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::{Ctx, segment};
 use crate::args::people::{MemberKind, RolesCommand, UsersCommand};
-use crate::output::{self, Table, or_dash, when};
+use crate::output::{self, Table, joined, or_dash, when};
 
 /// Runs `ferry users …`.
 pub(super) async fn users(ctx: &Ctx, command: UsersCommand) -> anyhow::Result<ExitCode> {
@@ -23,7 +23,7 @@ pub(super) async fn users(ctx: &Ctx, command: UsersCommand) -> anyhow::Result<Ex
                     table.row(vec![
                         u.user.email.clone(),
                         or_dash(Some(&u.user.display_name)),
-                        or_dash(Some(&u.roles.join(", "))),
+                        joined(&u.roles),
                         when(Some(u.user.created_at)),
                     ]);
                 }
@@ -67,7 +67,7 @@ pub(super) async fn roles(ctx: &Ctx, command: RolesCommand) -> anyhow::Result<Ex
                     table.row(vec![
                         r.name.clone(),
                         if r.built_in { "yes" } else { "no" }.into(),
-                        or_dash(Some(&r.grants.join(", "))),
+                        joined(&r.grants),
                     ]);
                 }
                 table.render("No roles.")

@@ -103,17 +103,44 @@ async fn first_version(home: &Home, file: &str) {
     );
 }
 
+/// A stack with the scheduler and one simulated cluster, a Tenant Admin's CLI, and version
+/// 1.0.0 of the project deployed (watched) to it: where every watch test starts.
+struct Deployed {
+    stack: Stack,
+    home: Home,
+    dir: PathBuf,
+    file: String,
+}
+
+impl Deployed {
+    async fn version_1() -> Deployed {
+        let mut stack = Stack::start().await;
+        stack.start_engine(&["prod-cluster"], &["hello-prod"]).await;
+        let (_, home) = stack.logged_in(&["Tenant Admin"]).await;
+        let dir = project("hello-ferry:1.0.0");
+        let file = dir.join("deploy.yml").to_str().unwrap().to_string();
+        first_version(&home, &file).await;
+        Deployed {
+            stack,
+            home,
+            dir,
+            file,
+        }
+    }
+
+    /// Removes the project and stops the stack.
+    async fn stop(self) {
+        std::fs::remove_dir_all(&self.dir).unwrap();
+        self.stack.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn a_watched_canary_with_auto_approve_succeeds_and_exits_0() {
-    let mut stack = Stack::start().await;
-    stack.start_engine(&["prod-cluster"], &["hello-prod"]).await;
-    let (_, home) = stack.logged_in(&["Tenant Admin"]).await;
-    let dir = project("hello-ferry:1.0.0");
-    let file = dir.join("deploy.yml");
-    let file = file.to_str().unwrap();
-    first_version(&home, file).await;
+    let app = Deployed::version_1().await;
+    let (home, dir, file) = (&app.home, &app.dir, app.file.as_str());
 
-    write_app(&dir, "hello-ferry:2.0.0");
+    write_app(dir, "hello-ferry:2.0.0");
     let out = home
         .run(
             &[],
@@ -149,26 +176,20 @@ async fn a_watched_canary_with_auto_approve_succeeds_and_exits_0() {
         1,
         "{out}"
     );
-    std::fs::remove_dir_all(dir).unwrap();
-    stack.stop().await;
+    app.stop().await;
 }
 
 #[tokio::test]
 async fn an_aborted_deployment_ends_the_watch_with_exit_5() {
-    let mut stack = Stack::start().await;
-    stack.start_engine(&["prod-cluster"], &["hello-prod"]).await;
-    let (_, home) = stack.logged_in(&["Tenant Admin"]).await;
-    let dir = project("hello-ferry:1.0.0");
-    let file = dir.join("deploy.yml");
-    let file = file.to_str().unwrap();
-    first_version(&home, file).await;
+    let app = Deployed::version_1().await;
+    let (home, dir, file) = (&app.home, &app.dir, app.file.as_str());
 
-    let id = start_version_2(&home, &dir, file).await;
+    let id = start_version_2(home, dir, file).await;
     let watcher = home
         .command(&[], &["-o", "json", "deploy", "status", &id, "--watch"])
         .spawn()
         .unwrap();
-    wait_for_approval(&home, &id).await;
+    wait_for_approval(home, &id).await;
     // A watch with a timeout stops first, with its own exit code; the deployment goes on.
     let timed = home
         .run(
@@ -218,20 +239,14 @@ async fn an_aborted_deployment_ends_the_watch_with_exit_5() {
     let detail: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(detail["deployment"]["status"], "aborted");
     assert_eq!(detail["targets"][0]["reason"], "aborted: wrong build");
-    std::fs::remove_dir_all(dir).unwrap();
-    stack.stop().await;
+    app.stop().await;
 }
 
 #[tokio::test]
 async fn history_lists_versions_and_undo_goes_back_to_the_previous_good_one() {
-    let mut stack = Stack::start().await;
-    stack.start_engine(&["prod-cluster"], &["hello-prod"]).await;
-    let (_, home) = stack.logged_in(&["Tenant Admin"]).await;
-    let dir = project("hello-ferry:1.0.0");
-    let file = dir.join("deploy.yml");
-    let file = file.to_str().unwrap();
-    first_version(&home, file).await;
-    write_app(&dir, "hello-ferry:2.0.0");
+    let app = Deployed::version_1().await;
+    let (home, dir, file) = (&app.home, &app.dir, app.file.as_str());
+    write_app(dir, "hello-ferry:2.0.0");
     home.run(
         &[],
         &["deploy", "start", "-f", file, "--watch", "--auto-approve"],
@@ -336,8 +351,7 @@ async fn history_lists_versions_and_undo_goes_back_to_the_previous_good_one() {
     assert_eq!(ids.len(), 3, "{all}");
     assert!(all.get("next").is_none(), "{all}");
     assert_eq!(second["items"][0]["id"], ids[1], "{second}");
-    std::fs::remove_dir_all(dir).unwrap();
-    stack.stop().await;
+    app.stop().await;
 }
 
 /// What `COMPLETE=bash` makes `ferry` answer for the words typed so far (the last one is being
@@ -364,16 +378,11 @@ async fn complete(home: &Home, env: &[(&str, &str)], words: &[&str]) -> Vec<Stri
 
 #[tokio::test]
 async fn a_rollout_in_flight_shows_what_runs_where_and_completes_its_id_and_targets() {
-    let mut stack = Stack::start().await;
-    stack.start_engine(&["prod-cluster"], &["hello-prod"]).await;
-    let (_, home) = stack.logged_in(&["Tenant Admin"]).await;
-    let dir = project("hello-ferry:1.0.0");
-    let file = dir.join("deploy.yml");
-    let file = file.to_str().unwrap();
-    first_version(&home, file).await;
+    let app = Deployed::version_1().await;
+    let (home, dir, file) = (&app.home, &app.dir, app.file.as_str());
 
-    let id = start_version_2(&home, &dir, file).await;
-    wait_for_approval(&home, &id).await;
+    let id = start_version_2(home, dir, file).await;
+    wait_for_approval(home, &id).await;
 
     // What runs where: the new version's ReplicaSet with its image, beside the one it replaces.
     let status = home.run(&[], &["deploy", "status", &id]).await.ok();
@@ -388,7 +397,7 @@ async fn a_rollout_in_flight_shows_what_runs_where_and_completes_its_id_and_targ
     assert!(line.contains(" ready) replacing "), "{line}");
 
     // Completion offers the deployment (and the one before it), then its target.
-    let ids = complete(&home, &[], &["deploy", "status", ""]).await;
+    let ids = complete(home, &[], &["deploy", "status", ""]).await;
     assert!(ids.contains(&id), "{ids:?}");
     // Ids are time-ordered: type as much as tells this one from the others.
     let shared = ids
@@ -403,14 +412,14 @@ async fn a_rollout_in_flight_shows_what_runs_where_and_completes_its_id_and_targ
         .max()
         .unwrap_or(0);
     let prefix = &id[..=shared];
-    let narrowed = complete(&home, &[], &["deploy", "status", prefix]).await;
+    let narrowed = complete(home, &[], &["deploy", "status", prefix]).await;
     assert_eq!(narrowed, [id.as_str()]);
-    let targets = complete(&home, &[], &["deploy", "approve", &id, "--target", ""]).await;
+    let targets = complete(home, &[], &["deploy", "approve", &id, "--target", ""]).await;
     assert_eq!(targets, ["prod"]);
     // With the API out of reach no id is offered, and the shell is not held up.
     let started = std::time::Instant::now();
     let none = complete(
-        &home,
+        home,
         &[(
             "FERRY_API",
             &format!("http://127.0.0.1:{}", ferry_testkit::process::CLOSED_PORT),
@@ -425,5 +434,5 @@ async fn a_rollout_in_flight_shows_what_runs_where_and_completes_its_id_and_targ
         "{:?}",
         started.elapsed()
     );
-    stack.stop().await;
+    app.stop().await;
 }
