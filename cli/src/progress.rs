@@ -9,7 +9,7 @@
 //! changed; [`tree`] draws them for a terminal.
 
 use ferry_api::deployments::{DeploymentDetail, Target};
-use ferry_api::status::TargetStatus;
+use ferry_api::status::{TargetPhase, TargetStatus};
 use ferry_deploy::summary::short_step;
 use ferry_deploy::{Manifest, Plan, Strategy, TargetPlan};
 use serde::Deserialize;
@@ -222,7 +222,7 @@ pub(crate) fn images(m: &Manifest) -> Vec<String> {
 /// `prod-us (prod-us-cluster/hello-prod): running, step 3/5 (50%), weight 25%: canary at 50%:
 /// waiting for pods (1/2 ready)`.
 fn target_line(target: &Target, plan: Option<&TargetPlan>) -> String {
-    let phase = target.phase.as_deref().unwrap_or("pending");
+    let phase = target.phase.unwrap_or(TargetPhase::Pending).as_str();
     let reason = target.reason.as_deref().filter(|r| !r.is_empty());
     let mut line = format!(
         "{} ({}/{}): {}",

@@ -277,7 +277,7 @@ mod tests {
             target: Some("prod".into()),
             reason: "r".into(),
         };
-        for phase in Phase::ALL {
+        for &phase in Phase::ALL {
             let expected = if phase.has_deployed() {
                 InputMove::RollBack
             } else {

@@ -6,6 +6,7 @@
 
 use crate::clusters::Clusters;
 use crate::outcome::{Input, Outcome, Request, Slot};
+use crate::progress::Phase;
 use crate::reports::Counted;
 use crate::target::{self, Ctx};
 use crate::{EngineConfig, EngineError};
@@ -306,7 +307,7 @@ impl Engine {
         let unblocks = end.is_none()
             && outcomes
                 .iter()
-                .any(|o| o.state.status.is_terminal() || o.state.phase.as_deref() == Some("done"));
+                .any(|o| o.state.status.is_terminal() || o.state.phase == Some(Phase::Done));
         // No target has a phase before the first pass that moves one.
         let starts = rows.iter().all(|t| t.phase.is_none());
         let change = Change {
@@ -580,7 +581,7 @@ mod tests {
             version: 1,
             state: TargetState {
                 status,
-                phase: Some("done".into()),
+                phase: Some(Phase::Done),
                 desired: serde_json::json!({}),
                 observed: serde_json::json!({}),
                 step_index: 0,
@@ -637,7 +638,7 @@ mod tests {
         ];
         assert_eq!(active_status(&[], &rows), DeploymentStatus::Running);
         let mut waits = outcome("prod-us", TargetStatus::Paused, "waiting for approval");
-        waits.state.phase = Some("before_deployment".into());
+        waits.state.phase = Some(Phase::BeforeDeployment);
         assert_eq!(active_status(&[waits], &rows), DeploymentStatus::Paused);
         let only_pending = vec![target("prod-ap", TargetStatus::Pending, None)];
         assert_eq!(active_status(&[], &only_pending), DeploymentStatus::Running);

@@ -10,6 +10,8 @@
 //! `run` is the whole service; `main.rs` only parses settings and calls it, and tests start the
 //! engine in process with [`run_engine`] and their own [`Clusters`].
 
+mod advance;
+mod apply;
 mod autoscalers;
 pub mod baseline;
 mod bluegreen;
@@ -17,12 +19,14 @@ pub mod capacity;
 pub mod cluster;
 pub mod clusters;
 mod decide;
+mod effect;
 pub mod engine;
 mod exclusive;
 pub mod expose;
 pub mod gateway;
 mod mesh;
 pub mod metrics;
+mod moves;
 pub mod objects;
 pub mod outcome;
 pub mod previous;

@@ -6,93 +6,15 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// The phases of a target, stored in the target row's `phase` (a CHECK constraint keeps the
-/// column to these spellings, migration `0010_target_phase.sql`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    /// Waiting for `dependsOn`.
-    Pending,
-    /// Running `beforeDeployment` gates.
-    BeforeDeployment,
-    /// Applying manifests and creating the new ReplicaSets.
-    Deploying,
-    /// Walking the strategy's steps (`step_index`).
-    Steps,
-    /// Taking the new version to 100% and removing the old one.
-    Promoting,
-    /// Running `afterDeployment` gates.
-    AfterDeployment,
-    /// Ended.
-    Done,
-}
-
-impl Phase {
-    /// The stored spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Pending => "pending",
-            Phase::BeforeDeployment => "before_deployment",
-            Phase::Deploying => "deploying",
-            Phase::Steps => "steps",
-            Phase::Promoting => "promoting",
-            Phase::AfterDeployment => "after_deployment",
-            Phase::Done => "done",
-        }
-    }
-
-    /// The phase a stored `phase` column names; no phase yet (`NULL`) is `Pending`. Any other
-    /// spelling is an error, never a default: the target is parked with the reason.
-    pub fn from_column(text: Option<&str>) -> Result<Phase, StateError> {
-        match text {
-            None => Ok(Phase::Pending),
-            Some(text) => text.parse(),
-        }
-    }
-
-    /// Whether the cluster holds this deployment's new version (a failure must roll back).
-    pub fn has_deployed(self) -> bool {
-        matches!(self, Phase::Steps | Phase::Promoting)
-    }
-}
-
-impl Phase {
-    /// Every phase, in order.
-    pub const ALL: [Phase; 7] = [
-        Phase::Pending,
-        Phase::BeforeDeployment,
-        Phase::Deploying,
-        Phase::Steps,
-        Phase::Promoting,
-        Phase::AfterDeployment,
-        Phase::Done,
-    ];
-}
-
-impl std::fmt::Display for Phase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Phase {
-    type Err = StateError;
-
-    fn from_str(text: &str) -> Result<Phase, StateError> {
-        Phase::ALL
-            .into_iter()
-            .find(|p| p.as_str() == text)
-            .ok_or_else(|| StateError::UnknownPhase(text.chars().take(64).collect()))
-    }
-}
+/// The phases of a target, stored in the target row's `phase` as a typed column (a CHECK
+/// constraint keeps it to these spellings, migration `0010_target_phase.sql`); the type is shared
+/// with the API, which shows it.
+pub use ferry_store::targets::TargetPhase as Phase;
 
 /// Why a target's stored state does not decode. Never turned into a default: the engine parks
 /// the target with this as its reason.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    /// The `phase` column holds a spelling this code does not know.
-    #[error("unknown phase {0:?} in the target's phase column")]
-    UnknownPhase(String),
     /// `observed` is not a JSON object.
     #[error("the stored progress is not a JSON object but {0}")]
     NotAnObject(&'static str),
@@ -293,20 +215,6 @@ fn json_kind(value: &serde_json::Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn phases_round_trip_and_unknown_phases_are_errors() {
-        for p in Phase::ALL {
-            assert_eq!(Phase::from_column(Some(p.as_str())).unwrap(), p);
-            assert_eq!(serde_json::to_value(p).unwrap(), p.as_str());
-        }
-        assert_eq!(Phase::from_column(None).unwrap(), Phase::Pending);
-        let err = Phase::from_column(Some("canarying")).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "unknown phase \"canarying\" in the target's phase column"
-        );
-    }
 
     #[test]
     fn progress_survives_json_with_its_version() {

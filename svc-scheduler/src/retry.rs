@@ -184,7 +184,7 @@ pub(crate) async fn give_up(
             version: t.version,
             state: TargetState {
                 status: TargetStatus::Failed,
-                phase: Some("done".into()),
+                phase: Some(crate::progress::Phase::Done),
                 desired: t.desired.0.clone(),
                 observed: t.observed.0.clone(),
                 step_index: t.step_index,

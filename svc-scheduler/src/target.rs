@@ -1,19 +1,20 @@
 //! Reconciling one target: from its stored status, phase, step and [`Progress`], do the
 //! idempotent cluster work the plan asks for next and decide the new state and its effects
-//! ([`Outcome`]). Nothing here writes to the database; the engine commits the outcome.
+//! ([`Outcome`]). Nothing here writes to the database; the engine commits the outcome. The
+//! decisions are pure ([`crate::decide`], [`crate::advance`], [`crate::capacity`],
+//! [`crate::undo`]); this file and the phase files around it observe the cluster, ask them, and
+//! carry out their answers ([`crate::apply`], [`crate::moves`]).
 //!
 //! Phases: `pending` (dependsOn) → `before_deployment` (gates) → `deploying` (apply, managed
 //! ReplicaSets) → `steps` (canary) → `promoting` (100%, old version removed) →
 //! `after_deployment` (gates) → done. A failure while the new version runs rolls back.
 
-use crate::capacity::{self, Pods, PodsWait, Promotion, WeightStep};
-use crate::cluster::{self, RsState};
+use crate::cluster;
 use crate::clusters::Clusters;
 use crate::decide::{self, Conditions, InputMove, Start, StepMove, Tally, Verdict};
 use crate::outcome::{Input, Outcome, Report, Slot};
-use crate::progress::{Phase, PodCount, Progress, StateError, WaitState, Workload};
-use crate::render::{self, RenderContext, human_duration};
-use crate::undo::Undo;
+use crate::progress::{Phase, Progress, StateError, WaitState, Workload};
+use crate::render::{self, RenderContext};
 use crate::{EngineConfig, EngineError};
 use chrono::{DateTime, Utc};
 use ferry_bus::messages::Status;
@@ -83,10 +84,10 @@ pub(crate) async fn reconcile(
     if target.status.is_terminal() {
         return Ok(None);
     }
-    let decoded = Phase::from_column(target.phase.as_deref())
-        .and_then(|phase| Ok((phase, Progress::decode(&target.observed.0)?)));
-    let (phase, progress) = match decoded {
-        Ok(decoded) => decoded,
+    // The phase column is typed (no phase yet: pending); the progress is decoded here.
+    let phase = target.phase.unwrap_or(Phase::Pending);
+    let progress = match Progress::decode(&target.observed.0) {
+        Ok(progress) => progress,
         Err(e) => return Ok(Some(park_undecodable(ctx, target, &e))),
     };
     let mut run = Run {
@@ -104,7 +105,7 @@ pub(crate) async fn reconcile(
             version: target.version,
             state: TargetState {
                 status: target.status,
-                phase: target.phase.clone(),
+                phase: target.phase,
                 desired: target.desired.0.clone(),
                 observed: target.observed.0.clone(),
                 step_index: target.step_index,
@@ -123,7 +124,7 @@ pub(crate) async fn reconcile(
     Ok(run.finish())
 }
 
-/// A target whose stored phase or progress this code cannot decode: it is failed where it stands
+/// A target whose stored progress this code cannot decode: it is failed where it stands
 /// (nothing is done on its cluster, which cannot be known from the record) with a reason naming
 /// what did not decode, and its stored record is kept as it is for people to inspect. The
 /// deployment then ends as failed, so the message that woke it is handled, not lost.
@@ -143,7 +144,7 @@ fn park_undecodable(ctx: &Ctx<'_>, target: &Target, error: &StateError) -> Outco
         version: target.version,
         state: TargetState {
             status: TargetStatus::Failed,
-            phase: Some(Phase::Done.as_str().to_string()),
+            phase: Some(Phase::Done),
             desired: target.desired.0.clone(),
             observed: target.observed.0.clone(),
             step_index: target.step_index,
@@ -231,7 +232,7 @@ impl<'a> Run<'a> {
     fn finish(mut self) -> Option<Outcome> {
         let before = &self.out.state;
         let unchanged = before.status == self.status
-            && before.phase.as_deref() == Some(self.phase.as_str())
+            && before.phase == Some(self.phase)
             && before.step_index == self.step_index
             && before.reason == self.reason
             && self.stored == self.progress
@@ -252,7 +253,7 @@ impl<'a> Run<'a> {
         }
         self.out.state = TargetState {
             status: self.status,
-            phase: Some(self.phase.as_str().to_string()),
+            phase: Some(self.phase),
             desired: self.target.desired.0.clone(),
             observed: self.progress.to_json(),
             step_index: self.step_index,
@@ -574,169 +575,6 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Scales every new ReplicaSet to its full size; returns `(ready, total)` pods of the new
-    /// version.
-    pub(crate) async fn scale_new_to_full(&mut self) -> Result<(i32, i32), EngineError> {
-        let client = self.client().await?;
-        let full = capacity::full_sizes(&self.progress.workloads);
-        let states = self.size_new(&client, &full).await?;
-        let pods = Pods::of(&full, &states);
-        Ok((pods.ready, pods.want))
-    }
-
-    /// Sizes the new ReplicaSets to `sizes` (per workload) and reads back their states, which
-    /// the record keeps for people watching (`Workload::now`).
-    pub(crate) async fn size_new(
-        &mut self,
-        client: &kube::Client,
-        sizes: &[i32],
-    ) -> Result<Vec<RsState>, EngineError> {
-        let workloads = &self.progress.workloads;
-        cluster::carry_out(client, &capacity::size_new(workloads, sizes)).await?;
-        let states = cluster::new_states(client, workloads).await?;
-        let observed = self.progress.workloads.iter_mut().zip(&states).zip(sizes);
-        for ((workload, state), &size) in observed {
-            workload.now = Some(PodCount {
-                size,
-                ready: state.ready.clamp(0, size),
-            });
-        }
-        Ok(states)
-    }
-
-    async fn set_weight(&mut self, weight: u8) -> Result<Flow, EngineError> {
-        let client = self.client().await?;
-        let sizes = capacity::canary_sizes(&self.progress.workloads, weight);
-        let states = self.size_new(&client, &sizes).await?;
-        self.size_baselines(&client, &sizes).await?;
-        let pods = match capacity::weight_step(&self.progress.workloads, &sizes, &states) {
-            WeightStep::Wait(Pods { ready, want }) => {
-                return self
-                    .await_pods(format!(
-                        "canary at {weight}%: waiting for pods ({ready}/{want} ready)"
-                    ))
-                    .await;
-            }
-            // The canary serves: only now give up the same number of stable pods.
-            WeightStep::Shift { pods, effects } => {
-                cluster::carry_out(&client, &effects).await?;
-                pods
-            }
-        };
-        let total: i32 = capacity::full_sizes(&self.progress.workloads).iter().sum();
-        self.progress.deadline = None;
-        self.progress.weight = Some(weight);
-        self.status = TargetStatus::Running;
-        self.record(
-            StepStatus::Succeeded,
-            format!("canary at {weight}% ({}/{total} pods ready)", pods.ready),
-        );
-        self.announce_step(self.step_index as u32, weight);
-        self.step_index += 1;
-        Ok(Flow::Continue)
-    }
-
-    async fn promote(&mut self) -> Result<Flow, EngineError> {
-        let client = self.client().await?;
-        let full = capacity::full_sizes(&self.progress.workloads);
-        let states = self.size_new(&client, &full).await?;
-        let (Pods { ready, want: total }, remove_old) =
-            match capacity::promotion(&self.progress.workloads, &states) {
-                Promotion::Wait(Pods { ready, want }) => {
-                    let what = if self.progress.first {
-                        "first deployment at 100%"
-                    } else {
-                        "promoting to 100%"
-                    };
-                    return self
-                        .await_pods(format!("{what}: waiting for pods ({ready}/{want} ready)"))
-                        .await;
-                }
-                Promotion::RemoveOld { pods, effects } => (pods, effects),
-            };
-        if let Some(reason) = self.promote_routing(&client).await? {
-            self.roll_back(format!("rolled back: {reason}")).await?;
-            return Ok(Flow::Wait);
-        }
-        self.promote_autoscalers(&client).await?;
-        self.remove_baselines(&client).await?;
-        cluster::carry_out(&client, &remove_old).await?;
-        self.finish_routing(&client).await?;
-        self.progress.deadline = None;
-        self.progress.weight = Some(100);
-        self.status = TargetStatus::Running;
-        let reason = if self.progress.workloads.is_empty() {
-            "applied".to_string()
-        } else if self.progress.first {
-            format!("first deployment at 100% ({ready}/{total} pods ready)")
-        } else {
-            format!("at 100% ({ready}/{total} pods ready); old version removed")
-        };
-        self.record(StepStatus::Succeeded, reason);
-        if !self.progress.workloads.is_empty() {
-            self.announce_step(self.step_index.max(0) as u32, 100);
-        }
-        self.phase = Phase::AfterDeployment;
-        Ok(Flow::Continue)
-    }
-
-    /// Pods are not ready yet: roll back past the deadline, else look again after a tick.
-    pub(crate) async fn await_pods(&mut self, reason: String) -> Result<Flow, EngineError> {
-        let timeout = self.ctx.plan.deployment_config.timeout_secs;
-        let wait = capacity::pods_wait(
-            self.ctx.now,
-            self.progress.deadline,
-            self.progress.next_tick,
-            timeout,
-            self.ctx.config.tick,
-        );
-        match wait {
-            PodsWait::Expired => {
-                let why = format!(
-                    "rolled back: pods not ready after {}",
-                    human_duration(timeout)
-                );
-                self.roll_back(why).await?;
-                Ok(Flow::Wait)
-            }
-            PodsWait::Waiting { deadline, tick } => {
-                self.wake_when_ready(deadline);
-                self.progress.deadline = Some(deadline);
-                if let Some(at) = tick {
-                    self.progress.next_tick = Some(at);
-                    self.timer(format!("tick:{}", at.timestamp_millis()), at);
-                }
-                Ok(self.wait_with(TargetStatus::Running, reason))
-            }
-        }
-    }
-
-    /// Asks the readiness watches to wake the deployment once every new ReplicaSet has its
-    /// pods ready (one wait per namespace), well before the tick.
-    fn wake_when_ready(&self, until: chrono::DateTime<Utc>) {
-        let Some(readiness) = self.ctx.readiness else {
-            return;
-        };
-        let mut by_namespace: std::collections::BTreeMap<&str, Vec<String>> =
-            std::collections::BTreeMap::new();
-        for w in &self.progress.workloads {
-            by_namespace
-                .entry(&w.namespace)
-                .or_default()
-                .push(w.new_rs.clone());
-        }
-        for (namespace, replica_sets) in by_namespace {
-            readiness.wake_when_ready(
-                self.ctx.tenant,
-                &self.target.account,
-                namespace,
-                self.ctx.deployment.id,
-                replica_sets,
-                until,
-            );
-        }
-    }
-
     /// Keeps an existing object's contents from before this deployment first changed it (a
     /// later apply, after a retry, must not replace them with this deployment's own).
     fn keep_previous(
@@ -767,25 +605,8 @@ impl<'a> Run<'a> {
         let plan = crate::undo::roll_back(&self.progress);
         if !plan.is_empty() {
             let client = self.client().await?;
-            for undo in plan {
-                match undo {
-                    Undo::RestoreRouting => self.restore_routing(&client).await?,
-                    Undo::RestoreAutoscalers => self.restore_autoscalers(&client).await?,
-                    Undo::RemoveBaselines => self.remove_baselines(&client).await?,
-                    Undo::Capacity(effects) => cluster::carry_out(&client, &effects).await?,
-                    Undo::CleanUpRouting => self.clean_up_routing(&client).await?,
-                    Undo::DeleteCreated(created) => {
-                        crate::objects::delete_created(&client, &created).await?;
-                        self.progress.created.clear();
-                    }
-                    Undo::RestorePrevious(previous) => {
-                        for p in &previous {
-                            p.restore(&client).await?;
-                        }
-                        self.progress.previous.clear();
-                    }
-                }
-            }
+            // A rollback has nothing the cluster can refuse (its mesh restore only warns).
+            self.apply(&client, plan).await?;
         }
         self.progress.next_tick = None;
         if self.rollback_is_automatic() {

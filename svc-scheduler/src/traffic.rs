@@ -1,18 +1,16 @@
 //! Traffic management of a target, as the rollout phases see it: which manifests Ferry applies
 //! itself (Services, VirtualServices and DestinationRules it points at a version), the checks
 //! before anything is deployed, the set-up once the new ReplicaSets exist, canary weights set on
-//! the mesh (Istio, SMI or a Gateway API HTTPRoute, the new version at full size), the promotion to 100% and the rollback
-//! to the old version. Blue/green's own flow is in [`crate::bluegreen`].
+//! the mesh (Istio, SMI or a Gateway API HTTPRoute; [`crate::advance`] decides when), the promotion
+//! to 100% and the rollback to the old version. Blue/green's own flow is in [`crate::bluegreen`].
 
 use crate::EngineError;
 use crate::bluegreen;
 use crate::gateway;
 use crate::mesh::{self, Split, Versions};
 use crate::routing::{self, Routing, VersionLabel};
-use crate::target::{Flow, Run};
+use crate::target::Run;
 use ferry_deploy::{Manifest, Strategy, TargetPlan};
-use ferry_store::events::StepStatus;
-use ferry_store::targets::TargetStatus;
 
 /// Whether the target's canary weights are set on a service mesh.
 pub(crate) fn meshed(plan: &TargetPlan) -> bool {
@@ -20,6 +18,17 @@ pub(crate) fn meshed(plan: &TargetPlan) -> bool {
         && !(plan.traffic_management.istio.is_empty()
             && plan.traffic_management.smi.is_empty()
             && plan.traffic_management.gateway_api.is_empty())
+}
+
+/// The mesh objects carrying the target's weights, for people ("VirtualService web, HTTPRoute
+/// shop").
+pub(crate) fn mesh_names(plan: &TargetPlan) -> String {
+    let tm = &plan.traffic_management;
+    let istio = (tm.istio.iter()).map(|i| format!("VirtualService {}", i.virtual_service));
+    let smi = (tm.smi.iter()).map(|s| format!("TrafficSplit {}", s.traffic_split_name));
+    let routes = (tm.gateway_api.iter()).map(|g| format!("HTTPRoute {}", g.http_route_name));
+    let names: Vec<String> = istio.chain(smi).chain(routes).collect();
+    names.join(", ")
 }
 
 /// Whether Ferry applies `m` itself, pointed at a version, instead of applying it as written.
@@ -147,7 +156,7 @@ impl Run<'_> {
 
     /// Sets every mesh entry of the target to `split`; `Some(reason)` when an object is not as
     /// the deploy file describes it.
-    async fn set_mesh(
+    pub(crate) async fn set_mesh(
         &mut self,
         client: &kube::Client,
         split: Split,
@@ -244,70 +253,6 @@ impl Run<'_> {
             }
         }
         Ok(())
-    }
-
-    /// A canary step on the mesh: the new version runs at full size, then `weight` percent of
-    /// the traffic goes to it.
-    pub(crate) async fn mesh_weight(&mut self, weight: u8) -> Result<Flow, EngineError> {
-        let (ready, total) = self.scale_new_to_full().await?;
-        if ready < total {
-            return self
-                .await_pods(format!(
-                    "canary at {weight}% on the mesh: waiting for the new version's pods \
-                     ({ready}/{total} ready)"
-                ))
-                .await;
-        }
-        let client = self.client().await?;
-        if let Some(reason) = self.set_mesh(&client, Split::Canary(weight), false).await? {
-            self.roll_back(format!("rolled back: {reason}")).await?;
-            return Ok(Flow::Wait);
-        }
-        self.progress.deadline = None;
-        self.progress.weight = Some(weight);
-        self.status = TargetStatus::Running;
-        self.record(
-            StepStatus::Succeeded,
-            format!(
-                "canary at {weight}% of traffic through {} (new version {ready}/{total} pods ready)",
-                self.mesh_names()
-            ),
-        );
-        self.announce_step(self.step_index as u32, weight);
-        self.step_index += 1;
-        Ok(Flow::Continue)
-    }
-
-    fn mesh_names(&self) -> String {
-        let tm = &self.plan.traffic_management;
-        let names: Vec<String> = tm
-            .istio
-            .iter()
-            .map(|i| format!("VirtualService {}", i.virtual_service))
-            .chain(
-                tm.smi
-                    .iter()
-                    .map(|s| format!("TrafficSplit {}", s.traffic_split_name)),
-            )
-            .chain(
-                tm.gateway_api
-                    .iter()
-                    .map(|g| format!("HTTPRoute {}", g.http_route_name)),
-            )
-            .collect();
-        names.join(", ")
-    }
-
-    /// Promotion, before the old version is deleted: all traffic to the new version, which the
-    /// stable subset or Service now selects.
-    pub(crate) async fn promote_routing(
-        &mut self,
-        client: &kube::Client,
-    ) -> Result<Option<String>, EngineError> {
-        if !meshed(self.plan) {
-            return Ok(None);
-        }
-        self.set_mesh(client, Split::Promoted, false).await
     }
 
     /// Promotion, after the old version is deleted: the rollout's own objects go.

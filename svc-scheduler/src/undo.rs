@@ -1,51 +1,31 @@
 //! What rolling a target back does, in order, as a pure function of the engine's record: traffic
 //! back on the old version before any capacity moves, the old version back to its size before
 //! the new one goes, then what this deployment created removed and what it changed given its
-//! previous contents back, newest change first. `target::roll_back` carries the list out; each
-//! item is idempotent, so a rollback cut short by a crash is carried out again from the start.
+//! previous contents back, newest change first, as [`Effect`]s that `target::roll_back` carries
+//! out; each is idempotent, so a rollback cut short by a crash is carried out again from the start.
 
-use crate::capacity::{self, RsEffect};
-use crate::objects::ObjectRef;
-use crate::previous::Previous;
+use crate::capacity;
+use crate::effect::Effect;
 use crate::progress::Progress;
-
-/// One part of a rollback.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum Undo {
-    /// Traffic back on the old version (mesh weights, blue/green Services, routes).
-    RestoreRouting,
-    /// Autoscalers the rollout held pointed back at the old version.
-    RestoreAutoscalers,
-    /// The baseline ReplicaSets of a canary analysis removed.
-    RemoveBaselines,
-    /// The ReplicaSets' sizes: old versions back first, then the new version removed or resized.
-    Capacity(Vec<RsEffect>),
-    /// Routing objects the rollout made for itself removed.
-    CleanUpRouting,
-    /// Objects this deployment created on the target deleted.
-    DeleteCreated(Vec<ObjectRef>),
-    /// Objects it changed given their previous contents back, newest change first.
-    RestorePrevious(Vec<Previous>),
-}
 
 /// The rollback of a target whose record is `progress`: nothing for a target that changed
 /// nothing.
-pub(crate) fn roll_back(progress: &Progress) -> Vec<Undo> {
+pub(crate) fn roll_back(progress: &Progress) -> Vec<Effect> {
     let mut out = Vec::new();
     if !progress.workloads.is_empty() {
         out.extend([
-            Undo::RestoreRouting,
-            Undo::RestoreAutoscalers,
-            Undo::RemoveBaselines,
-            Undo::Capacity(capacity::roll_back(&progress.workloads)),
-            Undo::CleanUpRouting,
+            Effect::RestoreRouting,
+            Effect::RestoreAutoscalers,
+            Effect::RemoveBaselines,
+            Effect::Capacity(capacity::roll_back(&progress.workloads)),
+            Effect::CleanUpRouting,
         ]);
     }
     if !progress.created.is_empty() {
-        out.push(Undo::DeleteCreated(progress.created.clone()));
+        out.push(Effect::DeleteCreated(progress.created.clone()));
     }
     if !progress.previous.is_empty() {
-        out.push(Undo::RestorePrevious(
+        out.push(Effect::RestorePrevious(
             progress.previous.iter().rev().cloned().collect(),
         ));
     }
@@ -55,6 +35,9 @@ pub(crate) fn roll_back(progress: &Progress) -> Vec<Undo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capacity::RsEffect;
+    use crate::objects::ObjectRef;
+    use crate::previous::Previous;
     use crate::progress::{Stable, Workload};
     use proptest::prelude::*;
     use serde_json::json;
@@ -109,10 +92,10 @@ mod tests {
         assert_eq!(
             roll_back(&progress),
             [
-                Undo::RestoreRouting,
-                Undo::RestoreAutoscalers,
-                Undo::RemoveBaselines,
-                Undo::Capacity(vec![
+                Effect::RestoreRouting,
+                Effect::RestoreAutoscalers,
+                Effect::RemoveBaselines,
+                Effect::Capacity(vec![
                     RsEffect::Scale {
                         namespace: "shop".into(),
                         name: "web-old0".into(),
@@ -123,9 +106,9 @@ mod tests {
                         name: "web-new".into()
                     },
                 ]),
-                Undo::CleanUpRouting,
-                Undo::DeleteCreated(vec![object("made")]),
-                Undo::RestorePrevious(vec![previous("flags", 2), previous("settings", 1)]),
+                Effect::CleanUpRouting,
+                Effect::DeleteCreated(vec![object("made")]),
+                Effect::RestorePrevious(vec![previous("flags", 2), previous("settings", 1)]),
             ]
         );
     }
@@ -138,7 +121,7 @@ mod tests {
         };
         assert_eq!(
             roll_back(&progress),
-            [Undo::RestorePrevious(vec![previous("settings", 1)])]
+            [Effect::RestorePrevious(vec![previous("settings", 1)])]
         );
     }
 
@@ -163,16 +146,16 @@ mod tests {
                 ..Progress::default()
             };
             let plan = roll_back(&progress);
-            let at = |wanted: &Undo| plan.iter().position(|u| u == wanted);
+            let at = |wanted: &Effect| plan.iter().position(|u| u == wanted);
             if progress.workloads.is_empty() {
-                prop_assert!(at(&Undo::RestoreRouting).is_none());
+                prop_assert!(at(&Effect::RestoreRouting).is_none());
             } else {
                 let capacity = plan
                     .iter()
-                    .position(|u| matches!(u, Undo::Capacity(_)))
+                    .position(|u| matches!(u, Effect::Capacity(_)))
                     .expect("capacity is restored");
-                prop_assert!(at(&Undo::RestoreRouting).expect("routing") < capacity);
-                let Undo::Capacity(effects) = &plan[capacity] else { unreachable!() };
+                prop_assert!(at(&Effect::RestoreRouting).expect("routing") < capacity);
+                let Effect::Capacity(effects) = &plan[capacity] else { unreachable!() };
                 for w in &progress.workloads {
                     let new_at = effects.iter().position(|e| match e {
                         RsEffect::Scale { name, .. } | RsEffect::Delete { name, .. } => {
@@ -192,12 +175,12 @@ mod tests {
                 }
             }
             let deleted: Vec<&ObjectRef> = plan.iter().flat_map(|u| match u {
-                Undo::DeleteCreated(all) => all.iter().collect(),
+                Effect::DeleteCreated(all) => all.iter().collect(),
                 _ => Vec::new(),
             }).collect();
             prop_assert_eq!(deleted, progress.created.iter().collect::<Vec<_>>());
             let restored: Vec<&Previous> = plan.iter().flat_map(|u| match u {
-                Undo::RestorePrevious(all) => all.iter().collect(),
+                Effect::RestorePrevious(all) => all.iter().collect(),
                 _ => Vec::new(),
             }).collect();
             prop_assert_eq!(restored, progress.previous.iter().rev().collect::<Vec<_>>());

@@ -66,7 +66,8 @@ pub struct AuditEntry {
 pub struct AuditPage {
     /// Entries, newest first.
     pub entries: Vec<AuditEntry>,
-    /// Pass as `before` for the next (older) page; `null` on the last page.
-    #[serde(default)]
+    /// Pass as `before` for the next (older) page; absent on the last page (as a deployments
+    /// page's `next`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<i64>,
 }

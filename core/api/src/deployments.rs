@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::ids::{DeploymentId, TenantId};
-use crate::status::{Decision, DeploymentStatus, StepStatus, TargetStatus};
+use crate::status::{Decision, DeploymentStatus, StepStatus, TargetPhase, TargetStatus};
 
 /// The deploy file as submitted.
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
@@ -169,7 +169,7 @@ pub struct Target {
     pub status: TargetStatus,
     /// The engine's phase within the status, e.g. `steps` or `promoting` (`null` before it
     /// starts).
-    pub phase: Option<String>,
+    pub phase: Option<TargetPhase>,
     /// What the target should become (the engine's record; its shape may change between
     /// releases).
     pub desired: serde_json::Value,

@@ -65,6 +65,35 @@ impl TargetStatus {
 }
 
 wire_enum! {
+    /// Where the engine is within a target's rollout (stored in the target row's `phase`, whose
+    /// CHECK constraint keeps it to these spellings; no phase yet is `pending`).
+    #[derive(utoipa::ToSchema)]
+    pub enum TargetPhase {
+        /// Waiting for `dependsOn`.
+        Pending = "pending",
+        /// Running `beforeDeployment` gates.
+        BeforeDeployment = "before_deployment",
+        /// Applying manifests and creating the new ReplicaSets.
+        Deploying = "deploying",
+        /// Walking the strategy's steps (`step_index`).
+        Steps = "steps",
+        /// Taking the new version to 100% and removing the old one.
+        Promoting = "promoting",
+        /// Running `afterDeployment` gates.
+        AfterDeployment = "after_deployment",
+        /// Ended.
+        Done = "done",
+    }
+}
+
+impl TargetPhase {
+    /// Whether the cluster holds the deployment's new version (a failure must roll back).
+    pub fn has_deployed(self) -> bool {
+        matches!(self, TargetPhase::Steps | TargetPhase::Promoting)
+    }
+}
+
+wire_enum! {
     /// What happened to a step.
     #[derive(utoipa::ToSchema)]
     pub enum StepStatus {
@@ -92,9 +121,10 @@ wire_enum! {
 
 #[cfg(feature = "sqlx")]
 mod stored {
-    use super::{Decision, DeploymentStatus, StepStatus, TargetStatus};
+    use super::{Decision, DeploymentStatus, StepStatus, TargetPhase, TargetStatus};
     use crate::sqlx_text;
 
+    sqlx_text!(TargetPhase);
     sqlx_text!(DeploymentStatus);
     sqlx_text!(TargetStatus);
     sqlx_text!(StepStatus);
@@ -115,6 +145,10 @@ mod tests {
             let json = serde_json::to_string(status).unwrap();
             assert_eq!(json, format!("\"{status}\""));
         }
+        for phase in TargetPhase::ALL {
+            assert_eq!(phase.as_str().parse::<TargetPhase>().unwrap(), *phase);
+        }
+        assert!("canarying".parse::<TargetPhase>().is_err());
         for status in TargetStatus::ALL {
             assert_eq!(status.to_string().parse::<TargetStatus>().unwrap(), *status);
         }

@@ -5,7 +5,7 @@ use crate::error::{Result, StoreError, found, write_error};
 use crate::ids::{DeploymentId, TenantId};
 use crate::{Store, deployments};
 use chrono::{DateTime, Utc};
-pub use ferry_api::status::TargetStatus;
+pub use ferry_api::status::{TargetPhase, TargetStatus};
 use serde::Serialize;
 use sqlx::PgConnection;
 use sqlx::types::Json;
@@ -21,8 +21,8 @@ pub struct Target {
     pub account: String,
     pub namespace: String,
     pub status: TargetStatus,
-    /// Strategy-specific sub-state, e.g. `awaiting_approval`.
-    pub phase: Option<String>,
+    /// Where the engine is within the rollout (`None`: not started).
+    pub phase: Option<TargetPhase>,
     pub desired: Json<serde_json::Value>,
     pub observed: Json<serde_json::Value>,
     /// Index of the current strategy step.
@@ -73,7 +73,7 @@ pub struct NewTarget {
 #[derive(Clone, Debug)]
 pub struct TargetState {
     pub status: TargetStatus,
-    pub phase: Option<String>,
+    pub phase: Option<TargetPhase>,
     pub desired: serde_json::Value,
     pub observed: serde_json::Value,
     pub step_index: i32,
@@ -137,7 +137,7 @@ pub async fn save(
     .bind(name)
     .bind(expected_version)
     .bind(state.status)
-    .bind(&state.phase)
+    .bind(state.phase)
     .bind(Json(&state.desired))
     .bind(Json(&state.observed))
     .bind(state.step_index)

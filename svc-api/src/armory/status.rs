@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use ferry_deploy::{Pause, Plan, Step, Strategy, TargetPlan};
 use ferry_store::approvals::{self, Approval};
 use ferry_store::deployments::{self, DeploymentDetail, DeploymentStatus};
-use ferry_store::targets::{Target, TargetStatus};
+use ferry_store::targets::{Target, TargetPhase, TargetStatus};
 use ferry_store::{DeploymentId, StoreError};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -163,7 +163,7 @@ pub struct DeploymentStatusResponse {
     /// Ferry's own status and phase of the target, and why.
     pub ferry_status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<TargetPhase>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub started_at_iso8601: String,
@@ -303,7 +303,7 @@ fn deployment_status(target: Option<&Target>, pending: &[&Approval]) -> Workflow
     match t.status {
         TargetStatus::Pending => WorkflowStatus::NotStarted,
         TargetStatus::Running | TargetStatus::Paused | TargetStatus::RollingBack => {
-            match t.phase.as_deref() {
+            match t.phase.map(TargetPhase::as_str) {
                 None | Some("pending" | "before_deployment") => WorkflowStatus::NotStarted,
                 Some("after_deployment") => WorkflowStatus::Succeeded,
                 _ if pending.iter().any(|a| !is_gate_key(&a.step_key)) => {
@@ -344,7 +344,7 @@ fn gate_status(
         | TargetStatus::Aborted
         | TargetStatus::Skipped => WorkflowStatus::Cancelled,
         TargetStatus::Running | TargetStatus::Paused | TargetStatus::RollingBack => {
-            let current = t.phase.as_deref();
+            let current = t.phase.map(TargetPhase::as_str);
             if current == Some(phase) {
                 // The scheduler's record of this gate, in the target's progress.
                 let gate = &t.desired.0["gates"][index];
@@ -549,7 +549,7 @@ pub(crate) fn to_deployment(
         step: steps_done(target, total),
         total_steps: total,
         ferry_status: target.map(|t| t.status.to_string()).unwrap_or_default(),
-        phase: target.and_then(|t| t.phase.clone()),
+        phase: target.and_then(|t| t.phase),
         reason: target.and_then(|t| t.reason.clone()),
         started_at_iso8601: iso(target.and_then(|t| t.started_at)),
         completed_at_iso8601: iso(target.and_then(|t| t.ended_at)),

@@ -17,7 +17,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use ferry_store::targets::Target;
+use ferry_store::targets::{Target, TargetPhase};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -279,7 +279,7 @@ pub fn target_actions(ui: &Ui, view: &View, t: &Target) -> Markup {
             && t.status.as_str() == "paused");
     // Only a target whose new version reached the cluster has something to roll back.
     let started = matches!(
-        t.phase.as_deref(),
+        t.phase.map(TargetPhase::as_str),
         Some("deploying" | "steps" | "promoting" | "after_deployment")
     );
     html! {

@@ -29,7 +29,7 @@ use ferry_deploy::{Plan, Step, Strategy, TargetPlan};
 use ferry_store::approvals::{self, Approval};
 use ferry_store::deployments::{self, DeploymentDetail, DeploymentFilter, DeploymentStatus};
 use ferry_store::events::StepRecord;
-use ferry_store::targets::Target;
+use ferry_store::targets::{Target, TargetPhase};
 use ferry_store::{Cursor, DeploymentId};
 use futures::StreamExt;
 use maud::{Markup, html};
@@ -365,7 +365,7 @@ fn progress(t: &Target) -> &Value {
 
 /// A constraint's state from the phase and its wait record.
 fn gate_state(t: &Target, wait: Option<&Value>, own_phase: &str, later: &[&str]) -> GateState {
-    let phase = t.phase.as_deref().unwrap_or("pending");
+    let phase = t.phase.unwrap_or(TargetPhase::Pending).as_str();
     let terminal_ok = t.status.as_str() == "succeeded";
     if phase == own_phase {
         if let Some(w) = wait {
@@ -407,7 +407,7 @@ fn gates(t: &Target, steps: &[Step], own_phase: &str, later: &[&str]) -> Vec<Gat
 /// The graph node of a target.
 fn node(t: &Target, plan: Option<&TargetPlan>, history: &[StepRecord]) -> Node {
     let mut lines = Vec::new();
-    let phase = t.phase.as_deref().unwrap_or("pending");
+    let phase = t.phase.unwrap_or(TargetPhase::Pending).as_str();
     if let Some(p) = plan {
         if let Strategy::Canary { steps } = &p.strategy {
             let i = t.step_index.max(0) as usize;
@@ -482,7 +482,7 @@ pub fn anchor(name: &str) -> String {
 /// A target's card.
 fn target_card(ui: &Ui, view: &View, t: &Target, plan: Option<&TargetPlan>) -> Markup {
     let p = progress(t);
-    let phase = t.phase.as_deref().unwrap_or("pending");
+    let phase = t.phase.unwrap_or(TargetPhase::Pending).as_str();
     let step_index = t.step_index.max(0) as usize;
     let analyses: Vec<&Analysis> = view
         .analyses
@@ -561,7 +561,7 @@ fn target_card(ui: &Ui, view: &View, t: &Target, plan: Option<&TargetPlan>) -> M
 fn webhook_results(t: &Target, plan: Option<&TargetPlan>) -> Vec<(String, bool, Option<String>)> {
     let Some(plan) = plan else { return Vec::new() };
     let p = progress(t);
-    let phase = t.phase.as_deref().unwrap_or("pending");
+    let phase = t.phase.unwrap_or(TargetPhase::Pending).as_str();
     let mut out = Vec::new();
     let gate_steps = match phase {
         "before_deployment" => Some(&plan.before_deployment),

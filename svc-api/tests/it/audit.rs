@@ -82,8 +82,12 @@ async fn the_audit_log_is_read_filtered_and_paged_by_admins_only() {
         let (status, page) = app.get(&path, Some(&token)).await;
         assert_eq!(status, 200, "{page}");
         seen += page["entries"].as_array().unwrap().len();
-        match page["next"].as_i64() {
-            Some(next) => path = format!("/v1/audit?action=secret.&limit=2&before={next}"),
+        match page.get("next") {
+            Some(next) => {
+                let next = next.as_i64().expect("a number");
+                path = format!("/v1/audit?action=secret.&limit=2&before={next}");
+            }
+            // The last page has no `next` at all, as a deployments page.
             None => break,
         }
     }

@@ -8,7 +8,7 @@ use ferry_bus::SchedulerMessage;
 use ferry_bus::messages::DeploymentStarted;
 use ferry_store::DeploymentId;
 use ferry_store::deployments::DeploymentStatus;
-use ferry_store::targets::{Target, TargetStatus};
+use ferry_store::targets::{Target, TargetPhase, TargetStatus};
 
 const GATED: &str = r#"
 version: v1
@@ -72,7 +72,7 @@ async fn an_undecodable_record_fails_the_target_with_the_reason_and_is_kept() {
     assert!(reason.contains("schema version 9"), "{reason}");
     let target = bench.target(id, "dev").await;
     assert_eq!(target.status, TargetStatus::Failed);
-    assert_eq!(target.phase.as_deref(), Some("done"));
+    assert_eq!(target.phase, Some(TargetPhase::Done));
     assert_eq!(
         target.observed.0, garbage,
         "the record stays for people to read"

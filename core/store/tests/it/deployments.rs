@@ -5,7 +5,7 @@ use crate::support::{
     assert_conflict, attempt, commit, create, new_deployment, setup, start, tenant,
 };
 use ferry_store::deployments::{self, Created, DeploymentFilter, DeploymentStatus, OnBusy};
-use ferry_store::targets::{self, TargetState, TargetStatus};
+use ferry_store::targets::{self, TargetPhase, TargetState, TargetStatus};
 use ferry_store::{Cursor, DeploymentId};
 use std::collections::HashSet;
 
@@ -260,7 +260,7 @@ async fn stale_versions_are_conflicts_and_change_nothing() {
             tokio::spawn(async move {
                 let state = TargetState {
                     status: TargetStatus::Running,
-                    phase: Some("steps".into()),
+                    phase: Some(TargetPhase::Steps),
                     desired: serde_json::json!({ "weight": 25, "replica": i }),
                     observed: serde_json::json!({ "ready": 1 }),
                     step_index: 1,
@@ -288,6 +288,37 @@ async fn stale_versions_are_conflicts_and_change_nothing() {
     assert_eq!(now.desired.0, wins[0].desired.0);
     assert_eq!((now.status, now.step_index), (TargetStatus::Running, 1));
     assert!(now.started_at.is_some() && now.ended_at.is_none());
+}
+
+#[tokio::test]
+async fn every_phase_is_stored_and_read_back_typed() {
+    let (_db, store) = setup().await;
+    let t = tenant(&store, "phases").await;
+    let new = new_deployment("web", &["staging"]);
+    commit!(store, |c| deployments::create(c, t, &new, OnBusy::Reject)).unwrap();
+    let fresh = targets::get(&store, t, new.id, "staging").await.unwrap();
+    assert_eq!(
+        fresh.phase, None,
+        "a target that has not started has no phase"
+    );
+    let mut version = fresh.version;
+    for &phase in TargetPhase::ALL {
+        let state = TargetState {
+            status: TargetStatus::Running,
+            phase: Some(phase),
+            desired: serde_json::json!({}),
+            observed: serde_json::json!({}),
+            step_index: 0,
+            reason: None,
+        };
+        let saved = commit!(store, |c| targets::save(
+            c, t, new.id, "staging", version, &state
+        ))
+        .unwrap();
+        version = saved.version;
+        let read = targets::get(&store, t, new.id, "staging").await.unwrap();
+        assert_eq!(read.phase, Some(phase));
+    }
 }
 
 #[tokio::test]
