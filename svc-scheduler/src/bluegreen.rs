@@ -5,14 +5,19 @@
 //! version. Until then a rollback points both Services back at the old version.
 //!
 //! Versions are told apart by the pod-template-hash label, added to each Service's own selector.
+//! The stages' decisions are pure ([`decide`]); this file observes and carries them out.
+
+mod decide;
 
 use crate::EngineError;
+use crate::capacity::Pods;
 use crate::decide::{Conditions, Tally};
 use crate::outcome::Slot;
 use crate::progress::WaitState;
 use crate::routing::{self, FoundService, Routing, Stage, VersionLabel};
 use crate::target::{Flow, Run};
 use crate::waits::Poll;
+use decide::{Move, Names, Seen};
 use ferry_bus::StepKey;
 use ferry_deploy::{Step, Strategy, TargetPlan};
 use ferry_store::events::StepStatus;
@@ -39,11 +44,6 @@ pub(crate) fn named_services(plan: &TargetPlan) -> Vec<(&'static str, &str)> {
             .collect(),
         None => Vec::new(),
     }
-}
-
-/// `, preview at service NAME`, or nothing without a preview Service.
-fn preview_note(preview: Option<&str>) -> String {
-    preview.map_or_else(String::new, |p| format!(", preview at service {p}"))
 }
 
 impl Run<'_> {
@@ -157,7 +157,8 @@ impl Run<'_> {
             })
     }
 
-    /// The `steps` phase of a blue/green target.
+    /// The `steps` phase of a blue/green target: observe what its stage waits on, ask
+    /// [`decide::next`], carry the move out.
     pub(crate) async fn blue_green(&mut self) -> Result<Flow, EngineError> {
         let Strategy::BlueGreen {
             active_service,
@@ -169,109 +170,72 @@ impl Run<'_> {
             return Ok(Flow::Continue);
         };
         let mut routing = self.progress.routing.clone().unwrap_or_default();
-        match routing.stage {
+        let seen = match routing.stage {
             Stage::Starting => {
-                let (ready, total) = self.scale_new_to_full().await?;
-                if ready < total {
-                    return self
-                        .await_pods(format!(
-                            "blue/green: new version starting ({ready}/{total} pods ready), \
-                             no production traffic"
-                        ))
-                        .await;
-                }
+                let (ready, want) = self.scale_new_to_full().await?;
+                Seen::Starting(Pods { ready, want })
+            }
+            Stage::Redirecting => Seen::Redirecting(
+                self.conditions(redirect_traffic_after, StepKey::Redirect)
+                    .await?,
+            ),
+            Stage::ShuttingDown => Seen::ShuttingDown(
+                self.conditions(shut_down_old_version_after, StepKey::ShutDown)
+                    .await?,
+            ),
+        };
+        let names = Names {
+            active: active_service,
+            preview: preview_service.as_deref(),
+            ready: routing.ready,
+        };
+        match decide::next(seen, names) {
+            Move::AwaitPods(reason) => self.await_pods(reason).await,
+            Move::Hold(status, reason) => Ok(self.wait_with(status, reason)),
+            Move::RollBack(reason) => {
+                self.roll_back(reason).await?;
+                Ok(Flow::Wait)
+            }
+            Move::Ready { ready, reason } => {
                 self.progress.deadline = None;
                 routing.ready = ready;
                 routing.stage = Stage::Redirecting;
                 self.progress.routing = Some(routing);
                 self.progress.gates.clear();
                 self.status = TargetStatus::Running;
-                self.record(
-                    StepStatus::Progressing,
-                    format!(
-                        "blue/green: new version ready ({ready}/{total}){}",
-                        preview_note(preview_service.as_deref())
-                    ),
-                );
+                self.record(StepStatus::Progressing, reason);
                 Ok(Flow::Continue)
             }
-            Stage::Redirecting => {
-                let head = format!(
-                    "blue/green: new version ready ({0}/{0}){1}",
-                    routing.ready,
-                    preview_note(preview_service.as_deref())
+            Move::Switch => {
+                let client = self.client().await?;
+                let namespace = routing.namespace.clone();
+                let active = self.service(&client, &namespace, active_service).await?;
+                let deployment = self.ctx.deployment.id.to_string();
+                routing::point_service(&client, &active, &routing.new, &deployment).await?;
+                routing.stage = Stage::ShuttingDown;
+                self.progress.routing = Some(routing);
+                self.progress.gates.clear();
+                self.progress.weight = Some(100);
+                self.status = TargetStatus::Running;
+                let names: Vec<&str> = (self.progress.workloads.iter())
+                    .map(|w| w.new_rs.as_str())
+                    .collect();
+                self.record(
+                    StepStatus::Succeeded,
+                    format!(
+                        "blue/green: traffic switched: service {active_service} selects the new \
+                         version ({})",
+                        names.join(", ")
+                    ),
                 );
-                match self
-                    .conditions(redirect_traffic_after, StepKey::Redirect)
-                    .await?
-                {
-                    Conditions::Waiting(r, paused) => {
-                        let tail = if r.starts_with("waiting") {
-                            format!("{r} to switch traffic")
-                        } else {
-                            format!("{r} before switching traffic")
-                        };
-                        Ok(self.wait_with(paused_status(paused), format!("{head}, {tail}")))
-                    }
-                    Conditions::Failed(r) => {
-                        self.roll_back(format!("rolled back before the switch: {r}"))
-                            .await?;
-                        Ok(Flow::Wait)
-                    }
-                    Conditions::Done => {
-                        let client = self.client().await?;
-                        let namespace = routing.namespace.clone();
-                        let active = self.service(&client, &namespace, active_service).await?;
-                        let deployment = self.ctx.deployment.id.to_string();
-                        routing::point_service(&client, &active, &routing.new, &deployment).await?;
-                        routing.stage = Stage::ShuttingDown;
-                        self.progress.routing = Some(routing);
-                        self.progress.gates.clear();
-                        self.progress.weight = Some(100);
-                        self.status = TargetStatus::Running;
-                        let names: Vec<&str> = self
-                            .progress
-                            .workloads
-                            .iter()
-                            .map(|w| w.new_rs.as_str())
-                            .collect();
-                        self.record(
-                            StepStatus::Succeeded,
-                            format!(
-                                "blue/green: traffic switched: service {active_service} selects \
-                                 the new version ({})",
-                                names.join(", ")
-                            ),
-                        );
-                        self.announce_step(0, 100);
-                        Ok(Flow::Continue)
-                    }
-                }
+                self.announce_step(0, 100);
+                Ok(Flow::Continue)
             }
-            Stage::ShuttingDown => {
-                match self
-                    .conditions(shut_down_old_version_after, StepKey::ShutDown)
-                    .await?
-                {
-                    Conditions::Waiting(r, paused) => Ok(self.wait_with(
-                        paused_status(paused),
-                        format!(
-                            "blue/green: traffic on the new version (service {active_service}), \
-                             {r} before the old version is removed"
-                        ),
-                    )),
-                    Conditions::Failed(r) => {
-                        self.roll_back(format!("rolled back after the switch: {r}"))
-                            .await?;
-                        Ok(Flow::Wait)
-                    }
-                    Conditions::Done => {
-                        self.progress.gates.clear();
-                        self.status = TargetStatus::Running;
-                        self.phase = crate::progress::Phase::Promoting;
-                        Ok(Flow::Continue)
-                    }
-                }
+            Move::Promote => {
+                self.progress.gates.clear();
+                self.status = TargetStatus::Running;
+                self.phase = crate::progress::Phase::Promoting;
+                Ok(Flow::Continue)
             }
         }
     }
@@ -343,13 +307,5 @@ impl Run<'_> {
         if let Some(c) = created.filter(|c| !self.progress.created.contains(c)) {
             self.progress.created.push(c);
         }
-    }
-}
-
-fn paused_status(paused: bool) -> TargetStatus {
-    if paused {
-        TargetStatus::Paused
-    } else {
-        TargetStatus::Running
     }
 }

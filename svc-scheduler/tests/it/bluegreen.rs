@@ -74,7 +74,7 @@ fn pinned(hash: &str) -> Option<BTreeMap<String, String>> {
 }
 
 const WAITING: &str = "blue/green: new version ready (4/4), preview at service \
-                       hello-ferry-preview, waiting for approval to switch traffic";
+                       hello-ferry-preview, waiting for approval before switching traffic";
 
 async fn first_version(bench: &Bench) -> String {
     let v1 = bench.start_deployment(&blue_green(":1.1.0")).await;
@@ -388,7 +388,7 @@ async fn blue_green_without_a_preview_service_switches_the_active_one() {
         .await;
     assert_eq!(
         waiting.reason.as_deref(),
-        Some("blue/green: new version ready (4/4), waiting for approval to switch traffic")
+        Some("blue/green: new version ready (4/4), waiting for approval before switching traffic")
     );
     assert_eq!(selector(&bench, "hello-ferry").await, pinned(&old));
     assert_eq!(selector(&bench, "hello-ferry-preview").await, None);
