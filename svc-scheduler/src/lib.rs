@@ -19,6 +19,7 @@ pub mod capacity;
 pub mod cluster;
 pub mod clusters;
 mod decide;
+mod deployed;
 mod effect;
 pub mod engine;
 mod exclusive;

@@ -12,8 +12,9 @@
 use crate::cluster;
 use crate::clusters::Clusters;
 use crate::decide::{self, Conditions, InputMove, Start, StepMove, Tally, Verdict};
+use crate::deployed::Found;
 use crate::outcome::{Input, Outcome, Report, Slot};
-use crate::progress::{Phase, Progress, StateError, WaitState, Workload};
+use crate::progress::{Phase, Progress, StateError, WaitState};
 use crate::render::{self, RenderContext};
 use crate::{EngineConfig, EngineError};
 use chrono::{DateTime, Utc};
@@ -479,47 +480,27 @@ impl<'a> Run<'a> {
             let existing = cluster::replica_set_state(&client, &namespace, &rs.name).await?;
             let stable =
                 cluster::running_versions(&client, &rctx.application, &rctx.target, &rs).await?;
-            found.push((rs, existing, stable));
-        }
-        let first = found.iter().all(|(_, _, stable)| stable.is_empty());
-        let shape = decide::shape(
-            &self.plan.strategy,
-            first,
-            crate::traffic::meshed(self.plan),
-        );
-        let grow = shape.grow;
-        let mut names = Vec::new();
-        let mut workloads = Vec::new();
-        for (rs, existing, stable) in found {
-            cluster::ensure_replica_set(&client, &rs, if grow { 0 } else { rs.replicas }).await?;
-            names.push(rs.name.clone());
-            workloads.push(Workload {
-                name: rs.workload.clone(),
-                namespace: rs.namespace.clone(),
-                new_rs: rs.name.clone(),
-                new_initial: existing.map_or(0, |e| e.desired),
-                replicas: rs.replicas,
+            found.push(Found {
+                rs,
+                existing,
                 stable,
-                now: None,
             });
         }
-        self.progress.workloads = workloads;
-        self.progress.first = first;
+        let meshed = crate::traffic::meshed(self.plan);
+        let out = crate::deployed::deployed(&found, applied, &self.plan.strategy, meshed);
+        for (f, size) in found.iter().zip(&out.sizes) {
+            cluster::ensure_replica_set(&client, &f.rs, *size).await?;
+        }
+        self.progress.workloads = out.workloads;
+        self.progress.first = out.first;
         if let Some(reason) = self.set_up_routing(&client).await? {
             self.roll_back(format!("rolled back: {reason}")).await?;
             return Ok(Flow::Wait);
         }
         self.hold_autoscalers(&client).await?;
-        let mut reason = format!("applied {applied} objects");
-        if !names.is_empty() {
-            reason.push_str(&format!("; new ReplicaSet {}", names.join(", ")));
-        }
-        if first && !names.is_empty() {
-            reason.push_str("; first deployment to this target: straight to 100%");
-        }
-        self.record(StepStatus::Progressing, reason);
-        self.phase = shape.next;
-        if shape.next == Phase::Steps {
+        self.record(StepStatus::Progressing, out.reason);
+        self.phase = out.next;
+        if out.next == Phase::Steps {
             self.step_index = 0;
         }
         Ok(Flow::Continue)
