@@ -93,13 +93,7 @@ mod tests {
                 object: serde_json::json!({}),
             },
             existing: existing.map(|desired| RsState { desired, ready: 0 }),
-            stable: (running.iter().enumerate())
-                .map(|(i, &replicas)| Stable {
-                    name: format!("{name}-old{i}"),
-                    replicas,
-                    images: vec![],
-                })
-                .collect(),
+            stable: crate::fixtures::running(name, running),
         }
     }
 

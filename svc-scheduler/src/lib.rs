@@ -24,6 +24,8 @@ mod effect;
 pub mod engine;
 mod exclusive;
 pub mod expose;
+#[cfg(test)]
+mod fixtures;
 pub mod gateway;
 mod mesh;
 pub mod metrics;

@@ -36,9 +36,9 @@ pub(crate) fn roll_back(progress: &Progress) -> Vec<Effect> {
 mod tests {
     use super::*;
     use crate::capacity::RsEffect;
+    use crate::fixtures::workload;
     use crate::objects::ObjectRef;
     use crate::previous::Previous;
-    use crate::progress::{Stable, Workload};
     use proptest::prelude::*;
     use serde_json::json;
 
@@ -58,24 +58,6 @@ mod tests {
         }
     }
 
-    fn workload(name: &str, stable: &[i32], new_initial: i32) -> Workload {
-        Workload {
-            name: name.into(),
-            namespace: "shop".into(),
-            new_rs: format!("{name}-new"),
-            new_initial,
-            replicas: 4,
-            stable: (stable.iter().enumerate())
-                .map(|(i, &replicas)| Stable {
-                    name: format!("{name}-old{i}"),
-                    replicas,
-                    images: vec![],
-                })
-                .collect(),
-            now: None,
-        }
-    }
-
     #[test]
     fn a_target_that_changed_nothing_has_nothing_to_undo() {
         assert_eq!(roll_back(&Progress::default()), []);
@@ -84,7 +66,7 @@ mod tests {
     #[test]
     fn traffic_goes_back_before_capacity_and_changed_objects_newest_first() {
         let progress = Progress {
-            workloads: vec![workload("web", &[4], 0)],
+            workloads: vec![workload("web", 4, &[4], 0)],
             created: vec![object("made")],
             previous: vec![previous("settings", 1), previous("flags", 2)],
             ..Progress::default()
@@ -139,7 +121,7 @@ mod tests {
         ) {
             let progress = Progress {
                 workloads: (workloads.iter().enumerate())
-                    .map(|(i, (stable, initial))| workload(&format!("w{i}"), stable, *initial))
+                    .map(|(i, (stable, initial))| workload(&format!("w{i}"), 4, stable, *initial))
                     .collect(),
                 created: (0..created).map(|i| object(&format!("c{i}"))).collect(),
                 previous: (0..changed).map(|i| previous(&format!("p{i}"), i as u32)).collect(),

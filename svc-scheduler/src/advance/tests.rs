@@ -4,26 +4,8 @@
 
 use super::*;
 use crate::capacity::RsEffect;
-use crate::progress::Stable;
+use crate::fixtures::workload;
 use proptest::prelude::*;
-
-fn workload(name: &str, replicas: i32, stable: &[i32]) -> Workload {
-    Workload {
-        name: name.into(),
-        namespace: "shop".into(),
-        new_rs: format!("{name}-new"),
-        new_initial: 0,
-        replicas,
-        stable: (stable.iter().enumerate())
-            .map(|(i, &replicas)| Stable {
-                name: format!("{name}-old{i}"),
-                replicas,
-                images: vec![],
-            })
-            .collect(),
-        now: None,
-    }
-}
 
 fn ready(counts: &[i32]) -> Vec<RsState> {
     counts
@@ -52,7 +34,7 @@ fn delete(name: &str) -> RsEffect {
 
 #[test]
 fn a_canary_weight_waits_for_its_pods_then_shrinks_the_old_version_by_as_many() {
-    let web = [workload("web", 4, &[4])];
+    let web = [workload("web", 4, &[4], 0)];
     assert_eq!(
         canary_weight(&web, 25, &[1], &ready(&[0])),
         Advance::AwaitPods("canary at 25%: waiting for pods (0/1 ready)".into())
@@ -70,7 +52,7 @@ fn a_canary_weight_waits_for_its_pods_then_shrinks_the_old_version_by_as_many() 
 
 #[test]
 fn a_mesh_weight_needs_the_whole_new_version_and_leaves_the_old_one_its_pods() {
-    let web = [workload("web", 4, &[4])];
+    let web = [workload("web", 4, &[4], 0)];
     assert_eq!(
         mesh_weight(&web, 10, &ready(&[3]), "VirtualService web"),
         Advance::AwaitPods(
@@ -92,7 +74,7 @@ fn a_mesh_weight_needs_the_whole_new_version_and_leaves_the_old_one_its_pods() {
 
 #[test]
 fn a_promotion_moves_traffic_then_removes_the_old_version() {
-    let web = [workload("web", 2, &[2, 1])];
+    let web = [workload("web", 2, &[2, 1], 0)];
     assert_eq!(
         promotion(&web, &ready(&[1]), false, false),
         Advance::AwaitPods("promoting to 100%: waiting for pods (1/2 ready)".into())
@@ -153,7 +135,7 @@ fn any_rollout() -> impl Strategy<Value = (Vec<Workload>, Vec<RsState>)> {
     )
     .prop_map(|specs| {
         let workloads = (specs.iter().enumerate())
-            .map(|(i, (replicas, stable, _))| workload(&format!("w{i}"), *replicas, stable))
+            .map(|(i, (replicas, stable, _))| workload(&format!("w{i}"), *replicas, stable, 0))
             .collect();
         (
             workloads,

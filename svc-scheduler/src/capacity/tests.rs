@@ -2,29 +2,9 @@
 //! any workloads, sizes, weight lists and rollback points.
 
 use super::*;
-use crate::progress::Stable;
+use crate::fixtures::workload;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
-
-fn workload(name: &str, replicas: i32, stable: &[i32], new_initial: i32) -> Workload {
-    Workload {
-        name: name.into(),
-        namespace: "shop".into(),
-        new_rs: format!("{name}-new"),
-        new_initial,
-        replicas,
-        stable: stable
-            .iter()
-            .enumerate()
-            .map(|(i, replicas)| Stable {
-                name: format!("{name}-old{i}"),
-                replicas: *replicas,
-                images: vec![],
-            })
-            .collect(),
-        now: None,
-    }
-}
 
 fn ready(ready: &[i32]) -> Vec<RsState> {
     ready
