@@ -10,7 +10,7 @@ use crate::progress::Phase;
 use crate::reports::Counted;
 use crate::target::{self, Ctx};
 use crate::{EngineConfig, EngineError};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use ferry_bus::consumer::{Handler, HandlerError, Incoming};
 use ferry_bus::messages::{DeploymentStarted, RolloutDecision, Status};
 use ferry_bus::{
@@ -44,6 +44,11 @@ impl std::fmt::Debug for Engine {
             .finish_non_exhaustive()
     }
 }
+
+/// How much older than the deployment's last completed pass a wake-up must be to be dropped as
+/// stale: a message's time is its sender's clock, the pass's Postgres's, and a wake-up dropped
+/// by a skewed clock is only late (the target's tick wakes it).
+const STALE_MARGIN: chrono::Duration = chrono::Duration::seconds(1);
 
 /// What one pass found.
 enum Pass {
@@ -197,12 +202,40 @@ impl Engine {
         id: DeploymentId,
         input: &Input,
     ) -> Result<(), EngineError> {
+        self.reconcile_sent(tenant, id, input, None).await
+    }
+
+    /// [`Engine::reconcile`] for a message that occurred at `occurred` (its envelope's time): a
+    /// wake-up that occurred well before the deployment's last completed pass began is stale
+    /// (that pass saw all it could signal) and is acked without a pass.
+    pub async fn reconcile_sent(
+        &self,
+        tenant: TenantId,
+        id: DeploymentId,
+        input: &Input,
+        occurred: Option<DateTime<Utc>>,
+    ) -> Result<(), EngineError> {
         // One pass of this deployment at a time, on every replica, within this replica's bound
         // of concurrent passes (see `exclusive`).
         let exclusive =
             crate::exclusive::lock(&self.store, &self.passes, id, self.config.lock_wait).await?;
+        if matches!(input, Input::Wake)
+            && let (Some(occurred), Some(last)) = (occurred, exclusive.last_pass())
+            && occurred + STALE_MARGIN < last
+        {
+            tracing::debug!(%id, %occurred, %last, "a wake-up older than the last pass; nothing to do");
+            if let Some(metrics) = &self.config.metrics {
+                metrics.stale_wake();
+            }
+            exclusive.release().await;
+            return Ok(());
+        }
         let result = self.reconcile_held(tenant, id, input).await;
-        exclusive.release().await;
+        if result.is_ok() {
+            exclusive.release_after_pass().await;
+        } else {
+            exclusive.release().await;
+        }
         result
     }
 
@@ -485,7 +518,7 @@ impl Handler for Engine {
         let tenant = TenantId(envelope.tenant_id);
         let id = DeploymentId(envelope.payload.deployment_id());
         let input = Input::from_message(&envelope.payload);
-        match self.reconcile(tenant, id, &input).await {
+        match (self.reconcile_sent(tenant, id, &input, Some(envelope.occurred_at))).await {
             Ok(()) => Ok(()),
             // No retry can decode it: the deployment is failed with the reason instead of
             // staying open with its messages dead-lettered.

@@ -16,8 +16,15 @@
 //! that finds the lease taken waits holding neither a connection nor one of the replica's pass
 //! permits (so the replica's other passes go on) and tries again, up to a bound; then its
 //! message is retried later.
+//!
+//! A released lease keeps its row with the time the deployment's last completed pass began
+//! ([`Exclusive::last_pass`]): a wake-up that occurred before then is stale, since that pass saw
+//! everything the wake-up could signal, and the engine acks it without a pass. Under load this
+//! drops the second of two wake-ups that queued for the same wait (the readiness watch's and the
+//! tick's), each of which would otherwise cost a pass with cluster calls.
 
 use crate::EngineError;
+use chrono::{DateTime, Utc};
 use ferry_store::{DeploymentId, Store, StoreError};
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -40,14 +47,33 @@ struct Lease {
     id: DeploymentId,
     holder: Uuid,
     renewal: JoinHandle<()>,
+    /// When this lease was taken (Postgres's clock): the pass's start, once it completes.
+    taken_at: DateTime<Utc>,
+    /// When the deployment's last completed pass began, if one did.
+    last_pass: Option<DateTime<Utc>>,
 }
 
 impl Exclusive<'_> {
-    /// Gives the lease back, so the deployment's next pass (on any replica) runs at once.
+    /// When the deployment's last completed pass began (Postgres's clock), if one did.
+    pub(crate) fn last_pass(&self) -> Option<DateTime<Utc>> {
+        self.lease.as_ref().and_then(|l| l.last_pass)
+    }
+
+    /// Gives the lease back, so the deployment's next pass (on any replica) runs at once; no
+    /// pass completed under it (it failed, or the message was stale).
     pub(crate) async fn release(mut self) {
         if let Some(lease) = self.lease.take() {
             lease.renewal.abort();
-            release(&lease.store, lease.id, lease.holder).await;
+            release(&lease.store, lease.id, lease.holder, None).await;
+        }
+    }
+
+    /// Gives the lease back after a pass that completed: wake-ups that occurred before the
+    /// lease was taken are stale from now on.
+    pub(crate) async fn release_after_pass(mut self) {
+        if let Some(lease) = self.lease.take() {
+            lease.renewal.abort();
+            release(&lease.store, lease.id, lease.holder, Some(lease.taken_at)).await;
         }
     }
 }
@@ -60,18 +86,24 @@ impl Drop for Exclusive<'_> {
         lease.renewal.abort();
         // Without a runtime (the process is ending) the lease simply expires.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move { release(&lease.store, lease.id, lease.holder).await });
+            runtime.spawn(async move { release(&lease.store, lease.id, lease.holder, None).await });
         }
     }
 }
 
-async fn release(store: &Store, id: DeploymentId, holder: Uuid) {
-    let released =
-        sqlx::query("DELETE FROM deployment_leases WHERE deployment_id = $1 AND holder = $2")
-            .bind(id.as_uuid())
-            .bind(holder)
-            .execute(store.pool())
-            .await;
+/// Expires the lease now (the row stays, keeping the last completed pass's start, set to
+/// `passed` when this pass completed).
+async fn release(store: &Store, id: DeploymentId, holder: Uuid, passed: Option<DateTime<Utc>>) {
+    let released = sqlx::query(
+        "UPDATE deployment_leases SET expires_at = now(), \
+             passed_at = COALESCE($3, passed_at) \
+         WHERE deployment_id = $1 AND holder = $2",
+    )
+    .bind(id.as_uuid())
+    .bind(holder)
+    .bind(passed)
+    .execute(store.pool())
+    .await;
     if let Err(e) = released {
         tracing::warn!(deployment = %id, error = %e, "releasing a deployment's lease; it expires instead");
     }
@@ -103,7 +135,7 @@ async fn lock_for<'a>(
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        if try_take(store, id, holder, ttl).await? {
+        if let Some(Taken { at, last_pass }) = try_take(store, id, holder, ttl).await? {
             let renewal = tokio::spawn(renew(store.clone(), id, holder, ttl));
             return Ok(Exclusive {
                 lease: Some(Lease {
@@ -111,6 +143,8 @@ async fn lock_for<'a>(
                     id,
                     holder,
                     renewal,
+                    taken_at: at,
+                    last_pass,
                 }),
                 _permit: permit,
             });
@@ -124,20 +158,28 @@ async fn lock_for<'a>(
     }
 }
 
-/// Takes the lease if nobody holds it or its holder's lease expired.
+/// A lease just taken.
+struct Taken {
+    /// When (Postgres's clock).
+    at: DateTime<Utc>,
+    /// When the deployment's last completed pass began.
+    last_pass: Option<DateTime<Utc>>,
+}
+
+/// Takes the lease if nobody holds it, it was released or its holder's lease expired.
 async fn try_take(
     store: &Store,
     id: DeploymentId,
     holder: Uuid,
     ttl: Duration,
-) -> Result<bool, EngineError> {
-    let taken: Option<(Uuid,)> = sqlx::query_as(
+) -> Result<Option<Taken>, EngineError> {
+    let taken: Option<(DateTime<Utc>, Option<DateTime<Utc>>)> = sqlx::query_as(
         "INSERT INTO deployment_leases (deployment_id, holder, expires_at) \
          VALUES ($1, $2, now() + $3 * interval '1 millisecond') \
          ON CONFLICT (deployment_id) DO UPDATE \
              SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at \
              WHERE deployment_leases.expires_at < now() \
-         RETURNING holder",
+         RETURNING now(), passed_at",
     )
     .bind(id.as_uuid())
     .bind(holder)
@@ -145,7 +187,7 @@ async fn try_take(
     .fetch_optional(store.pool())
     .await
     .map_err(StoreError::from)?;
-    Ok(taken.is_some())
+    Ok(taken.map(|(at, last_pass)| Taken { at, last_pass }))
 }
 
 /// Extends the lease every third of its life until aborted (the pass ended) or lost.
@@ -206,10 +248,9 @@ mod tests {
         // Another deployment is not held up.
         let _other = lock(&store, &passes, other, Duration::ZERO).await.unwrap();
         held.release().await;
-        assert_eq!(
-            expires_at(&store, one).await,
-            None,
-            "a released lease is gone"
+        assert!(
+            expires_at(&store, one).await.unwrap() <= chrono::Utc::now(),
+            "a released lease is expired"
         );
         let again = lock(&store, &passes, one, Duration::ZERO).await.unwrap();
         // A guard dropped without releasing gives the lease back all the same.
@@ -217,6 +258,32 @@ mod tests {
         lock(&store, &passes, one, Duration::from_secs(5))
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_lease_remembers_when_the_last_completed_pass_began() {
+        let db = TestDb::new().await;
+        let store = Store::from_pool(db.pool.clone());
+        let passes = Semaphore::new(2);
+        let id = DeploymentId::new();
+        let first = lock(&store, &passes, id, Duration::ZERO).await.unwrap();
+        assert_eq!(first.last_pass(), None, "no pass completed yet");
+        let began = first.lease.as_ref().unwrap().taken_at;
+        first.release_after_pass().await;
+
+        let second = lock(&store, &passes, id, Duration::ZERO).await.unwrap();
+        assert_eq!(second.last_pass(), Some(began));
+        assert!(second.lease.as_ref().unwrap().taken_at >= began);
+        // A pass that did not complete (failed, or its message was stale) changes nothing.
+        second.release().await;
+        let third = lock(&store, &passes, id, Duration::ZERO).await.unwrap();
+        assert_eq!(third.last_pass(), Some(began));
+        // Nor does a guard dropped without releasing.
+        drop(third);
+        let fourth = lock(&store, &passes, id, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(fourth.last_pass(), Some(began));
     }
 
     #[tokio::test]

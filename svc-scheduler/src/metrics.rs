@@ -24,6 +24,7 @@ pub struct SchedulerMetrics {
     automatic: IntCounterVec,
     readiness_watches: IntGauge,
     readiness_wakes: IntCounter,
+    stale_wakes: IntCounter,
 }
 
 impl Default for SchedulerMetrics {
@@ -79,6 +80,10 @@ impl SchedulerMetrics {
                 "ferry_readiness_wakes_total",
                 "Deployments woken by a readiness watch when the pods they waited for turned ready",
             )?,
+            stale_wakes: IntCounter::new(
+                "ferry_scheduler_stale_wakes_total",
+                "Wake-ups acked without a pass: they occurred before the deployment's last completed pass began",
+            )?,
         };
         ferry_runtime::metrics::register_all(registry, metrics.collectors())?;
         Ok(metrics)
@@ -94,6 +99,7 @@ impl SchedulerMetrics {
             Box::new(self.automatic.clone()),
             Box::new(self.readiness_watches.clone()),
             Box::new(self.readiness_wakes.clone()),
+            Box::new(self.stale_wakes.clone()),
         ]
     }
 
@@ -111,6 +117,16 @@ impl SchedulerMetrics {
     /// Deployments woken by readiness watches so far.
     pub fn readiness_wakes(&self) -> u64 {
         self.readiness_wakes.get()
+    }
+
+    /// A stale wake-up was acked without a pass.
+    pub fn stale_wake(&self) {
+        self.stale_wakes.inc();
+    }
+
+    /// Stale wake-ups acked without a pass so far.
+    pub fn stale_wakes(&self) -> u64 {
+        self.stale_wakes.get()
     }
 
     /// A deployment started.

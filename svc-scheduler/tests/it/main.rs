@@ -17,6 +17,7 @@ mod queue;
 mod readiness;
 mod restart;
 mod restore;
+mod stale;
 mod stored_state;
 mod support;
 mod templates;

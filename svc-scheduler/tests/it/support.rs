@@ -213,6 +213,22 @@ impl Bench {
 
     /// Decides the target's pending approval and writes `approval.decided`, as svc-api does.
     pub(crate) async fn decide(&self, id: DeploymentId, target: &str, approve: bool) {
+        self.decide_with_message(id, target, approve, true).await;
+    }
+
+    /// Approves the target's pending approval in the database alone, without the message that
+    /// would wake the deployment.
+    pub(crate) async fn approve_without_message(&self, id: DeploymentId, target: &str) {
+        self.decide_with_message(id, target, true, false).await;
+    }
+
+    async fn decide_with_message(
+        &self,
+        id: DeploymentId,
+        target: &str,
+        approve: bool,
+        message: bool,
+    ) {
         let pending = eventually("a pending approval", WAIT, || async {
             approvals::list_pending(&self.store, self.tenant, Some(id))
                 .await
@@ -236,6 +252,10 @@ impl Bench {
         )
         .await
         .unwrap();
+        if !message {
+            tx.commit().await.unwrap();
+            return;
+        }
         let message = SchedulerMessage::ApprovalDecided(ApprovalDecided {
             deployment_id: id.as_uuid(),
             target: target.into(),
@@ -273,10 +293,14 @@ impl Bench {
 
     /// Writes `message` to the scheduler through the outbox, in its own transaction.
     pub(crate) async fn send(&self, message: SchedulerMessage) {
+        self.send_envelope(Envelope::new(self.tenant.as_uuid(), message))
+            .await;
+    }
+
+    /// Writes `envelope` to the outbox as it is (its id and time included).
+    pub(crate) async fn send_envelope(&self, envelope: Envelope<SchedulerMessage>) {
         let mut tx = self.store.begin().await.unwrap();
-        outbox::enqueue(&mut tx, &Envelope::new(self.tenant.as_uuid(), message))
-            .await
-            .unwrap();
+        outbox::enqueue(&mut tx, &envelope).await.unwrap();
         tx.commit().await.unwrap();
     }
 
