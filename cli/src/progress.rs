@@ -222,7 +222,7 @@ pub(crate) fn images(m: &Manifest) -> Vec<String> {
 /// `prod-us (prod-us-cluster/hello-prod): running, step 3/5 (50%), weight 25%: canary at 50%:
 /// waiting for pods (1/2 ready)`.
 fn target_line(target: &Target, plan: Option<&TargetPlan>) -> String {
-    let phase = target.phase.unwrap_or(TargetPhase::Pending).as_str();
+    let phase = target.phase.unwrap_or(TargetPhase::Pending);
     let reason = target.reason.as_deref().filter(|r| !r.is_empty());
     let mut line = format!(
         "{} ({}/{}): {}",
@@ -233,7 +233,7 @@ fn target_line(target: &Target, plan: Option<&TargetPlan>) -> String {
     );
     if !target.status.is_terminal() {
         match phase {
-            "pending" => {
+            TargetPhase::Pending => {
                 let deps = plan.map(|p| p.depends_on.join(", ")).unwrap_or_default();
                 if deps.is_empty() {
                     line.push_str(", not started");
@@ -242,13 +242,15 @@ fn target_line(target: &Target, plan: Option<&TargetPlan>) -> String {
                 }
             }
             // The scheduler's reasons for gates already begin with the phase.
-            "before_deployment" if !said(reason, "before deployment") => {
+            TargetPhase::BeforeDeployment if !said(reason, "before deployment") => {
                 line.push_str(", before deployment");
             }
-            "deploying" => line.push_str(", deploying"),
-            "steps" => line.push_str(&step_text(target, plan)),
-            "promoting" if !said(reason, "promoting") => line.push_str(", promoting to 100%"),
-            "after_deployment" if !said(reason, "after deployment") => {
+            TargetPhase::Deploying => line.push_str(", deploying"),
+            TargetPhase::Steps => line.push_str(&step_text(target, plan)),
+            TargetPhase::Promoting if !said(reason, "promoting") => {
+                line.push_str(", promoting to 100%");
+            }
+            TargetPhase::AfterDeployment if !said(reason, "after deployment") => {
                 line.push_str(", after deployment");
             }
             _ => {}

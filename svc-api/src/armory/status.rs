@@ -302,17 +302,17 @@ fn deployment_status(target: Option<&Target>, pending: &[&Approval]) -> Workflow
     };
     match t.status {
         TargetStatus::Pending => WorkflowStatus::NotStarted,
-        TargetStatus::Running | TargetStatus::Paused | TargetStatus::RollingBack => {
-            match t.phase.map(TargetPhase::as_str) {
-                None | Some("pending" | "before_deployment") => WorkflowStatus::NotStarted,
-                Some("after_deployment") => WorkflowStatus::Succeeded,
-                _ if pending.iter().any(|a| !is_gate_key(&a.step_key)) => {
-                    WorkflowStatus::AwaitingApproval
-                }
-                _ if t.status == TargetStatus::Paused => WorkflowStatus::Paused,
-                _ => WorkflowStatus::Running,
+        TargetStatus::Running | TargetStatus::Paused | TargetStatus::RollingBack => match t.phase {
+            None | Some(TargetPhase::Pending | TargetPhase::BeforeDeployment) => {
+                WorkflowStatus::NotStarted
             }
-        }
+            Some(TargetPhase::AfterDeployment) => WorkflowStatus::Succeeded,
+            _ if pending.iter().any(|a| !is_gate_key(&a.step_key)) => {
+                WorkflowStatus::AwaitingApproval
+            }
+            _ if t.status == TargetStatus::Paused => WorkflowStatus::Paused,
+            _ => WorkflowStatus::Running,
+        },
         TargetStatus::Succeeded => WorkflowStatus::Succeeded,
         TargetStatus::Failed | TargetStatus::RolledBack => WorkflowStatus::Failed,
         TargetStatus::Aborted | TargetStatus::Skipped => WorkflowStatus::Cancelled,
@@ -324,18 +324,18 @@ fn is_gate_key(key: &str) -> bool {
     key.starts_with("before:") || key.starts_with("after:")
 }
 
-/// The status of constraint `index` of `phase` (`before_deployment` or `after_deployment`).
+/// The status of constraint `index` of `phase` (before or after deployment).
 fn gate_status(
     target: Option<&Target>,
     step: &Step,
-    phase: &str,
+    phase: TargetPhase,
     index: usize,
     pending: &[&Approval],
 ) -> WorkflowStatus {
     let Some(t) = target else {
         return WorkflowStatus::NotStarted;
     };
-    let before = phase == "before_deployment";
+    let before = phase == TargetPhase::BeforeDeployment;
     match t.status {
         TargetStatus::Succeeded => WorkflowStatus::Succeeded,
         TargetStatus::Pending => WorkflowStatus::NotStarted,
@@ -344,8 +344,7 @@ fn gate_status(
         | TargetStatus::Aborted
         | TargetStatus::Skipped => WorkflowStatus::Cancelled,
         TargetStatus::Running | TargetStatus::Paused | TargetStatus::RollingBack => {
-            let current = t.phase.map(TargetPhase::as_str);
-            if current == Some(phase) {
+            if t.phase == Some(phase) {
                 // The scheduler's record of this gate, in the target's progress.
                 let gate = &t.desired.0["gates"][index];
                 let key = format!("{}:{index}", if before { "before" } else { "after" });
@@ -365,7 +364,7 @@ fn gate_status(
                 } else {
                     WorkflowStatus::Running
                 }
-            } else if before && !matches!(current, None | Some("pending")) {
+            } else if before && !matches!(t.phase, None | Some(TargetPhase::Pending)) {
                 // The target is past its before-deployment constraints.
                 WorkflowStatus::Succeeded
             } else {
@@ -445,23 +444,32 @@ pub(crate) fn to_pipeline(
             .filter_map(|d| plan.targets.iter().find(|t| &t.name == d))
             .flat_map(done_refs)
             .collect();
-        let gate = |phase: &str, prefix: &str, i: usize, step: &Step, depends_on: Vec<String>| {
-            let mut out = PipelineStep {
-                status: gate_status(target, step, phase, i, &waiting),
-                reference: format!("{prefix}:{name}:{i}"),
-                depends_on,
-                kind: String::new(),
-                constraint_for: name.clone(),
-                deployment: None,
-                pause: None,
-                webhook: None,
-                analysis: None,
+        let gate =
+            |phase: TargetPhase, prefix: &str, i: usize, step: &Step, depends_on: Vec<String>| {
+                let mut out = PipelineStep {
+                    status: gate_status(target, step, phase, i, &waiting),
+                    reference: format!("{prefix}:{name}:{i}"),
+                    depends_on,
+                    kind: String::new(),
+                    constraint_for: name.clone(),
+                    deployment: None,
+                    pause: None,
+                    webhook: None,
+                    analysis: None,
+                };
+                describe(step, &mut out);
+                out
             };
-            describe(step, &mut out);
-            out
-        };
         let before: Vec<PipelineStep> = (target_plan.before_deployment.iter().enumerate())
-            .map(|(i, step)| gate("before_deployment", "before", i, step, upstream.clone()))
+            .map(|(i, step)| {
+                gate(
+                    TargetPhase::BeforeDeployment,
+                    "before",
+                    i,
+                    step,
+                    upstream.clone(),
+                )
+            })
             .collect();
         let deployment_depends = if before.is_empty() {
             upstream.clone()
@@ -489,7 +497,7 @@ pub(crate) fn to_pipeline(
         steps.extend(
             (target_plan.after_deployment.iter().enumerate()).map(|(i, step)| {
                 gate(
-                    "after_deployment",
+                    TargetPhase::AfterDeployment,
                     "after",
                     i,
                     step,

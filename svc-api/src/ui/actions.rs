@@ -17,7 +17,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use ferry_store::targets::{Target, TargetPhase};
+use ferry_store::targets::{Target, TargetPhase, TargetStatus};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -272,15 +272,20 @@ pub fn target_actions(ui: &Ui, view: &View, t: &Target) -> Markup {
     }
     let wait = &t.observed.0["wait"];
     let approval = view.pending.iter().find(|a| a.target_name == t.name);
-    let timed_pause = t.status.as_str() == "paused" && wait["waitUntil"].is_string();
+    let timed_pause = t.status == TargetStatus::Paused && wait["waitUntil"].is_string();
     let judgement = wait["inconclusive"] == serde_json::Value::Bool(true)
         || (wait["outcome"].is_boolean()
             && wait["decision"].is_null()
-            && t.status.as_str() == "paused");
+            && t.status == TargetStatus::Paused);
     // Only a target whose new version reached the cluster has something to roll back.
     let started = matches!(
-        t.phase.map(TargetPhase::as_str),
-        Some("deploying" | "steps" | "promoting" | "after_deployment")
+        t.phase,
+        Some(
+            TargetPhase::Deploying
+                | TargetPhase::Steps
+                | TargetPhase::Promoting
+                | TargetPhase::AfterDeployment
+        )
     );
     html! {
         div.actions aria-label={ "Actions on " (t.name) } {

@@ -29,7 +29,7 @@ use ferry_deploy::{Plan, Step, Strategy, TargetPlan};
 use ferry_store::approvals::{self, Approval};
 use ferry_store::deployments::{self, DeploymentDetail, DeploymentFilter, DeploymentStatus};
 use ferry_store::events::StepRecord;
-use ferry_store::targets::{Target, TargetPhase};
+use ferry_store::targets::{Target, TargetPhase, TargetStatus};
 use ferry_store::{Cursor, DeploymentId};
 use futures::StreamExt;
 use maud::{Markup, html};
@@ -364,9 +364,14 @@ fn progress(t: &Target) -> &Value {
 }
 
 /// A constraint's state from the phase and its wait record.
-fn gate_state(t: &Target, wait: Option<&Value>, own_phase: &str, later: &[&str]) -> GateState {
-    let phase = t.phase.unwrap_or(TargetPhase::Pending).as_str();
-    let terminal_ok = t.status.as_str() == "succeeded";
+fn gate_state(
+    t: &Target,
+    wait: Option<&Value>,
+    own_phase: TargetPhase,
+    later: &[TargetPhase],
+) -> GateState {
+    let phase = t.phase.unwrap_or(TargetPhase::Pending);
+    let terminal_ok = t.status == TargetStatus::Succeeded;
     if phase == own_phase {
         if let Some(w) = wait {
             if w["outcome"] == Value::Bool(false) {
@@ -392,7 +397,7 @@ fn gate_state(t: &Target, wait: Option<&Value>, own_phase: &str, later: &[&str])
     }
 }
 
-fn gates(t: &Target, steps: &[Step], own_phase: &str, later: &[&str]) -> Vec<Gate> {
+fn gates(t: &Target, steps: &[Step], own_phase: TargetPhase, later: &[TargetPhase]) -> Vec<Gate> {
     let waits = progress(t)["gates"].as_array();
     steps
         .iter()
@@ -407,11 +412,11 @@ fn gates(t: &Target, steps: &[Step], own_phase: &str, later: &[&str]) -> Vec<Gat
 /// The graph node of a target.
 fn node(t: &Target, plan: Option<&TargetPlan>, history: &[StepRecord]) -> Node {
     let mut lines = Vec::new();
-    let phase = t.phase.unwrap_or(TargetPhase::Pending).as_str();
+    let phase = t.phase.unwrap_or(TargetPhase::Pending);
     if let Some(p) = plan {
         if let Strategy::Canary { steps } = &p.strategy {
             let i = t.step_index.max(0) as usize;
-            if phase == "steps" && i < steps.len() {
+            if phase == TargetPhase::Steps && i < steps.len() {
                 lines.push(format!(
                     "step {}/{}: {}",
                     i + 1,
@@ -422,11 +427,11 @@ fn node(t: &Target, plan: Option<&TargetPlan>, history: &[StepRecord]) -> Node {
                 lines.push(format!(
                     "{} steps · {}",
                     steps.len(),
-                    phase.replace('_', " ")
+                    phase.as_str().replace('_', " ")
                 ));
             }
         } else {
-            lines.push(phase.replace('_', " "));
+            lines.push(phase.as_str().replace('_', " "));
         }
     }
     if let Some(w) = progress(t)["weight"].as_u64() {
@@ -440,16 +445,21 @@ fn node(t: &Target, plan: Option<&TargetPlan>, history: &[StepRecord]) -> Node {
             gates(
                 t,
                 &p.before_deployment,
-                "before_deployment",
+                TargetPhase::BeforeDeployment,
                 &[
-                    "deploying",
-                    "steps",
-                    "promoting",
-                    "after_deployment",
-                    "done",
+                    TargetPhase::Deploying,
+                    TargetPhase::Steps,
+                    TargetPhase::Promoting,
+                    TargetPhase::AfterDeployment,
+                    TargetPhase::Done,
                 ],
             ),
-            gates(t, &p.after_deployment, "after_deployment", &["done"]),
+            gates(
+                t,
+                &p.after_deployment,
+                TargetPhase::AfterDeployment,
+                &[TargetPhase::Done],
+            ),
         ),
         None => (Vec::new(), Vec::new()),
     };
@@ -482,7 +492,7 @@ pub fn anchor(name: &str) -> String {
 /// A target's card.
 fn target_card(ui: &Ui, view: &View, t: &Target, plan: Option<&TargetPlan>) -> Markup {
     let p = progress(t);
-    let phase = t.phase.unwrap_or(TargetPhase::Pending).as_str();
+    let phase = t.phase.unwrap_or(TargetPhase::Pending);
     let step_index = t.step_index.max(0) as usize;
     let analyses: Vec<&Analysis> = view
         .analyses
@@ -496,7 +506,7 @@ fn target_card(ui: &Ui, view: &View, t: &Target, plan: Option<&TargetPlan>) -> M
             h3 id={ (anchor(&t.name)) "-h" } { (t.name) " " (badge(t.status.as_str())) }
             dl.kv {
                 dt { "Cluster" } dd { (t.account) " / " (t.namespace) }
-                dt { "Phase" } dd { (phase.replace('_', " ")) }
+                dt { "Phase" } dd { (phase.as_str().replace('_', " ")) }
                 @if let Some(plan) = plan { @if !plan.depends_on.is_empty() { dt { "Depends on" } dd { (plan.depends_on.join(", ")) } } }
                 @if let Some(w) = p["weight"].as_u64() { dt { "Weight" } dd { (w) "%" } }
                 @if let Some(pods) = Pods::of(t, &view.detail.steps) { dt { "Pods" } dd.pods { (pods.line()) } }
@@ -507,10 +517,10 @@ fn target_card(ui: &Ui, view: &View, t: &Target, plan: Option<&TargetPlan>) -> M
                     Strategy::Canary { steps } => {
                         ol.steps aria-label="Canary steps" {
                             @for (i, step) in steps.iter().enumerate() {
-                                @let done = t.status.as_str() == "succeeded"
-                                    || (!t.status.is_terminal() && matches!(phase, "promoting" | "after_deployment"))
-                                    || (matches!(phase, "steps" | "done") && i < step_index && t.status.as_str() != "succeeded");
-                                @let current = phase == "steps" && i == step_index && !t.status.is_terminal();
+                                @let done = t.status == TargetStatus::Succeeded
+                                    || (!t.status.is_terminal() && matches!(phase, TargetPhase::Promoting | TargetPhase::AfterDeployment))
+                                    || (matches!(phase, TargetPhase::Steps | TargetPhase::Done) && i < step_index && t.status != TargetStatus::Succeeded);
+                                @let current = phase == TargetPhase::Steps && i == step_index && !t.status.is_terminal();
                                 li.done[done].current[current] aria-current=[current.then_some("step")] { (short_step(step)) }
                             }
                         }
@@ -561,11 +571,10 @@ fn target_card(ui: &Ui, view: &View, t: &Target, plan: Option<&TargetPlan>) -> M
 fn webhook_results(t: &Target, plan: Option<&TargetPlan>) -> Vec<(String, bool, Option<String>)> {
     let Some(plan) = plan else { return Vec::new() };
     let p = progress(t);
-    let phase = t.phase.unwrap_or(TargetPhase::Pending).as_str();
     let mut out = Vec::new();
-    let gate_steps = match phase {
-        "before_deployment" => Some(&plan.before_deployment),
-        "after_deployment" => Some(&plan.after_deployment),
+    let gate_steps = match t.phase {
+        Some(TargetPhase::BeforeDeployment) => Some(&plan.before_deployment),
+        Some(TargetPhase::AfterDeployment) => Some(&plan.after_deployment),
         _ => None,
     };
     let mut waits: Vec<(&Step, &Value)> = Vec::new();
