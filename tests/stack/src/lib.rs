@@ -330,6 +330,11 @@ impl Stack {
         self.schedulers.len() - 1
     }
 
+    /// The admin addresses (`/metrics`) of the running scheduler replicas.
+    pub fn scheduler_admins(&self) -> Vec<std::net::SocketAddr> {
+        self.schedulers.iter().flatten().map(|s| s.admin).collect()
+    }
+
     /// The process ids of the running scheduler replicas.
     pub fn scheduler_pids(&self) -> Vec<u32> {
         self.schedulers

@@ -92,6 +92,26 @@ fn read(pids: &[u32]) -> std::collections::HashMap<u32, f64> {
         .collect()
 }
 
+/// The sum of every sample of the counter `name` (all its label sets) that `/metrics` at each
+/// of `admins` reports; an address that does not answer counts nothing.
+pub async fn counter_sum(admins: &[std::net::SocketAddr], name: &str) -> f64 {
+    let mut sum = 0.0;
+    for admin in admins {
+        let Some((200, text)) = ferry_testkit::process::http_get(*admin, "/metrics").await else {
+            continue;
+        };
+        sum += text
+            .lines()
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with([' ', '{']))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+    }
+    sum
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

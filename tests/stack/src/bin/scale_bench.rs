@@ -12,7 +12,8 @@
 //! 3. Measure, from the simulators' journals (one clock, this process's): each step's gap from
 //!    the moment it may proceed (svc-api answered, for the first; the last Pod the previous step
 //!    started turned Ready, for the others) to its first cluster write; readiness lag is the
-//!    second kind alone. Every second: the schedulers' resident memory and Postgres connections.
+//!    second kind alone. Every second: the schedulers' resident memory and Postgres connections;
+//!    at the end, the messages the schedulers handled and the stale wake-ups among them.
 //!
 //! Prints a table, then one JSON line.
 //!   scale_bench [AGENTS=1000] [ROLLOUTS=10000] [READY_MS=100] [JITTER_MS=400] [DB_CONNECTIONS=10]
@@ -21,7 +22,7 @@
 
 use ferry_stack_tests::api::Api;
 use ferry_stack_tests::fleet::{Fleet, FleetOptions};
-use ferry_stack_tests::measure::{CpuUse, percentile_ms, pids_named, rss_mib};
+use ferry_stack_tests::measure::{CpuUse, counter_sum, percentile_ms, pids_named, rss_mib};
 use ferry_stack_tests::timeline::{self, Gaps};
 use ferry_stack_tests::{Stack, StackOptions};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -330,6 +331,9 @@ async fn main() {
     let (counts, ended) = wait_all(&stack, rollouts, Duration::from_secs(7200), &mut samples).await;
     let wall = ended - began;
     let cpu = cpu.since(&parts(&stack));
+    let admins = stack.scheduler_admins();
+    let handled = counter_sum(&admins, "ferry_bus_messages_handled_total").await;
+    let stale = counter_sum(&admins, "ferry_scheduler_stale_wakes_total").await;
 
     let mut dropped = 0;
     let mut entries = Vec::new();
@@ -399,6 +403,11 @@ async fn main() {
             .collect::<Vec<_>>(),
         samples.pg_connections
     );
+    println!(
+        "scheduler messages handled {handled:.0} ({:.2} per step), of which wake-ups acked \
+         without a pass (older than the deployment's last pass) {stale:.0}",
+        handled / (steps.len().max(1) as f64)
+    );
     let cpu_total: f64 = cpu.iter().map(|(_, s)| s).sum();
     println!(
         "CPU seconds while rolling out ({:.0} s of 2 cores' {:.0}): {}",
@@ -419,7 +428,8 @@ async fn main() {
     println!(
         "{{\"bench\":\"scale\",\"agents\":{agents},\"rollouts\":{rollouts},\"finished\":{finished},\
          \"wall_s\":{:.1},\"step_p50_ms\":{},\"step_p99_ms\":{},\"readiness_lag_p50_ms\":{},\
-         \"readiness_lag_p99_ms\":{},\"scheduler_rss_mib\":{:.0},\"pg_connections\":{}}}",
+         \"readiness_lag_p99_ms\":{},\"scheduler_rss_mib\":{:.0},\"pg_connections\":{},\
+         \"scheduler_messages\":{handled:.0},\"stale_wakes\":{stale:.0}}}",
         wall.as_secs_f64(),
         json_ms(&steps, 0.5),
         json_ms(&steps, 0.99),
