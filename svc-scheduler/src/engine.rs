@@ -46,8 +46,7 @@ impl std::fmt::Debug for Engine {
 }
 
 /// How much older than the deployment's last completed pass a wake-up must be to be dropped as
-/// stale: a message's time is its sender's clock, the pass's Postgres's, and a wake-up dropped
-/// by a skewed clock is only late (the target's tick wakes it).
+/// stale (a message's time is its sender's clock, the pass's Postgres's).
 const STALE_MARGIN: chrono::Duration = chrono::Duration::seconds(1);
 
 /// What one pass found.
@@ -207,7 +206,12 @@ impl Engine {
 
     /// [`Engine::reconcile`] for a message that occurred at `occurred` (its envelope's time): a
     /// wake-up that occurred well before the deployment's last completed pass began is stale
-    /// (that pass saw all it could signal) and is acked without a pass.
+    /// (that pass saw all it could signal) and is acked without a pass, but only while the
+    /// deployment has a readiness tick pending. The message's time is its sender's clock and
+    /// the pass's is Postgres's: with clocks far apart a wake-up could be taken for stale that
+    /// the pass never saw (an approval decided as it began), and the tick then wakes the
+    /// deployment in any case, a few seconds late. Without a tick nothing else would, so the
+    /// wake-up runs its pass.
     pub async fn reconcile_sent(
         &self,
         tenant: TenantId,
@@ -222,6 +226,7 @@ impl Engine {
         if matches!(input, Input::Wake)
             && let (Some(occurred), Some(last)) = (occurred, exclusive.last_pass())
             && occurred + STALE_MARGIN < last
+            && timers::has_pending(&self.store, tenant, id, timers::KIND_TICK).await?
         {
             tracing::debug!(%id, %occurred, %last, "a wake-up older than the last pass; nothing to do");
             if let Some(metrics) = &self.config.metrics {

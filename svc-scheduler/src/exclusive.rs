@@ -19,7 +19,8 @@
 //!
 //! A released lease keeps its row with the time the deployment's last completed pass began
 //! ([`Exclusive::last_pass`]): a wake-up that occurred before then is stale, since that pass saw
-//! everything the wake-up could signal, and the engine acks it without a pass. Under load this
+//! everything the wake-up could signal, and the engine acks it without a pass while a readiness
+//! tick is pending (which wakes the deployment anyway; see `Engine::reconcile_sent`). Under load this
 //! drops the second of two wake-ups that queued for the same wait (the readiness watch's and the
 //! tick's), each of which would otherwise cost a pass with cluster calls.
 

@@ -150,7 +150,7 @@ impl Run<'_> {
                 self.progress.deadline = Some(deadline);
                 if let Some(at) = tick {
                     self.progress.next_tick = Some(at);
-                    self.timer(format!("tick:{}", at.timestamp_millis()), at);
+                    self.tick(at);
                 }
                 Ok(self.wait_with(TargetStatus::Running, reason))
             }

@@ -204,9 +204,19 @@ impl Run<'_> {
 
     /// Writes a timer that wakes this deployment at `at`.
     pub(crate) fn timer(&mut self, key: String, at: chrono::DateTime<chrono::Utc>) {
+        self.timer_of_kind("reconcile", key, at);
+    }
+
+    /// Writes the readiness tick that wakes this deployment at `at` while it waits for pods.
+    pub(crate) fn tick(&mut self, at: chrono::DateTime<chrono::Utc>) {
+        let key = format!("tick:{}", at.timestamp_millis());
+        self.timer_of_kind(ferry_store::timers::KIND_TICK, key, at);
+    }
+
+    fn timer_of_kind(&mut self, kind: &str, key: String, at: chrono::DateTime<chrono::Utc>) {
         self.out.timers.push(NewTimer {
             target: Some(self.target.name.clone()),
-            kind: "reconcile".into(),
+            kind: kind.into(),
             key: format!("{}:{key}", self.target.name),
             fire_at: at,
             payload: serde_json::json!({}),

@@ -184,6 +184,10 @@ pub async fn cancel(conn: &mut PgConnection, tenant: TenantId, id: Uuid) -> Resu
 /// address): it outlives its deployment, so [`cancel_for_deployment`] keeps it.
 pub const KIND_CLEANUP: &str = "cleanup";
 
+/// The kind of the scheduler's readiness ticks: the safety net that wakes a deployment whose
+/// targets wait for their pods, every few seconds, even when no watch does.
+pub const KIND_TICK: &str = "tick";
+
 /// Cancels every pending timer of the deployment (it ended or was aborted) except cleanup
 /// timers ([`KIND_CLEANUP`]); returns how many.
 pub async fn cancel_for_deployment(
@@ -202,6 +206,25 @@ pub async fn cancel_for_deployment(
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// Whether the deployment has a pending timer (not fired, not cancelled) of `kind`.
+pub async fn has_pending(
+    store: &Store,
+    tenant: TenantId,
+    deployment: DeploymentId,
+    kind: &str,
+) -> Result<bool> {
+    let pending: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM timers WHERE tenant_id = $1 AND deployment_id = $2
+           AND kind = $3 AND fired_at IS NULL AND cancelled_at IS NULL)",
+    )
+    .bind(tenant)
+    .bind(deployment)
+    .bind(kind)
+    .fetch_one(store.pool())
+    .await?;
+    Ok(pending)
 }
 
 /// The deployment's pending timers (not fired, not cancelled), soonest first.

@@ -1,5 +1,7 @@
 //! Stale wake-ups: a wake-up that occurred before the deployment's last completed pass began is
-//! acked without a pass (that pass saw everything it could signal), and a newer one runs one.
+//! acked without a pass (that pass saw everything it could signal) while a readiness tick is
+//! pending, which wakes the deployment anyway; without one it runs its pass, since a sender's
+//! clock far off could make a wake-up look older than it is. A newer one always runs a pass.
 //! Under load this drops the second of two wake-ups queued for one wait (the readiness watch's
 //! and the tick's).
 
@@ -9,6 +11,7 @@ use ferry_bus::{Envelope, SchedulerMessage};
 use ferry_store::DeploymentId;
 use ferry_store::deployments::DeploymentStatus;
 use ferry_store::targets::TargetStatus;
+use ferry_store::timers::{self, KIND_TICK, NewTimer};
 use ferry_svc_scheduler::metrics::SchedulerMetrics;
 use ferry_testkit::eventually;
 use std::time::Duration;
@@ -39,13 +42,30 @@ fn wake_up(bench: &Bench, id: DeploymentId, ago: chrono::Duration) -> Envelope<S
     envelope
 }
 
+/// Writes a readiness tick an hour away, as the engine does for a target waiting for pods.
+async fn pending_tick(bench: &Bench, id: DeploymentId) -> uuid::Uuid {
+    let mut tx = bench.store.begin().await.unwrap();
+    let tick = NewTimer {
+        target: Some("dev".into()),
+        kind: KIND_TICK.into(),
+        key: "dev:tick:test".into(),
+        fire_at: chrono::Utc::now() + chrono::Duration::hours(1),
+        payload: serde_json::json!({}),
+    };
+    let timer = timers::schedule(&mut tx, bench.tenant, id, &tick)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    timer.id
+}
+
 #[tokio::test]
-async fn a_wake_up_older_than_the_last_pass_is_acked_without_one() {
+async fn a_wake_up_older_than_the_last_pass_is_acked_without_one_while_a_tick_is_pending() {
     let mut bench = Bench::new(&["dev-cluster"], &["hello-dev"]).await;
     let metrics = SchedulerMetrics::default();
     let counted = metrics.clone();
     bench.start_engine_with(|config| {
-        // No tick wakes the deployment behind the test's back.
+        // No tick of the engine's own wakes the deployment behind the test's back.
         config.tick = Duration::from_secs(3600);
         config.metrics = Some(counted);
     });
@@ -59,8 +79,10 @@ async fn a_wake_up_older_than_the_last_pass_is_acked_without_one() {
         .await;
     // Approved in the database only: nothing wakes the deployment yet.
     bench.approve_without_message(id, "dev").await;
+    let tick = pending_tick(&bench, id).await;
 
-    // An hour old, before the pass that paused the target: acked, and no pass looks again.
+    // An hour old, before the pass that paused the target, with a tick pending: acked, and no
+    // pass looks again.
     bench
         .send_envelope(wake_up(&bench, id, chrono::Duration::hours(1)))
         .await;
@@ -74,9 +96,13 @@ async fn a_wake_up_older_than_the_last_pass_is_acked_without_one() {
         "no pass ran, so none saw the approval"
     );
 
-    // A wake-up from now runs a pass, which finds the approval and deploys.
+    // Without the tick nothing else would wake the deployment: the same old wake-up runs its
+    // pass, which finds the approval and deploys.
+    let mut tx = bench.store.begin().await.unwrap();
+    timers::cancel(&mut tx, bench.tenant, tick).await.unwrap();
+    tx.commit().await.unwrap();
     bench
-        .send_envelope(wake_up(&bench, id, chrono::Duration::zero()))
+        .send_envelope(wake_up(&bench, id, chrono::Duration::hours(1)))
         .await;
     let end = bench.wait_end(id).await;
     assert_eq!(end.status, DeploymentStatus::Succeeded, "{:?}", end.reason);
