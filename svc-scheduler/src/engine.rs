@@ -232,15 +232,11 @@ impl Engine {
             if let Some(metrics) = &self.config.metrics {
                 metrics.stale_wake();
             }
-            exclusive.release().await;
+            exclusive.release(false).await;
             return Ok(());
         }
         let result = self.reconcile_held(tenant, id, input).await;
-        if result.is_ok() {
-            exclusive.release_after_pass().await;
-        } else {
-            exclusive.release().await;
-        }
+        exclusive.release(result.is_ok()).await;
         result
     }
 
@@ -601,8 +597,8 @@ mod tests {
             namespace: "n".into(),
             status,
             phase: None,
-            desired: sqlx::types::Json(serde_json::json!({})),
-            observed: sqlx::types::Json(serde_json::json!({})),
+            desired: serde_json::json!({}),
+            observed: serde_json::json!({}),
             step_index: 0,
             reason: reason.map(str::to_string),
             version: 1,

@@ -60,21 +60,14 @@ impl Exclusive<'_> {
         self.lease.as_ref().and_then(|l| l.last_pass)
     }
 
-    /// Gives the lease back, so the deployment's next pass (on any replica) runs at once; no
-    /// pass completed under it (it failed, or the message was stale).
-    pub(crate) async fn release(mut self) {
+    /// Gives the lease back, so the deployment's next pass (on any replica) runs at once.
+    /// `completed`: a pass completed under it, so wake-ups that occurred before the lease was
+    /// taken are stale from now on (not so for a pass that failed or a stale message).
+    pub(crate) async fn release(mut self, completed: bool) {
         if let Some(lease) = self.lease.take() {
             lease.renewal.abort();
-            release(&lease.store, lease.id, lease.holder, None).await;
-        }
-    }
-
-    /// Gives the lease back after a pass that completed: wake-ups that occurred before the
-    /// lease was taken are stale from now on.
-    pub(crate) async fn release_after_pass(mut self) {
-        if let Some(lease) = self.lease.take() {
-            lease.renewal.abort();
-            release(&lease.store, lease.id, lease.holder, Some(lease.taken_at)).await;
+            let passed = completed.then_some(lease.taken_at);
+            release(&lease.store, lease.id, lease.holder, passed).await;
         }
     }
 }
@@ -248,7 +241,7 @@ mod tests {
         ));
         // Another deployment is not held up.
         let _other = lock(&store, &passes, other, Duration::ZERO).await.unwrap();
-        held.release().await;
+        held.release(false).await;
         assert!(
             expires_at(&store, one).await.unwrap() <= chrono::Utc::now(),
             "a released lease is expired"
@@ -270,13 +263,13 @@ mod tests {
         let first = lock(&store, &passes, id, Duration::ZERO).await.unwrap();
         assert_eq!(first.last_pass(), None, "no pass completed yet");
         let began = first.lease.as_ref().unwrap().taken_at;
-        first.release_after_pass().await;
+        first.release(true).await;
 
         let second = lock(&store, &passes, id, Duration::ZERO).await.unwrap();
         assert_eq!(second.last_pass(), Some(began));
         assert!(second.lease.as_ref().unwrap().taken_at >= began);
         // A pass that did not complete (failed, or its message was stale) changes nothing.
-        second.release().await;
+        second.release(false).await;
         let third = lock(&store, &passes, id, Duration::ZERO).await.unwrap();
         assert_eq!(third.last_pass(), Some(began));
         // Nor does a guard dropped without releasing.

@@ -159,7 +159,7 @@ pub async fn remove_expired(
     for row in rows {
         // An ended target whose record does not decode was failed with that reason already;
         // nothing it holds can be known, so there is nothing to remove.
-        let progress = match Progress::decode(&row.observed.0) {
+        let progress = match Progress::decode(&row.observed) {
             Ok(progress) => progress,
             Err(e) => {
                 tracing::error!(target = %row.name, error = %ferry_runtime::error_chain(&e),

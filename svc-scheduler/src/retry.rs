@@ -185,8 +185,8 @@ pub(crate) async fn give_up(
             state: TargetState {
                 status: TargetStatus::Failed,
                 phase: Some(crate::progress::Phase::Done),
-                desired: t.desired.0.clone(),
-                observed: t.observed.0.clone(),
+                desired: t.desired.clone(),
+                observed: t.observed.clone(),
                 step_index: t.step_index,
                 reason: Some(reason.to_string()),
             },

@@ -87,7 +87,7 @@ pub(crate) async fn reconcile(
     }
     // The phase column is typed (no phase yet: pending); the progress is decoded here.
     let phase = target.phase.unwrap_or(Phase::Pending);
-    let progress = match Progress::decode(&target.observed.0) {
+    let progress = match Progress::decode(&target.observed) {
         Ok(progress) => progress,
         Err(e) => return Ok(Some(park_undecodable(ctx, target, &e))),
     };
@@ -107,8 +107,8 @@ pub(crate) async fn reconcile(
             state: TargetState {
                 status: target.status,
                 phase: target.phase,
-                desired: target.desired.0.clone(),
-                observed: target.observed.0.clone(),
+                desired: target.desired.clone(),
+                observed: target.observed.clone(),
                 step_index: target.step_index,
                 reason: target.reason.clone(),
             },
@@ -146,8 +146,8 @@ fn park_undecodable(ctx: &Ctx<'_>, target: &Target, error: &StateError) -> Outco
         state: TargetState {
             status: TargetStatus::Failed,
             phase: Some(Phase::Done),
-            desired: target.desired.0.clone(),
-            observed: target.observed.0.clone(),
+            desired: target.desired.clone(),
+            observed: target.observed.clone(),
             step_index: target.step_index,
             reason: Some(reason.clone()),
         },
@@ -255,7 +255,7 @@ impl<'a> Run<'a> {
         self.out.state = TargetState {
             status: self.status,
             phase: Some(self.phase),
-            desired: self.target.desired.0.clone(),
+            desired: self.target.desired.clone(),
             observed: self.progress.to_json(),
             step_index: self.step_index,
             reason: self.reason.clone(),

@@ -150,8 +150,10 @@ pub struct DeploymentPage {
     pub next: Option<String>,
 }
 
+// Also the store's row of the `targets` table (ferry-store re-exports it).
 /// A target of a deployment: one environment's rollout.
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct Target {
     /// The tenant it belongs to.
     #[schema(value_type = String, format = Uuid)]
@@ -172,10 +174,12 @@ pub struct Target {
     pub phase: Option<TargetPhase>,
     /// What the target should become (the engine's record; its shape may change between
     /// releases).
+    #[cfg_attr(feature = "sqlx", sqlx(json))]
     pub desired: serde_json::Value,
     /// What the engine has done and seen: weights, ReplicaSets and their sizes before the
     /// rollout (`workloads`), pods ready (the engine's record; its shape may change between
     /// releases).
+    #[cfg_attr(feature = "sqlx", sqlx(json))]
     pub observed: serde_json::Value,
     /// Index of the current strategy step.
     pub step_index: i32,

@@ -4,61 +4,10 @@
 use crate::error::{Result, StoreError, found, write_error};
 use crate::ids::{DeploymentId, TenantId};
 use crate::{Store, deployments};
-use chrono::{DateTime, Utc};
+pub use ferry_api::deployments::Target;
 pub use ferry_api::status::{TargetPhase, TargetStatus};
-use serde::Serialize;
 use sqlx::PgConnection;
 use sqlx::types::Json;
-
-/// A target of a deployment.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
-pub struct Target {
-    pub tenant_id: TenantId,
-    pub deployment_id: DeploymentId,
-    /// The target's name in the deploy file; unique within the deployment.
-    pub name: String,
-    /// The agent identifier that reaches the target's cluster.
-    pub account: String,
-    pub namespace: String,
-    pub status: TargetStatus,
-    /// Where the engine is within the rollout (`None`: not started).
-    pub phase: Option<TargetPhase>,
-    pub desired: Json<serde_json::Value>,
-    pub observed: Json<serde_json::Value>,
-    /// Index of the current strategy step.
-    pub step_index: i32,
-    pub reason: Option<String>,
-    /// Bumped by every save; pass it back to save again.
-    pub version: i64,
-    pub started_at: Option<DateTime<Utc>>,
-    pub ended_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// The target as the API shows it.
-impl From<Target> for ferry_api::deployments::Target {
-    fn from(t: Target) -> Self {
-        ferry_api::deployments::Target {
-            tenant_id: t.tenant_id,
-            deployment_id: t.deployment_id,
-            name: t.name,
-            account: t.account,
-            namespace: t.namespace,
-            status: t.status,
-            phase: t.phase,
-            desired: t.desired.0,
-            observed: t.observed.0,
-            step_index: t.step_index,
-            reason: t.reason,
-            version: t.version,
-            started_at: t.started_at,
-            ended_at: t.ended_at,
-            created_at: t.created_at,
-            updated_at: t.updated_at,
-        }
-    }
-}
 
 /// A target as created with its deployment (status `pending`, step 0).
 #[derive(Clone, Debug)]

@@ -346,7 +346,7 @@ fn gate_status(
         TargetStatus::Running | TargetStatus::Paused | TargetStatus::RollingBack => {
             if t.phase == Some(phase) {
                 // The scheduler's record of this gate, in the target's progress.
-                let gate = &t.desired.0["gates"][index];
+                let gate = &t.desired["gates"][index];
                 let key = format!("{}:{index}", if before { "before" } else { "after" });
                 if gate["done"].as_bool() == Some(true) {
                     WorkflowStatus::Succeeded

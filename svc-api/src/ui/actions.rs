@@ -270,7 +270,7 @@ pub fn target_actions(ui: &Ui, view: &View, t: &Target) -> Markup {
     if !view.detail.deployment.status.is_active() || t.status.is_terminal() {
         return html! {};
     }
-    let wait = &t.observed.0["wait"];
+    let wait = &t.observed["wait"];
     let approval = view.pending.iter().find(|a| a.target_name == t.name);
     let timed_pause = t.status == TargetStatus::Paused && wait["waitUntil"].is_string();
     let judgement = wait["inconclusive"] == serde_json::Value::Bool(true)

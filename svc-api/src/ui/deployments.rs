@@ -360,7 +360,7 @@ pub fn panel_body(ui: &Ui, view: &View, flash: Option<Flash>) -> Markup {
 
 /// The target's recorded progress (the scheduler's `observed` record).
 fn progress(t: &Target) -> &Value {
-    &t.observed.0
+    &t.observed
 }
 
 /// A constraint's state from the phase and its wait record.

@@ -32,7 +32,7 @@ impl Pods {
     /// count (a pause, an approval, "deployed"), the newest count in its `history` stands: the
     /// scheduler scales the new version only in steps that record one.
     pub fn of(t: &Target, history: &[StepRecord]) -> Option<Pods> {
-        let workloads = t.observed.0["workloads"].as_array()?;
+        let workloads = t.observed["workloads"].as_array()?;
         if workloads.is_empty() {
             return None;
         }

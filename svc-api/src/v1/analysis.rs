@@ -98,7 +98,7 @@ async fn target_variables(
         ("accountName".to_string(), t.account.clone()),
         ("namespace".to_string(), t.namespace.clone()),
     ]);
-    let workload = t.observed.0.pointer("/workloads/0");
+    let workload = t.observed.pointer("/workloads/0");
     if let Some(rs) = workload
         .and_then(|w| w.get("newRs"))
         .and_then(Value::as_str)

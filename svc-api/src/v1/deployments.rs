@@ -397,7 +397,7 @@ async fn detail(
     Ok(Json(DeploymentDetail {
         created_by_name: names.name(creator).map(str::to_string),
         deployment: detail.deployment,
-        targets: detail.targets.into_iter().map(Into::into).collect(),
+        targets: detail.targets,
         steps: detail.steps,
         pending_approvals,
     })

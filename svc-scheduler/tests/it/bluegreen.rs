@@ -109,7 +109,7 @@ async fn blue_green_previews_then_switches_on_approval_then_removes_the_old_vers
     assert_eq!(selector(&bench, "hello-ferry-preview").await, pinned(&new));
     assert_eq!(selector(&bench, "hello-ferry").await, pinned(&old));
     // exposeServices published a preview address that selects the new version.
-    let link = &waiting.observed.0["preview"]["hello-ferry-preview"];
+    let link = &waiting.observed["preview"]["hello-ferry-preview"];
     assert_eq!(
         link["address"], "http://hello-ferry-preview-ferry-preview.hello-prod.svc.cluster.local:80",
         "{link}"
@@ -321,7 +321,7 @@ async fn exposed_services_are_removed_when_their_time_runs_out_even_after_the_en
         selector(&bench, "hello-ferry-ferry-preview").await,
         pinned(&new)
     );
-    let link = &waiting.observed.0["preview"]["hello-ferry"];
+    let link = &waiting.observed["preview"]["hello-ferry"];
     assert_eq!(
         link["address"],
         "http://hello-ferry-ferry-preview.hello-prod.svc.cluster.local:80"

@@ -1,33 +1,20 @@
 //! Durable timers: a timed pause fires after the engine that started it stopped and another
 //! instance took over, because the timer is a row in Postgres.
 
-use crate::support::{Bench, plan};
+use crate::support::{Bench, pause_gated};
 use ferry_store::deployments::DeploymentStatus;
 use ferry_store::targets::TargetStatus;
 use ferry_store::timers;
-
-const GATED: &str = r#"
-version: v1
-application: hello-ferry
-targets:
-  dev:
-    account: dev-cluster
-    namespace: hello-dev
-    constraints:
-      beforeDeployment:
-        - pause:
-            duration: 2
-            unit: seconds
-manifests:
-  - path: manifests/app.yaml
-"#;
 
 #[tokio::test]
 async fn a_timed_pause_fires_after_the_engine_restarts() {
     let mut bench = Bench::new(&["dev-cluster"], &["hello-dev"]).await;
     bench.start_engine();
     let id = bench
-        .start_deployment(&plan(GATED, "hello-ferry:1.1.0"))
+        .start_deployment(&pause_gated(
+            "duration: 2\n            unit: seconds",
+            "hello-ferry:1.1.0",
+        ))
         .await;
     let paused = bench
         .wait_target(id, "dev", "the pause", |t| t.status == TargetStatus::Paused)

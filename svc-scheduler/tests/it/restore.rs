@@ -51,7 +51,7 @@ async fn a_rolled_back_deployment_gives_changed_objects_their_previous_contents(
             "staging",
             "the ConfigMap's previous contents kept",
             |t| {
-                t.observed.0["previous"]
+                t.observed["previous"]
                     .as_array()
                     .is_some_and(|p| p.len() == 1)
             },
@@ -69,9 +69,9 @@ async fn a_rolled_back_deployment_gives_changed_objects_their_previous_contents(
         staging.reason
     );
     assert!(
-        staging.observed.0.get("previous").is_none(),
+        staging.observed.get("previous").is_none(),
         "restored and forgotten: {}",
-        staging.observed.0
+        staging.observed
     );
 
     let now = maps.get("hello-ferry-config").await.unwrap();

@@ -5,7 +5,7 @@
 //! Under load this drops the second of two wake-ups queued for one wait (the readiness watch's
 //! and the tick's).
 
-use crate::support::{Bench, WAIT, plan};
+use crate::support::{Bench, WAIT, pause_gated};
 use ferry_bus::messages::DeploymentStarted;
 use ferry_bus::{Envelope, SchedulerMessage};
 use ferry_store::DeploymentId;
@@ -15,21 +15,6 @@ use ferry_store::timers::{self, KIND_TICK, NewTimer};
 use ferry_svc_scheduler::metrics::SchedulerMetrics;
 use ferry_testkit::eventually;
 use std::time::Duration;
-
-const GATED: &str = r#"
-version: v1
-application: hello-ferry
-targets:
-  dev:
-    account: dev-cluster
-    namespace: hello-dev
-    constraints:
-      beforeDeployment:
-        - pause:
-            untilApproved: true
-manifests:
-  - path: manifests/app.yaml
-"#;
 
 fn wake_up(bench: &Bench, id: DeploymentId, ago: chrono::Duration) -> Envelope<SchedulerMessage> {
     let mut envelope = Envelope::new(
@@ -70,7 +55,7 @@ async fn a_wake_up_older_than_the_last_pass_is_acked_without_one_while_a_tick_is
         config.metrics = Some(counted);
     });
     let id = bench
-        .start_deployment(&plan(GATED, "hello-ferry:1.1.0"))
+        .start_deployment(&pause_gated("untilApproved: true", "hello-ferry:1.1.0"))
         .await;
     bench
         .wait_target(id, "dev", "the approval gate", |t| {

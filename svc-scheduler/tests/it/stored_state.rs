@@ -3,32 +3,17 @@
 //! a record written before versions existed still runs, the database refuses unknown phases,
 //! and a stored plan that does not decode fails the deployment with the reason.
 
-use crate::support::{Bench, plan};
+use crate::support::{Bench, pause_gated};
 use ferry_bus::SchedulerMessage;
 use ferry_bus::messages::DeploymentStarted;
 use ferry_store::DeploymentId;
 use ferry_store::deployments::DeploymentStatus;
 use ferry_store::targets::{Target, TargetPhase, TargetStatus};
 
-const GATED: &str = r#"
-version: v1
-application: hello-ferry
-targets:
-  dev:
-    account: dev-cluster
-    namespace: hello-dev
-    constraints:
-      beforeDeployment:
-        - pause:
-            PAUSE
-manifests:
-  - path: manifests/app.yaml
-"#;
-
 async fn paused_target(bench: &mut Bench, pause: &str) -> (DeploymentId, Target) {
     bench.start_engine();
     let id = bench
-        .start_deployment(&plan(&GATED.replace("PAUSE", pause), "hello-ferry:1.1.0"))
+        .start_deployment(&pause_gated(pause, "hello-ferry:1.1.0"))
         .await;
     let paused = bench
         .wait_target(id, "dev", "the pause", |t| t.status == TargetStatus::Paused)
@@ -74,7 +59,7 @@ async fn an_undecodable_record_fails_the_target_with_the_reason_and_is_kept() {
     assert_eq!(target.status, TargetStatus::Failed);
     assert_eq!(target.phase, Some(TargetPhase::Done));
     assert_eq!(
-        target.observed.0, garbage,
+        target.observed, garbage,
         "the record stays for people to read"
     );
     let reasons = bench.reasons(id, "dev").await;
@@ -92,7 +77,7 @@ async fn a_record_without_a_version_runs_on_and_is_rewritten_with_one() {
     let mut bench = Bench::new(&["dev-cluster"], &["hello-dev"]).await;
     let (id, paused) = paused_target(&mut bench, "duration: 3\n            unit: seconds").await;
     // The record as the scheduler wrote it before versions: the same fields without `v`.
-    let mut v1 = paused.observed.0.clone();
+    let mut v1 = paused.observed.clone();
     assert_eq!(v1["v"], 2, "{v1}");
     v1.as_object_mut().unwrap().remove("v");
     set_observed(&bench, id, v1).await;
@@ -102,7 +87,7 @@ async fn a_record_without_a_version_runs_on_and_is_rewritten_with_one() {
     let end = bench.wait_end(id).await;
     assert_eq!(end.status, DeploymentStatus::Succeeded, "{:?}", end.reason);
     let done = bench.target(id, "dev").await;
-    assert_eq!(done.observed.0["v"], 2, "rewritten with its version");
+    assert_eq!(done.observed["v"], 2, "rewritten with its version");
     bench.stop_engine().await;
 }
 
@@ -128,8 +113,8 @@ async fn the_database_refuses_a_phase_the_engine_does_not_know() {
 async fn a_plan_that_does_not_decode_fails_the_deployment_with_the_reason() {
     let mut bench = Bench::new(&["dev-cluster"], &["hello-dev"]).await;
     let id = bench
-        .start_deployment(&plan(
-            &GATED.replace("PAUSE", "duration: 1\n            unit: hours"),
+        .start_deployment(&pause_gated(
+            "duration: 1\n            unit: hours",
             "hello-ferry:1.1.0",
         ))
         .await;

@@ -354,7 +354,7 @@ impl Bench {
         for t in targets::list(&self.store, self.tenant, id).await.unwrap() {
             out.push_str(&format!(
                 "target {}: {:?} phase {:?} step {} reason {:?}\n  observed {}\n",
-                t.name, t.status, t.phase, t.step_index, t.reason, t.observed.0
+                t.name, t.status, t.phase, t.step_index, t.reason, t.observed
             ));
         }
         for s in ferry_store::events::step_history(&self.store, self.tenant, id)
@@ -485,6 +485,18 @@ pub(crate) fn plan(deploy_file: &str, image: &str) -> Plan {
         image,
         &["manifests/app.yaml", "manifests/service.yaml"],
     )
+}
+
+/// One target, `dev` (dev-cluster, namespace hello-dev), whose deployment waits for a
+/// `pause` constraint first; `pause` is the pause's body, indented for its place, e.g.
+/// `"untilApproved: true"` or `"duration: 2\n            unit: seconds"`.
+pub(crate) fn pause_gated(pause: &str, image: &str) -> Plan {
+    let file = format!(
+        "version: v1\napplication: hello-ferry\ntargets:\n  dev:\n    account: dev-cluster\n    \
+         namespace: hello-dev\n    constraints:\n      beforeDeployment:\n        - pause:\n            \
+         {pause}\nmanifests:\n  - path: manifests/app.yaml\n"
+    );
+    plan(&file, image)
 }
 
 /// Like [`plan`], with these files of the example as the manifests sent.

@@ -285,7 +285,7 @@ async fn stale_versions_are_conflicts_and_change_nothing() {
     assert_eq!(wins.len(), 1);
     let now = targets::get(&store, t, dep.id, "staging").await.unwrap();
     assert_eq!(now.version, target.version + 1);
-    assert_eq!(now.desired.0, wins[0].desired.0);
+    assert_eq!(now.desired, wins[0].desired);
     assert_eq!((now.status, now.step_index), (TargetStatus::Running, 1));
     assert!(now.started_at.is_some() && now.ended_at.is_none());
 }
